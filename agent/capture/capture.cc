@@ -1,0 +1,553 @@
+#include "agent/capture/capture.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "agent/common/time.h"
+#include "agent/elf/symbols.h"
+#include "agent/proc/procfs.h"
+#include "events.h"
+#include "proc.skel.h"
+#include "tls.skel.h"
+
+namespace agentwall::capture {
+
+std::string_view to_string(TargetKind k) {
+  return k == TargetKind::kLibrary ? "library" : "executable";
+}
+
+namespace {
+
+// Where TLS libraries live on Debian, Fedora, Alpine and friends. Processes mapping a
+// library elsewhere (venvs, containers, /opt) are found through /proc and mmap events.
+constexpr const char* kLibraryGlobs[] = {
+    "/lib/libssl.so*",          "/lib64/libssl.so*",          "/usr/lib/libssl.so*",
+    "/usr/lib64/libssl.so*",    "/usr/local/lib/libssl.so*",  "/usr/local/lib64/libssl.so*",
+    "/lib/*-linux-gnu*/libssl.so*", "/usr/lib/*-linux-gnu*/libssl.so*",
+};
+
+struct FileId {
+  uint32_t dev = 0;  // kernel encoding: major << 20 | minor
+  uint64_t ino = 0;
+  bool operator==(const FileId&) const = default;
+};
+struct FileIdHash {
+  size_t operator()(const FileId& f) const { return std::hash<uint64_t>()(f.ino ^ (uint64_t(f.dev) << 44)); }
+};
+
+uint32_t kernel_dev(uint32_t major, uint32_t minor) { return (major << 20) | minor; }
+
+std::optional<FileId> file_id(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  if (!S_ISREG(st.st_mode)) return std::nullopt;
+  return FileId{kernel_dev(major(st.st_dev), minor(st.st_dev)), st.st_ino};
+}
+
+uint64_t boot_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char* text = nullptr;
+  if (vasprintf(&text, fmt, args) < 0) return 0;
+  std::unique_ptr<char, decltype(&free)> owned(text, &free);
+  std::string_view msg(text);
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  if (level == LIBBPF_WARN)
+    spdlog::warn("libbpf: {}", msg);
+  else
+    spdlog::debug("libbpf: {}", msg);
+  return 0;
+}
+
+std::string explain_load_failure(int err) {
+  std::string why = std::strerror(err);
+  if ((err == EPERM || err == EACCES) && geteuid() == 0) {
+    return why + ": the kernel refused the programs although agentwall runs as root: the "
+                 "verifier rejected them (run with -v for its log) or a security module or "
+                 "lockdown policy forbids BPF tracing";
+  }
+  if (err == EPERM || err == EACCES) {
+    return why + ": loading BPF programs needs root, or CAP_BPF, CAP_PERFMON and "
+                 "CAP_SYS_RESOURCE; also check kernel.unprivileged_bpf_disabled and that no "
+                 "LSM policy denies bpf()";
+  }
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    return why + ": this kernel has no BTF (/sys/kernel/btf/vmlinux); agentwall's CO-RE "
+                 "programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+  }
+  if (err == ENOENT || err == EINVAL || err == ESRCH) {
+    return why + ": the kernel lacks a feature the programs use (uprobes through the perf "
+                 "uprobe PMU, BPF ring buffers, bpf_loop, tp_btf/fentry: Linux 5.17 or "
+                 "newer); run with -v for the verifier's log";
+  }
+  return why;
+}
+
+class BpfCapture final : public Capture {
+ public:
+  BpfCapture(const Options& opt) : opt_(opt), boot_offset_(boot_to_unix_offset_ns()) {}
+
+  ~BpfCapture() override {
+    if (data_rb_) ring_buffer__free(data_rb_);
+    if (proc_rb_) ring_buffer__free(proc_rb_);
+    for (bpf_link* l : links_) bpf_link__destroy(l);
+    if (sys_enter_link_) bpf_link__destroy(sys_enter_link_);
+    if (tls_) tls_bpf__destroy(tls_);
+    if (proc_) proc_bpf__destroy(proc_);
+  }
+
+  bool load(std::string& error);
+
+  void attach_existing() override;
+  int poll_data(int timeout_ms, CaptureSink& sink) override;
+  int poll_discovery(int timeout_ms) override;
+  Counters counters() const override;
+  std::vector<AttachedTarget> attached() const override {
+    std::lock_guard lock(mu_);
+    return attached_;
+  }
+
+ private:
+  static int on_data_event(void* ctx, void* data, size_t size);
+  static int on_proc_event(void* ctx, void* data, size_t size);
+  void handle_data(const void* data, size_t size);
+  void handle_proc(const void* data, size_t size);
+
+  // Looks at one file; attaches when it has OpenSSL's functions. `open_path` is how the
+  // agent reaches it (it may be in another mount namespace), `shown` how it is reported.
+  bool consider_file(const FileId& id, const std::string& open_path, const std::string& shown,
+                     TargetKind kind);
+  void remember_file(const FileId& id);
+  void scan_process(uint32_t pid);
+  void note_latency(uint64_t event_boot_ns);
+  void announce_process(const ProcessKey& key, uint64_t cgroup_id, std::string_view comm);
+  void apply_due_exits();
+
+  Options opt_;
+  uint64_t boot_offset_;
+  tls_bpf* tls_ = nullptr;
+  proc_bpf* proc_ = nullptr;
+  ring_buffer* data_rb_ = nullptr;
+  ring_buffer* proc_rb_ = nullptr;
+  bpf_link* sys_enter_link_ = nullptr;
+
+  // Discovery state: touched by the discovery thread and by attach_existing().
+  mutable std::mutex mu_;
+  std::vector<bpf_link*> links_;
+  std::vector<AttachedTarget> attached_;
+  std::unordered_set<FileId, FileIdHash> seen_files_;
+  std::unordered_map<uint32_t, std::string> exec_filenames_;  // pid -> exec path, for short lives
+  std::vector<std::pair<ProcessKey, uint64_t>> pending_exits_;  // process, due (boot ns)
+  std::atomic<uint64_t> attach_failures_{0};
+  std::atomic<uint64_t> attach_count_{0};
+  std::atomic<uint64_t> latency_last_us_{0};
+  std::atomic<uint64_t> latency_max_us_{0};
+
+  // Data path state: the data thread only.
+  CaptureSink* sink_ = nullptr;
+  std::unordered_set<ProcessKey, ProcessKeyHash> announced_;
+};
+
+bool BpfCapture::load(std::string& error) {
+  libbpf_set_print(libbpf_log);
+  tls_ = tls_bpf__open();
+  proc_ = proc_bpf__open();
+  if (!tls_ || !proc_) {
+    error = "cannot open the BPF programs: " + explain_load_failure(errno);
+    return false;
+  }
+  const uint32_t self = static_cast<uint32_t>(getpid());
+  tls_->rodata->self_tgid = self;
+  tls_->rodata->targ_tgid = opt_.only_pid.value_or(0);
+  tls_->rodata->max_capture_bytes = opt_.max_capture_bytes;
+  proc_->rodata->self_tgid = self;
+  if (int err = bpf_map__set_max_entries(tls_->maps.data_rb, opt_.ringbuf_bytes); err) {
+    error = "invalid ring buffer size " + std::to_string(opt_.ringbuf_bytes) +
+            ": it must be a power of two and a multiple of the page size";
+    return false;
+  }
+  if (int err = tls_bpf__load(tls_); err) {
+    error = "cannot load the TLS capture programs: " + explain_load_failure(-err);
+    return false;
+  }
+  if (int err = proc_bpf__load(proc_); err) {
+    error = "cannot load the process discovery programs: " + explain_load_failure(-err);
+    return false;
+  }
+  sys_enter_link_ = bpf_program__attach(tls_->progs.tls_sys_enter);
+  if (!sys_enter_link_) {
+    error = "cannot attach to the sys_enter tracepoint (tp_btf): " + explain_load_failure(errno);
+    return false;
+  }
+  if (int err = proc_bpf__attach(proc_); err) {
+    error = "cannot attach the process discovery programs (tp_btf sched_process_exec/exit, "
+            "fentry security_mmap_file): " + explain_load_failure(-err);
+    return false;
+  }
+  data_rb_ = ring_buffer__new(bpf_map__fd(tls_->maps.data_rb), on_data_event, this, nullptr);
+  proc_rb_ = ring_buffer__new(bpf_map__fd(proc_->maps.proc_rb), on_proc_event, this, nullptr);
+  if (!data_rb_ || !proc_rb_) {
+    error = std::string("cannot map the ring buffers: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+void BpfCapture::remember_file(const FileId& id) {
+  seen_files_.insert(id);
+  aw_file_key key{};
+  key.ino = id.ino;
+  key.dev = id.dev;
+  const uint8_t one = 1;
+  bpf_map__update_elem(proc_->maps.known_files, &key, sizeof(key), &one, sizeof(one), BPF_ANY);
+}
+
+bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
+                               const std::string& shown, TargetKind kind) {
+  // Caller holds mu_.
+  if (seen_files_.count(id)) return false;
+  static const std::vector<std::string> kFunctions = {"SSL_write", "SSL_write_ex", "SSL_read",
+                                                      "SSL_read_ex", "SSL_ctrl", "SSL_free"};
+  const elf::LookupResult syms = elf::find_functions(open_path, kFunctions);
+  if (!syms.ok()) {
+    // An odd or unreadable file: say so once, keep going with everything else.
+    spdlog::warn("skipping {}: {}", shown, syms.error);
+    remember_file(id);
+    return false;
+  }
+  if (!syms.offsets.count("SSL_write") || !syms.offsets.count("SSL_read")) {
+    remember_file(id);  // not OpenSSL (NSS's libssl3.so, a binary without TLS)
+    return false;
+  }
+  struct Probe {
+    const char* function;
+    bpf_program* prog;
+    bool retprobe;
+  };
+  const Probe probes[] = {
+      {"SSL_write", tls_->progs.ssl_write_enter, false},
+      {"SSL_write", tls_->progs.ssl_call_exit, true},
+      {"SSL_write_ex", tls_->progs.ssl_write_ex_enter, false},
+      {"SSL_write_ex", tls_->progs.ssl_call_exit, true},
+      {"SSL_read", tls_->progs.ssl_read_enter, false},
+      {"SSL_read", tls_->progs.ssl_call_exit, true},
+      {"SSL_read_ex", tls_->progs.ssl_read_ex_enter, false},
+      {"SSL_read_ex", tls_->progs.ssl_call_exit, true},
+      {"SSL_ctrl", tls_->progs.ssl_ctrl_enter, false},
+      {"SSL_free", tls_->progs.ssl_free_enter, false},
+  };
+  // Return probes first: an entry without its return would leave a call pending.
+  std::vector<bpf_link*> new_links;
+  std::set<std::string> functions;
+  bool failed = false;
+  for (int pass = 0; pass < 2 && !failed; ++pass) {
+    for (const Probe& p : probes) {
+      if (p.retprobe != (pass == 0)) continue;
+      const auto it = syms.offsets.find(p.function);
+      if (it == syms.offsets.end()) continue;
+      LIBBPF_OPTS(bpf_uprobe_opts, uopts, .retprobe = p.retprobe);
+      bpf_link* link =
+          bpf_program__attach_uprobe_opts(p.prog, -1, open_path.c_str(), it->second, &uopts);
+      if (!link) {
+        spdlog::warn("cannot attach {} probe to {} in {}: {}", p.retprobe ? "return" : "entry",
+                     p.function, shown, std::strerror(errno));
+        failed = true;
+        break;
+      }
+      new_links.push_back(link);
+      functions.insert(p.function);
+    }
+  }
+  remember_file(id);
+  if (failed) {
+    for (bpf_link* l : new_links) bpf_link__destroy(l);
+    attach_failures_.fetch_add(1);
+    return false;
+  }
+  links_.insert(links_.end(), new_links.begin(), new_links.end());
+  attached_.push_back({shown, kind, id.dev, id.ino, {functions.begin(), functions.end()},
+                       unix_now_ns()});
+  attach_count_.fetch_add(1);
+  spdlog::info("attached to {} {} ({})", to_string(kind), shown,
+               fmt::join(functions.begin(), functions.end(), ", "));
+  return true;
+}
+
+void BpfCapture::scan_process(uint32_t pid) {
+  // Caller holds mu_.
+  const std::string proc_dir = "/proc/" + std::to_string(pid);
+  for (const proc::MapsEntry& m : proc::read_maps(pid)) {
+    if (m.inode == 0 || m.path.empty() || m.path.front() != '/') continue;
+    const FileId id{kernel_dev(m.dev_major, m.dev_minor), m.inode};
+    if (seen_files_.count(id)) continue;
+    const std::string_view base = std::string_view(m.path).substr(m.path.rfind('/') + 1);
+    if (!base.starts_with("libssl")) continue;
+    char range[64];
+    snprintf(range, sizeof(range), "%llx-%llx", static_cast<unsigned long long>(m.start),
+             static_cast<unsigned long long>(m.end));
+    consider_file(id, proc_dir + "/map_files/" + range, m.path + " (pid " + std::to_string(pid) + ")",
+                  TargetKind::kLibrary);
+  }
+  struct stat st {};
+  const std::string exe = proc_dir + "/exe";
+  if (stat(exe.c_str(), &st) == 0) {
+    const FileId id{kernel_dev(major(st.st_dev), minor(st.st_dev)), st.st_ino};
+    if (!seen_files_.count(id)) {
+      char target[4096];
+      const ssize_t n = readlink(exe.c_str(), target, sizeof(target) - 1);
+      const std::string shown = n > 0 ? std::string(target, static_cast<size_t>(n)) : exe;
+      consider_file(id, exe, shown, TargetKind::kExecutable);
+    }
+  }
+}
+
+void BpfCapture::attach_existing() {
+  std::lock_guard lock(mu_);
+  for (const char* pattern : kLibraryGlobs) {
+    glob_t g{};
+    if (glob(pattern, 0, nullptr, &g) == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) {
+        const std::string path = g.gl_pathv[i];
+        if (auto id = file_id(path)) consider_file(*id, path, path, TargetKind::kLibrary);
+      }
+    }
+    globfree(&g);
+  }
+  for (const std::string& path : opt_.extra_targets) {
+    auto id = file_id(path);
+    if (!id) {
+      spdlog::warn("cannot attach to {}: {}", path, std::strerror(errno));
+      continue;
+    }
+    consider_file(*id, path, path, TargetKind::kExecutable);
+  }
+  DIR* d = opendir("/proc");
+  if (!d) return;
+  const uint32_t self = static_cast<uint32_t>(getpid());
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const unsigned long pid = std::strtoul(e->d_name, &end, 10);
+    if (*end != '\0' || pid == 0 || pid == self) continue;
+    scan_process(static_cast<uint32_t>(pid));
+  }
+  closedir(d);
+}
+
+void BpfCapture::note_latency(uint64_t event_boot_ns) {
+  const uint64_t now = boot_now_ns();
+  const uint64_t us = now > event_boot_ns ? (now - event_boot_ns) / 1000 : 0;
+  latency_last_us_.store(us);
+  uint64_t prev = latency_max_us_.load();
+  while (us > prev && !latency_max_us_.compare_exchange_weak(prev, us)) {
+  }
+}
+
+int BpfCapture::on_proc_event(void* ctx, void* data, size_t size) {
+  static_cast<BpfCapture*>(ctx)->handle_proc(data, size);
+  return 0;
+}
+
+void BpfCapture::handle_proc(const void* data, size_t size) {
+  if (size < sizeof(uint32_t)) return;
+  uint32_t kind;
+  std::memcpy(&kind, data, sizeof(kind));
+  std::unique_lock lock(mu_);
+  if (kind == AW_EV_EXEC && size >= sizeof(aw_proc_exec)) {
+    const auto* ev = static_cast<const aw_proc_exec*>(data);
+    exec_filenames_[ev->pid] = std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
+    const FileId id{ev->exe_dev, ev->exe_ino};
+    if (seen_files_.count(id)) return;
+    const std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
+    if (consider_file(id, exe, exec_filenames_[ev->pid], TargetKind::kExecutable))
+      note_latency(ev->ts_ns);
+  } else if (kind == AW_EV_EXIT && size >= sizeof(aw_proc_exit)) {
+    const auto* ev = static_cast<const aw_proc_exit*>(data);
+    exec_filenames_.erase(ev->pid);
+    // Its last chunks may still be in the data ring: forget it a little later.
+    pending_exits_.push_back({{ev->pid, ev->proc_start_ns}, boot_now_ns() + 2'000'000'000ull});
+  } else if (kind == AW_EV_LIB_MAP && size >= sizeof(aw_lib_map)) {
+    const auto* ev = static_cast<const aw_lib_map*>(data);
+    const FileId id{ev->dev, ev->ino};
+    if (seen_files_.count(id)) return;
+    // The event comes before the mapping exists: look for it in /proc/PID/maps for a
+    // short while.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      for (const proc::MapsEntry& m : proc::read_maps(ev->pid)) {
+        if (m.inode != id.ino || kernel_dev(m.dev_major, m.dev_minor) != id.dev) continue;
+        char range[64];
+        snprintf(range, sizeof(range), "%llx-%llx", static_cast<unsigned long long>(m.start),
+                 static_cast<unsigned long long>(m.end));
+        const std::string open_path = "/proc/" + std::to_string(ev->pid) + "/map_files/" + range;
+        if (consider_file(id, open_path, m.path + " (pid " + std::to_string(ev->pid) + ")",
+                          TargetKind::kLibrary))
+          note_latency(ev->ts_ns);
+        return;
+      }
+      if (access(("/proc/" + std::to_string(ev->pid)).c_str(), F_OK) != 0) return;  // gone
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      lock.lock();
+      if (seen_files_.count(id)) return;
+    }
+    spdlog::warn("pid {} mapped {} but it never appeared in /proc/{}/maps; not attached",
+                 ev->pid, std::string(ev->name, strnlen(ev->name, sizeof(ev->name))), ev->pid);
+    attach_failures_.fetch_add(1);
+  }
+}
+
+int BpfCapture::poll_discovery(int timeout_ms) {
+  return ring_buffer__poll(proc_rb_, timeout_ms);
+}
+
+void BpfCapture::announce_process(const ProcessKey& key, uint64_t cgroup_id,
+                                  std::string_view comm) {
+  announced_.insert(key);
+  ProcessInfo info = proc::read_process(key, comm);
+  info.cgroup_id = cgroup_id;
+  if (!info.complete) {
+    std::lock_guard lock(mu_);
+    if (auto it = exec_filenames_.find(key.pid); it != exec_filenames_.end()) info.exe = it->second;
+  }
+  sink_->on_process(info);
+}
+
+void BpfCapture::apply_due_exits() {
+  std::vector<ProcessKey> due;
+  {
+    std::lock_guard lock(mu_);
+    if (pending_exits_.empty()) return;
+    const uint64_t now = boot_now_ns();
+    std::erase_if(pending_exits_, [&](const auto& p) {
+      if (p.second > now) return false;
+      due.push_back(p.first);
+      return true;
+    });
+  }
+  for (const ProcessKey& key : due) {
+    if (announced_.erase(key)) sink_->on_exit(key);
+  }
+}
+
+int BpfCapture::on_data_event(void* ctx, void* data, size_t size) {
+  static_cast<BpfCapture*>(ctx)->handle_data(data, size);
+  return 0;
+}
+
+void BpfCapture::handle_data(const void* data, size_t size) {
+  if (size < sizeof(uint32_t)) return;
+  uint32_t kind;
+  std::memcpy(&kind, data, sizeof(kind));
+  if (kind == AW_EV_TLS_DATA && size >= AW_TLS_DATA_HDR_LEN) {
+    const auto* ev = static_cast<const aw_tls_data*>(data);
+    const size_t len = std::min<size_t>(ev->len, size - AW_TLS_DATA_HDR_LEN);
+    TlsChunk c;
+    c.time_ns = ev->ts_ns + boot_offset_;
+    c.process = {ev->pid, ev->proc_start_ns};
+    c.tid = ev->tid;
+    c.uid = ev->uid;
+    c.cgroup_id = ev->cgroup_id;
+    c.comm = std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+    c.conn_id = ev->conn_id;
+    c.ssl = ev->ssl;
+    c.fd = ev->fd;
+    c.dir = ev->dir == AW_DIR_IN ? Direction::kIn : Direction::kOut;
+    c.func = static_cast<TlsFunc>(ev->func & 3);
+    c.flags = ev->flags;
+    c.stream_off = ev->stream_off;
+    c.call_len = ev->call_len;
+    c.call_off = ev->call_off;
+    for (auto [dst, src] : {std::pair{&c.local, &ev->local}, std::pair{&c.peer, &ev->peer}}) {
+      dst->family = src->family;
+      dst->port = src->port;
+      std::memcpy(dst->addr.data(), src->addr, sizeof(src->addr));
+    }
+    c.data = std::string_view(reinterpret_cast<const char*>(ev->data), len);
+    if (!announced_.count(c.process)) announce_process(c.process, c.cgroup_id, c.comm);
+    sink_->on_chunk(c);
+  } else if (kind == AW_EV_TLS_SNI && size >= sizeof(aw_tls_sni)) {
+    const auto* ev = static_cast<const aw_tls_sni*>(data);
+    sink_->on_sni({ev->ts_ns + boot_offset_, {ev->pid, ev->proc_start_ns}, ev->tid, ev->conn_id,
+                   ev->ssl, std::string(ev->sni, strnlen(ev->sni, sizeof(ev->sni)))});
+  } else if (kind == AW_EV_TLS_CLOSE && size >= sizeof(aw_tls_close)) {
+    const auto* ev = static_cast<const aw_tls_close*>(data);
+    sink_->on_close({ev->ts_ns + boot_offset_, {ev->pid, ev->proc_start_ns}, ev->tid,
+                     ev->conn_id, ev->ssl, ev->bytes_out, ev->bytes_in});
+  }
+}
+
+int BpfCapture::poll_data(int timeout_ms, CaptureSink& sink) {
+  sink_ = &sink;
+  const int n = ring_buffer__poll(data_rb_, timeout_ms);
+  apply_due_exits();
+  return n;
+}
+
+uint64_t sum_percpu(int map_fd, uint32_t slot) {
+  static const int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> values(static_cast<size_t>(std::max(ncpus, 1)));
+  if (bpf_map_lookup_elem(map_fd, &slot, values.data()) != 0) return 0;
+  uint64_t total = 0;
+  for (uint64_t v : values) total += v;
+  return total;
+}
+
+Counters BpfCapture::counters() const {
+  Counters c;
+  const int fd = bpf_map__fd(tls_->maps.counters);
+  c.calls = sum_percpu(fd, AW_CNT_CALLS);
+  c.chunks = sum_percpu(fd, AW_CNT_CHUNKS);
+  c.bytes = sum_percpu(fd, AW_CNT_BYTES);
+  c.ringbuf_drop_chunks = sum_percpu(fd, AW_CNT_RB_DROP_CHUNKS);
+  c.ringbuf_drop_bytes = sum_percpu(fd, AW_CNT_RB_DROP_BYTES);
+  c.truncated_calls = sum_percpu(fd, AW_CNT_TRUNC_CALLS);
+  c.truncated_bytes = sum_percpu(fd, AW_CNT_TRUNC_BYTES);
+  c.read_faults = sum_percpu(fd, AW_CNT_READ_FAULTS);
+  c.ctrl_drops = sum_percpu(fd, AW_CNT_CTRL_DROPS);
+  c.no_entry = sum_percpu(fd, AW_CNT_NO_ENTRY);
+  c.proc_event_drops = sum_percpu(bpf_map__fd(proc_->maps.proc_drops), 0);
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, tls_->obj) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+      c.bpf_recursion_misses += info.recursion_misses;
+  }
+  c.attach_failures = attach_failures_.load();
+  c.attach_count = attach_count_.load();
+  c.attach_latency_last_ms = double(latency_last_us_.load()) / 1000.0;
+  c.attach_latency_max_ms = double(latency_max_us_.load()) / 1000.0;
+  return c;
+}
+
+}  // namespace
+
+std::unique_ptr<Capture> Capture::open(const Options& options, std::string& error) {
+  auto capture = std::make_unique<BpfCapture>(options);
+  if (!capture->load(error)) return nullptr;
+  return capture;
+}
+
+}  // namespace agentwall::capture

@@ -1,0 +1,76 @@
+// The capture stage: loads the BPF programs, attaches them to every TLS library and
+// executable it can find (now and later), and turns ring buffer events into
+// TlsChunk values for a CaptureSink.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/capture/chunk.h"
+
+namespace agentwall::capture {
+
+struct Options {
+  uint32_t max_capture_bytes = 1 << 20;  // per call; the rest is marked truncated
+  uint32_t ringbuf_bytes = 16 << 20;     // power of two, multiple of the page size
+  std::optional<uint32_t> only_pid;      // capture this process only (filtered in the kernel)
+  // Extra library or executable paths to attach to, beside those found on the host.
+  std::vector<std::string> extra_targets;
+};
+
+enum class TargetKind { kLibrary, kExecutable };
+
+struct AttachedTarget {
+  std::string path;  // as the agent found it (host path, or /proc/PID/... for others)
+  TargetKind kind = TargetKind::kLibrary;
+  uint32_t dev = 0;  // kernel encoding
+  uint64_t ino = 0;
+  std::vector<std::string> functions;
+  uint64_t attached_unix_ns = 0;
+};
+
+// What was seen and what was lost, since start.
+struct Counters {
+  uint64_t calls = 0;
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;
+  uint64_t ringbuf_drop_chunks = 0;
+  uint64_t ringbuf_drop_bytes = 0;
+  uint64_t truncated_calls = 0;
+  uint64_t truncated_bytes = 0;
+  uint64_t read_faults = 0;
+  uint64_t ctrl_drops = 0;
+  uint64_t no_entry = 0;
+  uint64_t proc_event_drops = 0;
+  uint64_t bpf_recursion_misses = 0;  // probe runs the kernel skipped (nested BPF)
+  uint64_t attach_failures = 0;
+  uint64_t attach_count = 0;
+  double attach_latency_last_ms = 0;  // from exec/mmap in the kernel to probes attached
+  double attach_latency_max_ms = 0;
+};
+
+class Capture {
+ public:
+  // Loads the BPF programs. Returns null and sets `error` to what is missing and how to
+  // fix it (no BTF, no permission, ...).
+  static std::unique_ptr<Capture> open(const Options& options, std::string& error);
+  virtual ~Capture() = default;
+
+  // Attaches to every TLS library on the host and in running processes (their own
+  // roots included), and to executables with OpenSSL linked in.
+  virtual void attach_existing() = 0;
+  // Hands data ring events to `sink`; returns events handled or a negative errno.
+  virtual int poll_data(int timeout_ms, CaptureSink& sink) = 0;
+  // Handles process events (exec, exit, library mappings): attaches to what is new.
+  virtual int poll_discovery(int timeout_ms) = 0;
+
+  virtual Counters counters() const = 0;
+  virtual std::vector<AttachedTarget> attached() const = 0;
+};
+
+std::string_view to_string(TargetKind k);
+
+}  // namespace agentwall::capture

@@ -1,0 +1,147 @@
+// The capture stage's output: what the kernel saw, as plain values.
+// Pure header: the stages after capture (stream, record, output) include it without
+// linking anything kernel-facing.
+#pragma once
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace agentwall {
+
+enum class Direction : uint8_t { kOut = 0, kIn = 1 };
+enum class TlsFunc : uint8_t { kSslWrite = 0, kSslWriteEx = 1, kSslRead = 2, kSslReadEx = 3 };
+
+inline std::string_view to_string(Direction d) { return d == Direction::kOut ? "out" : "in"; }
+
+inline std::string_view to_string(TlsFunc f) {
+  switch (f) {
+    case TlsFunc::kSslWrite:
+      return "SSL_write";
+    case TlsFunc::kSslWriteEx:
+      return "SSL_write_ex";
+    case TlsFunc::kSslRead:
+      return "SSL_read";
+    case TlsFunc::kSslReadEx:
+      return "SSL_read_ex";
+  }
+  return "unknown";
+}
+
+struct Endpoint {
+  uint16_t family = 0;  // AF_INET, AF_INET6, AF_UNIX; 0 when unknown
+  uint16_t port = 0;
+  std::array<uint8_t, 16> addr{};
+
+  bool is_ip() const { return family == AF_INET || family == AF_INET6; }
+
+  // "127.0.0.1:443", "[::1]:443"; empty when not an IP endpoint.
+  std::string to_string() const {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (!is_ip() || !inet_ntop(family, addr.data(), text, sizeof(text))) return {};
+    if (family == AF_INET6) return "[" + std::string(text) + "]:" + std::to_string(port);
+    return std::string(text) + ":" + std::to_string(port);
+  }
+  bool operator==(const Endpoint&) const = default;
+};
+
+// A process is its pid plus its start time: pids are reused, this pair is not.
+struct ProcessKey {
+  uint32_t pid = 0;
+  uint64_t start_ns = 0;  // boot-based, as the kernel's task start_boottime
+  auto operator<=>(const ProcessKey&) const = default;
+};
+
+struct ProcessKeyHash {
+  size_t operator()(const ProcessKey& k) const {
+    return std::hash<uint64_t>()((uint64_t(k.pid) << 40) ^ k.start_ns);
+  }
+};
+
+struct ProcessInfo {
+  ProcessKey key;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint64_t cgroup_id = 0;
+  std::string comm;
+  std::string exe;
+  std::string cmdline;      // arguments joined by spaces, capped
+  std::string cgroup_path;  // cgroup v2 path, e.g. /system.slice/foo.service
+  bool complete = false;    // false when the process was gone before /proc could be read
+};
+
+enum ChunkFlags : uint32_t {
+  kChunkLast = 1,       // last chunk of its call
+  kChunkTruncated = 2,  // the call moved more than the capture cap
+  kChunkReadFault = 4,  // the buffer could not be read: data is zeros
+};
+
+// One piece of plaintext: at most 16 KiB of one SSL read or write call.
+// `data` points into the capture buffer and lives only during the callback that
+// receives the chunk: a consumer that keeps it copies it.
+struct TlsChunk {
+  uint64_t time_ns = 0;  // Unix time
+  ProcessKey process;
+  uint32_t tid = 0;
+  uint32_t uid = 0;
+  uint64_t cgroup_id = 0;
+  std::string_view comm;
+  uint64_t conn_id = 0;
+  uint64_t ssl = 0;
+  int32_t fd = -1;
+  Direction dir = Direction::kOut;
+  TlsFunc func = TlsFunc::kSslWrite;
+  uint32_t flags = 0;
+  uint64_t stream_off = 0;  // offset in the connection's stream for `dir`
+  uint32_t call_len = 0;    // bytes the call moved
+  uint32_t call_off = 0;    // offset of this chunk in the call
+  Endpoint local;
+  Endpoint peer;
+  std::string_view data;
+
+  bool truncated() const { return flags & kChunkTruncated; }
+  bool last() const { return flags & kChunkLast; }
+  // Bytes of the call that the capture cap cut off (known on the last chunk).
+  uint64_t truncated_bytes() const {
+    return truncated() && last() ? uint64_t(call_len) - (call_off + data.size()) : 0;
+  }
+};
+
+struct TlsSni {
+  uint64_t time_ns = 0;
+  ProcessKey process;
+  uint32_t tid = 0;
+  uint64_t conn_id = 0;
+  uint64_t ssl = 0;
+  std::string sni;
+};
+
+struct TlsClose {
+  uint64_t time_ns = 0;
+  ProcessKey process;
+  uint32_t tid = 0;
+  uint64_t conn_id = 0;
+  uint64_t ssl = 0;
+  uint64_t bytes_out = 0;
+  uint64_t bytes_in = 0;
+};
+
+// Receives the capture stream, live from the kernel or replayed from a recording.
+// on_process() comes before the first chunk of each process.
+class CaptureSink {
+ public:
+  virtual ~CaptureSink() = default;
+  virtual void on_process(const ProcessInfo&) {}
+  virtual void on_chunk(const TlsChunk& chunk) = 0;
+  virtual void on_sni(const TlsSni&) {}
+  virtual void on_close(const TlsClose&) {}
+  // The process exited and every chunk it sent before has been delivered.
+  virtual void on_exit(const ProcessKey&) {}
+};
+
+}  // namespace agentwall

@@ -1,0 +1,214 @@
+// agentwall: one binary, one subcommand per job.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/daemon/agent.h"
+#include "agent/output/sniff_printer.h"
+#include "agent/record/recording.h"
+#include "agent/stream/tracker.h"
+
+namespace po = boost::program_options;
+using namespace agentwall;
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: agentwall <command> [options]
+
+Commands:
+  run      capture TLS plaintext of every local process and run the pipeline
+  sniff    print captured TLS plaintext as JSON lines (like sslsniff or ecapture)
+  replay   feed a recording made with `run --record` through the pipeline, no kernel needed
+  version  print the version
+
+`agentwall <command> --help` describes each command's options.
+)";
+
+void setup_logging(bool verbose) {
+  auto logger = spdlog::stderr_color_mt("agentwall");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("agentwall: %^%l%$: %v");
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+}
+
+po::options_description capture_options(capture::Options& c) {
+  po::options_description d("Capture");
+  d.add_options()
+      ("max-bytes", po::value(&c.max_capture_bytes)->default_value(c.max_capture_bytes),
+       "capture at most this many bytes of one SSL call; the rest is marked truncated")
+      ("ringbuf-mb", po::value<uint32_t>()->default_value(c.ringbuf_bytes >> 20),
+       "size of the kernel ring buffer in MiB (a power of two)")
+      ("attach", po::value(&c.extra_targets)->composing(),
+       "also attach to this library or executable (repeatable)");
+  return d;
+}
+
+bool parse(int argc, char** argv, const po::options_description& desc, po::variables_map& vm,
+           const char* usage_line) {
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "agentwall: %s\n%s\n", e.what(), usage_line);
+    return false;
+  }
+  return true;
+}
+
+int finish_capture_options(const po::variables_map& vm, capture::Options& c) {
+  const uint32_t mb = vm["ringbuf-mb"].as<uint32_t>();
+  if (mb == 0 || (mb & (mb - 1)) != 0 || mb > 1024) {
+    std::fprintf(stderr, "agentwall: --ringbuf-mb %u: must be a power of two from 1 to 1024\n", mb);
+    return 2;
+  }
+  c.ringbuf_bytes = mb << 20;
+  if (c.max_capture_bytes == 0) {
+    std::fprintf(stderr, "agentwall: --max-bytes must be at least 1\n");
+    return 2;
+  }
+  if (geteuid() != 0) {
+    std::fprintf(stderr,
+                 "agentwall: capture loads BPF programs and needs root (or CAP_BPF, CAP_PERFMON, "
+                 "CAP_SYS_PTRACE and CAP_SYS_RESOURCE); run it with sudo\n");
+    return 1;
+  }
+  return 0;
+}
+
+int cmd_run(int argc, char** argv) {
+  daemon::AgentOptions opt;
+  bool verbose = false;
+  po::options_description desc("agentwall run [options]");
+  desc.add_options()("help,h", "show this help")("verbose,v", po::bool_switch(&verbose),
+                                                  "debug logging")
+      ("record", po::value(&opt.record_path), "write the raw capture stream to FILE (docs/RECORD.md)")
+      ("events", po::value(&opt.events_path)->default_value("-"),
+       "write events as JSON lines to FILE ('-' = stdout)")
+      ("health-interval", po::value(&opt.health_interval_s)->default_value(30),
+       "seconds between agent.health events (0 = only at exit)")
+      ("ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
+  desc.add(capture_options(opt.capture));
+  po::variables_map vm;
+  if (!parse(argc, argv, desc, vm, "see: agentwall run --help")) return 2;
+  if (vm.count("help")) {
+    std::cout << "Captures the TLS plaintext of every local process (OpenSSL, shared and static)\n"
+                 "and runs it through the pipeline; reports health and losses as agent.health\n"
+                 "events. Stops on SIGINT or SIGTERM.\n\n"
+              << desc;
+    return 0;
+  }
+  setup_logging(verbose);
+  if (int rc = finish_capture_options(vm, opt.capture)) return rc;
+  return daemon::run_agent(opt);
+}
+
+int cmd_sniff(int argc, char** argv) {
+  daemon::AgentOptions opt;
+  opt.sniff = true;
+  opt.events_path.clear();
+  opt.health_interval_s = 0;
+  bool verbose = false;
+  uint32_t pid = 0;
+  std::string comm;
+  po::options_description desc("agentwall sniff [options]");
+  desc.add_options()("help,h", "show this help")("verbose,v", po::bool_switch(&verbose),
+                                                  "debug logging")
+      ("pid,p", po::value(&pid), "only this process (filtered in the kernel)")
+      ("comm,c", po::value(&comm), "only processes with this command name")
+      ("output,o", po::value(&opt.sniff_output)->default_value("-"),
+       "write JSON lines to FILE ('-' = stdout)")
+      ("events", po::value(&opt.events_path), "also write agent.health events to FILE")
+      ("ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
+  desc.add(capture_options(opt.capture));
+  po::variables_map vm;
+  if (!parse(argc, argv, desc, vm, "see: agentwall sniff --help")) return 2;
+  if (vm.count("help")) {
+    std::cout << "Prints the TLS plaintext that local processes send and receive, one JSON\n"
+                 "object per chunk (type tls.data, with data_b64), plus tls.gap for bytes that\n"
+                 "were lost or cut and tls.close when a connection ends. Stops on SIGINT.\n\n"
+              << desc;
+    return 0;
+  }
+  setup_logging(verbose);
+  if (int rc = finish_capture_options(vm, opt.capture)) return rc;
+  if (vm.count("pid")) {
+    opt.capture.only_pid = pid;
+    opt.sniff_filter.pid = pid;
+  }
+  if (vm.count("comm")) opt.sniff_filter.comm = comm;
+  return daemon::run_agent(opt);
+}
+
+int cmd_replay(int argc, char** argv) {
+  std::string file;
+  uint32_t pid = 0;
+  std::string comm;
+  po::options_description desc("agentwall replay FILE [options]");
+  desc.add_options()("help,h", "show this help")("pid,p", po::value(&pid), "only this process")
+      ("comm,c", po::value(&comm), "only processes with this command name")
+      ("file", po::value(&file), "recording made with `agentwall run --record FILE`");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "agentwall: %s\nsee: agentwall replay --help\n", e.what());
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << "Feeds a recording through the pipeline without a kernel and prints what it\n"
+                 "carries, in the same JSON lines as `agentwall sniff`.\n\n"
+              << desc;
+    return 0;
+  }
+  setup_logging(false);
+  if (file.empty()) {
+    std::fprintf(stderr, "agentwall: replay needs a FILE: agentwall replay FILE\n");
+    return 2;
+  }
+  output::SniffFilter filter;
+  if (vm.count("pid")) filter.pid = pid;
+  if (vm.count("comm")) filter.comm = comm;
+  output::SniffPrinter printer(stdout, filter);
+  stream::Tracker tracker(printer);
+  const record::ReadResult r = record::replay_file(file, tracker);
+  if (!r.ok()) {
+    spdlog::error("{}", r.error);
+    return 1;
+  }
+  spdlog::info("replayed {} records", r.records);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  // Each command parses its own arguments, with itself as argv[0].
+  if (cmd == "run") return cmd_run(argc - 1, argv + 1);
+  if (cmd == "sniff") return cmd_sniff(argc - 1, argv + 1);
+  if (cmd == "replay") return cmd_replay(argc - 1, argv + 1);
+  if (cmd == "version" || cmd == "--version") {
+    std::printf("agentwall %s\n", AGENTWALL_VERSION);
+    return 0;
+  }
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "agentwall: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+  return 2;
+}

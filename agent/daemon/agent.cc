@@ -1,0 +1,257 @@
+#include "agent/daemon/agent.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/common/time.h"
+#include "agent/record/recording.h"
+#include "agent/stream/tracker.h"
+
+#ifndef AGENTWALL_VERSION
+#define AGENTWALL_VERSION "0.1.0"
+#endif
+
+namespace agentwall::daemon {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: epoll_wait returns EINTR and the loop checks the flag
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+// Hands every capture event to several sinks, in order.
+class Fanout final : public CaptureSink {
+ public:
+  void add(CaptureSink* s) { sinks_.push_back(s); }
+  void on_process(const ProcessInfo& p) override {
+    for (auto* s : sinks_) s->on_process(p);
+  }
+  void on_chunk(const TlsChunk& c) override {
+    for (auto* s : sinks_) s->on_chunk(c);
+  }
+  void on_sni(const TlsSni& x) override {
+    for (auto* s : sinks_) s->on_sni(x);
+  }
+  void on_close(const TlsClose& x) override {
+    for (auto* s : sinks_) s->on_close(x);
+  }
+  void on_exit(const ProcessKey& k) override {
+    for (auto* s : sinks_) s->on_exit(k);
+  }
+
+ private:
+  std::vector<CaptureSink*> sinks_;
+};
+
+// The pipeline after the stream stage: nothing yet beyond counting (protocol decoding
+// comes with the LLM issue).
+class NullStreamSink final : public stream::StreamSink {
+ public:
+  void on_data(const stream::Connection&, const ProcessInfo*, const TlsChunk&) override {}
+};
+
+std::FILE* open_output(const std::string& path, std::string& error) {
+  if (path == "-") return stdout;
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) error = "cannot open " + path + " for writing: " + std::strerror(errno);
+  return f;
+}
+
+void self_usage(uint64_t& rss_bytes, double& cpu_seconds) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) rss_bytes = std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+  }
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  cpu_seconds = double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+bool write_line(std::FILE* f, const std::string& line) {
+  return std::fputs(line.c_str(), f) >= 0 && std::fputc('\n', f) >= 0 && std::fflush(f) == 0;
+}
+
+}  // namespace
+
+std::string health_json(const HealthSnapshot& h) {
+  using json = nlohmann::ordered_json;
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  json j;
+  j["type"] = "agent.health";
+  j["time"] = format_rfc3339(unix_now_ns());
+  j["host"] = host;
+  j["version"] = AGENTWALL_VERSION;
+  j["uptime_s"] = h.uptime_s;
+  const auto& c = h.capture;
+  j["counters"] = {
+      {"calls", c.calls},
+      {"chunks", c.chunks},
+      {"bytes", c.bytes},
+      {"ringbuf_drop_chunks", c.ringbuf_drop_chunks},
+      {"ringbuf_drop_bytes", c.ringbuf_drop_bytes},
+      {"truncated_calls", c.truncated_calls},
+      {"truncated_bytes", c.truncated_bytes},
+      {"read_faults", c.read_faults},
+      {"ctrl_drops", c.ctrl_drops},
+      {"no_entry", c.no_entry},
+      {"proc_event_drops", c.proc_event_drops},
+      {"bpf_recursion_misses", c.bpf_recursion_misses},
+      {"attach_failures", c.attach_failures},
+      {"stream_gaps", h.stream.gaps},
+      {"stream_gap_bytes", h.stream.gap_bytes},
+      {"record_lost", h.record_lost},
+  };
+  j["attach"] = {{"targets", c.attach_count},
+                 {"latency_last_ms", c.attach_latency_last_ms},
+                 {"latency_max_ms", c.attach_latency_max_ms}};
+  j["streams"] = {{"processes", h.stream.processes},
+                  {"connections_open", h.stream.connections_open},
+                  {"connections_total", h.stream.connections_total}};
+  json targets = json::array();
+  for (const auto& t : h.attached) {
+    targets.push_back({{"path", t.path},
+                       {"kind", std::string(capture::to_string(t.kind))},
+                       {"functions", t.functions}});
+  }
+  j["attached"] = targets;
+  if (!h.record_error.empty()) j["record_error"] = h.record_error;
+  j["agent"] = {{"pid", getpid()}, {"rss_bytes", h.rss_bytes}, {"cpu_seconds", h.cpu_seconds}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+int run_agent(const AgentOptions& opt) {
+  install_signal_handlers();
+  const auto started = std::chrono::steady_clock::now();
+
+  std::string error;
+  std::FILE* events = opt.events_path.empty() ? nullptr : open_output(opt.events_path, error);
+  if (!events && !opt.events_path.empty()) {
+    spdlog::error("{}", error);
+    return 2;
+  }
+  std::FILE* sniff_out = nullptr;
+  if (opt.sniff) {
+    sniff_out = open_output(opt.sniff_output, error);
+    if (!sniff_out) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+  }
+  std::unique_ptr<record::Writer> recorder;
+  if (!opt.record_path.empty()) {
+    recorder = std::make_unique<record::Writer>(opt.record_path);
+    if (!recorder->ok()) {
+      spdlog::error("{}", recorder->error());
+      return 2;
+    }
+  }
+
+  std::unique_ptr<capture::Capture> cap = capture::Capture::open(opt.capture, error);
+  if (!cap) {
+    spdlog::error("{}", error);
+    return 1;
+  }
+  cap->attach_existing();
+
+  output::SniffPrinter printer(sniff_out ? sniff_out : stdout, opt.sniff_filter);
+  NullStreamSink null_sink;
+  stream::Tracker tracker(opt.sniff ? static_cast<stream::StreamSink&>(printer) : null_sink);
+  Fanout fanout;
+  if (recorder) fanout.add(recorder.get());
+  fanout.add(&tracker);
+
+  std::thread discovery([&] {
+    while (!g_stop.load()) {
+      const int n = cap->poll_discovery(100);
+      if (n < 0 && n != -EINTR) {
+        spdlog::error("process discovery stopped: {}", std::strerror(-n));
+        break;
+      }
+    }
+  });
+
+  const auto targets = cap->attached();
+  spdlog::info("ready: {} TLS targets attached{}", targets.size(),
+               opt.sniff ? ", sniffing" : "");
+  if (targets.empty())
+    spdlog::warn("no OpenSSL library or executable found yet; new ones are attached as they appear");
+  if (!opt.ready_file.empty()) {
+    std::ofstream(opt.ready_file) << getpid() << "\n";
+  }
+
+  auto snapshot = [&] {
+    HealthSnapshot h;
+    h.capture = cap->counters();
+    h.stream = tracker.stats();
+    h.attached = cap->attached();
+    if (recorder) {
+      h.record_lost = recorder->records_lost();
+      h.record_error = recorder->error();
+    }
+    h.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    self_usage(h.rss_bytes, h.cpu_seconds);
+    return h;
+  };
+
+  auto next_health = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(opt.health_interval_s * 1000));
+  int rc = 0;
+  while (!g_stop.load()) {
+    const int n = cap->poll_data(100, fanout);
+    if (n < 0 && n != -EINTR) {
+      spdlog::error("reading the capture ring buffer failed: {}", std::strerror(-n));
+      rc = 1;
+      break;
+    }
+    if (events && opt.health_interval_s > 0 && std::chrono::steady_clock::now() >= next_health) {
+      if (!write_line(events, health_json(snapshot())))
+        spdlog::warn("cannot write the health event to {}", opt.events_path);
+      if (recorder) recorder->flush();
+      next_health += std::chrono::milliseconds(static_cast<int64_t>(opt.health_interval_s * 1000));
+    }
+  }
+  g_stop.store(true);
+  discovery.join();
+  // Whatever the kernel handed over before the stop is still delivered.
+  cap->poll_data(0, fanout);
+  if (recorder) recorder->flush();
+  const HealthSnapshot final_health = snapshot();
+  if (events) write_line(events, health_json(final_health));
+  cap.reset();  // detaches every probe
+  if (recorder && !recorder->error().empty()) {
+    spdlog::error("{}", recorder->error());
+    rc = rc ? rc : 1;
+  }
+  if (opt.sniff && printer.write_failed()) spdlog::warn("some sniff output could not be written");
+  if (final_health.capture.ringbuf_drop_chunks || final_health.stream.gap_bytes) {
+    spdlog::warn("lost {} chunks ({} bytes) to a full ring buffer; {} stream bytes missing",
+                 final_health.capture.ringbuf_drop_chunks, final_health.capture.ringbuf_drop_bytes,
+                 final_health.stream.gap_bytes);
+  }
+  if (events && events != stdout) std::fclose(events);
+  if (sniff_out && sniff_out != stdout) std::fclose(sniff_out);
+  return rc;
+}
+
+}  // namespace agentwall::daemon

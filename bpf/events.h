@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The events the kernel side hands to userspace: the only file both sides include.
+ * Layouts are fixed-size little-endian structs; userspace reads them straight from
+ * the ring buffers and from recordings (docs/RECORD.md), so a change here is a
+ * format change: bump AW_EVENTS_VERSION.
+ */
+#ifndef AGENTWALL_BPF_EVENTS_H
+#define AGENTWALL_BPF_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+typedef __u8 u8;
+typedef __u16 u16;
+typedef __u32 u32;
+typedef __s32 s32;
+typedef __u64 u64;
+#endif
+
+#define AW_EVENTS_VERSION 1
+
+#define AW_COMM_LEN 16
+/* Bytes of plaintext per chunk: one TLS record's worth. */
+#define AW_CHUNK_MAX 16384
+#define AW_SNI_MAX 256
+#define AW_PATH_MAX 256
+#define AW_LIBNAME_MAX 64
+
+enum aw_event_kind {
+  AW_EV_TLS_DATA = 1,  /* struct aw_tls_data */
+  AW_EV_TLS_SNI = 2,   /* struct aw_tls_sni */
+  AW_EV_TLS_CLOSE = 3, /* struct aw_tls_close */
+  AW_EV_EXEC = 10,     /* struct aw_proc_exec */
+  AW_EV_EXIT = 11,     /* struct aw_proc_exit */
+  AW_EV_LIB_MAP = 12,  /* struct aw_lib_map */
+};
+
+enum aw_dir {
+  AW_DIR_OUT = 0, /* the process sends (SSL_write) */
+  AW_DIR_IN = 1,  /* the process receives (SSL_read) */
+};
+
+enum aw_func {
+  AW_FN_SSL_WRITE = 0,
+  AW_FN_SSL_WRITE_EX = 1,
+  AW_FN_SSL_READ = 2,
+  AW_FN_SSL_READ_EX = 3,
+};
+
+enum aw_chunk_flags {
+  AW_F_LAST = 1,       /* last chunk emitted for this call */
+  AW_F_TRUNCATED = 2,  /* the call carried more than the capture cap: the rest is not here */
+  AW_F_READ_FAULT = 4, /* the buffer could not be read (paged out or unmapped): len bytes are zero */
+};
+
+/* Loss and activity counters, one slot each in the per-CPU `counters` map. */
+enum aw_counter {
+  AW_CNT_CALLS = 0,          /* SSL read/write calls that returned data */
+  AW_CNT_CHUNKS,             /* chunks handed to the ring buffer */
+  AW_CNT_BYTES,              /* plaintext bytes handed to the ring buffer */
+  AW_CNT_RB_DROP_CHUNKS,     /* chunks lost: ring buffer full */
+  AW_CNT_RB_DROP_BYTES,      /* plaintext bytes lost: ring buffer full */
+  AW_CNT_TRUNC_CALLS,        /* calls cut at the capture cap */
+  AW_CNT_TRUNC_BYTES,        /* bytes beyond the cap, not captured */
+  AW_CNT_READ_FAULTS,        /* chunks whose user memory could not be read */
+  AW_CNT_CTRL_DROPS,         /* SNI/close/process events lost: ring buffer full */
+  AW_CNT_NO_ENTRY,           /* a return probe without its entry (attached mid-call) */
+  AW_CNT_MAX,
+};
+
+struct aw_endpoint {
+  u8 addr[16]; /* IPv4 in the first 4 bytes, network order */
+  u16 port;    /* host order */
+  u16 family;  /* AF_INET, AF_INET6, AF_UNIX, or 0 when unknown */
+};
+
+/* Header common to every event: kind first so a reader can dispatch. */
+struct aw_tls_data {
+  u32 kind;
+  u32 flags;          /* enum aw_chunk_flags */
+  u64 ts_ns;          /* bpf_ktime_get_boot_ns() at the return of the call */
+  u64 proc_start_ns;  /* task start, boot-based: with pid, the process identity */
+  u64 cgroup_id;
+  u64 conn_id;        /* unique per connection for the life of the agent */
+  u64 ssl;            /* the SSL* */
+  u64 stream_off;     /* offset of this chunk in the connection's byte stream for `dir` */
+  u32 pid;
+  u32 tid;
+  u32 uid;
+  s32 fd;             /* socket fd learned from the call's syscalls, -1 if unknown */
+  u32 call_len;       /* bytes the call really moved */
+  u32 call_off;       /* offset of this chunk within the call */
+  u32 len;            /* bytes of data that follow */
+  u8 dir;             /* enum aw_dir */
+  u8 func;            /* enum aw_func */
+  u16 reserved;
+  struct aw_endpoint local;
+  struct aw_endpoint peer;
+  char comm[AW_COMM_LEN];
+  u8 data[AW_CHUNK_MAX];
+};
+
+#define AW_TLS_DATA_HDR_LEN ((unsigned long)&((struct aw_tls_data*)0)->data)
+
+struct aw_tls_sni {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 conn_id;
+  u64 ssl;
+  u32 tid;
+  u32 reserved;
+  char sni[AW_SNI_MAX];
+};
+
+struct aw_tls_close {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 conn_id;
+  u64 ssl;
+  u64 bytes_out;
+  u64 bytes_in;
+  u32 tid;
+  u32 reserved;
+};
+
+struct aw_proc_exec {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 cgroup_id;
+  u64 exe_ino;
+  u32 exe_dev; /* kernel encoding: major << 20 | minor */
+  u32 ppid;
+  u32 uid;
+  u32 reserved;
+  char comm[AW_COMM_LEN];
+  char filename[AW_PATH_MAX];
+};
+
+struct aw_proc_exit {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+};
+
+struct aw_lib_map {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 ino;
+  u32 dev; /* kernel encoding: major << 20 | minor */
+  u32 reserved;
+  char name[AW_LIBNAME_MAX];
+};
+
+/* Key of the `known_files` map: files userspace has already looked at. */
+struct aw_file_key {
+  u64 ino;
+  u32 dev;
+  u32 reserved;
+};
+
+#endif /* AGENTWALL_BPF_EVENTS_H */

@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * TLS plaintext capture: uprobes on OpenSSL's SSL_write/SSL_write_ex/SSL_read/SSL_read_ex.
+ *
+ * Every call is captured at its return, when the number of bytes really moved is known:
+ * the entry probe remembers the arguments per thread, the return probe copies
+ * exactly what was written or read. A call that fails or would block moves nothing
+ * and emits nothing, so a retried write is never captured twice.
+ *
+ * The socket fd is learned from the read/write/send/recv syscalls the thread makes
+ * while inside the TLS call; the addresses come from that socket.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define SSL_CTRL_SET_TLSEXT_HOSTNAME 55
+
+/* Settings, filled in by userspace before load. */
+const volatile u32 self_tgid = 0;               /* the agent itself: never captured */
+const volatile u32 targ_tgid = 0;               /* capture only this process; 0 = all */
+const volatile u32 max_capture_bytes = 1 << 20; /* per call; the rest is marked truncated */
+
+struct call_args {
+  u64 ssl;
+  u64 buf;
+  u64 ex_len_ptr; /* size_t* of the _ex forms */
+  s32 fd;         /* learned from syscalls inside the call */
+  u8 func;
+  u8 dir;
+  u16 reserved;
+};
+
+struct conn_key {
+  u32 tgid;
+  u32 reserved;
+  u64 ssl;
+};
+
+struct conn_state {
+  u64 conn_id;
+  u64 off[2]; /* bytes seen per direction */
+  s32 fd;
+  u32 reserved;
+  struct aw_endpoint local;
+  struct aw_endpoint peer;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 16 << 20); /* resized by userspace before load */
+} data_rb SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, u64); /* pid_tgid */
+  __type(value, struct call_args);
+} active_calls SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct conn_key);
+  __type(value, struct conn_state);
+} conns SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, AW_CNT_MAX);
+  __type(key, u32);
+  __type(value, u64);
+} counters SEC(".maps");
+
+/* Next connection id; the CPU number is mixed in so no atomic is needed. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, u32);
+  __type(value, u64);
+} conn_seq SEC(".maps");
+
+/* Scratch for building one chunk: too big for the BPF stack. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, u32);
+  __type(value, struct aw_tls_data);
+} scratch SEC(".maps");
+
+static __always_inline void count(u32 slot, u64 n) {
+  u64* v = bpf_map_lookup_elem(&counters, &slot);
+  if (v) *v += n;
+}
+
+static __always_inline bool skip_process(u32 tgid) {
+  if (tgid == self_tgid) return true;
+  if (targ_tgid && tgid != targ_tgid) return true;
+  return false;
+}
+
+static __always_inline u64 proc_start_ns(void) {
+  struct task_struct* task = (struct task_struct*)bpf_get_current_task();
+  return BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
+static __always_inline u64 next_conn_id(void) {
+  u32 zero = 0;
+  u64* seq = bpf_map_lookup_elem(&conn_seq, &zero);
+  if (!seq) return 0;
+  *seq += 1;
+  /* low 8 bits: CPU; the rest: per-CPU sequence. Unique while the agent runs. */
+  return (*seq << 8) | (bpf_get_smp_processor_id() & 0xff);
+}
+
+static __always_inline struct conn_state* conn_lookup_or_create(u32 tgid, u64 ssl) {
+  struct conn_key key = {.tgid = tgid, .ssl = ssl};
+  struct conn_state* st = bpf_map_lookup_elem(&conns, &key);
+  if (st) return st;
+  struct conn_state fresh = {.conn_id = next_conn_id(), .fd = -1};
+  bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+  return bpf_map_lookup_elem(&conns, &key);
+}
+
+/* Reads the local and peer address of socket `fd` of the current process. */
+static __always_inline void resolve_socket(struct conn_state* st, s32 fd) {
+  struct task_struct* task = (struct task_struct*)bpf_get_current_task();
+  struct fdtable* fdt = BPF_CORE_READ(task, files, fdt);
+  if (!fdt) return;
+  if ((u32)fd >= BPF_CORE_READ(fdt, max_fds)) return;
+  struct file** fds = BPF_CORE_READ(fdt, fd);
+  struct file* file = NULL;
+  bpf_core_read(&file, sizeof(file), &fds[fd]);
+  if (!file) return;
+  umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+  if ((mode & S_IFMT) != S_IFSOCK) return; /* a BIO on a pipe or file: no addresses */
+  struct socket* sock = BPF_CORE_READ(file, private_data);
+  struct sock* sk = BPF_CORE_READ(sock, sk);
+  if (!sk) return;
+  u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  st->local.family = family;
+  st->peer.family = family;
+  if (family == AF_INET) {
+    u32 laddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+    u32 raddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+    __builtin_memcpy(st->local.addr, &laddr, 4);
+    __builtin_memcpy(st->peer.addr, &raddr, 4);
+  } else if (family == AF_INET6) {
+    BPF_CORE_READ_INTO(&st->local.addr, sk, __sk_common.skc_v6_rcv_saddr);
+    BPF_CORE_READ_INTO(&st->peer.addr, sk, __sk_common.skc_v6_daddr);
+  }
+  if (family == AF_INET || family == AF_INET6) {
+    st->local.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    st->peer.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  }
+}
+
+static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 ex_len_ptr) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (skip_process(pid_tgid >> 32)) return 0;
+  struct call_args args = {
+      .ssl = PT_REGS_PARM1(ctx),
+      .buf = PT_REGS_PARM2(ctx),
+      .ex_len_ptr = ex_len_ptr,
+      .fd = -1,
+      .func = func,
+      .dir = dir,
+  };
+  /* Overwrites whatever a thread killed mid-call left behind. */
+  bpf_map_update_elem(&active_calls, &pid_tgid, &args, BPF_ANY);
+  return 0;
+}
+
+struct emit_ctx {
+  struct aw_tls_data* ev;
+  u64 buf;
+  u32 to_copy;  /* bytes to capture: min(call_len, cap) */
+  u64 base_off; /* stream offset of the call's first byte */
+};
+
+static long emit_chunk(u32 i, void* data) {
+  struct emit_ctx* c = data;
+  struct aw_tls_data* ev = c->ev;
+  u64 off = (u64)i * AW_CHUNK_MAX;
+  if (off >= c->to_copy) return 1; /* done */
+  /* 64-bit arithmetic with an explicit bound: the verifier must see 0 <= len <= CHUNK. */
+  u64 len = c->to_copy - off;
+  if (len > AW_CHUNK_MAX) len = AW_CHUNK_MAX;
+  asm volatile("%[len] &= 0x7fff" : [len] "+r"(len));
+  if (len > AW_CHUNK_MAX) return 1;
+  ev->call_off = off;
+  ev->stream_off = c->base_off + off;
+  ev->len = len;
+  u32 flags = ev->flags & AW_F_TRUNCATED;
+  if (off + len >= c->to_copy) flags |= AW_F_LAST;
+  if (bpf_probe_read_user(ev->data, len, (void*)(c->buf + off)) != 0) {
+    /* The call succeeded, so the memory was there; it can still be paged out. */
+    flags |= AW_F_READ_FAULT;
+    count(AW_CNT_READ_FAULTS, 1);
+  }
+  u32 saved = ev->flags;
+  ev->flags = flags;
+  if (bpf_ringbuf_output(&data_rb, ev, AW_TLS_DATA_HDR_LEN + len, 0) == 0) {
+    count(AW_CNT_CHUNKS, 1);
+    count(AW_CNT_BYTES, len);
+  } else {
+    count(AW_CNT_RB_DROP_CHUNKS, 1);
+    count(AW_CNT_RB_DROP_BYTES, len);
+  }
+  ev->flags = saved;
+  return 0;
+}
+
+static __always_inline int exit_call(struct pt_regs* ctx) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  struct call_args* args = bpf_map_lookup_elem(&active_calls, &pid_tgid);
+  if (!args) {
+    count(AW_CNT_NO_ENTRY, 1); /* attached while this call was in flight */
+    return 0;
+  }
+  struct call_args a = *args;
+  bpf_map_delete_elem(&active_calls, &pid_tgid);
+
+  long ret = PT_REGS_RC(ctx);
+  u64 moved = 0;
+  if (a.func == AW_FN_SSL_WRITE || a.func == AW_FN_SSL_READ) {
+    if (ret <= 0) return 0; /* error, would-block or close: nothing moved */
+    moved = (u64)ret;
+  } else {
+    if (ret != 1 || !a.ex_len_ptr) return 0;
+    if (bpf_probe_read_user(&moved, sizeof(moved), (void*)a.ex_len_ptr) != 0) return 0;
+    if (moved == 0) return 0;
+  }
+  if (moved > 0xffffffffULL) moved = 0xffffffffULL;
+
+  struct conn_state* st = conn_lookup_or_create(tgid, a.ssl);
+  if (!st) return 0;
+  if (a.fd >= 0 && a.fd != st->fd) {
+    st->fd = a.fd;
+    resolve_socket(st, a.fd);
+  }
+
+  u32 zero = 0;
+  struct aw_tls_data* ev = bpf_map_lookup_elem(&scratch, &zero);
+  if (!ev) return 0;
+  u32 call_len = (u32)moved;
+  u32 to_copy = call_len;
+  ev->flags = 0;
+  if (to_copy > max_capture_bytes) {
+    to_copy = max_capture_bytes;
+    ev->flags = AW_F_TRUNCATED;
+    count(AW_CNT_TRUNC_CALLS, 1);
+    count(AW_CNT_TRUNC_BYTES, call_len - to_copy);
+  }
+  ev->kind = AW_EV_TLS_DATA;
+  ev->ts_ns = bpf_ktime_get_boot_ns();
+  ev->proc_start_ns = proc_start_ns();
+  ev->cgroup_id = bpf_get_current_cgroup_id();
+  ev->conn_id = st->conn_id;
+  ev->ssl = a.ssl;
+  ev->pid = tgid;
+  ev->tid = (u32)pid_tgid;
+  ev->uid = (u32)bpf_get_current_uid_gid();
+  ev->fd = st->fd;
+  ev->call_len = call_len;
+  ev->dir = a.dir;
+  ev->func = a.func;
+  ev->reserved = 0;
+  ev->local = st->local;
+  ev->peer = st->peer;
+  bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
+
+  u8 d = a.dir & 1;
+  struct emit_ctx c = {.ev = ev, .buf = a.buf, .to_copy = to_copy, .base_off = st->off[d]};
+  st->off[d] += call_len; /* truncated and dropped bytes still advance: gaps stay visible */
+  count(AW_CNT_CALLS, 1);
+  u32 nr = (to_copy + AW_CHUNK_MAX - 1) / AW_CHUNK_MAX;
+  bpf_loop(nr, emit_chunk, &c, 0);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_enter) { return enter_call(ctx, AW_FN_SSL_WRITE, AW_DIR_OUT, 0); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_enter, void* ssl, const void* buf, size_t num, size_t* written) {
+  return enter_call(ctx, AW_FN_SSL_WRITE_EX, AW_DIR_OUT, (u64)written);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_enter) { return enter_call(ctx, AW_FN_SSL_READ, AW_DIR_IN, 0); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_enter, void* ssl, void* buf, size_t num, size_t* readbytes) {
+  return enter_call(ctx, AW_FN_SSL_READ_EX, AW_DIR_IN, (u64)readbytes);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_call_exit) { return exit_call(ctx); }
+
+/* BPF_KPROBE works for uprobes too (libbpf 1.1 has no BPF_UPROBE).
+ * SSL_set_tlsext_host_name() is a macro over SSL_ctrl(). */
+SEC("uprobe")
+int BPF_KPROBE(ssl_ctrl_enter, void* ssl, int cmd, long larg, void* parg) {
+  if (cmd != SSL_CTRL_SET_TLSEXT_HOSTNAME || !parg) return 0;
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  struct conn_state* st = conn_lookup_or_create(tgid, (u64)ssl);
+  if (!st) return 0;
+  struct aw_tls_sni* ev = bpf_ringbuf_reserve(&data_rb, sizeof(*ev), 0);
+  if (!ev) {
+    count(AW_CNT_CTRL_DROPS, 1);
+    return 0;
+  }
+  ev->kind = AW_EV_TLS_SNI;
+  ev->pid = tgid;
+  ev->tid = (u32)pid_tgid;
+  ev->reserved = 0;
+  ev->ts_ns = bpf_ktime_get_boot_ns();
+  ev->proc_start_ns = proc_start_ns();
+  ev->conn_id = st->conn_id;
+  ev->ssl = (u64)ssl;
+  if (bpf_probe_read_user_str(ev->sni, sizeof(ev->sni), parg) < 0) ev->sni[0] = 0;
+  bpf_ringbuf_submit(ev, 0);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_enter, void* ssl) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  struct conn_key key = {.tgid = tgid, .ssl = (u64)ssl};
+  struct conn_state* st = bpf_map_lookup_elem(&conns, &key);
+  if (!st) return 0; /* never carried data: nothing to close */
+  struct aw_tls_close* ev = bpf_ringbuf_reserve(&data_rb, sizeof(*ev), 0);
+  if (ev) {
+    ev->kind = AW_EV_TLS_CLOSE;
+    ev->pid = tgid;
+    ev->tid = (u32)pid_tgid;
+    ev->reserved = 0;
+    ev->ts_ns = bpf_ktime_get_boot_ns();
+    ev->proc_start_ns = proc_start_ns();
+    ev->conn_id = st->conn_id;
+    ev->ssl = (u64)ssl;
+    ev->bytes_out = st->off[AW_DIR_OUT];
+    ev->bytes_in = st->off[AW_DIR_IN];
+    bpf_ringbuf_submit(ev, 0);
+  } else {
+    count(AW_CNT_CTRL_DROPS, 1);
+  }
+  /* The SSL* can be reused by the next connection: it gets a new id. */
+  bpf_map_delete_elem(&conns, &key);
+  return 0;
+}
+
+/* The syscalls a TLS call makes on its socket; the first argument is the fd. */
+static __always_inline bool is_socket_io(long id) {
+  switch (id) {
+#if defined(__TARGET_ARCH_x86)
+    case 0:  /* read */
+    case 1:  /* write */
+    case 19: /* readv */
+    case 20: /* writev */
+    case 44: /* sendto */
+    case 45: /* recvfrom */
+    case 46: /* sendmsg */
+    case 47: /* recvmsg */
+#elif defined(__TARGET_ARCH_arm64)
+    case 63:  /* read */
+    case 64:  /* write */
+    case 65:  /* readv */
+    case 66:  /* writev */
+    case 206: /* sendto */
+    case 207: /* recvfrom */
+    case 211: /* sendmsg */
+    case 212: /* recvmsg */
+#endif
+      return true;
+  }
+  return false;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(tls_sys_enter, struct pt_regs* regs, long id) {
+  if (!is_socket_io(id)) return 0;
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  struct call_args* args = bpf_map_lookup_elem(&active_calls, &pid_tgid);
+  if (!args) return 0; /* not inside a TLS call: the common case */
+  if (args->fd >= 0) return 0;
+  args->fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+  return 0;
+}
