@@ -233,7 +233,8 @@ static __always_inline int exit_call(struct pt_regs* ctx) {
   struct call_args a = *args;
   bpf_map_delete_elem(&active_calls, &pid_tgid);
 
-  long ret = PT_REGS_RC(ctx);
+  /* The four functions return int: only the low 32 bits of the register are theirs. */
+  int ret = (int)PT_REGS_RC(ctx);
   u64 moved = 0;
   if (a.func == AW_FN_SSL_WRITE || a.func == AW_FN_SSL_READ) {
     if (ret <= 0) return 0; /* error, would-block or close: nothing moved */

@@ -9,12 +9,12 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -40,9 +40,14 @@ namespace {
 // Where TLS libraries live on Debian, Fedora, Alpine and friends. Processes mapping a
 // library elsewhere (venvs, containers, /opt) are found through /proc and mmap events.
 constexpr const char* kLibraryGlobs[] = {
-    "/lib/libssl.so*",          "/lib64/libssl.so*",          "/usr/lib/libssl.so*",
-    "/usr/lib64/libssl.so*",    "/usr/local/lib/libssl.so*",  "/usr/local/lib64/libssl.so*",
-    "/lib/*-linux-gnu*/libssl.so*", "/usr/lib/*-linux-gnu*/libssl.so*",
+    "/lib/libssl.so*",
+    "/lib64/libssl.so*",
+    "/usr/lib/libssl.so*",
+    "/usr/lib64/libssl.so*",
+    "/usr/local/lib/libssl.so*",
+    "/usr/local/lib64/libssl.so*",
+    "/lib/*-linux-gnu*/libssl.so*",
+    "/usr/lib/*-linux-gnu*/libssl.so*",
 };
 
 struct FileId {
@@ -51,10 +56,14 @@ struct FileId {
   bool operator==(const FileId&) const = default;
 };
 struct FileIdHash {
-  size_t operator()(const FileId& f) const { return std::hash<uint64_t>()(f.ino ^ (uint64_t(f.dev) << 44)); }
+  size_t operator()(const FileId& f) const {
+    return std::hash<uint64_t>()(f.ino ^ (uint64_t(f.dev) << 44));
+  }
 };
 
-uint32_t kernel_dev(uint32_t major, uint32_t minor) { return (major << 20) | minor; }
+uint32_t kernel_dev(uint32_t major, uint32_t minor) {
+  return (major << 20) | minor;
+}
 
 std::optional<FileId> file_id(const std::string& path) {
   struct stat st {};
@@ -85,23 +94,27 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
 std::string explain_load_failure(int err) {
   std::string why = std::strerror(err);
   if ((err == EPERM || err == EACCES) && geteuid() == 0) {
-    return why + ": the kernel refused the programs although agentwall runs as root: the "
-                 "verifier rejected them (run with -v for its log) or a security module or "
-                 "lockdown policy forbids BPF tracing";
+    return why +
+           ": the kernel refused the programs although agentwall runs as root: the "
+           "verifier rejected them (run with -v for its log) or a security module or "
+           "lockdown policy forbids BPF tracing";
   }
   if (err == EPERM || err == EACCES) {
-    return why + ": loading BPF programs needs root, or CAP_BPF, CAP_PERFMON and "
-                 "CAP_SYS_RESOURCE; also check kernel.unprivileged_bpf_disabled and that no "
-                 "LSM policy denies bpf()";
+    return why +
+           ": loading BPF programs needs root, or CAP_BPF, CAP_PERFMON and "
+           "CAP_SYS_RESOURCE; also check kernel.unprivileged_bpf_disabled and that no "
+           "LSM policy denies bpf()";
   }
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
-    return why + ": this kernel has no BTF (/sys/kernel/btf/vmlinux); agentwall's CO-RE "
-                 "programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y";
+    return why +
+           ": this kernel has no BTF (/sys/kernel/btf/vmlinux); agentwall's CO-RE "
+           "programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y";
   }
   if (err == ENOENT || err == EINVAL || err == ESRCH) {
-    return why + ": the kernel lacks a feature the programs use (uprobes through the perf "
-                 "uprobe PMU, BPF ring buffers, bpf_loop, tp_btf/fentry: Linux 5.17 or "
-                 "newer); run with -v for the verifier's log";
+    return why +
+           ": the kernel lacks a feature the programs use (uprobes through the perf "
+           "uprobe PMU, BPF ring buffers, bpf_loop, tp_btf/fentry: Linux 5.17 or "
+           "newer); run with -v for the verifier's log";
   }
   return why;
 }
@@ -159,7 +172,7 @@ class BpfCapture final : public Capture {
   std::vector<bpf_link*> links_;
   std::vector<AttachedTarget> attached_;
   std::unordered_set<FileId, FileIdHash> seen_files_;
-  std::unordered_map<uint32_t, std::string> exec_filenames_;  // pid -> exec path, for short lives
+  std::unordered_map<uint32_t, std::string> exec_filenames_;    // pid -> exec path, for short lives
   std::vector<std::pair<ProcessKey, uint64_t>> pending_exits_;  // process, due (boot ns)
   std::atomic<uint64_t> attach_failures_{0};
   std::atomic<uint64_t> attach_count_{0};
@@ -203,8 +216,10 @@ bool BpfCapture::load(std::string& error) {
     return false;
   }
   if (int err = proc_bpf__attach(proc_); err) {
-    error = "cannot attach the process discovery programs (tp_btf sched_process_exec/exit, "
-            "fentry security_mmap_file): " + explain_load_failure(-err);
+    error =
+        "cannot attach the process discovery programs (tp_btf sched_process_exec/exit, "
+        "fentry security_mmap_file): " +
+        explain_load_failure(-err);
     return false;
   }
   data_rb_ = ring_buffer__new(bpf_map__fd(tls_->maps.data_rb), on_data_event, this, nullptr);
@@ -229,9 +244,21 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
                                const std::string& shown, TargetKind kind) {
   // Caller holds mu_.
   if (seen_files_.count(id)) return false;
-  static const std::vector<std::string> kFunctions = {"SSL_write", "SSL_write_ex", "SSL_read",
-                                                      "SSL_read_ex", "SSL_ctrl", "SSL_free"};
-  const elf::LookupResult syms = elf::find_functions(open_path, kFunctions);
+  static const std::vector<std::string> kFunctions = {"SSL_write",   "SSL_write_ex", "SSL_read",
+                                                      "SSL_read_ex", "SSL_ctrl",     "SSL_free"};
+  // Hold the file open while working on it: a /proc/PID/... path can vanish at any moment
+  // (the process exits, the loader remaps), the open file cannot.
+  const int fd = ::open(open_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    spdlog::warn("cannot open {} ({}): {}", shown, open_path, std::strerror(errno));
+    return false;  // not remembered: the next process that maps it gets another try
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const elf::LookupResult syms = elf::find_functions(path, kFunctions);
   if (!syms.ok()) {
     // An odd or unreadable file: say so once, keep going with everything else.
     spdlog::warn("skipping {}: {}", shown, syms.error);
@@ -270,7 +297,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       if (it == syms.offsets.end()) continue;
       LIBBPF_OPTS(bpf_uprobe_opts, uopts, .retprobe = p.retprobe);
       bpf_link* link =
-          bpf_program__attach_uprobe_opts(p.prog, -1, open_path.c_str(), it->second, &uopts);
+          bpf_program__attach_uprobe_opts(p.prog, -1, path.c_str(), it->second, &uopts);
       if (!link) {
         spdlog::warn("cannot attach {} probe to {} in {}: {}", p.retprobe ? "return" : "entry",
                      p.function, shown, std::strerror(errno));
@@ -288,8 +315,8 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
     return false;
   }
   links_.insert(links_.end(), new_links.begin(), new_links.end());
-  attached_.push_back({shown, kind, id.dev, id.ino, {functions.begin(), functions.end()},
-                       unix_now_ns()});
+  attached_.push_back(
+      {shown, kind, id.dev, id.ino, {functions.begin(), functions.end()}, unix_now_ns()});
   attach_count_.fetch_add(1);
   spdlog::info("attached to {} {} ({})", to_string(kind), shown,
                fmt::join(functions.begin(), functions.end(), ", "));
@@ -308,8 +335,8 @@ void BpfCapture::scan_process(uint32_t pid) {
     char range[64];
     snprintf(range, sizeof(range), "%llx-%llx", static_cast<unsigned long long>(m.start),
              static_cast<unsigned long long>(m.end));
-    consider_file(id, proc_dir + "/map_files/" + range, m.path + " (pid " + std::to_string(pid) + ")",
-                  TargetKind::kLibrary);
+    consider_file(id, proc_dir + "/map_files/" + range,
+                  m.path + " (pid " + std::to_string(pid) + ")", TargetKind::kLibrary);
   }
   struct stat st {};
   const std::string exe = proc_dir + "/exe";
@@ -377,7 +404,8 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
   std::unique_lock lock(mu_);
   if (kind == AW_EV_EXEC && size >= sizeof(aw_proc_exec)) {
     const auto* ev = static_cast<const aw_proc_exec*>(data);
-    exec_filenames_[ev->pid] = std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
+    exec_filenames_[ev->pid] =
+        std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
     const FileId id{ev->exe_dev, ev->exe_ino};
     if (seen_files_.count(id)) return;
     const std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
@@ -412,8 +440,8 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
       lock.lock();
       if (seen_files_.count(id)) return;
     }
-    spdlog::warn("pid {} mapped {} but it never appeared in /proc/{}/maps; not attached",
-                 ev->pid, std::string(ev->name, strnlen(ev->name, sizeof(ev->name))), ev->pid);
+    spdlog::warn("pid {} mapped {} but it never appeared in /proc/{}/maps; not attached", ev->pid,
+                 std::string(ev->name, strnlen(ev->name, sizeof(ev->name))), ev->pid);
     attach_failures_.fetch_add(1);
   }
 }
@@ -489,12 +517,21 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     sink_->on_chunk(c);
   } else if (kind == AW_EV_TLS_SNI && size >= sizeof(aw_tls_sni)) {
     const auto* ev = static_cast<const aw_tls_sni*>(data);
-    sink_->on_sni({ev->ts_ns + boot_offset_, {ev->pid, ev->proc_start_ns}, ev->tid, ev->conn_id,
-                   ev->ssl, std::string(ev->sni, strnlen(ev->sni, sizeof(ev->sni)))});
+    sink_->on_sni({ev->ts_ns + boot_offset_,
+                   {ev->pid, ev->proc_start_ns},
+                   ev->tid,
+                   ev->conn_id,
+                   ev->ssl,
+                   std::string(ev->sni, strnlen(ev->sni, sizeof(ev->sni)))});
   } else if (kind == AW_EV_TLS_CLOSE && size >= sizeof(aw_tls_close)) {
     const auto* ev = static_cast<const aw_tls_close*>(data);
-    sink_->on_close({ev->ts_ns + boot_offset_, {ev->pid, ev->proc_start_ns}, ev->tid,
-                     ev->conn_id, ev->ssl, ev->bytes_out, ev->bytes_in});
+    sink_->on_close({ev->ts_ns + boot_offset_,
+                     {ev->pid, ev->proc_start_ns},
+                     ev->tid,
+                     ev->conn_id,
+                     ev->ssl,
+                     ev->bytes_out,
+                     ev->bytes_in});
   }
 }
 

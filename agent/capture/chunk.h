@@ -17,7 +17,9 @@ namespace agentwall {
 enum class Direction : uint8_t { kOut = 0, kIn = 1 };
 enum class TlsFunc : uint8_t { kSslWrite = 0, kSslWriteEx = 1, kSslRead = 2, kSslReadEx = 3 };
 
-inline std::string_view to_string(Direction d) { return d == Direction::kOut ? "out" : "in"; }
+inline std::string_view to_string(Direction d) {
+  return d == Direction::kOut ? "out" : "in";
+}
 
 inline std::string_view to_string(TlsFunc f) {
   switch (f) {

@@ -40,13 +40,12 @@ void setup_logging(bool verbose) {
 
 po::options_description capture_options(capture::Options& c) {
   po::options_description d("Capture");
-  d.add_options()
-      ("max-bytes", po::value(&c.max_capture_bytes)->default_value(c.max_capture_bytes),
-       "capture at most this many bytes of one SSL call; the rest is marked truncated")
-      ("ringbuf-mb", po::value<uint32_t>()->default_value(c.ringbuf_bytes >> 20),
-       "size of the kernel ring buffer in MiB (a power of two)")
-      ("attach", po::value(&c.extra_targets)->composing(),
-       "also attach to this library or executable (repeatable)");
+  d.add_options()("max-bytes", po::value(&c.max_capture_bytes)->default_value(c.max_capture_bytes),
+                  "capture at most this many bytes of one SSL call; the rest is marked truncated")(
+      "ringbuf-mb", po::value<uint32_t>()->default_value(c.ringbuf_bytes >> 20),
+      "size of the kernel ring buffer in MiB (a power of two)")(
+      "attach", po::value(&c.extra_targets)->composing(),
+      "also attach to this library or executable (repeatable)");
   return d;
 }
 
@@ -87,13 +86,14 @@ int cmd_run(int argc, char** argv) {
   bool verbose = false;
   po::options_description desc("agentwall run [options]");
   desc.add_options()("help,h", "show this help")("verbose,v", po::bool_switch(&verbose),
-                                                  "debug logging")
-      ("record", po::value(&opt.record_path), "write the raw capture stream to FILE (docs/RECORD.md)")
-      ("events", po::value(&opt.events_path)->default_value("-"),
-       "write events as JSON lines to FILE ('-' = stdout)")
-      ("health-interval", po::value(&opt.health_interval_s)->default_value(30),
-       "seconds between agent.health events (0 = only at exit)")
-      ("ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
+                                                 "debug logging")(
+      "record", po::value(&opt.record_path),
+      "write the raw capture stream to FILE (docs/RECORD.md)")(
+      "events", po::value(&opt.events_path)->default_value("-"),
+      "write events as JSON lines to FILE ('-' = stdout)")(
+      "health-interval", po::value(&opt.health_interval_s)->default_value(30),
+      "seconds between agent.health events (0 = only at exit)")(
+      "ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
   desc.add(capture_options(opt.capture));
   po::variables_map vm;
   if (!parse(argc, argv, desc, vm, "see: agentwall run --help")) return 2;
@@ -119,13 +119,13 @@ int cmd_sniff(int argc, char** argv) {
   std::string comm;
   po::options_description desc("agentwall sniff [options]");
   desc.add_options()("help,h", "show this help")("verbose,v", po::bool_switch(&verbose),
-                                                  "debug logging")
-      ("pid,p", po::value(&pid), "only this process (filtered in the kernel)")
-      ("comm,c", po::value(&comm), "only processes with this command name")
-      ("output,o", po::value(&opt.sniff_output)->default_value("-"),
-       "write JSON lines to FILE ('-' = stdout)")
-      ("events", po::value(&opt.events_path), "also write agent.health events to FILE")
-      ("ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
+                                                 "debug logging")(
+      "pid,p", po::value(&pid), "only this process (filtered in the kernel)")(
+      "comm,c", po::value(&comm), "only processes with this command name")(
+      "output,o", po::value(&opt.sniff_output)->default_value("-"),
+      "write JSON lines to FILE ('-' = stdout)")("events", po::value(&opt.events_path),
+                                                 "also write agent.health events to FILE")(
+      "ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
   desc.add(capture_options(opt.capture));
   po::variables_map vm;
   if (!parse(argc, argv, desc, vm, "see: agentwall sniff --help")) return 2;
@@ -151,9 +151,9 @@ int cmd_replay(int argc, char** argv) {
   uint32_t pid = 0;
   std::string comm;
   po::options_description desc("agentwall replay FILE [options]");
-  desc.add_options()("help,h", "show this help")("pid,p", po::value(&pid), "only this process")
-      ("comm,c", po::value(&comm), "only processes with this command name")
-      ("file", po::value(&file), "recording made with `agentwall run --record FILE`");
+  desc.add_options()("help,h", "show this help")("pid,p", po::value(&pid), "only this process")(
+      "comm,c", po::value(&comm), "only processes with this command name")(
+      "file", po::value(&file), "recording made with `agentwall run --record FILE`");
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;

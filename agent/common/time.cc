@@ -18,11 +18,14 @@ std::string format_rfc3339(uint64_t unix_ns) {
   char buf[48];
   const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc);
   char frac[16];
-  snprintf(frac, sizeof(frac), ".%09lluZ", static_cast<unsigned long long>(unix_ns % 1000000000ull));
+  snprintf(frac, sizeof(frac), ".%09lluZ",
+           static_cast<unsigned long long>(unix_ns % 1000000000ull));
   return std::string(buf, n) + frac;
 }
 
-uint64_t unix_now_ns() { return clock_ns(CLOCK_REALTIME); }
+uint64_t unix_now_ns() {
+  return clock_ns(CLOCK_REALTIME);
+}
 
 uint64_t boot_to_unix_offset_ns() {
   // Read boot time between two real-time readings so the offset is off by at most

@@ -26,7 +26,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -192,10 +194,10 @@ int run_agent(const AgentOptions& opt) {
   });
 
   const auto targets = cap->attached();
-  spdlog::info("ready: {} TLS targets attached{}", targets.size(),
-               opt.sniff ? ", sniffing" : "");
+  spdlog::info("ready: {} TLS targets attached{}", targets.size(), opt.sniff ? ", sniffing" : "");
   if (targets.empty())
-    spdlog::warn("no OpenSSL library or executable found yet; new ones are attached as they appear");
+    spdlog::warn(
+        "no OpenSSL library or executable found yet; new ones are attached as they appear");
   if (!opt.ready_file.empty()) {
     std::ofstream(opt.ready_file) << getpid() << "\n";
   }

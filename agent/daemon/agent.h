@@ -11,11 +11,11 @@ namespace agentwall::daemon {
 
 struct AgentOptions {
   capture::Options capture;
-  std::string record_path;         // --record: write the raw capture stream here
+  std::string record_path;  // --record: write the raw capture stream here
   // Where agent.health (and later all events) go; "-" = stdout, empty = nowhere.
   std::string events_path = "-";
-  double health_interval_s = 30;   // 0 = only at exit
-  std::string ready_file;          // created once every probe is attached
+  double health_interval_s = 30;  // 0 = only at exit
+  std::string ready_file;         // created once every probe is attached
   // Sniff mode: print every chunk as a tls.* JSON line instead of running the pipeline.
   bool sniff = false;
   std::string sniff_output = "-";

@@ -64,7 +64,9 @@ Endpoint get_endpoint(Cursor& c) {
   return e;
 }
 
-json process_json(const ProcessKey& k) { return {{"pid", k.pid}, {"start_ns", k.start_ns}}; }
+json process_json(const ProcessKey& k) {
+  return {{"pid", k.pid}, {"start_ns", k.start_ns}};
+}
 
 ProcessKey process_key(const json& j) {
   return {j.at("pid").get<uint32_t>(), j.at("start_ns").get<uint64_t>()};
@@ -215,7 +217,8 @@ void Writer::on_close(const TlsClose& c) {
 
 ReadResult replay_file(const std::string& path, CaptureSink& sink) {
   ReadResult result;
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
   if (!file) {
     result.error = "cannot open recording " + path + ": " + std::strerror(errno);
     return result;
@@ -223,8 +226,9 @@ ReadResult replay_file(const std::string& path, CaptureSink& sink) {
   char magic[sizeof(kMagic)];
   if (std::fread(magic, 1, sizeof(magic), file.get()) != sizeof(magic) ||
       std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) {
-    result.error = path + " is not an agentwall recording (no AWREC01 header); record one with "
-                          "`agentwall run --record FILE`";
+    result.error = path +
+                   " is not an agentwall recording (no AWREC01 header); record one with "
+                   "`agentwall run --record FILE`";
     return result;
   }
   std::string body;
@@ -244,7 +248,8 @@ ReadResult replay_file(const std::string& path, CaptureSink& sink) {
     uint16_t type;
     std::memcpy(&len, head, 4);
     std::memcpy(&type, head + 4, 2);
-    if (len > kMaxRecordBody + 4096) return fail("record length " + std::to_string(len) + " is too large");
+    if (len > kMaxRecordBody + 4096)
+      return fail("record length " + std::to_string(len) + " is too large");
     body.resize(len);
     if (std::fread(body.data(), 1, len, file.get()) != len)
       return fail("file ends inside a record body (recording cut short)");

@@ -1,0 +1,55 @@
+# Developer entry points. `make run` and `make test` work on a fresh Debian 12 machine
+# as root: they install what is missing, build, and run.
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize bench format clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+test-deps:
+	scripts/install-deps.sh --test
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The agent's main job, in the foreground, on the built-in default configuration.
+run: build
+	exec $(BUILD)/agentwall run
+
+sniff: build
+	exec $(BUILD)/agentwall sniff
+
+build-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DAGENTWALL_SANITIZE=ON -DAGENTWALL_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_ASAN) -j$(JOBS) --target unit_tests
+
+# Every test: unit and integration (real BPF, root), then the unit tests again under
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+test: test-deps build build-asan
+	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD_ASAN) && ctest --output-on-failure -L unit
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+integration: test-deps build
+	cd $(BUILD) && ctest --output-on-failure -L integration
+
+sanitize: build-asan
+	cd $(BUILD_ASAN) && ctest --output-on-failure -L unit
+
+bench: test-deps build
+	BUILD_DIR=$(abspath $(BUILD)) tests/bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)
