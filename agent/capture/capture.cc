@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <climits>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -358,7 +359,9 @@ void BpfCapture::attach_existing() {
     if (glob(pattern, 0, nullptr, &g) == 0) {
       for (size_t i = 0; i < g.gl_pathc; ++i) {
         const std::string path = g.gl_pathv[i];
-        if (auto id = file_id(path)) consider_file(*id, path, path, TargetKind::kLibrary);
+        char real[PATH_MAX];
+        const std::string shown = realpath(path.c_str(), real) ? real : path;
+        if (auto id = file_id(path)) consider_file(*id, path, shown, TargetKind::kLibrary);
       }
     }
     globfree(&g);

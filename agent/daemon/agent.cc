@@ -1,6 +1,7 @@
 #include "agent/daemon/agent.h"
 
 #include <signal.h>
+#include <sys/utsname.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -142,8 +143,39 @@ std::string health_json(const HealthSnapshot& h) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+namespace {
+
+std::string first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// Says what this kernel offers and what is degraded without it, before loading anything.
+void log_start_checks() {
+  utsname u{};
+  uname(&u);
+  spdlog::info("agentwall {} on Linux {} ({})", AGENTWALL_VERSION, u.release, u.machine);
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+    spdlog::error("no kernel BTF (/sys/kernel/btf/vmlinux): the CO-RE programs cannot load; use "
+                  "a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+  const std::string lockdown = first_line("/sys/kernel/security/lockdown");
+  if (!lockdown.empty()) {
+    spdlog::info("kernel lockdown: {} (capture only reads user memory: works in integrity "
+                 "mode; confidentiality mode forbids it)",
+                 lockdown);
+  }
+  if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) != 0)
+    spdlog::warn("no uprobe PMU (/sys/bus/event_source/devices/uprobe): libbpf falls back to "
+                 "tracefs, which must then be mounted");
+}
+
+}  // namespace
+
 int run_agent(const AgentOptions& opt) {
   install_signal_handlers();
+  log_start_checks();
   const auto started = std::chrono::steady_clock::now();
 
   std::string error;
