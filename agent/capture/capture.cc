@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include <dirent.h>
-#include <climits>
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -50,6 +50,12 @@ constexpr const char* kLibraryGlobs[] = {
     "/lib/*-linux-gnu*/libssl.so*",
     "/usr/lib/*-linux-gnu*/libssl.so*",
 };
+
+// Where executables that may link OpenSSL statically are looked for at start.
+constexpr const char* kExecutableDirs[] = {"/usr/bin", "/usr/local/bin", "/usr/sbin",
+                                           "/usr/local/sbin", "/opt"};
+// Smaller files cannot hold a linked-in OpenSSL: they are not opened at all.
+constexpr off_t kMinStaticTlsExecutable = 2 << 20;
 
 struct FileId {
   uint32_t dev = 0;  // kernel encoding: major << 20 | minor
@@ -156,6 +162,7 @@ class BpfCapture final : public Capture {
                      TargetKind kind);
   void remember_file(const FileId& id);
   void scan_process(uint32_t pid);
+  void scan_executables(const std::string& dir, int depth = 0);
   void note_latency(uint64_t event_boot_ns);
   void announce_process(const ProcessKey& key, uint64_t cgroup_id, std::string_view comm);
   void apply_due_exits();
@@ -352,6 +359,39 @@ void BpfCapture::scan_process(uint32_t pid) {
   }
 }
 
+void BpfCapture::scan_executables(const std::string& dir, int depth) {
+  // Caller holds mu_.
+  DIR* d = opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string path = dir + "/" + e->d_name;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (depth < 3 && dir.starts_with("/opt")) scan_executables(path, depth + 1);
+      continue;
+    }
+    if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111) || st.st_size < kMinStaticTlsExecutable)
+      continue;
+    const FileId id{kernel_dev(major(st.st_dev), minor(st.st_dev)), st.st_ino};
+    if (seen_files_.count(id)) continue;
+    char magic[4] = {};
+    if (FILE* f = std::fopen(path.c_str(), "rb")) {
+      const size_t n = std::fread(magic, 1, sizeof(magic), f);
+      std::fclose(f);
+      if (n != sizeof(magic) || std::memcmp(magic,
+                                            "\x7f"
+                                            "ELF",
+                                            4) != 0)
+        continue;
+    }
+    char real[PATH_MAX];
+    consider_file(id, path, realpath(path.c_str(), real) ? real : path, TargetKind::kExecutable);
+  }
+  closedir(d);
+}
+
 void BpfCapture::attach_existing() {
   std::lock_guard lock(mu_);
   for (const char* pattern : kLibraryGlobs) {
@@ -366,6 +406,10 @@ void BpfCapture::attach_existing() {
     }
     globfree(&g);
   }
+  // Executables with OpenSSL linked in (Node.js) are attached once per file too, so the
+  // processes they start later are covered from their first instruction, not from the
+  // moment their exec event is handled (tens of ms for a 100 MiB binary).
+  for (const char* dir : kExecutableDirs) scan_executables(dir);
   for (const std::string& path : opt_.extra_targets) {
     auto id = file_id(path);
     if (!id) {
@@ -411,9 +455,16 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
         std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
     const FileId id{ev->exe_dev, ev->exe_ino};
     if (seen_files_.count(id)) return;
-    const std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
-    if (consider_file(id, exe, exec_filenames_[ev->pid], TargetKind::kExecutable))
-      note_latency(ev->ts_ns);
+    const std::string& filename = exec_filenames_[ev->pid];
+    std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
+    // A process that already exited leaves no /proc/PID/exe; the same file on the host's
+    // path still serves for the processes that exec it next.
+    if (access(exe.c_str(), F_OK) != 0) {
+      const auto host = file_id(filename);
+      if (!host || !(*host == id)) return;
+      exe = filename;
+    }
+    if (consider_file(id, exe, filename, TargetKind::kExecutable)) note_latency(ev->ts_ns);
   } else if (kind == AW_EV_EXIT && size >= sizeof(aw_proc_exit)) {
     const auto* ev = static_cast<const aw_proc_exit*>(data);
     exec_filenames_.erase(ev->pid);
