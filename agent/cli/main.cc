@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -146,13 +148,58 @@ int cmd_sniff(int argc, char** argv) {
   return daemon::run_agent(opt);
 }
 
+// Passes on only what one process or command name did: cuts a recording down.
+class ProcessFilter final : public CaptureSink {
+ public:
+  ProcessFilter(CaptureSink& next, const output::SniffFilter& f) : next_(next), f_(f) {}
+  void on_process(const ProcessInfo& p) override {
+    if (keep(p.key.pid, p.comm)) next_.on_process(p);
+  }
+  void on_chunk(const TlsChunk& c) override {
+    if (keep(c.process.pid, c.comm)) next_.on_chunk(c);
+  }
+  void on_sni(const TlsSni& s) override {
+    if (f_.pid && s.process.pid != *f_.pid) return;
+    // SNI comes before the process's first chunk, which tells its comm: hold it till then.
+    if (f_.comm && !kept_pids_.count(s.process.pid)) {
+      pending_sni_.push_back(s);
+      return;
+    }
+    next_.on_sni(s);
+  }
+  void on_close(const TlsClose& c) override {
+    if (kept_pids_.count(c.process.pid)) next_.on_close(c);
+  }
+
+ private:
+  bool keep(uint32_t pid, std::string_view comm) {
+    if (f_.pid && pid != *f_.pid) return false;
+    if (f_.comm && comm != *f_.comm) return false;
+    if (kept_pids_.insert(pid).second) {
+      std::erase_if(pending_sni_, [&](const TlsSni& s) {
+        if (s.process.pid != pid) return false;
+        next_.on_sni(s);
+        return true;
+      });
+    }
+    return true;
+  }
+  std::vector<TlsSni> pending_sni_;
+  CaptureSink& next_;
+  output::SniffFilter f_;
+  std::set<uint32_t> kept_pids_;
+};
+
 int cmd_replay(int argc, char** argv) {
   std::string file;
+  std::string record_path;
   uint32_t pid = 0;
   std::string comm;
   po::options_description desc("agentwall replay FILE [options]");
   desc.add_options()("help,h", "show this help")("pid,p", po::value(&pid), "only this process")(
       "comm,c", po::value(&comm), "only processes with this command name")(
+      "record", po::value(&record_path),
+      "write what passes the filters to a new recording instead of printing it")(
       "file", po::value(&file), "recording made with `agentwall run --record FILE`");
   po::positional_options_description pos;
   pos.add("file", 1);
@@ -180,7 +227,23 @@ int cmd_replay(int argc, char** argv) {
   if (vm.count("comm")) filter.comm = comm;
   output::SniffPrinter printer(stdout, filter);
   stream::Tracker tracker(printer);
-  const record::ReadResult r = record::replay_file(file, tracker);
+  std::unique_ptr<record::Writer> writer;
+  if (!record_path.empty()) {
+    writer = std::make_unique<record::Writer>(record_path);
+    if (!writer->ok()) {
+      spdlog::error("{}", writer->error());
+      return 2;
+    }
+  }
+  ProcessFilter filtered(writer ? static_cast<CaptureSink&>(*writer) : tracker, filter);
+  const record::ReadResult r = record::replay_file(file, filtered);
+  if (writer) {
+    writer->flush();
+    if (!writer->ok()) {
+      spdlog::error("{}", writer->error());
+      return 1;
+    }
+  }
   if (!r.ok()) {
     spdlog::error("{}", r.error);
     return 1;
