@@ -258,7 +258,10 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   // (the process exits, the loader remaps), the open file cannot.
   const int fd = ::open(open_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    spdlog::warn("cannot open {} ({}): {}", shown, open_path, std::strerror(errno));
+    // A process that exits right after exec or mmap is the common case, not a fault.
+    const auto level = errno == ENOENT || errno == ESRCH ? spdlog::level::debug
+                                                         : spdlog::level::warn;
+    spdlog::log(level, "cannot open {} ({}): {}", shown, open_path, std::strerror(errno));
     return false;  // not remembered: the next process that maps it gets another try
   }
   struct FdCloser {
