@@ -163,12 +163,14 @@ class BpfCapture final : public Capture {
   void remember_file(const FileId& id);
   void scan_process(uint32_t pid);
   void scan_executables(const std::string& dir, int depth = 0);
+  void scan_foreign_root(uint32_t pid, uint64_t event_ns);
   void note_latency(uint64_t event_boot_ns);
   void announce_process(const ProcessKey& key, uint64_t cgroup_id, std::string_view comm);
   void apply_due_exits();
 
   Options opt_;
   uint64_t boot_offset_;
+  uint64_t self_mnt_ns_ = 0;  // inode of the agent's own mount namespace
   tls_bpf* tls_ = nullptr;
   proc_bpf* proc_ = nullptr;
   ring_buffer* data_rb_ = nullptr;
@@ -194,6 +196,8 @@ class BpfCapture final : public Capture {
 
 bool BpfCapture::load(std::string& error) {
   libbpf_set_print(libbpf_log);
+  struct stat ns {};
+  if (stat("/proc/self/ns/mnt", &ns) == 0) self_mnt_ns_ = ns.st_ino;
   tls_ = tls_bpf__open();
   proc_ = proc_bpf__open();
   if (!tls_ || !proc_) {
@@ -259,8 +263,8 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   const int fd = ::open(open_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     // A process that exits right after exec or mmap is the common case, not a fault.
-    const auto level = errno == ENOENT || errno == ESRCH ? spdlog::level::debug
-                                                         : spdlog::level::warn;
+    const auto level =
+        errno == ENOENT || errno == ESRCH ? spdlog::level::debug : spdlog::level::warn;
     spdlog::log(level, "cannot open {} ({}): {}", shown, open_path, std::strerror(errno));
     return false;  // not remembered: the next process that maps it gets another try
   }
@@ -395,6 +399,33 @@ void BpfCapture::scan_executables(const std::string& dir, int depth) {
   closedir(d);
 }
 
+void BpfCapture::scan_foreign_root(uint32_t pid, uint64_t event_ns) {
+  // Caller holds mu_. A process in another mount namespace (a container, a private mount)
+  // may see a libssl the host does not have. Looking for it at exec, before the dynamic
+  // loader maps it, attaches in time for the process's first TLS call; waiting for the
+  // mmap leaves a window of a few milliseconds in which its first calls are missed.
+  const std::string root = "/proc/" + std::to_string(pid) + "/root";
+  struct stat ns {};
+  if (stat(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), &ns) != 0) return;
+  if (ns.st_ino == self_mnt_ns_) return;  // the host's files: attached at start
+  for (const char* pattern : kLibraryGlobs) {
+    glob_t g{};
+    if (glob((root + pattern).c_str(), 0, nullptr, &g) == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) {
+        const std::string path = g.gl_pathv[i];
+        const auto id = file_id(path);
+        if (!id || seen_files_.count(*id)) continue;
+        if (consider_file(
+                *id, path,
+                path.substr(root.size()) + " (mount namespace of pid " + std::to_string(pid) + ")",
+                TargetKind::kLibrary))
+          note_latency(event_ns);
+      }
+    }
+    globfree(&g);
+  }
+}
+
 void BpfCapture::attach_existing() {
   std::lock_guard lock(mu_);
   for (const char* pattern : kLibraryGlobs) {
@@ -457,17 +488,21 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
     exec_filenames_[ev->pid] =
         std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
     const FileId id{ev->exe_dev, ev->exe_ino};
-    if (seen_files_.count(id)) return;
+    if (seen_files_.count(id)) {
+      scan_foreign_root(ev->pid, ev->ts_ns);
+      return;
+    }
     const std::string& filename = exec_filenames_[ev->pid];
     std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
     // A process that already exited leaves no /proc/PID/exe; the same file on the host's
     // path still serves for the processes that exec it next.
     if (access(exe.c_str(), F_OK) != 0) {
       const auto host = file_id(filename);
-      if (!host || !(*host == id)) return;
+      if (!host || !(*host == id)) return;  // gone, and its root with it
       exe = filename;
     }
     if (consider_file(id, exe, filename, TargetKind::kExecutable)) note_latency(ev->ts_ns);
+    scan_foreign_root(ev->pid, ev->ts_ns);
   } else if (kind == AW_EV_EXIT && size >= sizeof(aw_proc_exit)) {
     const auto* ev = static_cast<const aw_proc_exit*>(data);
     exec_filenames_.erase(ev->pid);
