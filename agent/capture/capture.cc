@@ -164,6 +164,17 @@ class BpfCapture final : public Capture {
   void scan_process(uint32_t pid);
   void scan_executables(const std::string& dir, int depth = 0);
   void scan_foreign_root(uint32_t pid, uint64_t event_ns);
+  void retry_pending_maps();
+
+  // A library mapping announced by the kernel, not yet visible in /proc/PID/maps.
+  struct PendingMap {
+    uint32_t pid;
+    FileId id;
+    uint64_t event_ns;
+    std::string name;
+    int attempts;
+  };
+  static constexpr int kMaxMapAttempts = 200;  // about 200 ms of polling
   void note_latency(uint64_t event_boot_ns);
   void announce_process(const ProcessKey& key, uint64_t cgroup_id, std::string_view comm);
   void apply_due_exits();
@@ -184,6 +195,7 @@ class BpfCapture final : public Capture {
   std::unordered_set<FileId, FileIdHash> seen_files_;
   std::unordered_map<uint32_t, std::string> exec_filenames_;    // pid -> exec path, for short lives
   std::vector<std::pair<ProcessKey, uint64_t>> pending_exits_;  // process, due (boot ns)
+  std::vector<PendingMap> pending_maps_;
   std::atomic<uint64_t> attach_failures_{0};
   std::atomic<uint64_t> attach_count_{0};
   std::atomic<uint64_t> latency_last_us_{0};
@@ -482,7 +494,7 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
   if (size < sizeof(uint32_t)) return;
   uint32_t kind;
   std::memcpy(&kind, data, sizeof(kind));
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
   if (kind == AW_EV_EXEC && size >= sizeof(aw_proc_exec)) {
     const auto* ev = static_cast<const aw_proc_exec*>(data);
     exec_filenames_[ev->pid] =
@@ -512,34 +524,51 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
     const auto* ev = static_cast<const aw_lib_map*>(data);
     const FileId id{ev->dev, ev->ino};
     if (seen_files_.count(id)) return;
-    // The event comes before the mapping exists: look for it in /proc/PID/maps for a
-    // short while.
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      for (const proc::MapsEntry& m : proc::read_maps(ev->pid)) {
-        if (m.inode != id.ino || kernel_dev(m.dev_major, m.dev_minor) != id.dev) continue;
-        char range[64];
-        snprintf(range, sizeof(range), "%llx-%llx", static_cast<unsigned long long>(m.start),
-                 static_cast<unsigned long long>(m.end));
-        const std::string open_path = "/proc/" + std::to_string(ev->pid) + "/map_files/" + range;
-        if (consider_file(id, open_path, m.path + " (pid " + std::to_string(ev->pid) + ")",
-                          TargetKind::kLibrary))
-          note_latency(ev->ts_ns);
-        return;
-      }
-      if (access(("/proc/" + std::to_string(ev->pid)).c_str(), F_OK) != 0) return;  // gone
-      lock.unlock();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      lock.lock();
-      if (seen_files_.count(id)) return;
-    }
-    spdlog::warn("pid {} mapped {} but it never appeared in /proc/{}/maps; not attached", ev->pid,
-                 std::string(ev->name, strnlen(ev->name, sizeof(ev->name))), ev->pid);
-    attach_failures_.fetch_add(1);
+    // The event comes before the mapping exists: it is looked for in /proc/PID/maps now
+    // and on the next rounds, without holding up the events behind it.
+    pending_maps_.push_back(
+        {ev->pid, id, ev->ts_ns, std::string(ev->name, strnlen(ev->name, sizeof(ev->name))), 0});
+    retry_pending_maps();
   }
 }
 
+void BpfCapture::retry_pending_maps() {
+  // Caller holds mu_.
+  std::erase_if(pending_maps_, [&](PendingMap& p) {
+    if (seen_files_.count(p.id)) return true;
+    for (const proc::MapsEntry& m : proc::read_maps(p.pid)) {
+      if (m.inode != p.id.ino || kernel_dev(m.dev_major, m.dev_minor) != p.id.dev) continue;
+      char range[64];
+      snprintf(range, sizeof(range), "%llx-%llx", static_cast<unsigned long long>(m.start),
+               static_cast<unsigned long long>(m.end));
+      const std::string open_path = "/proc/" + std::to_string(p.pid) + "/map_files/" + range;
+      if (consider_file(p.id, open_path, m.path + " (pid " + std::to_string(p.pid) + ")",
+                        TargetKind::kLibrary))
+        note_latency(p.event_ns);
+      return true;
+    }
+    if (access(("/proc/" + std::to_string(p.pid)).c_str(), F_OK) != 0) return true;  // gone
+    if (++p.attempts < kMaxMapAttempts) return false;
+    spdlog::warn("pid {} mapped {} but it never appeared in /proc/{}/maps; not attached", p.pid,
+                 p.name, p.pid);
+    attach_failures_.fetch_add(1);
+    return true;
+  });
+}
+
 int BpfCapture::poll_discovery(int timeout_ms) {
-  return ring_buffer__poll(proc_rb_, timeout_ms);
+  bool pending;
+  {
+    std::lock_guard lock(mu_);
+    pending = !pending_maps_.empty();
+  }
+  // While a mapping is awaited, come back every millisecond.
+  const int n = ring_buffer__poll(proc_rb_, pending ? 1 : timeout_ms);
+  if (pending) {
+    std::lock_guard lock(mu_);
+    retry_pending_maps();
+  }
+  return n;
 }
 
 void BpfCapture::announce_process(const ProcessKey& key, uint64_t cgroup_id,

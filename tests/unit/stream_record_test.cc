@@ -127,7 +127,7 @@ TEST_CASE("stream: bytes the kernel counted but never delivered show up at close
 }
 
 TEST_CASE("record: chunk encoding round-trips every field") {
-  const std::string payload("\x00\x01binary\xff", 10);
+  const std::string payload = std::string("\x00\x01", 2) + "binary\xff";  // 9 bytes
   TlsChunk c = chunk(11, Direction::kIn, 123456789, payload, 70000, 16384, kChunkTruncated);
   c.local.family = AF_INET6;
   c.local.port = 50000;
