@@ -13,13 +13,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -54,6 +51,8 @@ constexpr const char* kLibraryGlobs[] = {
 // Where executables that may link OpenSSL statically are looked for at start.
 constexpr const char* kExecutableDirs[] = {"/usr/bin", "/usr/local/bin", "/usr/sbin",
                                            "/usr/local/sbin", "/opt"};
+// How long captured chunks may wait in the ring before the reader looks.
+constexpr int kDataPollMs = 5;
 // Smaller files cannot hold a linked-in OpenSSL: they are not opened at all.
 constexpr off_t kMinStaticTlsExecutable = 2 << 20;
 
@@ -483,6 +482,8 @@ void BpfCapture::note_latency(uint64_t event_boot_ns) {
   uint64_t prev = latency_max_us_.load();
   while (us > prev && !latency_max_us_.compare_exchange_weak(prev, us)) {
   }
+  spdlog::info("attach latency {:.3f} ms (from the kernel's exec or mmap event)",
+               double(us) / 1000.0);
 }
 
 int BpfCapture::on_proc_event(void* ctx, void* data, size_t size) {
@@ -658,7 +659,13 @@ void BpfCapture::handle_data(const void* data, size_t size) {
 
 int BpfCapture::poll_data(int timeout_ms, CaptureSink& sink) {
   sink_ = &sink;
-  const int n = ring_buffer__poll(data_rb_, timeout_ms);
+  // Chunks do not wake the reader (tls.bpf.c, wakeup_flags): wait at most a few
+  // milliseconds, then take whatever is there.
+  int n = ring_buffer__poll(data_rb_, std::min(timeout_ms, kDataPollMs));
+  if (n >= 0) {
+    const int more = ring_buffer__consume(data_rb_);
+    n = more < 0 ? more : n + more;
+  }
   apply_due_exits();
   return n;
 }
