@@ -48,23 +48,24 @@ enum aw_func {
 };
 
 enum aw_chunk_flags {
-  AW_F_LAST = 1,       /* last chunk emitted for this call */
-  AW_F_TRUNCATED = 2,  /* the call carried more than the capture cap: the rest is not here */
-  AW_F_READ_FAULT = 4, /* the buffer could not be read (paged out or unmapped): len bytes are zero */
+  AW_F_LAST = 1,      /* last chunk emitted for this call */
+  AW_F_TRUNCATED = 2, /* the call carried more than the capture cap: the rest is not here */
+  AW_F_READ_FAULT =
+      4, /* the buffer could not be read (paged out or unmapped): len bytes are zero */
 };
 
 /* Loss and activity counters, one slot each in the per-CPU `counters` map. */
 enum aw_counter {
-  AW_CNT_CALLS = 0,          /* SSL read/write calls that returned data */
-  AW_CNT_CHUNKS,             /* chunks handed to the ring buffer */
-  AW_CNT_BYTES,              /* plaintext bytes handed to the ring buffer */
-  AW_CNT_RB_DROP_CHUNKS,     /* chunks lost: ring buffer full */
-  AW_CNT_RB_DROP_BYTES,      /* plaintext bytes lost: ring buffer full */
-  AW_CNT_TRUNC_CALLS,        /* calls cut at the capture cap */
-  AW_CNT_TRUNC_BYTES,        /* bytes beyond the cap, not captured */
-  AW_CNT_READ_FAULTS,        /* chunks whose user memory could not be read */
-  AW_CNT_CTRL_DROPS,         /* SNI/close/process events lost: ring buffer full */
-  AW_CNT_NO_ENTRY,           /* a return probe without its entry (attached mid-call) */
+  AW_CNT_CALLS = 0,      /* SSL read/write calls that returned data */
+  AW_CNT_CHUNKS,         /* chunks handed to the ring buffer */
+  AW_CNT_BYTES,          /* plaintext bytes handed to the ring buffer */
+  AW_CNT_RB_DROP_CHUNKS, /* chunks lost: ring buffer full */
+  AW_CNT_RB_DROP_BYTES,  /* plaintext bytes lost: ring buffer full */
+  AW_CNT_TRUNC_CALLS,    /* calls cut at the capture cap */
+  AW_CNT_TRUNC_BYTES,    /* bytes beyond the cap, not captured */
+  AW_CNT_READ_FAULTS,    /* chunks whose user memory could not be read */
+  AW_CNT_CTRL_DROPS,     /* SNI/close/process events lost: ring buffer full */
+  AW_CNT_NO_ENTRY,       /* a return probe without its entry (attached mid-call) */
   AW_CNT_MAX,
 };
 
@@ -77,22 +78,22 @@ struct aw_endpoint {
 /* Header common to every event: kind first so a reader can dispatch. */
 struct aw_tls_data {
   u32 kind;
-  u32 flags;          /* enum aw_chunk_flags */
-  u64 ts_ns;          /* bpf_ktime_get_boot_ns() at the return of the call */
-  u64 proc_start_ns;  /* task start, boot-based: with pid, the process identity */
+  u32 flags;         /* enum aw_chunk_flags */
+  u64 ts_ns;         /* bpf_ktime_get_boot_ns() at the return of the call */
+  u64 proc_start_ns; /* task start, boot-based: with pid, the process identity */
   u64 cgroup_id;
-  u64 conn_id;        /* unique per connection for the life of the agent */
-  u64 ssl;            /* the SSL* */
-  u64 stream_off;     /* offset of this chunk in the connection's byte stream for `dir` */
+  u64 conn_id;    /* unique per connection for the life of the agent */
+  u64 ssl;        /* the SSL* */
+  u64 stream_off; /* offset of this chunk in the connection's byte stream for `dir` */
   u32 pid;
   u32 tid;
   u32 uid;
-  s32 fd;             /* socket fd learned from the call's syscalls, -1 if unknown */
-  u32 call_len;       /* bytes the call really moved */
-  u32 call_off;       /* offset of this chunk within the call */
-  u32 len;            /* bytes of data that follow */
-  u8 dir;             /* enum aw_dir */
-  u8 func;            /* enum aw_func */
+  s32 fd;       /* socket fd learned from the call's syscalls, -1 if unknown */
+  u32 call_len; /* bytes the call really moved */
+  u32 call_off; /* offset of this chunk within the call */
+  u32 len;      /* bytes of data that follow */
+  u8 dir;       /* enum aw_dir */
+  u8 func;      /* enum aw_func */
   u16 reserved;
   struct aw_endpoint local;
   struct aw_endpoint peer;

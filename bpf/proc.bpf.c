@@ -5,10 +5,13 @@
  * not seen yet (new binaries, containers with their own root, libraries loaded late
  * with dlopen), and to forget processes that are gone.
  */
+/* vmlinux.h first: the libbpf headers use its types. */
 #include "vmlinux.h"
+
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+
 #include "events.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -41,7 +44,9 @@ static __always_inline void count_drop(void) {
   if (v) *v += 1;
 }
 
-static __always_inline u32 encode_dev(dev_t dev) { return (u32)dev; }
+static __always_inline u32 encode_dev(dev_t dev) {
+  return (u32)dev;
+}
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec, struct task_struct* task, pid_t old_pid, struct linux_binprm* bprm) {
@@ -120,7 +125,8 @@ int BPF_PROG(lib_mmap, struct pt_regs* regs, long id) {
   if (!file) return 0;
   const unsigned char* dname = BPF_CORE_READ(file, f_path.dentry, d_name.name);
   u64 prefix = 0;
-  bpf_probe_read_kernel(&prefix, sizeof(prefix), dname); /* reads past a short name stay in kernel memory */
+  bpf_probe_read_kernel(&prefix, sizeof(prefix),
+                        dname); /* reads past a short name stay in kernel memory */
   if ((prefix & LIBSSL_MASK) != LIBSSL_PREFIX) return 0; /* not a TLS library */
   struct inode* inode = BPF_CORE_READ(file, f_inode);
   struct aw_file_key key = {

@@ -10,11 +10,14 @@
  * The socket fd is learned from the read/write/send/recv syscalls the thread makes
  * while inside the TLS call; the addresses come from that socket.
  */
+/* vmlinux.h first: the libbpf headers use its types. */
 #include "vmlinux.h"
+
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+
 #include "events.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -324,7 +327,9 @@ static __always_inline int exit_call(struct pt_regs* ctx) {
 }
 
 SEC("uprobe")
-int BPF_KPROBE(ssl_write_enter) { return enter_call(ctx, AW_FN_SSL_WRITE, AW_DIR_OUT, 0); }
+int BPF_KPROBE(ssl_write_enter) {
+  return enter_call(ctx, AW_FN_SSL_WRITE, AW_DIR_OUT, 0);
+}
 
 SEC("uprobe")
 int BPF_KPROBE(ssl_write_ex_enter, void* ssl, const void* buf, size_t num, size_t* written) {
@@ -332,7 +337,9 @@ int BPF_KPROBE(ssl_write_ex_enter, void* ssl, const void* buf, size_t num, size_
 }
 
 SEC("uprobe")
-int BPF_KPROBE(ssl_read_enter) { return enter_call(ctx, AW_FN_SSL_READ, AW_DIR_IN, 0); }
+int BPF_KPROBE(ssl_read_enter) {
+  return enter_call(ctx, AW_FN_SSL_READ, AW_DIR_IN, 0);
+}
 
 SEC("uprobe")
 int BPF_KPROBE(ssl_read_ex_enter, void* ssl, void* buf, size_t num, size_t* readbytes) {
@@ -340,7 +347,9 @@ int BPF_KPROBE(ssl_read_ex_enter, void* ssl, void* buf, size_t num, size_t* read
 }
 
 SEC("uretprobe")
-int BPF_KRETPROBE(ssl_call_exit) { return exit_call(ctx); }
+int BPF_KRETPROBE(ssl_call_exit) {
+  return exit_call(ctx);
+}
 
 /* BPF_KPROBE works for uprobes too (libbpf 1.1 has no BPF_UPROBE).
  * SSL_set_tlsext_host_name() is a macro over SSL_ctrl(). */

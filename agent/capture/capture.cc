@@ -478,7 +478,8 @@ void BpfCapture::attach_existing() {
       spdlog::warn("cannot attach to {}: {}", path, std::strerror(errno));
       continue;
     }
-    consider_file(*id, path, path, TargetKind::kExecutable);
+    const bool library = path.find(".so") != std::string::npos;
+    consider_file(*id, path, path, library ? TargetKind::kLibrary : TargetKind::kExecutable);
   }
   DIR* d = opendir("/proc");
   if (!d) return;

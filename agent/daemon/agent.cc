@@ -1,8 +1,8 @@
 #include "agent/daemon/agent.h"
 
 #include <signal.h>
-#include <sys/utsname.h>
 #include <spdlog/spdlog.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -158,17 +158,20 @@ void log_start_checks() {
   uname(&u);
   spdlog::info("agentwall {} on Linux {} ({})", AGENTWALL_VERSION, u.release, u.machine);
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-    spdlog::error("no kernel BTF (/sys/kernel/btf/vmlinux): the CO-RE programs cannot load; use "
-                  "a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+    spdlog::error(
+        "no kernel BTF (/sys/kernel/btf/vmlinux): the CO-RE programs cannot load; use "
+        "a kernel built with CONFIG_DEBUG_INFO_BTF=y");
   const std::string lockdown = first_line("/sys/kernel/security/lockdown");
   if (!lockdown.empty()) {
-    spdlog::info("kernel lockdown: {} (capture only reads user memory: works in integrity "
-                 "mode; confidentiality mode forbids it)",
-                 lockdown);
+    spdlog::info(
+        "kernel lockdown: {} (capture only reads user memory: works in integrity "
+        "mode; confidentiality mode forbids it)",
+        lockdown);
   }
   if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) != 0)
-    spdlog::warn("no uprobe PMU (/sys/bus/event_source/devices/uprobe): libbpf falls back to "
-                 "tracefs, which must then be mounted");
+    spdlog::warn(
+        "no uprobe PMU (/sys/bus/event_source/devices/uprobe): libbpf falls back to "
+        "tracefs, which must then be mounted");
 }
 
 }  // namespace
