@@ -8,6 +8,7 @@
 
 #include <array>
 #include <compare>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -131,6 +132,12 @@ struct TlsClose {
   uint64_t ssl = 0;
   uint64_t bytes_out = 0;
   uint64_t bytes_in = 0;
+};
+
+// Which processes a view or a cut keeps: by pid, by command name, or both.
+struct ProcessSelector {
+  std::optional<uint32_t> pid;
+  std::optional<std::string> comm;
 };
 
 // Receives the capture stream, live from the kernel or replayed from a recording.

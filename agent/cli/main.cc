@@ -14,6 +14,7 @@
 
 #include "agent/daemon/agent.h"
 #include "agent/output/sniff_printer.h"
+#include "agent/record/filter.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -148,48 +149,6 @@ int cmd_sniff(int argc, char** argv) {
   return daemon::run_agent(opt);
 }
 
-// Passes on only what one process or command name did: cuts a recording down.
-class ProcessFilter final : public CaptureSink {
- public:
-  ProcessFilter(CaptureSink& next, const output::SniffFilter& f) : next_(next), f_(f) {}
-  void on_process(const ProcessInfo& p) override {
-    if (keep(p.key.pid, p.comm)) next_.on_process(p);
-  }
-  void on_chunk(const TlsChunk& c) override {
-    if (keep(c.process.pid, c.comm)) next_.on_chunk(c);
-  }
-  void on_sni(const TlsSni& s) override {
-    if (f_.pid && s.process.pid != *f_.pid) return;
-    // SNI comes before the process's first chunk, which tells its comm: hold it till then.
-    if (f_.comm && !kept_pids_.count(s.process.pid)) {
-      pending_sni_.push_back(s);
-      return;
-    }
-    next_.on_sni(s);
-  }
-  void on_close(const TlsClose& c) override {
-    if (kept_pids_.count(c.process.pid)) next_.on_close(c);
-  }
-
- private:
-  bool keep(uint32_t pid, std::string_view comm) {
-    if (f_.pid && pid != *f_.pid) return false;
-    if (f_.comm && comm != *f_.comm) return false;
-    if (kept_pids_.insert(pid).second) {
-      std::erase_if(pending_sni_, [&](const TlsSni& s) {
-        if (s.process.pid != pid) return false;
-        next_.on_sni(s);
-        return true;
-      });
-    }
-    return true;
-  }
-  std::vector<TlsSni> pending_sni_;
-  CaptureSink& next_;
-  output::SniffFilter f_;
-  std::set<uint32_t> kept_pids_;
-};
-
 int cmd_replay(int argc, char** argv) {
   std::string file;
   std::string record_path;
@@ -235,7 +194,7 @@ int cmd_replay(int argc, char** argv) {
       return 2;
     }
   }
-  ProcessFilter filtered(writer ? static_cast<CaptureSink&>(*writer) : tracker, filter);
+  record::ProcessFilter filtered(writer ? static_cast<CaptureSink&>(*writer) : tracker, filter);
   const record::ReadResult r = record::replay_file(file, filtered);
   if (writer) {
     writer->flush();

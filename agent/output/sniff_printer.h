@@ -10,10 +10,7 @@
 
 namespace agentwall::output {
 
-struct SniffFilter {
-  std::optional<uint32_t> pid;
-  std::optional<std::string> comm;
-};
+using SniffFilter = ProcessSelector;
 
 class SniffPrinter final : public stream::StreamSink {
  public:

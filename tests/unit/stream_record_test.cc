@@ -9,6 +9,7 @@
 
 #include "agent/common/base64.h"
 #include "agent/output/sniff_printer.h"
+#include "agent/record/filter.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -260,4 +261,48 @@ TEST_CASE("output: tls.data JSON carries the bytes exactly and the attribution")
   CHECK(j["time"].get<std::string>().ends_with("Z"));
   CHECK(base64_decode(j["data_b64"].get<std::string>()) == std::optional<std::string>(bytes));
   CHECK_FALSE(j.contains("local"));  // unknown endpoints are left out, not invented
+}
+
+namespace {
+class CountingSink final : public CaptureSink {
+ public:
+  std::vector<uint32_t> process_pids, chunk_pids, sni_pids, close_pids;
+  void on_process(const ProcessInfo& p) override { process_pids.push_back(p.key.pid); }
+  void on_chunk(const TlsChunk& c) override { chunk_pids.push_back(c.process.pid); }
+  void on_sni(const TlsSni& s) override { sni_pids.push_back(s.process.pid); }
+  void on_close(const TlsClose& c) override { close_pids.push_back(c.process.pid); }
+};
+
+TlsChunk chunk_of(uint32_t pid, std::string_view comm) {
+  TlsChunk c = chunk(pid, Direction::kOut, 0, "x");
+  c.process.pid = pid;
+  c.comm = comm;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("record: the process filter keeps one command's chunks, SNI and close") {
+  CountingSink out;
+  output::SniffFilter f;
+  f.comm = "curl";
+  record::ProcessFilter filter(out, f);
+  // SNI arrives before the process's first chunk, when its comm is not known yet.
+  filter.on_sni({1, {10, 1}, 10, 1, 0x1, "api.openai.com"});
+  filter.on_sni({1, {20, 1}, 20, 2, 0x2, "example.com"});
+  ProcessInfo curl;
+  curl.key = {10, 1};
+  curl.comm = "curl";
+  ProcessInfo other;
+  other.key = {20, 1};
+  other.comm = "python3";
+  filter.on_process(curl);
+  filter.on_process(other);
+  filter.on_chunk(chunk_of(10, "curl"));
+  filter.on_chunk(chunk_of(20, "python3"));
+  filter.on_close({2, {10, 1}, 10, 1, 0x1, 1, 0});
+  filter.on_close({2, {20, 1}, 20, 2, 0x2, 1, 0});
+  CHECK(out.process_pids == std::vector<uint32_t>{10});
+  CHECK(out.sni_pids == std::vector<uint32_t>{10});  // held back, then delivered
+  CHECK(out.chunk_pids == std::vector<uint32_t>{10});
+  CHECK(out.close_pids == std::vector<uint32_t>{10});
 }
