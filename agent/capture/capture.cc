@@ -120,7 +120,7 @@ std::string explain_load_failure(int err) {
   if (err == ENOENT || err == EINVAL || err == ESRCH) {
     return why +
            ": the kernel lacks a feature the programs use (uprobes through the perf "
-           "uprobe PMU, BPF ring buffers, bpf_loop, tp_btf/fentry: Linux 5.17 or "
+           "uprobe PMU, BPF ring buffers, bpf_loop, tp_btf raw tracepoints: Linux 5.17 or "
            "newer); run with -v for the verifier's log";
   }
   return why;
@@ -257,8 +257,8 @@ bool BpfCapture::load(std::string& error) {
   }
   if (int err = proc_bpf__attach(proc_); err) {
     error =
-        "cannot attach the process discovery programs (tp_btf sched_process_exec/exit, "
-        "fentry security_mmap_file): " +
+        "cannot attach the process discovery programs (tp_btf sched_process_exec/exit "
+        "and sys_enter): " +
         explain_load_failure(-err);
     return false;
   }
