@@ -8,8 +8,8 @@
 
 #include <array>
 #include <compare>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 

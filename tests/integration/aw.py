@@ -1016,6 +1016,20 @@ def run_client(argv, env=None, input: bytes | None = None, timeout: float = CLIE
     return res
 
 
+# Python source for a client child: reads one HTTP/1.1 response with a Content-Length from
+# the TLS socket `s` into `rest`, then closes `s`.
+PY_READ_HTTP_RESPONSE = r"""
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(65536)
+h, _, rest = buf.partition(b"\r\n\r\n")
+n = int([l.split(b":")[1] for l in h.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+while len(rest) < n:
+    rest += s.recv(65536)
+s.close()
+"""
+
+
 def curl_argv(pki: TestPKI, port: int, *args: str, host: str = "localhost") -> list[str]:
     return ["curl", "-sS", "--noproxy", "*", "--cacert", pki.ca_cert,
             "--resolve", f"{host}:{port}:127.0.0.1", *args]

@@ -21,15 +21,7 @@ head = (f"POST /large HTTP/1.1\r\nHost: localhost:{port}\r\n"
         f"Connection: close\r\n\r\n").encode()
 s.sendall(head)   # one SSL_write_ex call
 s.sendall(body)   # one SSL_write_ex call of len(body) bytes (blocking socket: no retries)
-buf = b""
-while b"\r\n\r\n" not in buf:
-    buf += s.recv(65536)
-h, _, rest = buf.partition(b"\r\n\r\n")
-n = int([l.split(b":")[1] for l in h.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
-while len(rest) < n:
-    rest += s.recv(65536)
-s.close()
-sys.stdout.buffer.write(rest)
+""" + aw.PY_READ_HTTP_RESPONSE + r"""sys.stdout.buffer.write(rest)
 print(len(head), file=sys.stderr)
 """
 

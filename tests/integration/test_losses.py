@@ -23,15 +23,7 @@ s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostna
 s.sendall((f"POST /flood HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n"
            f"Connection: close\r\n\r\n").encode())
 s.sendall(body)
-buf = b""
-while b"\r\n\r\n" not in buf:
-    buf += s.recv(65536)
-h, _, rest = buf.partition(b"\r\n\r\n")
-n = int([l.split(b":")[1] for l in h.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
-while len(rest) < n:
-    rest += s.recv(65536)
-s.close()
-"""
+""" + aw.PY_READ_HTTP_RESPONSE
 
 
 class LossesTest(aw.AgentTestCase):
