@@ -1093,6 +1093,16 @@ class AgentTestCase(unittest.TestCase):
                           for c, s in res.items()))
         return res
 
+    def assert_exact_single_conn(self, records, pid: int, conn, label: str):
+        """pid made exactly one connection, its captured bytes equal what the server received
+        and sent, and nothing is missing or cut. Returns (conn id, streams of that conn)."""
+        streams = self.client_streams(records, pid, expect_conns=1)
+        (cid, s), = streams.items()
+        self.assertBytesEqual(s["out"], conn.received, f"{label} pid {pid} out (conn {cid})", pid=pid)
+        self.assertBytesEqual(s["in"], conn.sent, f"{label} pid {pid} in (conn {cid})", pid=pid)
+        self.assert_no_gaps(records, pid)
+        return cid, s
+
     def assert_no_gaps(self, records, pid: int) -> None:
         g = gaps(records, pid)
         self.assertEqual(g, [], f"unexpected tls.gap records for pid {pid}")

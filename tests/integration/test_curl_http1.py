@@ -33,11 +33,7 @@ class CurlHttp1Test(aw.AgentTestCase):
         with open(out_file, "rb") as f:
             self.assertEqual(f.read(), conn.requests[0]["response"].split(b"\r\n\r\n", 1)[1])
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"curl pid {res.pid} out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"curl pid {res.pid} in (conn {cid})", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        cid, s = self.assert_exact_single_conn(recs, res.pid, conn, "curl")
 
         chunks = aw.tls_data(recs, res.pid)
         for r in chunks:
@@ -75,13 +71,9 @@ class CurlHttp1Test(aw.AgentTestCase):
                 agent.wait_for_bytes(res.pid, "in", len(conn.sent))
             recs = agent.records()
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"curl pid {res.pid} out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"curl pid {res.pid} in (conn {cid})", pid=res.pid)
+        cid, s = self.assert_exact_single_conn(recs, res.pid, conn, "curl")
         self.assertIn(b"GET /first ", s["out"])
         self.assertIn(b"GET /second ", s["out"])
-        self.assert_no_gaps(recs, res.pid)
         for r in aw.tls_data(recs, res.pid):
             self.assertEqual(r.get("peer"), f"127.0.0.1:{srv.port}", aw.summarize(r))
             self.assertEqual(r.get("sni"), "localhost", aw.summarize(r))

@@ -26,11 +26,7 @@ class CurlHttp2Test(aw.AgentTestCase):
         self.assertEqual(conn.requests[0]["body"], expect_body)
         self.assertTrue(bytes(conn.received).startswith(aw.H2_PREFACE))
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"curl pid {res.pid} h2 out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"curl pid {res.pid} h2 in (conn {cid})", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        _, s = self.assert_exact_single_conn(recs, res.pid, conn, "curl h2")
         for r in aw.tls_data(recs, res.pid):
             self.assertEqual(r.get("peer"), f"127.0.0.1:{srv.port}", aw.summarize(r))
             self.assertEqual(r.get("sni"), "localhost", aw.summarize(r))

@@ -81,12 +81,7 @@ class DlopenTest(aw.AgentTestCase):
         self.assertIsNone(conn.error)
         self.assertEqual(conn.requests[0]["body"], body)
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received,
-                              f"dlopen child pid {res.pid} out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"dlopen child pid {res.pid} in (conn {cid})", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        self.assert_exact_single_conn(recs, res.pid, conn, "dlopen child")
         funcs = {(r["dir"], r.get("func")) for r in aw.tls_data(recs, res.pid)}
         self.assertEqual(funcs, {("out", "SSL_write_ex"), ("in", "SSL_read_ex")})
         for r in aw.tls_data(recs, res.pid):

@@ -63,11 +63,7 @@ class MountNamespaceTest(aw.AgentTestCase):
         self.assertIsNone(conn.error)
         self.assertEqual(conn.requests[0]["body"], body)
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"curl (mntns) pid {res.pid} out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"curl (mntns) pid {res.pid} in (conn {cid})", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        self.assert_exact_single_conn(recs, res.pid, conn, "curl (mntns)")
         for r in aw.tls_data(recs, res.pid):
             self.assertEqual(r.get("comm"), "curl", aw.summarize(r))
             self.assertEqual(r.get("peer"), f"127.0.0.1:{srv.port}", aw.summarize(r))

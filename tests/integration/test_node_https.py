@@ -46,11 +46,7 @@ class NodeHttpsTest(aw.AgentTestCase):
         self.assertEqual(conn.requests[0]["body"], body)
         self.assertEqual(res.stdout, conn.requests[0]["response"].split(b"\r\n\r\n", 1)[1])
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"node pid {res.pid} out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"node pid {res.pid} in (conn {cid})", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        self.assert_exact_single_conn(recs, res.pid, conn, "node")
         for r in aw.tls_data(recs, res.pid):
             self.assertEqual(r.get("exe"), os.path.realpath(node), aw.summarize(r))
             if r.get("sni") is not None:  # optional for Node; must be right when present

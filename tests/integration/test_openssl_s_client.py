@@ -24,11 +24,7 @@ class OpensslSClientTest(aw.AgentTestCase):
         self.assertEqual(bytes(conn.received), data, "s_client sent stdin unchanged")
         self.assertEqual(res.stdout, bytes(conn.sent), "s_client printed what the server sent")
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"s_client pid {res.pid} out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"s_client pid {res.pid} in (conn {cid})", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        self.assert_exact_single_conn(recs, res.pid, conn, "s_client")
         for r in aw.tls_data(recs, res.pid):
             self.assertEqual(r.get("comm"), "openssl", aw.summarize(r))
             self.assertGreaterEqual(r.get("fd", -1), 0, aw.summarize(r))

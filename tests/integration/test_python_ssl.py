@@ -41,11 +41,7 @@ class PythonSslTest(aw.AgentTestCase):
         self.assertEqual(conn.requests[0]["body"], body)
         self.assertEqual(res.stdout, conn.requests[0]["response"].split(b"\r\n\r\n", 1)[1])
 
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"python pid {res.pid} out (conn {cid})", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"python pid {res.pid} in (conn {cid})", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        self.assert_exact_single_conn(recs, res.pid, conn, "python")
 
         funcs = {(r["dir"], r.get("func")) for r in aw.tls_data(recs, res.pid)}
         self.assertEqual(funcs, {("out", "SSL_write_ex"), ("in", "SSL_read_ex")},

@@ -52,11 +52,7 @@ class RecordReplayTest(aw.AgentTestCase):
         self.assertGreaterEqual(final["bytes"], len(conn.received) + len(conn.sent), final)
 
         recs = aw.replay(record, [res.pid])
-        streams = self.client_streams(recs, res.pid, expect_conns=1)
-        (cid, s), = streams.items()
-        self.assertBytesEqual(s["out"], conn.received, f"replayed curl pid {res.pid} out", pid=res.pid)
-        self.assertBytesEqual(s["in"], conn.sent, f"replayed curl pid {res.pid} in", pid=res.pid)
-        self.assert_no_gaps(recs, res.pid)
+        self.assert_exact_single_conn(recs, res.pid, conn, "replayed curl")
         for r in aw.tls_data(recs, res.pid):
             self.assertEqual(r.get("comm"), "curl", aw.summarize(r))
             self.assertEqual(r.get("peer"), f"127.0.0.1:{srv.port}", aw.summarize(r))
