@@ -5,17 +5,44 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev
   zlib1g-dev libssl-dev libboost-dev libboost-program-options-dev nlohmann-json3-dev
-  libspdlog-dev doctest-dev)
-test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpftrace)
+  libspdlog-dev doctest-dev libnghttp2-dev libbrotli-dev libzstd-dev libpcre2-dev
+  libyaml-cpp-dev nodejs)
+test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpftrace
+  libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi
+
+# --test: the official LLM SDKs (npm) the integration tests drive, in tests/integration/clients,
+# installed with `npm ci` from the committed package-lock.json (needs npm and the registry).
+# Skipped when node_modules already matches the lock file (a stamp holds the lock's hash).
+install_test_node_modules() {
+  [ "$mode" = "--test" ] || return 0
+  local dir stamp lock_hash
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/integration/clients"
+  stamp="$dir/node_modules/.agentwall-lock.sha256"
+  lock_hash="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_hash" ]; then return 0; fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "agentwall: npm not found: needed for the LLM SDK clients in $dir" >&2
+    return 1
+  fi
+  echo "agentwall: npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  echo "$lock_hash" >"$stamp"
+}
+mode="${1:-}"
 
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# The build fetches the tokenizer's rank data with npm (cmake/tokenizer.cmake). NodeSource's
+# nodejs package brings npm along; Debian's does not, its npm is a package of its own.
+if ! command -v npm >/dev/null 2>&1 && ! printf '%s\n' "${missing[@]}" | grep -qx npm; then
+  missing+=(npm)
+fi
+[ ${#missing[@]} -eq 0 ] && { install_test_node_modules; exit 0; }
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "agentwall: missing Debian packages: ${missing[*]}" >&2
@@ -26,3 +53,4 @@ echo "agentwall: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_test_node_modules
