@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize bench format clean
+.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize fuzz bench format clean
 
 all: build
 
@@ -35,6 +35,7 @@ build-asan: deps
 test: test-deps build build-asan
 	cd $(BUILD) && ctest --output-on-failure
 	cd $(BUILD_ASAN) && ctest --output-on-failure -L unit
+	$(MAKE) fuzz
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -44,6 +45,10 @@ integration: test-deps build
 
 sanitize: build-asan
 	cd $(BUILD_ASAN) && ctest --output-on-failure -L unit
+
+# libFuzzer targets in tests/fuzz, each for AGENTWALL_FUZZ_SECONDS (default 20), in build-fuzz.
+fuzz: test-deps
+	JOBS=$(JOBS) tests/fuzz/run.sh
 
 bench: test-deps build
 	BUILD_DIR=$(abspath $(BUILD)) tests/bench/run.sh

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in tests/fuzz and runs each for a bounded time (see README.md).
+#
+# Environment (all optional):
+#   BUILD_FUZZ               build tree (default: <repo>/build-fuzz)
+#   AGENTWALL_FUZZ_SECONDS   seconds per fuzzer (default 20)
+#   JOBS                     parallel compile jobs (default: nproc)
+#   FUZZ_CXX                 clang++ to use (default: clang++)
+# Arguments are passed to ctest, e.g. `tests/fuzz/run.sh -R fuzz.sse`.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="${BUILD_FUZZ:-$root/build-fuzz}"
+seconds="${AGENTWALL_FUZZ_SECONDS:-20}"
+
+cmake -S "$root/tests/fuzz" -B "$build" -DCMAKE_CXX_COMPILER="${FUZZ_CXX:-clang++}" \
+  -DAGENTWALL_FUZZ_SECONDS="$seconds"
+cmake --build "$build" -j"${JOBS:-$(nproc)}"
+cd "$build"
+AGENTWALL_FUZZ_SECONDS="$seconds" ctest --output-on-failure "$@"
