@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/common/redact.h"
+
 namespace agentwall::proc {
 namespace {
 
@@ -128,6 +130,8 @@ ProcessInfo read_process(const ProcessKey& key, std::string_view comm,
   const ssize_t n = readlink((dir + "/exe").c_str(), exe, sizeof(exe) - 1);
   if (n > 0) info.exe.assign(exe, static_cast<size_t>(n));
   info.cmdline = cmdline_from_raw(read_small_file(dir + "/cmdline", 8192));
+  // Keys passed on command lines (curl -H "Authorization: Bearer …") never leave the agent.
+  redact_credentials(info.cmdline);
   info.cgroup_path = cgroup_path_from(read_small_file(dir + "/cgroup", 8192));
   std::istringstream status(read_small_file(dir + "/status", 8192));
   std::string line;
