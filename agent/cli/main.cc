@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "agent/daemon/agent.h"
+#include "agent/llm/prices.h"
+#include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
 #include "agent/record/filter.h"
 #include "agent/record/recording.h"
@@ -50,6 +52,46 @@ po::options_description capture_options(capture::Options& c) {
       "attach", po::value(&c.extra_targets)->composing(),
       "also attach to this library or executable (repeatable)");
   return d;
+}
+
+struct PipelineArgs {
+  std::vector<std::string> price_files;
+  size_t content_cap = llm::LlmOptions{}.content_cap;
+  size_t max_body_mb = 8;
+};
+
+po::options_description pipeline_options(PipelineArgs& a) {
+  po::options_description d("Pipeline");
+  d.add_options()("prices", po::value(&a.price_files)->composing(),
+                  "price table (YAML, like policies/prices.yaml) whose entries replace or add "
+                  "to the built-in prices (repeatable)")(
+      "content-cap", po::value(&a.content_cap)->default_value(a.content_cap),
+      "bytes of each message, prompt and output text written into events; 0 = no content")(
+      "max-body-mb", po::value(&a.max_body_mb)->default_value(a.max_body_mb),
+      "MiB of each HTTP body kept for decoding; longer bodies are counted, not kept");
+  return d;
+}
+
+// Fills `out`; the price table lives as long as the program.
+int finish_pipeline_options(const PipelineArgs& a, output::PipelineOptions& out) {
+  static llm::PriceTable prices = llm::PriceTable::builtin();
+  for (const std::string& f : a.price_files) {
+    llm::PriceTable extra;
+    std::string error;
+    if (!extra.load_file(f, error)) {
+      std::fprintf(stderr, "agentwall: %s\n", error.c_str());
+      return 2;
+    }
+    prices.merge(extra);
+  }
+  if (a.max_body_mb == 0 || a.max_body_mb > 1024) {
+    std::fprintf(stderr, "agentwall: --max-body-mb %zu: must be from 1 to 1024\n", a.max_body_mb);
+    return 2;
+  }
+  out.llm.prices = &prices;
+  out.llm.content_cap = a.content_cap;
+  out.http.max_body = a.max_body_mb << 20;
+  return 0;
 }
 
 bool parse(int argc, char** argv, const po::options_description& desc, po::variables_map& vm,
@@ -98,16 +140,20 @@ int cmd_run(int argc, char** argv) {
       "seconds between agent.health events (0 = only at exit)")(
       "ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
   desc.add(capture_options(opt.capture));
+  PipelineArgs pargs;
+  desc.add(pipeline_options(pargs));
   po::variables_map vm;
   if (!parse(argc, argv, desc, vm, "see: agentwall run --help")) return 2;
   if (vm.count("help")) {
     std::cout << "Captures the TLS plaintext of every local process (OpenSSL, shared and static)\n"
-                 "and runs it through the pipeline; reports health and losses as agent.health\n"
-                 "events. Stops on SIGINT or SIGTERM.\n\n"
+                 "and runs it through the pipeline: every LLM API call becomes an llm.exchange\n"
+                 "event (provider, model, messages, tool calls, output, tokens, cost); health and\n"
+                 "losses are reported as agent.health events. Stops on SIGINT or SIGTERM.\n\n"
               << desc;
     return 0;
   }
   setup_logging(verbose);
+  if (int rc = finish_pipeline_options(pargs, opt.pipeline)) return rc;
   if (int rc = finish_capture_options(vm, opt.capture)) return rc;
   return daemon::run_agent(opt);
 }
@@ -154,12 +200,18 @@ int cmd_replay(int argc, char** argv) {
   std::string record_path;
   uint32_t pid = 0;
   std::string comm;
+  bool tls_view = false;
   po::options_description desc("agentwall replay FILE [options]");
   desc.add_options()("help,h", "show this help")("pid,p", po::value(&pid), "only this process")(
       "comm,c", po::value(&comm), "only processes with this command name")(
+      "tls", po::bool_switch(&tls_view),
+      "print the captured chunks (tls.data, tls.gap, tls.close, as `agentwall sniff`) "
+      "instead of the pipeline's events")(
       "record", po::value(&record_path),
       "write what passes the filters to a new recording instead of printing it")(
       "file", po::value(&file), "recording made with `agentwall run --record FILE`");
+  PipelineArgs pargs;
+  desc.add(pipeline_options(pargs));
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
@@ -171,8 +223,9 @@ int cmd_replay(int argc, char** argv) {
     return 2;
   }
   if (vm.count("help")) {
-    std::cout << "Feeds a recording through the pipeline without a kernel and prints what it\n"
-                 "carries, in the same JSON lines as `agentwall sniff`.\n\n"
+    std::cout << "Feeds a recording through the pipeline without a kernel and prints the events\n"
+                 "it yields (llm.exchange, …) as JSON lines, exactly as `agentwall run` would\n"
+                 "have; with --tls, prints the captured chunks instead.\n\n"
               << desc;
     return 0;
   }
@@ -181,11 +234,20 @@ int cmd_replay(int argc, char** argv) {
     std::fprintf(stderr, "agentwall: replay needs a FILE: agentwall replay FILE\n");
     return 2;
   }
+  output::PipelineOptions popt;
+  if (int rc = finish_pipeline_options(pargs, popt)) return rc;
   output::SniffFilter filter;
   if (vm.count("pid")) filter.pid = pid;
   if (vm.count("comm")) filter.comm = comm;
   output::SniffPrinter printer(stdout, filter);
   stream::Tracker tracker(printer);
+  bool write_failed = false;
+  output::Pipeline pipeline(
+      [&](const std::string& line) {
+        if (std::fputs(line.c_str(), stdout) < 0 || std::fputc('\n', stdout) < 0)
+          write_failed = true;
+      },
+      popt);
   std::unique_ptr<record::Writer> writer;
   if (!record_path.empty()) {
     writer = std::make_unique<record::Writer>(record_path);
@@ -194,8 +256,13 @@ int cmd_replay(int argc, char** argv) {
       return 2;
     }
   }
-  record::ProcessFilter filtered(writer ? static_cast<CaptureSink&>(*writer) : tracker, filter);
+  CaptureSink& sink = writer ? static_cast<CaptureSink&>(*writer)
+                      : tls_view ? static_cast<CaptureSink&>(tracker)
+                                 : pipeline.input();
+  record::ProcessFilter filtered(sink, filter);
   const record::ReadResult r = record::replay_file(file, filtered);
+  pipeline.flush();
+  if (std::fflush(stdout) != 0) write_failed = true;
   if (writer) {
     writer->flush();
     if (!writer->ok()) {
@@ -205,6 +272,10 @@ int cmd_replay(int argc, char** argv) {
   }
   if (!r.ok()) {
     spdlog::error("{}", r.error);
+    return 1;
+  }
+  if (write_failed || printer.write_failed()) {
+    spdlog::error("could not write all output");
     return 1;
   }
   spdlog::info("replayed {} records", r.records);

@@ -65,13 +65,6 @@ class Fanout final : public CaptureSink {
   std::vector<CaptureSink*> sinks_;
 };
 
-// The pipeline after the stream stage: nothing yet beyond counting (protocol decoding
-// comes with the LLM issue).
-class NullStreamSink final : public stream::StreamSink {
- public:
-  void on_data(const stream::Connection&, const ProcessInfo*, const TlsChunk&) override {}
-};
-
 std::FILE* open_output(const std::string& path, std::string& error) {
   if (path == "-") return stdout;
   std::FILE* f = std::fopen(path.c_str(), "a");
@@ -131,6 +124,21 @@ std::string health_json(const HealthSnapshot& h) {
   j["streams"] = {{"processes", h.stream.processes},
                   {"connections_open", h.stream.connections_open},
                   {"connections_total", h.stream.connections_total}};
+  j["http"] = {{"connections_http1", h.http.connections_http1},
+               {"connections_http2", h.http.connections_http2},
+               {"connections_other", h.http.connections_other},
+               {"exchanges", h.http.exchanges},
+               {"open_exchanges", h.http.open_exchanges},
+               {"buffered_bytes", h.http.buffered_bytes},
+               {"malformed", h.http.malformed},
+               {"body_capped", h.http.body_capped},
+               {"bomb_limited", h.http.bomb_limited},
+               {"decode_errors", h.http.decode_errors},
+               {"hpack_lost", h.http.hpack_lost}};
+  j["llm"] = {{"calls", h.llm.calls},
+              {"estimated_usage", h.llm.estimated},
+              {"unpriced", h.llm.unpriced},
+              {"bad_json", h.llm.bad_json}};
   json targets = json::array();
   for (const auto& t : h.attached) {
     targets.push_back({{"path", t.path},
@@ -212,11 +220,16 @@ int run_agent(const AgentOptions& opt) {
   cap->attach_existing();
 
   output::SniffPrinter printer(sniff_out ? sniff_out : stdout, opt.sniff_filter);
-  NullStreamSink null_sink;
-  stream::Tracker tracker(opt.sniff ? static_cast<stream::StreamSink&>(printer) : null_sink);
+  stream::Tracker sniff_tracker(printer);
+  uint64_t event_write_failures = 0;
+  output::Pipeline pipeline(
+      [&](const std::string& line) {
+        if (events && !write_line(events, line)) ++event_write_failures;
+      },
+      opt.pipeline);
   Fanout fanout;
   if (recorder) fanout.add(recorder.get());
-  fanout.add(&tracker);
+  fanout.add(opt.sniff ? static_cast<CaptureSink*>(&sniff_tracker) : &pipeline.input());
 
   std::thread discovery([&] {
     while (!g_stop.load()) {
@@ -240,7 +253,9 @@ int run_agent(const AgentOptions& opt) {
   auto snapshot = [&] {
     HealthSnapshot h;
     h.capture = cap->counters();
-    h.stream = tracker.stats();
+    h.stream = opt.sniff ? sniff_tracker.stats() : pipeline.stream_stats();
+    h.http = pipeline.http_stats();
+    h.llm = pipeline.llm_stats();
     h.attached = cap->attached();
     if (recorder) {
       h.record_lost = recorder->records_lost();
@@ -272,6 +287,7 @@ int run_agent(const AgentOptions& opt) {
   discovery.join();
   // Whatever the kernel handed over before the stop is still delivered.
   cap->poll_data(0, fanout);
+  pipeline.flush();  // exchanges still open come out, marked cut
   if (recorder) recorder->flush();
   const HealthSnapshot final_health = snapshot();
   if (events) write_line(events, health_json(final_health));
@@ -281,6 +297,8 @@ int run_agent(const AgentOptions& opt) {
     rc = rc ? rc : 1;
   }
   if (opt.sniff && printer.write_failed()) spdlog::warn("some sniff output could not be written");
+  if (event_write_failures)
+    spdlog::warn("{} events could not be written to {}", event_write_failures, opt.events_path);
   if (final_health.capture.ringbuf_drop_chunks || final_health.stream.gap_bytes) {
     spdlog::warn("lost {} chunks ({} bytes) to a full ring buffer; {} stream bytes missing",
                  final_health.capture.ringbuf_drop_chunks, final_health.capture.ringbuf_drop_bytes,

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "agent/capture/capture.h"
+#include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
 #include "agent/stream/tracker.h"
 
@@ -12,7 +13,8 @@ namespace agentwall::daemon {
 struct AgentOptions {
   capture::Options capture;
   std::string record_path;  // --record: write the raw capture stream here
-  // Where agent.health (and later all events) go; "-" = stdout, empty = nowhere.
+  output::PipelineOptions pipeline;
+  // Where every event goes (llm.exchange, agent.health); "-" = stdout, empty = nowhere.
   std::string events_path = "-";
   double health_interval_s = 30;  // 0 = only at exit
   std::string ready_file;         // created once every probe is attached
@@ -28,6 +30,8 @@ int run_agent(const AgentOptions& options);
 struct HealthSnapshot {
   capture::Counters capture;
   stream::TrackerStats stream;
+  protocol::HttpStageStats http;
+  llm::LlmStats llm;
   std::vector<capture::AttachedTarget> attached;
   uint64_t record_lost = 0;
   std::string record_error;

@@ -83,7 +83,11 @@ void Tracker::on_close(const TlsClose& close) {
 
 void Tracker::on_exit(const ProcessKey& key) {
   processes_.erase(key);
-  std::erase_if(conns_, [&](const auto& kv) { return kv.second.process == key; });
+  std::erase_if(conns_, [&](const auto& kv) {
+    if (kv.second.process != key) return false;
+    out_.on_forget(kv.second);
+    return true;
+  });
   stats_.processes = processes_.size();
   stats_.connections_open = conns_.size();
 }

@@ -43,6 +43,8 @@ class StreamSink {
   virtual void on_gap(const Connection&, Direction, uint64_t /*offset*/, uint64_t /*len*/,
                       GapReason) {}
   virtual void on_close(const Connection&, const TlsClose&) {}
+  // The connection is forgotten without a close (its process exited).
+  virtual void on_forget(const Connection&) {}
 };
 
 struct TrackerStats {

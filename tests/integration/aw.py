@@ -935,7 +935,7 @@ def replay(record_file: str, pids, timeout: float = 120.0) -> list[dict]:
     out = record_file + ".replay.jsonl"
     err = record_file + ".replay.err"
     with open(out, "wb") as fo, open(err, "wb") as fe:
-        p = subprocess.run([agent_bin(), "replay", record_file], stdout=fo, stderr=fe,
+        p = subprocess.run([agent_bin(), "replay", "--tls", record_file], stdout=fo, stderr=fe,
                            stdin=subprocess.DEVNULL, timeout=timeout)
     with open(err, "rb") as f:
         err_text = f.read().decode(errors="replace")
