@@ -1,0 +1,163 @@
+"""LLM API calls made by the official SDKs (npm: openai, @anthropic-ai/sdk, @google/genai,
+ollama), curl over HTTP/2 and Python urllib, against a provider stand-in on 127.0.0.1
+(standin/standin.mjs): `agentwall run --events FILE` must write one `llm.exchange` per call,
+for the client's pid, matching what the client asked and what the stand-in answered (model,
+messages, system prompt, tools, output text, tool calls, the provider's usage mapped to the
+agent's fields, cost, latency, process, connection).
+
+One agent and one stand-in for the whole class; every test tags its request
+(x-standin-tag) to find the stand-in's log line, and finds its event by the client's pid.
+Needs root, node, and the SDKs installed by `scripts/install-deps.sh --test`
+(tests/integration/clients/node_modules).
+"""
+
+import shutil
+
+import aw
+import llm
+
+# Once a wait found no llm.exchange at all (broken or missing LLM stage), the following tests
+# wait this long instead of AW_DATA_TIMEOUT, so the file stays within its CTest budget.
+SHORT_TIMEOUT = 5.0
+
+
+class LlmSdkTest(aw.AgentTestCase):
+
+    agent: aw.Agent
+    standin: llm.StandIn
+    _no_exchanges = False  # a wait timed out while the output held no llm.exchange at all
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        llm.node_bin()
+        llm.require_sdks()
+        cls.standin = llm.StandIn(cls.pki)
+        cls.standin.start()
+        cls.addClassCleanup(cls.standin.stop)
+        agent = aw.Agent(command="run")
+        agent.__enter__()
+        cls.agent = agent
+        cls.addClassCleanup(agent.__exit__, None, None, None)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _exchange_for(self, res, client) -> dict:
+        cls = type(self)
+        timeout = SHORT_TIMEOUT if cls._no_exchanges else aw.DATA_TIMEOUT
+        event = llm.wait_exchange(self.agent, res.pid, timeout)
+        if event is None:
+            if not llm.exchanges(self.agent.records()):
+                cls._no_exchanges = True
+            self.fail(f"no llm.exchange event for {client.get('sdk')} client pid {res.pid} "
+                      f"within {timeout}s\n" + llm.describe_events(self.agent, res.pid))
+        mine = llm.exchanges(self.agent.records(), res.pid)
+        self.assertEqual(len(mine), 1, f"pid {res.pid} made one call, the agent reported "
+                                       f"{len(mine)} llm.exchange events: {mine}")
+        return event
+
+    def _sdk(self, sdk, *, stream, tools=False, include_usage=False, encoding=None):
+        tag = llm.new_tag()
+        res, client = llm.run_llm_client(self.standin, sdk, stream=stream, tools=tools,
+                                         include_usage=include_usage, encoding=encoding, tag=tag)
+        entry = self.standin.wait_entry(tag)
+        self.assertEqual(entry.get("status"), 200, entry)
+        self.assertEqual(entry["answer"].get("encoding"), encoding, entry)
+        if tools:
+            self.assertTrue(client["tool_calls"], f"the stand-in made no tool call: {client}")
+        event = self._exchange_for(res, client)
+        llm.check_exchange(self, event, client, entry, exe=llm.node_bin())
+        return event, client, entry
+
+    # -- OpenAI Chat Completions ------------------------------------------------------------
+    def test_openai_chat_no_stream(self):
+        self._sdk("openai", stream=False)
+
+    def test_openai_chat_no_stream_tools(self):
+        self._sdk("openai", stream=False, tools=True)
+
+    def test_openai_chat_stream_include_usage(self):
+        event, client, entry = self._sdk("openai", stream=True, include_usage=True)
+        self.assertIsNotNone(client["usage"])
+
+    def test_openai_chat_stream_without_usage_is_estimated(self):
+        event, client, entry = self._sdk("openai", stream=True, include_usage=False)
+        self.assertIsNone(client["usage"])
+        self.assertIsNone(entry["answer"]["usage"])
+
+    def test_openai_chat_stream_tools(self):
+        # Tool call arguments arrive in four fragments.
+        self._sdk("openai", stream=True, tools=True, include_usage=True)
+
+    # -- OpenAI Responses and Embeddings ----------------------------------------------------
+    def test_openai_responses_stream(self):
+        self._sdk("openai-responses", stream=True)
+
+    def test_openai_responses_no_stream(self):
+        self._sdk("openai-responses", stream=False)
+
+    def test_openai_responses_stream_tools(self):
+        self._sdk("openai-responses", stream=True, tools=True)
+
+    def test_openai_embeddings(self):
+        event, client, entry = self._sdk("openai-embeddings", stream=False)
+        self.assertEqual(entry["answer"]["embedding_inputs"], 2)
+        self.assertIn(event.get("usage", {}).get("output_tokens"), (None, 0), event)
+
+    # -- Anthropic Messages -----------------------------------------------------------------
+    def test_anthropic_no_stream(self):
+        self._sdk("anthropic", stream=False)
+
+    def test_anthropic_stream(self):
+        self._sdk("anthropic", stream=True)
+
+    def test_anthropic_stream_tools(self):
+        # A text block, then a tool_use block whose input arrives as input_json_delta pieces.
+        self._sdk("anthropic", stream=True, tools=True)
+
+    def test_anthropic_stream_brotli(self):
+        # The whole SSE stream brotli-compressed (flushed per event); the SDK's fetch decodes.
+        self._sdk("anthropic", stream=True, encoding="br")
+
+    # -- Gemini -----------------------------------------------------------------------------
+    def test_gemini_no_stream(self):
+        self._sdk("gemini", stream=False)
+
+    def test_gemini_stream(self):
+        self._sdk("gemini", stream=True)
+
+    def test_gemini_stream_tools(self):
+        self._sdk("gemini", stream=True, tools=True)
+
+    # -- Ollama -----------------------------------------------------------------------------
+    def test_ollama_chat_no_stream(self):
+        self._sdk("ollama", stream=False)
+
+    def test_ollama_chat_stream(self):
+        self._sdk("ollama", stream=True)
+
+    def test_ollama_generate_stream(self):
+        self._sdk("ollama-generate", stream=True)
+
+    # -- not an SDK -------------------------------------------------------------------------
+    def test_curl_http2_chat_stream(self):
+        tag = llm.new_tag()
+        res, client = llm.run_curl_chat_h2(self.standin, self.tmp, tag=tag)
+        entry = self.standin.wait_entry(tag)
+        self.assertEqual(entry["http_version"], "2.0", "curl did not use HTTP/2")
+        event = self._exchange_for(res, client)
+        llm.check_exchange(self, event, client, entry, host="localhost", sni="localhost",
+                           exe=shutil.which("curl"), node_memory_bio=False)
+
+    def test_python_urllib_gzip(self):
+        tag = llm.new_tag()
+        res, client = llm.run_urllib_client(self.standin, tag=tag, encoding="gzip")
+        entry = self.standin.wait_entry(tag)
+        self.assertEqual(entry["http_version"], "1.1")
+        self.assertEqual(entry["answer"]["encoding"], "gzip")
+        self.assertEqual(client["content_encoding"], "gzip")
+        event = self._exchange_for(res, client)
+        llm.check_exchange(self, event, client, entry, node_memory_bio=False)
+
+
+if __name__ == "__main__":
+    aw.main()
