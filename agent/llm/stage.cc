@@ -119,7 +119,8 @@ int64_t estimate_output(const LlmCall& call) {
 // includes reasoning tokens (OpenTelemetry's gen_ai.usage.* meaning). OpenAI already
 // reports so; Anthropic reports cache reads and writes beside input_tokens; Gemini reports
 // thoughts beside candidates.
-SettledUsage settle(const LlmCall& call, int64_t estimated_input, bool has_response) {
+SettledUsage settle(const LlmCall& call, int64_t estimated_input, bool has_response,
+                    bool cut_short) {
   const Usage& u = call.usage;
   SettledUsage s;
   s.cache_read_tokens = u.cache_read_tokens.value_or(0);
@@ -133,11 +134,13 @@ SettledUsage settle(const LlmCall& call, int64_t estimated_input, bool has_respo
     s.estimated = true;
   }
   const bool embeddings = call.operation == "embeddings";
-  if (u.output_tokens) {
+  if (u.output_tokens && !cut_short) {
     s.output_tokens = *u.output_tokens;
     if (call.api == "gemini") s.output_tokens += s.reasoning_tokens;
   } else if (!embeddings && has_response) {
-    s.output_tokens = estimate_output(call);
+    // A stream cut short only carries the provider's running count (Anthropic's
+    // message_start says 1): what was seen is counted instead.
+    s.output_tokens = std::max(estimate_output(call), u.output_tokens.value_or(0));
     s.estimated = true;
   }
   return s;
@@ -331,7 +334,9 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
   if (st->framing != Framing::kWhole && !r.call.finish_reason.empty() &&
       (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap)) == protocol::kMsgCut)
     r.response_flags &= ~uint32_t(protocol::kMsgCut);
-  r.usage = settle(r.call, st->estimated_input, x.has_response);
+  const bool cut_short = (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap |
+                                               protocol::kMsgReset)) != 0;
+  r.usage = settle(r.call, st->estimated_input, x.has_response, cut_short);
   if (r.usage.estimated) ++stats_.estimated;
   const PriceTable& prices = *options_.prices;
   if (prices.free_provider(r.call.provider)) {

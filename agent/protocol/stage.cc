@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <map>
+#include <vector>
 
 #include "agent/protocol/http1/http1.h"
 #include "agent/protocol/http2/http2.h"
@@ -34,6 +35,9 @@ struct HttpStage::Conn {
   ProcessInfo process;
   Proto proto = Proto::kUnknown;
   std::string detect[2];
+  // The pieces held while the protocol is unknown, with their times, to replay them as
+  // they came.
+  std::vector<std::pair<uint64_t, size_t>> held[2];  // (time, length) per piece of detect[d]
   bool mid_stream = false;
   uint64_t now = 0;
   size_t open = 0;  // exchanges alive
@@ -49,6 +53,7 @@ struct HttpStage::Conn {
   std::deque<std::unique_ptr<Ex>> h1_waiting;  // requests awaiting their response
   std::unique_ptr<Ex> h1_answering;  // response being read
   bool h1_interim = false;           // the head being read is a 1xx
+  uint64_t h1_start[2] = {0, 0};     // when the message being read began, per direction
 
   // HTTP/2: one decoder per direction, exchanges by stream id.
   struct H2Sink;
@@ -175,7 +180,8 @@ struct HttpStage::Conn {
       m.path = h.target;
       m.headers = h.headers;
       m.authority = header_value(h.headers, "host");
-      m.first_ns = m.last_ns = c.now;
+      m.first_ns = c.h1_start[0] ? c.h1_start[0] : c.now;
+      m.last_ns = c.now;
       c.h1_building = std::move(e);
     }
     void on_body(std::string_view b) override {
@@ -219,6 +225,7 @@ struct HttpStage::Conn {
       HttpMessage& m = e->x.response;
       m.status = h.status;
       m.headers = h.headers;
+      m.first_ns = c.h1_start[1] ? c.h1_start[1] : c.now;
       c.h1_answering = std::move(e);
       c.response_head(*c.h1_answering);
     }
@@ -416,11 +423,20 @@ struct HttpStage::Conn {
       ++s.connections_other;
     }
     // Replay what was held while deciding, out first: requests precede their answers.
+    const uint64_t current = now;
     for (int d = 0; d < 2; ++d) {
-      std::string held = std::move(detect[d]);
+      const std::string bytes = std::move(detect[d]);
+      const auto pieces = std::move(held[d]);
       detect[d].clear();
-      if (!held.empty()) feed(static_cast<Direction>(d), held);
+      held[d].clear();
+      size_t off = 0;
+      for (const auto& [time, len] : pieces) {
+        now = time;
+        feed(static_cast<Direction>(d), std::string_view(bytes).substr(off, len));
+        off += len;
+      }
     }
+    now = current;
   }
 
   void feed(Direction dir, std::string_view data) {
@@ -429,11 +445,16 @@ struct HttpStage::Conn {
       case Proto::kUnknown:
         // Held whole (one chunk is at most 16 KiB): it is replayed once the protocol is known.
         detect[d].append(data);
+        held[d].emplace_back(now, data.size());
         choose(dir);
         return;
-      case Proto::kHttp1:
-        (dir == Direction::kOut ? h1_req : h1_resp)->feed(data);
+      case Proto::kHttp1: {
+        http1::Parser& p = dir == Direction::kOut ? *h1_req : *h1_resp;
+        // A message's time is when its first byte came, not when its head was complete.
+        if (!p.in_message()) h1_start[d] = now;
+        p.feed(data);
         return;
+      }
       case Proto::kHttp2:
         h2[d]->feed(data);
         return;
@@ -448,6 +469,7 @@ struct HttpStage::Conn {
       case Proto::kUnknown:
         // Lost before the protocol was known: decide on what follows, as mid-stream.
         detect[d].clear();
+        held[d].clear();
         return;
       case Proto::kHttp1:
         (dir == Direction::kOut ? h1_req : h1_resp)->gap(len);

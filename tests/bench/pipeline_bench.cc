@@ -14,78 +14,13 @@
 #include <vector>
 
 #include "agent/output/pipeline.h"
-#include "agent/record/recording.h"
+#include "agent/record/tape.h"
 
 using namespace agentwall;
 
 namespace {
 
-// A recording held in memory, replayable any number of times.
-class Tape final : public CaptureSink {
- public:
-  struct Chunk {
-    TlsChunk c;
-    std::string data;
-    std::string comm;
-  };
-  std::vector<ProcessInfo> processes;
-  std::vector<Chunk> chunks;
-  std::vector<TlsSni> snis;
-  std::vector<TlsClose> closes;
-  // Record order: 0 process, 1 chunk, 2 sni, 3 close; index into the vectors.
-  std::vector<std::pair<int, size_t>> order;
-  uint64_t bytes = 0;
-
-  void on_process(const ProcessInfo& p) override {
-    order.emplace_back(0, processes.size());
-    processes.push_back(p);
-  }
-  void on_chunk(const TlsChunk& c) override {
-    order.emplace_back(1, chunks.size());
-    chunks.push_back({c, std::string(c.data), std::string(c.comm)});
-    bytes += c.data.size();
-  }
-  void on_sni(const TlsSni& s) override {
-    order.emplace_back(2, snis.size());
-    snis.push_back(s);
-  }
-  void on_close(const TlsClose& c) override {
-    order.emplace_back(3, closes.size());
-    closes.push_back(c);
-  }
-
-  // Plays the tape with connection ids shifted by `conn_base`, so repeated plays into one
-  // pipeline are new connections.
-  void play(CaptureSink& sink, uint64_t conn_base) const {
-    for (const auto& [kind, i] : order) {
-      switch (kind) {
-        case 0:
-          sink.on_process(processes[i]);
-          break;
-        case 1: {
-          TlsChunk c = chunks[i].c;
-          c.data = chunks[i].data;
-          c.comm = chunks[i].comm;
-          c.conn_id += conn_base;
-          sink.on_chunk(c);
-          break;
-        }
-        case 2: {
-          TlsSni s = snis[i];
-          s.conn_id += conn_base;
-          sink.on_sni(s);
-          break;
-        }
-        case 3: {
-          TlsClose c = closes[i];
-          c.conn_id += conn_base;
-          sink.on_close(c);
-          break;
-        }
-      }
-    }
-  }
-};
+using record::Tape;
 
 Tape g_tape;
 
@@ -209,13 +144,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (int i = 1; i < argc; ++i) {
-    const auto r = record::replay_file(argv[i], g_tape);
-    if (!r.ok()) {
-      std::fprintf(stderr, "pipeline_bench: %s\n", r.error.c_str());
+    std::string error;
+    if (!g_tape.load(argv[i], error)) {
+      std::fprintf(stderr, "pipeline_bench: %s\n", error.c_str());
       return 2;
     }
   }
-  std::fprintf(stderr, "pipeline_bench: %zu chunks, %llu bytes\n", g_tape.chunks.size(),
+  std::fprintf(stderr, "pipeline_bench: %zu records, %llu bytes\n", g_tape.records.size(),
                (unsigned long long)g_tape.bytes);
   if (std::getenv("PIPELINE_BENCH_MEMORY_ONLY") == nullptr) benchmark::RunSpecifiedBenchmarks();
   report_memory();
