@@ -1,45 +1,37 @@
 // The llm.exchange event: field names and meaning are documented in docs/EVENTS.md.
-#include <nlohmann/json.hpp>
-
+#include "agent/common/json_writer.h"
 #include "agent/common/time.h"
 #include "agent/llm/stage.h"
 
 namespace agentwall::llm {
 namespace {
 
-using ojson = nlohmann::ordered_json;
-
-std::string capped(std::string_view s, size_t cap, bool& cut) {
-  std::string out;
-  append_capped(out, s, cap, cut);
-  return out;
+// A text field capped at the event's content cap; `cut` tells whether any text was cut.
+std::string_view capped(std::string_view s, size_t cap, bool& cut, std::string& scratch) {
+  if (s.size() <= cap) return s;
+  scratch.clear();
+  append_capped(scratch, s, cap, cut);
+  return scratch;
 }
 
-ojson process_json(const ProcessInfo& p, uint32_t uid_hint) {
-  ojson j;
-  j["pid"] = p.key.pid;
-  j["start_ns"] = p.key.start_ns;
-  j["comm"] = p.comm;
+void process_json(JsonWriter& w, const ProcessInfo& p) {
+  w.begin_object();
+  w.field("pid", p.key.pid).field("start_ns", p.key.start_ns).field("comm", p.comm);
   if (p.complete) {
-    j["ppid"] = p.ppid;
-    j["uid"] = p.uid;
-    j["exe"] = p.exe;
-    j["cmdline"] = p.cmdline;
-    if (!p.cgroup_path.empty()) j["cgroup"] = p.cgroup_path;
-  } else {
-    j["uid"] = uid_hint;
+    w.field("ppid", p.ppid).field("uid", p.uid).field("exe", p.exe).field("cmdline", p.cmdline);
+    if (!p.cgroup_path.empty()) w.field("cgroup", p.cgroup_path);
   }
-  return j;
+  w.end_object();
 }
 
-ojson connection_json(const stream::Connection& c) {
-  ojson j;
-  j["id"] = c.id;
-  if (c.local.is_ip()) j["local"] = c.local.to_string();
-  if (c.peer.is_ip()) j["peer"] = c.peer.to_string();
-  if (!c.sni.empty()) j["sni"] = c.sni;
-  if (c.fd >= 0) j["fd"] = c.fd;
-  return j;
+void connection_json(JsonWriter& w, const stream::Connection& c) {
+  w.begin_object();
+  w.field("id", c.id);
+  if (c.local.is_ip()) w.field("local", c.local.to_string());
+  if (c.peer.is_ip()) w.field("peer", c.peer.to_string());
+  if (!c.sni.empty()) w.field("sni", c.sni);
+  if (c.fd >= 0) w.field("fd", int64_t(c.fd));
+  w.end_object();
 }
 
 }  // namespace
@@ -47,80 +39,88 @@ ojson connection_json(const stream::Connection& c) {
 std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   const LlmCall& c = r.call;
   const bool content = o.content_cap > 0;
+  const size_t cap = o.content_cap;
   bool cut = c.text_truncated;
-  ojson j;
-  j["type"] = "llm.exchange";
-  j["time"] = format_rfc3339(r.time_ns);
-  j["id"] = r.exchange_id;
-  j["provider"] = c.provider;
-  j["api"] = c.api;
-  j["operation"] = c.operation;
-  j["host"] = r.host;
-  j["method"] = r.method;
-  j["path"] = r.path;
-  j["http_version"] = protocol::to_string(r.version);
-  j["model"] = c.model;
-  j["response_model"] = c.response_model;
-  j["stream"] = c.stream;
-  j["status"] = r.status;
+  std::string scratch;
+  JsonWriter w;
+  w.begin_object();
+  w.field("type", "llm.exchange");
+  w.field("time", format_rfc3339(r.time_ns));
+  w.field("id", r.exchange_id);
+  w.field("provider", c.provider).field("api", c.api).field("operation", c.operation);
+  w.field("host", r.host).field("method", r.method).field("path", r.path);
+  w.field("http_version", protocol::to_string(r.version));
+  w.field("model", c.model).field("response_model", c.response_model);
+  w.field("stream", c.stream).field("status", int64_t(r.status));
   if (content) {
-    ojson msgs = ojson::array();
-    for (const auto& m : c.messages)
-      msgs.push_back({{"role", m.role}, {"text", capped(m.text, o.content_cap, cut)}});
-    j["messages"] = std::move(msgs);
-    j["system"] = capped(c.system, o.content_cap, cut);
+    w.key("messages").begin_array();
+    for (const auto& m : c.messages) {
+      w.begin_object().field("role", m.role);
+      w.field("text", capped(m.text, cap, cut, scratch)).end_object();
+    }
+    w.end_array();
+    w.field("system", capped(c.system, cap, cut, scratch));
   } else {
-    j["messages_count"] = c.messages.size();
+    w.field("messages_count", uint64_t(c.messages.size()));
   }
-  j["tools"] = c.tools;
-  ojson calls = ojson::array();
+  w.key("tools").begin_array();
+  for (const auto& t : c.tools) w.value(t);
+  w.end_array();
+  w.key("tool_calls").begin_array();
   for (const auto& t : c.tool_calls) {
-    ojson tc{{"id", t.id}, {"name", t.name}};
-    if (content) tc["arguments"] = capped(t.arguments, o.content_cap, cut);
-    calls.push_back(std::move(tc));
+    w.begin_object().field("id", t.id).field("name", t.name);
+    if (content) w.field("arguments", capped(t.arguments, cap, cut, scratch));
+    w.end_object();
   }
-  j["tool_calls"] = std::move(calls);
-  if (content) j["output_text"] = capped(c.output_text, o.content_cap, cut);
-  j["finish_reason"] = c.finish_reason;
-  if (!c.response_id.empty()) j["response_id"] = c.response_id;
-  if (!c.error.empty()) j["error"] = capped(c.error, 1024, cut);
-  if (c.max_output_tokens) j["max_output_tokens"] = c.max_output_tokens;
-  if (c.embedding_inputs) j["embedding_inputs"] = c.embedding_inputs;
+  w.end_array();
+  if (content) w.field("output_text", capped(c.output_text, cap, cut, scratch));
+  w.field("finish_reason", c.finish_reason);
+  if (!c.response_id.empty()) w.field("response_id", c.response_id);
+  if (!c.error.empty()) w.field("error", capped(c.error, 1024, cut, scratch));
+  if (c.max_output_tokens) w.field("max_output_tokens", c.max_output_tokens);
+  if (c.embedding_inputs) w.field("embedding_inputs", c.embedding_inputs);
   const SettledUsage& u = r.usage;
-  j["usage"] = {{"input_tokens", u.input_tokens},
-                {"output_tokens", u.output_tokens},
-                {"cache_read_tokens", u.cache_read_tokens},
-                {"cache_write_tokens", u.cache_write_tokens},
-                {"reasoning_tokens", u.reasoning_tokens},
-                {"total_tokens", u.input_tokens + u.output_tokens},
-                {"source", u.estimated ? "estimated" : "provider"}};
+  w.key("usage").begin_object();
+  w.field("input_tokens", u.input_tokens).field("output_tokens", u.output_tokens);
+  w.field("cache_read_tokens", u.cache_read_tokens);
+  w.field("cache_write_tokens", u.cache_write_tokens);
+  w.field("reasoning_tokens", u.reasoning_tokens);
+  w.field("total_tokens", u.input_tokens + u.output_tokens);
+  w.field("source", u.estimated ? "estimated" : "provider");
+  w.end_object();
   if (r.cost) {
-    j["cost_usd"] = r.cost->usd;
-    j["cost"] = {{"input_usd", r.cost->input_usd},
-                 {"cache_usd", r.cost->cache_usd},
-                 {"output_usd", r.cost->output_usd},
-                 {"priced_as", r.cost->priced_as}};
+    w.field("cost_usd", r.cost->usd);
+    w.key("cost").begin_object();
+    w.field("input_usd", r.cost->input_usd).field("cache_usd", r.cost->cache_usd);
+    w.field("output_usd", r.cost->output_usd).field("priced_as", r.cost->priced_as);
+    w.end_object();
   } else {
-    j["cost_usd"] = nullptr;
-    j["cost"] = {{"priced_as", nullptr}, {"reason", "model not in the price table"}};
+    w.key("cost_usd").null();
+    w.key("cost").begin_object();
+    w.key("priced_as").null();
+    w.field("reason", "model not in the price table");
+    w.end_object();
   }
-  ojson lat = ojson::object();
-  if (r.first_byte_ms) lat["first_byte"] = *r.first_byte_ms;
-  if (r.total_ms) lat["total"] = *r.total_ms;
-  j["latency_ms"] = std::move(lat);
-  if (!r.api_key_fingerprint.empty()) j["api_key_fingerprint"] = r.api_key_fingerprint;
-  std::vector<std::string> flags;
-  for (auto& f : protocol::flag_names(r.request_flags)) flags.push_back("request_" + f);
-  for (auto& f : protocol::flag_names(r.response_flags)) flags.push_back("response_" + f);
-  if (!r.has_request) flags.emplace_back("no_request");
-  if (!r.has_response) flags.emplace_back("no_response");
-  if (r.has_request && !c.request_parsed) flags.emplace_back("request_unparsed");
-  if (r.has_response && !c.response_parsed) flags.emplace_back("response_unparsed");
-  if (cut) flags.emplace_back("content_truncated");
-  j["flags"] = flags;
-  j["process"] = process_json(r.process, 0);
-  j["connection"] = connection_json(r.conn);
-  return j.dump(-1, ' ', false, ojson::error_handler_t::replace);
+  w.key("latency_ms").begin_object();
+  if (r.first_byte_ms) w.field("first_byte", *r.first_byte_ms);
+  if (r.total_ms) w.field("total", *r.total_ms);
+  w.end_object();
+  if (!r.api_key_fingerprint.empty()) w.field("api_key_fingerprint", r.api_key_fingerprint);
+  w.key("flags").begin_array();
+  for (const auto& f : protocol::flag_names(r.request_flags)) w.value("request_" + f);
+  for (const auto& f : protocol::flag_names(r.response_flags)) w.value("response_" + f);
+  if (!r.has_request) w.value("no_request");
+  if (!r.has_response) w.value("no_response");
+  if (r.has_request && !c.request_parsed) w.value("request_unparsed");
+  if (r.has_response && !c.response_parsed) w.value("response_unparsed");
+  if (cut) w.value("content_truncated");
+  w.end_array();
+  w.key("process");
+  process_json(w, r.process);
+  w.key("connection");
+  connection_json(w, r.conn);
+  w.end_object();
+  return w.take();
 }
 
 }  // namespace agentwall::llm

@@ -4,7 +4,9 @@
 #include <openssl/sha.h>
 
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
+#include "agent/common/fast_json.h"
 #include "agent/common/time.h"
 #include "agent/llm/adapter.h"
 #include "agent/llm/tokenizer/tokenizer.h"
@@ -26,7 +28,6 @@ struct CallState final : protocol::ExchangeState {
   Framing framing = Framing::kWhole;
   protocol::SseParser sse;
   protocol::LineSplitter lines;
-  int64_t estimated_input = 0;  // counted from the request, used when usage is missing
   std::string fingerprint;
   CallState() : sse(1 << 20), lines(1 << 20) {}
 };
@@ -88,8 +89,9 @@ void collect_prompt_text(const json& j, std::string& out, int depth = 0) {
   }
 }
 
-int64_t estimate_input(const json* body, const LlmCall& call) {
-  const Encoding enc = encoding_for_model(call.model);
+// The prompt text a local count would run over, kept until the response says whether the
+// provider reported usage (it usually does: the count is then never made).
+std::string prompt_text(const json* body, const LlmCall& call) {
   std::string text;
   if (body) {
     collect_prompt_text(*body, text);
@@ -97,6 +99,11 @@ int64_t estimate_input(const json* body, const LlmCall& call) {
     text = call.system;
     for (const auto& m : call.messages) text += m.text;
   }
+  return text;
+}
+
+int64_t estimate_input(const std::string& text, const LlmCall& call) {
+  const Encoding enc = encoding_for_model(call.model);
   int64_t n = static_cast<int64_t>(count_tokens(text, enc));
   // Chat formats wrap each message in a few tokens of role markup (OpenAI: 3 per message
   // plus 3 to prime the reply).
@@ -119,8 +126,10 @@ int64_t estimate_output(const LlmCall& call) {
 // includes reasoning tokens (OpenTelemetry's gen_ai.usage.* meaning). OpenAI already
 // reports so; Anthropic reports cache reads and writes beside input_tokens; Gemini reports
 // thoughts beside candidates.
-SettledUsage settle(const LlmCall& call, int64_t estimated_input, bool has_response,
-                    bool cut_short) {
+// `prompt` gives the request's text for a local count; it is called only when the
+// provider reported no input figure (usually it did, and the text is never gathered).
+template <typename PromptFn>
+SettledUsage settle(const LlmCall& call, PromptFn prompt, bool has_response, bool cut_short) {
   const Usage& u = call.usage;
   SettledUsage s;
   s.cache_read_tokens = u.cache_read_tokens.value_or(0);
@@ -130,7 +139,7 @@ SettledUsage settle(const LlmCall& call, int64_t estimated_input, bool has_respo
     s.input_tokens = *u.input_tokens;
     if (call.api == "anthropic") s.input_tokens += s.cache_read_tokens + s.cache_write_tokens;
   } else {
-    s.input_tokens = estimated_input;
+    s.input_tokens = estimate_input(prompt(), call);
     s.estimated = true;
   }
   const bool embeddings = call.operation == "embeddings";
@@ -153,6 +162,10 @@ std::string header_or_empty(const protocol::HttpMessage& m, std::string_view nam
 }  // namespace
 
 std::string key_fingerprint(std::string_view key) {
+  // Hosts use a handful of keys: remember their fingerprints rather than hash every call.
+  thread_local std::unordered_map<std::string, std::string> cache;
+  if (const auto it = cache.find(std::string(key)); it != cache.end()) return it->second;
+  if (cache.size() >= 4096) cache.clear();
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
   static constexpr char kHex[] = "0123456789abcdef";
@@ -161,6 +174,7 @@ std::string key_fingerprint(std::string_view key) {
     out += kHex[digest[i] >> 4];
     out += kHex[digest[i] & 15];
   }
+  cache.emplace(std::string(key), out);
   return out;
 }
 
@@ -207,7 +221,7 @@ void LlmStage::on_request(const stream::Connection& conn, const ProcessInfo&,
   json body;
   const json* body_ptr = nullptr;
   if (!req.body.empty() && starts_json(req.body)) {
-    body = json::parse(req.body, nullptr, false);
+    body = parse_json(req.body);
     if (body.is_discarded()) {
       ++stats_.bad_json;
     } else {
@@ -215,7 +229,6 @@ void LlmStage::on_request(const stream::Connection& conn, const ProcessInfo&,
     }
   }
   r.adapter->parse_request(view, body_ptr, st->call);
-  st->estimated_input = estimate_input(body_ptr, st->call);
   const std::string_view key = find_api_key(req);
   if (!key.empty()) st->fingerprint = key_fingerprint(key);
   st->acc = r.adapter->new_response(st->call, options_.collect);
@@ -262,7 +275,7 @@ void LlmStage::on_response_body(const stream::Connection&, const ProcessInfo&,
   if (st->framing == Framing::kSse) {
     st->sse.feed(decoded, [&](const protocol::SseEvent& ev) {
       if (ev.data.empty() || ev.data == "[DONE]") return;
-      const json j = json::parse(ev.data, nullptr, false);
+      const json j = parse_json(ev.data);
       if (j.is_discarded()) {
         ++stats_.bad_json;
         return;
@@ -272,7 +285,7 @@ void LlmStage::on_response_body(const stream::Connection&, const ProcessInfo&,
   } else {
     st->lines.feed(decoded, [&](std::string_view line) {
       if (line.empty()) return;
-      const json j = json::parse(line, nullptr, false);
+      const json j = parse_json(line);
       if (j.is_discarded()) {
         ++stats_.bad_json;
         return;
@@ -292,16 +305,16 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
       // A cut stream still carries what it carried.
       st->sse.finish(true, [&](const protocol::SseEvent& ev) {
         if (ev.data.empty() || ev.data == "[DONE]") return;
-        const json j = json::parse(ev.data, nullptr, false);
+        const json j = parse_json(ev.data);
         if (!j.is_discarded()) st->acc->on_event(ev.event, j);
       });
     } else if (st->framing == Framing::kLines) {
       st->lines.finish([&](std::string_view line) {
-        const json j = json::parse(line, nullptr, false);
+        const json j = parse_json(line);
         if (!j.is_discarded()) st->acc->on_event("", j);
       });
     } else if (!resp.body.empty() && starts_json(resp.body)) {
-      const json j = json::parse(resp.body, nullptr, false);
+      const json j = parse_json(resp.body);
       if (j.is_array()) {
         // Gemini's streamGenerateContent without alt=sse: one JSON array of responses.
         st->call.stream = true;
@@ -336,7 +349,16 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
     r.response_flags &= ~uint32_t(protocol::kMsgCut);
   const bool cut_short = (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap |
                                                protocol::kMsgReset)) != 0;
-  r.usage = settle(r.call, st->estimated_input, x.has_response, cut_short);
+  r.usage = settle(
+      r.call,
+      [&] {
+        // The request body is still held: read it again rather than keep a copy of its text
+        // for every call.
+        json body;
+        if (starts_json(x.request.body)) body = parse_json(x.request.body);
+        return prompt_text(body.is_discarded() || body.is_null() ? nullptr : &body, r.call);
+      },
+      x.has_response, cut_short);
   if (r.usage.estimated) ++stats_.estimated;
   const PriceTable& prices = *options_.prices;
   if (prices.free_provider(r.call.provider)) {

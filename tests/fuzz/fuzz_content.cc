@@ -16,9 +16,21 @@ using agentwall::protocol::DecodeLimits;
 using Status = ContentDecoder::Status;
 
 constexpr std::string_view kCodings[] = {
-    "gzip",         "deflate",       "br",        "zstd",     "identity",
-    "gzip, br",     "deflate, zstd", "br, gzip",  "zstd, br", "gzip, gzip",
-    "x-gzip, zstd", "br, br",        "compress",  "",         "deflate, gzip",
+    "gzip",
+    "deflate",
+    "br",
+    "zstd",
+    "identity",
+    "gzip, br",
+    "deflate, zstd",
+    "br, gzip",
+    "zstd, br",
+    "gzip, gzip",
+    "x-gzip, zstd",
+    "br, br",
+    "compress",
+    "",
+    "deflate, gzip",
     "gzip, identity, deflate",
 };
 
