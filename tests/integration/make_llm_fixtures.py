@@ -54,6 +54,20 @@ def curl_parallel_h2(standin: llm.StandIn, tmp: str) -> aw.ClientResult:
     return aw.run_client(argv)
 
 
+def join_recordings(record: str, pids: list[int], tmp: str, name: str) -> None:
+    """The processes `pids` of `record`, one after the other, in one recording."""
+    out_file = os.path.join(FIXTURES, name)
+    with open(out_file, "wb") as out:
+        for i, pid in enumerate(pids):
+            p = os.path.join(tmp, f"part-{pid}.awrec")
+            subprocess.run([aw.agent_bin(), "replay", record, "--pid", str(pid), "--record", p],
+                           check=True)
+            with open(p, "rb") as f:
+                data = f.read()
+            out.write(data if i == 0 else data[8:])  # one magic header
+    print(f"wrote {out_file} ({os.path.getsize(out_file)} bytes, {len(pids)} processes)")
+
+
 def main() -> int:
     aw.require_root()
     pki = aw.TestPKI()
@@ -65,6 +79,13 @@ def main() -> int:
             br, _ = llm.run_llm_client(standin, "anthropic", stream=True, tools=True,
                                        encoding="br", tag=llm.new_tag())
             h2 = curl_parallel_h2(standin, tmp)
+            # A coding agent's requests: long conversations (40 earlier turns, ~60 KiB).
+            long_calls = []
+            for sdk, stream in (("openai", True), ("openai", False), ("anthropic", True)):
+                res, _ = llm.run_llm_client(standin, sdk, stream=stream, tools=True,
+                                            history=40, tag=llm.new_tag(),
+                                            include_usage=(sdk == "openai" and stream))
+                long_calls.append(res.pid)
             mix = []
             for sdk, stream, extra in (("openai", True, {"include_usage": True}),
                                        ("openai", True, {}),
@@ -80,7 +101,7 @@ def main() -> int:
                 res, _ = llm.run_llm_client(standin, sdk, stream=stream, tag=llm.new_tag(),
                                             **extra)
                 mix.append(res.pid)
-            for pid in [small.pid, gz.pid, br.pid, h2.pid, *mix]:
+            for pid in [small.pid, gz.pid, br.pid, h2.pid, *mix, *long_calls]:
                 if llm.wait_exchange(agent, pid, aw.DATA_TIMEOUT) is None:
                     raise AssertionError(f"no llm.exchange for pid {pid}")
             agent.stop()
@@ -89,20 +110,9 @@ def main() -> int:
         cut(record, gz.pid, "llm-urllib-openai-gzip.awrec")
         cut(record, br.pid, "llm-node-anthropic-stream-br.awrec")
         cut(record, h2.pid, "llm-curl-h2-parallel.awrec")
+        join_recordings(record, long_calls, tmp, "llm-node-agent-long.awrec")
         # The mix: every SDK process of the run, one file.
-        mix_file = os.path.join(FIXTURES, "llm-node-sdk-mix.awrec")
-        parts = []
-        for pid in mix:
-            p = os.path.join(tmp, f"mix-{pid}.awrec")
-            subprocess.run([aw.agent_bin(), "replay", record, "--pid", str(pid), "--record", p],
-                           check=True)
-            parts.append(p)
-        with open(mix_file, "wb") as out:
-            for i, p in enumerate(parts):
-                with open(p, "rb") as f:
-                    data = f.read()
-                out.write(data if i == 0 else data[8:])  # one magic header
-        print(f"wrote {mix_file} ({os.path.getsize(mix_file)} bytes, {len(parts)} processes)")
+        join_recordings(record, mix, tmp, "llm-node-sdk-mix.awrec")
     finally:
         aw.remove_tempdir(tmp)
         pki.cleanup()

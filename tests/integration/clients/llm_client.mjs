@@ -64,7 +64,7 @@ const WEATHER_DESC = 'Get the current weather for a city.';
 
 function parseArgs(argv) {
   const o = {sdk: null, stream: null, tools: false, includeUsage: false, baseUrl: null,
-    tag: null, encoding: null};
+    tag: null, encoding: null, history: 0};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -79,6 +79,7 @@ function parseArgs(argv) {
     else if (a === '--base-url') o.baseUrl = next().replace(/\/+$/, '');
     else if (a === '--tag') o.tag = next();
     else if (a === '--encoding') o.encoding = next();
+    else if (a === '--history') o.history = Number.parseInt(next(), 10);
     else fail(`unknown argument ${a}`);
   }
   if (!SDKS.includes(o.sdk)) fail(`--sdk must be one of ${SDKS.join(', ')}`);
@@ -91,6 +92,21 @@ function parseArgs(argv) {
 function fail(msg) {
   process.stderr.write(`llm_client: ${msg}\n`);
   process.exit(2);
+}
+
+// --history N: N earlier user/assistant turns of about 1.5 KiB each, as a coding agent's
+// conversation carries them (the pipeline benchmark's large-request case).
+function history(o) {
+  const turns = [];
+  for (let i = 0; i < o.history; i++) {
+    const code = Array.from({length: 12}, (_, k) =>
+      `  const value${k} = compute(input[${i + k}], options.scale * ${k + 1}); // step ${k}`).join('\n');
+    turns.push({role: 'user', content: `Turn ${i}: please review this function and say ` +
+      `whether it handles empty input:\nfunction f${i}(input, options) {\n${code}\n}`});
+    turns.push({role: 'assistant', content: `Turn ${i}: the function reads input[${i}] ` +
+      'without checking the length, so an empty array yields undefined values; add a guard.'});
+  }
+  return turns;
 }
 
 function extraHeaders(o) {
@@ -114,10 +130,11 @@ async function runOpenaiChat(o, out) {
   const user = o.tools ? USER_TOOLS : USER_PLAIN;
   const params = {
     model: out.model,
-    messages: [{role: 'system', content: SYSTEM}, {role: 'user', content: user}],
+    messages: [{role: 'system', content: SYSTEM}, ...history(o), {role: 'user', content: user}],
     max_tokens: 200,
   };
-  out.messages = [{role: 'user', text: user}];
+  out.messages = [...history(o).map((m) => ({role: m.role, text: m.content})),
+    {role: 'user', text: user}];
   if (o.tools) {
     params.tools = [{type: 'function', function: {name: 'get_weather', description: WEATHER_DESC,
       parameters: WEATHER_PARAMS}}];
@@ -220,8 +237,9 @@ async function runAnthropic(o, out) {
     timeout: 30000, defaultHeaders: extraHeaders(o)});
   const user = o.tools ? USER_TOOLS : USER_PLAIN;
   const params = {model: out.model, max_tokens: 256, system: SYSTEM,
-    messages: [{role: 'user', content: user}]};
-  out.messages = [{role: 'user', text: user}];
+    messages: [...history(o), {role: 'user', content: user}]};
+  out.messages = [...history(o).map((m) => ({role: m.role, text: m.content})),
+    {role: 'user', text: user}];
   if (o.tools) {
     params.tools = [{name: 'get_weather', description: WEATHER_DESC, input_schema: WEATHER_PARAMS}];
     out.tools = ['get_weather'];
