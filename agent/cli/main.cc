@@ -256,7 +256,7 @@ int cmd_replay(int argc, char** argv) {
       return 2;
     }
   }
-  CaptureSink& sink = writer ? static_cast<CaptureSink&>(*writer)
+  CaptureSink& sink = writer     ? static_cast<CaptureSink&>(*writer)
                       : tls_view ? static_cast<CaptureSink&>(tracker)
                                  : pipeline.input();
   record::ProcessFilter filtered(sink, filter);

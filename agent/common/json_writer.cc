@@ -19,8 +19,7 @@ size_t utf8_len(const unsigned char* s, size_t n) {
     return 3;
   }
   if (c >= 0xF0 && c <= 0xF4) {
-    if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-      return 0;
+    if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return 0;
     if (c == 0xF0 && s[1] < 0x90) return 0;   // overlong
     if (c == 0xF4 && s[1] >= 0x90) return 0;  // past U+10FFFF
     return 4;

@@ -27,8 +27,8 @@ bool ends_with_ci(std::string_view s, std::string_view suffix) {
 // Option, header and parameter names whose value is a credential (lower case, as the
 // name ends: "--openai-api-key", "X-Api-Key:" and "api_key=" all match "api-key"/"api_key").
 constexpr std::array<std::string_view, 12> kSecretNames = {
-    "api-key", "api_key", "apikey", "token", "secret", "password", "passwd",
-    "authorization", "auth", "key", "access-key", "private-key"};
+    "api-key", "api_key",       "apikey", "token", "secret",     "password",
+    "passwd",  "authorization", "auth",   "key",   "access-key", "private-key"};
 
 // Words that are keys by their shape alone.
 bool looks_like_key(std::string_view w) {

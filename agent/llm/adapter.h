@@ -21,8 +21,8 @@ struct RequestView {
   std::string_view host;  // Host / :authority without the port; the TLS SNI when absent
   std::string_view path;  // with the query string
   const protocol::Headers* headers = nullptr;
-  uint16_t port = 0;      // server port, 0 when unknown: names local servers (Ollama, vLLM, …)
-  LlmCallLimits limits;   // caps for the texts parse_request keeps
+  uint16_t port = 0;     // server port, 0 when unknown: names local servers (Ollama, vLLM, …)
+  LlmCallLimits limits;  // caps for the texts parse_request keeps
 };
 
 // Collects a response, streamed or not.
@@ -51,7 +51,7 @@ class Adapter {
 };
 
 struct Route {
-  std::string provider;            // empty when the request is not an LLM API call
+  std::string provider;              // empty when the request is not an LLM API call
   const Adapter* adapter = nullptr;  // null together with provider empty
 };
 

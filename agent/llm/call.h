@@ -36,7 +36,7 @@ struct LlmCall {
                           // openrouter, groq, mistral, deepseek, together, ollama, vllm, …
   std::string api;        // the adapter that read it: openai, anthropic, gemini, ollama, unknown
   std::string operation;  // chat, responses, embeddings, completions, generate, count_tokens, …
-  std::string model;           // requested
+  std::string model;      // requested
   std::string response_model;  // as the response names it
   bool stream = false;
   std::vector<ChatMessage> messages;  // the conversation sent (not the system prompt)
@@ -46,9 +46,9 @@ struct LlmCall {
   std::string output_text;
   std::string finish_reason;
   std::string response_id;
-  std::string error;  // the provider's error message when the call failed
-  Usage usage;        // as the provider reported it
-  int64_t embedding_inputs = 0;  // embeddings: number of inputs
+  std::string error;              // the provider's error message when the call failed
+  Usage usage;                    // as the provider reported it
+  int64_t embedding_inputs = 0;   // embeddings: number of inputs
   int64_t max_output_tokens = 0;  // requested cap, when given
   bool text_truncated = false;    // some text above was cut at the cap
   bool request_parsed = false;    // the request body was JSON the adapter understood

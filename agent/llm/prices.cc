@@ -21,7 +21,8 @@ std::string lower(std::string_view s) {
 }
 
 std::string where(std::string_view origin, const YAML::Mark& m) {
-  return std::string(origin) + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+  return std::string(origin) + ":" + std::to_string(m.line + 1) + ":" +
+         std::to_string(m.column + 1);
 }
 
 bool read_price(const YAML::Node& node, const char* key, std::optional<double>& out,
@@ -92,7 +93,8 @@ bool PriceTable::load(std::string_view yaml, std::string_view origin, std::strin
       return false;
     }
     std::optional<double> in, out;
-    if (!read_price(v, "input", in, origin, error) || !read_price(v, "output", out, origin, error) ||
+    if (!read_price(v, "input", in, origin, error) ||
+        !read_price(v, "output", out, origin, error) ||
         !read_price(v, "cached_input", p.cached_input, origin, error) ||
         !read_price(v, "cache_write", p.cache_write, origin, error))
       return false;

@@ -113,8 +113,8 @@ int64_t estimate_input(const std::string& text, const LlmCall& call) {
 }
 
 int64_t estimate_output(const LlmCall& call) {
-  const Encoding enc = encoding_for_model(call.response_model.empty() ? call.model
-                                                                       : call.response_model);
+  const Encoding enc =
+      encoding_for_model(call.response_model.empty() ? call.model : call.response_model);
   int64_t n = static_cast<int64_t>(count_tokens(call.output_text, enc));
   for (const auto& t : call.tool_calls) {
     n += static_cast<int64_t>(count_tokens(t.name, enc) + count_tokens(t.arguments, enc)) + 3;
@@ -347,8 +347,8 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
   if (st->framing != Framing::kWhole && !r.call.finish_reason.empty() &&
       (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap)) == protocol::kMsgCut)
     r.response_flags &= ~uint32_t(protocol::kMsgCut);
-  const bool cut_short = (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap |
-                                               protocol::kMsgReset)) != 0;
+  const bool cut_short =
+      (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap | protocol::kMsgReset)) != 0;
   r.usage = settle(
       r.call,
       [&] {

@@ -22,7 +22,7 @@ struct LlmOptions {
 };
 
 struct SettledUsage {
-  int64_t input_tokens = 0;  // all prompt tokens, cache reads and writes included
+  int64_t input_tokens = 0;   // all prompt tokens, cache reads and writes included
   int64_t output_tokens = 0;  // all completion tokens, reasoning included
   int64_t cache_read_tokens = 0;
   int64_t cache_write_tokens = 0;
@@ -60,9 +60,9 @@ class LlmSink {
 
 struct LlmStats {
   uint64_t calls = 0;
-  uint64_t estimated = 0;   // calls whose usage was (partly) counted locally
-  uint64_t unpriced = 0;    // calls whose model has no price
-  uint64_t bad_json = 0;    // request bodies or streamed events that were not valid JSON
+  uint64_t estimated = 0;  // calls whose usage was (partly) counted locally
+  uint64_t unpriced = 0;   // calls whose model has no price
+  uint64_t bad_json = 0;   // request bodies or streamed events that were not valid JSON
 };
 
 class LlmStage final : public protocol::ExchangeSink {

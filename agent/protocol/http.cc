@@ -18,10 +18,14 @@ std::string_view to_string(HttpVersion v) {
 
 std::vector<std::string> flag_names(uint32_t flags) {
   static constexpr std::pair<uint32_t, const char*> kNames[] = {
-      {kMsgStartMissed, "start_missed"}, {kMsgGap, "gap"},
-      {kMsgCut, "cut"},                  {kMsgBodyCapped, "body_capped"},
-      {kMsgDecodeError, "decode_error"}, {kMsgBombLimit, "bomb_limit"},
-      {kMsgHeadersUnknown, "headers_unknown"}, {kMsgMalformed, "malformed"},
+      {kMsgStartMissed, "start_missed"},
+      {kMsgGap, "gap"},
+      {kMsgCut, "cut"},
+      {kMsgBodyCapped, "body_capped"},
+      {kMsgDecodeError, "decode_error"},
+      {kMsgBombLimit, "bomb_limit"},
+      {kMsgHeadersUnknown, "headers_unknown"},
+      {kMsgMalformed, "malformed"},
       {kMsgReset, "reset"},
   };
   std::vector<std::string> out;

@@ -49,11 +49,11 @@ struct HttpStage::Conn {
   std::unique_ptr<RespSink> h1_resp_sink;
   std::unique_ptr<http1::Parser> h1_req;
   std::unique_ptr<http1::Parser> h1_resp;
-  std::unique_ptr<Ex> h1_building;   // request being read
+  std::unique_ptr<Ex> h1_building;             // request being read
   std::deque<std::unique_ptr<Ex>> h1_waiting;  // requests awaiting their response
-  std::unique_ptr<Ex> h1_answering;  // response being read
-  bool h1_interim = false;           // the head being read is a 1xx
-  uint64_t h1_start[2] = {0, 0};     // when the message being read began, per direction
+  std::unique_ptr<Ex> h1_answering;            // response being read
+  bool h1_interim = false;                     // the head being read is a 1xx
+  uint64_t h1_start[2] = {0, 0};               // when the message being read began, per direction
 
   // HTTP/2: one decoder per direction, exchanges by stream id.
   struct H2Sink;
@@ -117,7 +117,8 @@ struct HttpStage::Conn {
     m.decoded_body_bytes += decoded.size();
     const bool store = !response || e.x.store_response_body;
     if (store) {
-      const size_t room = stage->limits_.max_body - std::min(stage->limits_.max_body, m.body.size());
+      const size_t room =
+          stage->limits_.max_body - std::min(stage->limits_.max_body, m.body.size());
       if (decoded.size() > room) {
         if (!(m.flags & kMsgBodyCapped)) ++stage->stats_.body_capped;
         m.flags |= kMsgBodyCapped;
@@ -414,9 +415,9 @@ struct HttpStage::Conn {
       ++s.connections_http2;
       for (int d = 0; d < 2; ++d) {
         h2_sink[d] = std::make_unique<H2Sink>(*this, d == 1);
-        const auto start = mid                ? http2::Decoder::Start::kMidStream
+        const auto start = mid      ? http2::Decoder::Start::kMidStream
                            : d == 0 ? http2::Decoder::Start::kPreface
-                                              : http2::Decoder::Start::kFrames;
+                                    : http2::Decoder::Start::kFrames;
         h2[d] = std::make_unique<http2::Decoder>(start, *h2_sink[d]);
       }
     } else {

@@ -14,7 +14,7 @@
 namespace agentwall::protocol {
 
 struct StageLimits {
-  size_t max_body = 8 << 20;          // stored bytes per message body; the rest is counted
+  size_t max_body = 8 << 20;            // stored bytes per message body; the rest is counted
   size_t max_exchanges_per_conn = 512;  // HTTP/2 streams or pipelined requests in flight
   DecodeLimits decode;
 };

@@ -91,13 +91,18 @@ void report_memory() {
     off += data.size();
     pipeline.input().on_chunk(c);
   };
-  const std::string body = R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]})";
-  const std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
-                          "Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n"
-                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                           "Transfer-Encoding: chunked\r\n\r\n";
-  std::string event = R"(data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"word "}}]})";
+  const std::string body =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]})";
+  const std::string req =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+      "Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  std::string event =
+      R"(data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"word "}}]})";
   event += "\n\n";
   char size_line[32];
   std::snprintf(size_line, sizeof(size_line), "%zx\r\n", event.size());
@@ -130,9 +135,10 @@ void report_memory() {
     if (!at_1mb && sent >= (1u << 20)) at_1mb = heap_in_use();
   }
   const size_t at_end = heap_in_use();
-  std::printf("{\"streamed_body_bytes\": %zu, \"heap_after_1MiB\": %zu, \"heap_after_all\": %zu, "
-              "\"growth_bytes\": %lld}\n",
-              sent, at_1mb, at_end, (long long)at_end - (long long)at_1mb);
+  std::printf(
+      "{\"streamed_body_bytes\": %zu, \"heap_after_1MiB\": %zu, \"heap_after_all\": %zu, "
+      "\"growth_bytes\": %lld}\n",
+      sent, at_1mb, at_end, (long long)at_end - (long long)at_1mb);
 }
 
 }  // namespace

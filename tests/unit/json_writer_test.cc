@@ -9,8 +9,8 @@
 using agentwall::JsonWriter;
 
 TEST_CASE("json writer: strings round-trip through a JSON parser, escapes at every offset") {
-  const std::string specials[] = {"\"", "\\", "\n", "\r", "\t", std::string(1, '\0'), "\x1f",
-                                  "\x7f", "é", "€", "😀"};
+  const std::string specials[] = {"\"",   "\\",   "\n", "\r", "\t", std::string(1, '\0'),
+                                  "\x1f", "\x7f", "é",  "€",  "😀"};
   for (const auto& sp : specials) {
     for (size_t at = 0; at < 20; ++at) {
       const std::string text = std::string(at, 'a') + sp + std::string(19 - at, 'b');

@@ -3,8 +3,8 @@
 // whole pipeline, whole, re-split at every byte, cut, and joined mid-connection.
 #include <doctest/doctest.h>
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -216,8 +216,8 @@ TEST_CASE("llm replay: a stream cut in the middle keeps what it carried, marked 
 }
 
 TEST_CASE("llm replay: joined mid-connection, nothing is misattributed and nothing crashes") {
-  for (const char* name : {"llm-curl-h2-parallel.awrec", "llm-node-sdk-mix.awrec",
-                           "llm-urllib-openai-chat.awrec"}) {
+  for (const char* name :
+       {"llm-curl-h2-parallel.awrec", "llm-node-sdk-mix.awrec", "llm-urllib-openai-chat.awrec"}) {
     CAPTURE(name);
     const record::Tape t = load(name);
     const auto whole = run(t);

@@ -14,8 +14,9 @@ std::string redact(std::string s) {
 
 TEST_CASE("redact: bearer tokens, credential options and key-shaped words are masked") {
   CHECK(redact("curl -H Authorization: Bearer sk-test-agentwall-0002 https://x") ==
-            "curl -H Authorization: Bearer [REDACTED] https://x");
-  CHECK(redact("tool --api-key abc123 --model gpt-4o") == "tool --api-key [REDACTED] --model gpt-4o");
+        "curl -H Authorization: Bearer [REDACTED] https://x");
+  CHECK(redact("tool --api-key abc123 --model gpt-4o") ==
+        "tool --api-key [REDACTED] --model gpt-4o");
   CHECK(redact("tool --openai-api-key=abc123") == "tool --openai-api-key=[REDACTED]");
   CHECK(redact("app https://h/x?key=AIzaSyA-1234567890abcdef") == "app https://h/x?key=[REDACTED]");
   CHECK(redact("env ANTHROPIC_API_KEY=sk-ant-xyz run") == "env ANTHROPIC_API_KEY=[REDACTED] run");

@@ -49,7 +49,8 @@ int match_response_start(std::string_view b) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return s;
 }
@@ -287,7 +288,8 @@ bool Parser::parse_head(std::string_view text, Head& head) const {
     }
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) return false;
-    head.headers.push_back({lower(line.substr(0, colon)), std::string(trim(line.substr(colon + 1)))});
+    head.headers.push_back(
+        {lower(line.substr(0, colon)), std::string(trim(line.substr(colon + 1)))});
   }
   return true;
 }
@@ -367,8 +369,7 @@ size_t Parser::step_resync(std::string_view in) {
       continue;
     }
     const std::string_view rest = t.substr(p);
-    const int m =
-        kind_ == Kind::kRequest ? match_request_start(rest) : match_response_start(rest);
+    const int m = kind_ == Kind::kRequest ? match_request_start(rest) : match_response_start(rest);
     if (m < 0) continue;
     skipped_ += p;
     sink_.on_skipped(p);

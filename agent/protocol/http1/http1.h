@@ -93,10 +93,10 @@ class Parser {
   ParserSink& sink_;
   Limits limits_;
   State state_ = State::kHead;
-  std::string buf_;        // partial head or line
-  uint64_t remaining_ = 0;  // body or chunk bytes still to come
-  uint32_t flags_ = 0;      // of the message in progress
-  bool head_seen_ = false;  // a head of the current message was delivered
+  std::string buf_;            // partial head or line
+  uint64_t remaining_ = 0;     // body or chunk bytes still to come
+  uint32_t flags_ = 0;         // of the message in progress
+  bool head_seen_ = false;     // a head of the current message was delivered
   bool at_line_start_ = true;  // resync: the next byte starts a line
   std::string resync_tail_;    // resync: bytes kept across pieces to match a start
   uint64_t skipped_ = 0;
