@@ -84,6 +84,30 @@ class LlmSdkTest(aw.AgentTestCase):
         self.assertIsNone(client["usage"])
         self.assertIsNone(entry["answer"]["usage"])
 
+    def test_estimated_usage_error_against_openai_counting(self):
+        """Streams without include_usage carry no usage: the agent counts tokens itself. The
+        stand-in computes what OpenAI would have reported (o200k_base and OpenAI's published
+        per-message rule); the estimate must be within 10% of it, short or long."""
+        rows = []
+        for history in (0, 10, 40):
+            tag = llm.new_tag()
+            res, client = llm.run_llm_client(self.standin, "openai", stream=True,
+                                             include_usage=False, tag=tag, history=history)
+            entry = self.standin.wait_entry(tag)
+            ref = entry["answer"].get("reference_usage")
+            self.assertIsNotNone(ref, f"the stand-in gave no reference usage: {entry}")
+            event = self._exchange_for(res, client)
+            usage = event["usage"]
+            self.assertEqual(usage["source"], "estimated", usage)
+            for field, ref_field in (("input_tokens", "prompt_tokens"),
+                                     ("output_tokens", "completion_tokens")):
+                got, want = usage[field], ref[ref_field]
+                err = (got - want) / want
+                rows.append(f"history={history:2d} {field:13s} estimated {got:6d} "
+                            f"provider-rule {want:6d} error {err:+.1%}")
+                self.assertLessEqual(abs(err), 0.10, rows[-1])
+        aw.log("estimated usage vs OpenAI's counting:\n  " + "\n  ".join(rows))
+
     def test_openai_chat_stream_tools(self):
         # Tool call arguments arrive in four fragments.
         self._sdk("openai", stream=True, tools=True, include_usage=True)

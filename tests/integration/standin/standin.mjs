@@ -30,6 +30,34 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
+import {createRequire} from 'node:module';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+
+// OpenAI chat usage counted the way OpenAI counts it (o200k_base, 3 tokens of markup per
+// message, 1 per name, 3 to prime the reply: OpenAI's published counting rule), with
+// js-tiktoken from the test clients' node_modules. The agent's local estimate is measured
+// against these figures (test_llm_sdks.py). Without js-tiktoken, figures are synthetic.
+let o200k = null;
+try {
+  const req = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)),
+    '..', 'clients', 'package.json'));
+  const {Tiktoken} = req('js-tiktoken/lite');
+  o200k = new Tiktoken(req('js-tiktoken/ranks/o200k_base'));
+} catch (e) {
+  process.stderr.write(`standin: js-tiktoken not available (${e.message}); synthetic usage\n`);
+}
+
+function openaiChatUsageLikeOpenAI(messages, text) {
+  if (!o200k) return null;
+  let prompt = 3;
+  for (const m of messages) {
+    prompt += 3 + o200k.encode(String(m.role ?? '')).length +
+      o200k.encode(contentText(m.content)).length;
+    if (m.name) prompt += 1 + o200k.encode(String(m.name)).length;
+  }
+  return {prompt, completion: o200k.encode(text).length};
+}
 
 // ------------------------------------------------------------------------------------------
 // command line
@@ -220,8 +248,12 @@ async function openaiChat(req, res, body, raw) {
   const id = `chatcmpl-${hashHex(raw, 29)}`;
   const callId = `call_${hashHex('call' + raw, 24)}`;
   const finish = tc ? 'tool_calls' : 'stop';
-  const prompt = inputTokens(raw);
-  const completion = outputTokens(text, tc);
+  // Counted like OpenAI for plain conversations; synthetic when tools are declared (their
+  // rendering into the prompt is not published).
+  const like = !body.tools && /^(gpt-4o|gpt-4\.1|gpt-5|o\d)/.test(model)
+    ? openaiChatUsageLikeOpenAI(messages, text) : null;
+  const prompt = like ? like.prompt : inputTokens(raw);
+  const completion = like ? like.completion : outputTokens(text, tc);
   const usage = {
     prompt_tokens: prompt,
     completion_tokens: completion,
@@ -253,6 +285,8 @@ async function openaiChat(req, res, body, raw) {
     return answer;
   }
   const includeUsage = !!(body.stream_options && body.stream_options.include_usage);
+  // What the usage chunk would have said: the reference for the agent's estimate.
+  if (!includeUsage) answer.reference_usage = usage;
   const chunk = (delta, finishReason = null) => {
     const c = {
       id, object: 'chat.completion.chunk', created: FIXED_CREATED, model: rmodel,
