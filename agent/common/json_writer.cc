@@ -1,5 +1,6 @@
 #include "agent/common/json_writer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -31,7 +32,9 @@ size_t utf8_len(const unsigned char* s, size_t n) {
 
 void JsonWriter::escape(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out.reserve(out.size() + s.size() + 2);
+  // Grow geometrically: an exact reserve per string would copy the whole event each time.
+  if (out.capacity() < out.size() + s.size() + 2)
+    out.reserve(std::max(out.capacity() * 2, out.size() + s.size() + 2));
   out += '"';
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();

@@ -105,10 +105,10 @@ std::string prompt_text(const json* body, const LlmCall& call) {
 int64_t estimate_input(const std::string& text, const LlmCall& call) {
   const Encoding enc = encoding_for_model(call.model);
   int64_t n = static_cast<int64_t>(count_tokens(text, enc));
-  // Chat formats wrap each message in a few tokens of role markup (OpenAI: 3 per message
-  // plus 3 to prime the reply).
+  // Chat formats wrap each message in markup: OpenAI counts 3 tokens per message plus its
+  // role (one token for every role name), and 3 to prime the reply.
   if (call.operation == "chat" || call.operation == "responses")
-    n += 3 * static_cast<int64_t>(call.messages.size() + (call.system.empty() ? 0 : 1)) + 3;
+    n += 4 * static_cast<int64_t>(call.messages.size() + (call.system.empty() ? 0 : 1)) + 3;
   return std::max<int64_t>(n, 1);
 }
 

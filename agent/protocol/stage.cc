@@ -1,5 +1,6 @@
 #include "agent/protocol/stage.h"
 
+#include <charconv>
 #include <deque>
 #include <map>
 #include <vector>
@@ -76,6 +77,11 @@ struct HttpStage::Conn {
     Body& b = response ? e.resp_body : e.req_body;
     if (!b.started) {
       b.started = true;
+      // Room for the whole body at once when its length is known (and within the cap).
+      const std::string_view cl = header_value(m.headers, "content-length");
+      uint64_t len = 0;
+      if (!cl.empty() && std::from_chars(cl.data(), cl.data() + cl.size(), len).ec == std::errc())
+        m.body.reserve(static_cast<size_t>(std::min<uint64_t>(len, stage->limits_.max_body)));
       m.content_encoding = header_value(m.headers, "content-encoding");
       if (!m.content_encoding.empty()) {
         b.decoder = std::make_unique<ContentDecoder>(m.content_encoding, stage->limits_.decode);
