@@ -10,8 +10,10 @@ nlohmann::json convert(simdjson::dom::element e) {
   switch (e.type()) {
     case element_type::OBJECT: {
       nlohmann::json obj = nlohmann::json::object();
+      auto& members = obj.get_ref<nlohmann::json::object_t&>();
       for (auto field : simdjson::dom::object(e)) {
-        obj[std::string(field.key)] = convert(field.value);
+        // Last duplicate wins, as with nlohmann's own parser.
+        members.insert_or_assign(std::string(field.key), convert(field.value));
       }
       return obj;
     }

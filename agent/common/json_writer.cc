@@ -5,6 +5,10 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace agentwall {
 namespace {
 
@@ -28,6 +32,32 @@ size_t utf8_len(const unsigned char* s, size_t n) {
   return 0;
 }
 
+// Index of the first byte at or after `i` that needs a second look: a control byte, a
+// quote, a backslash or a non-ASCII byte; `n` when there is none. 16 bytes at a time.
+size_t plain_run(const unsigned char* p, size_t i, size_t n) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (i + 16 <= n) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    // Signed compare: bytes >= 0x80 are negative, so "less than space" catches them too.
+    const __m128i special =
+        _mm_or_si128(_mm_cmplt_epi8(v, space),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const int mask = _mm_movemask_epi8(special);
+    if (mask) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    i += 16;
+  }
+#endif
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) return i;
+    ++i;
+  }
+  return n;
+}
+
 }  // namespace
 
 void JsonWriter::escape(std::string& out, std::string_view s) {
@@ -41,21 +71,7 @@ void JsonWriter::escape(std::string& out, std::string_view s) {
   size_t run = 0;  // start of the bytes not yet copied
   size_t i = 0;
   while (i < n) {
-    // Eight bytes at a time while none needs a second look: no control byte, quote,
-    // backslash or non-ASCII byte (SWAR: each test sets a byte's high bit).
-    while (i + 8 <= n) {
-      uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      constexpr uint64_t kOnes = 0x0101010101010101ull;
-      constexpr uint64_t kHigh = 0x8080808080808080ull;
-      const uint64_t control = (w - kOnes * 0x20) & ~w;
-      const uint64_t q = w ^ (kOnes * '"');
-      const uint64_t quote = (q - kOnes) & ~q;
-      const uint64_t b = w ^ (kOnes * '\\');
-      const uint64_t backslash = (b - kOnes) & ~b;
-      if ((control | quote | backslash | w) & kHigh) break;
-      i += 8;
-    }
+    i = plain_run(p, i, n);
     if (i >= n) break;
     const unsigned char c = p[i];
     if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
