@@ -7,6 +7,10 @@
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
+#ifdef AGENTWALL_TCMALLOC
+#include <gperftools/malloc_extension_c.h>
+#endif
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -63,7 +67,12 @@ void BM_Pipeline(benchmark::State& state) {
 }
 BENCHMARK(BM_Pipeline)->Unit(benchmark::kMillisecond);
 
+// Bytes the program has allocated and not freed, from whichever allocator it runs on.
 size_t heap_in_use() {
+#ifdef AGENTWALL_TCMALLOC
+  size_t bytes = 0;
+  if (MallocExtension_GetNumericProperty("generic.current_allocated_bytes", &bytes)) return bytes;
+#endif
   const struct mallinfo2 mi = mallinfo2();
   return mi.uordblks + mi.hblkhd;
 }
