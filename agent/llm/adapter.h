@@ -65,4 +65,7 @@ Route route(const RequestView& req);
 // True for hosts of known LLM providers (used by the coverage view and by route()).
 bool is_known_llm_host(std::string_view host);
 
+// The adapter for a provider's main API, for a response whose request was not seen.
+const Adapter& adapter_for_provider(std::string_view provider);
+
 }  // namespace agentwall::llm

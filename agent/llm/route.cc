@@ -224,6 +224,16 @@ Route route(const RequestView& req) {
   return {std::string(adapter->api()), adapter};
 }
 
+const Adapter& adapter_for_provider(std::string_view provider) {
+  if (provider == "anthropic") return providers::anthropic_adapter();
+  if (provider == "gemini" || provider == "vertex-ai") return providers::gemini_adapter();
+  if (provider == "ollama") return providers::ollama_adapter();
+  if (provider == "cohere") return providers::unknown_adapter();
+  // Everyone else serves the OpenAI API shape (OpenAI itself, Azure, and the compatible
+  // providers).
+  return providers::openai_adapter();
+}
+
 bool is_known_llm_host(std::string_view host) {
   return !known_provider(normalize(host, 0).host).empty();
 }

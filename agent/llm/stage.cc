@@ -246,6 +246,8 @@ void LlmStage::on_response_head(const stream::Connection& conn, const ProcessInf
     RequestView view{"", host, "", &x.request.headers, conn.peer.port, options_.collect};
     Route r = route(view);
     if (!r.adapter) return;
+    // Without a path the API is the provider's main one: read the response as such.
+    r.adapter = &adapter_for_provider(r.provider);
     auto fresh = std::make_unique<CallState>();
     fresh->route = r;
     fresh->call.provider = r.provider;
