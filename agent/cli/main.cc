@@ -8,11 +8,13 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "agent/daemon/agent.h"
+#include "agent/detect/engine.h"
 #include "agent/llm/prices.h"
 #include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
@@ -31,6 +33,7 @@ Commands:
   run      capture TLS plaintext of every local process and run the pipeline
   sniff    print captured TLS plaintext as JSON lines (like sslsniff or ecapture)
   replay   feed a recording made with `run --record` through the pipeline, no kernel needed
+  scan     score text from stdin with the detection engine (secrets, PII, hidden text)
   version  print the version
 
 `agentwall <command> --help` describes each command's options.
@@ -282,6 +285,65 @@ int cmd_replay(int argc, char** argv) {
   return 0;
 }
 
+int cmd_scan(int argc, char** argv) {
+  bool lines = false;
+  int threshold = 50;
+  po::options_description desc("agentwall scan [options] < input");
+  desc.add_options()("help,h", "show this help")(
+      "lines", po::bool_switch(&lines),
+      "read plain text, one message per line, instead of JSON lines")(
+      "threshold", po::value(&threshold)->default_value(threshold),
+      "score (0-100) from which a result is flagged");
+  po::variables_map vm;
+  if (!parse(argc, argv, desc, vm, "see: agentwall scan --help")) return 2;
+  if (vm.count("help")) {
+    std::cout
+        << "Reads JSON lines {\"text\": ..., \"role\": ...} (role: user, system, tool,\n"
+           "assistant, tool_arguments, ...) or, with --lines, plain lines, and prints one\n"
+           "JSON result per input line, in order: {\"score\": N, \"flagged\": bool,\n"
+           "\"findings\": [{detector, category, confidence, spans, explanation}], \"reasons\"}.\n\n"
+        << desc;
+    return 0;
+  }
+  if (threshold < 0 || threshold > 100) {
+    std::fprintf(stderr, "agentwall: --threshold %d: must be from 0 to 100\n", threshold);
+    return 2;
+  }
+  const detect::Engine engine;
+  std::string line;
+  uint64_t n = 0, bad = 0;
+  while (std::getline(std::cin, line)) {
+    ++n;
+    std::string text = line;
+    detect::Source source = detect::Source::kUnknown;
+    if (!lines) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("text") || !j["text"].is_string()) {
+        ++bad;
+        // One output line per input line, always: the error says which line and why.
+        std::printf(
+            "{\"error\":\"line %llu: expected a JSON object with a string \\\"text\\\" "
+            "(or use --lines for plain text)\"}\n",
+            static_cast<unsigned long long>(n));
+        continue;
+      }
+      text = j["text"].get<std::string>();
+      if (j.contains("role") && j["role"].is_string())
+        source = detect::source_from_role(j["role"].get<std::string>());
+    }
+    const std::string out = detect::scan_result_json(engine.scan(text, source), threshold);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  std::fflush(stdout);
+  if (bad) {
+    std::fprintf(stderr, "agentwall: %llu of %llu lines were not JSON objects with \"text\"\n",
+                 static_cast<unsigned long long>(bad), static_cast<unsigned long long>(n));
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -294,6 +356,7 @@ int main(int argc, char** argv) {
   if (cmd == "run") return cmd_run(argc - 1, argv + 1);
   if (cmd == "sniff") return cmd_sniff(argc - 1, argv + 1);
   if (cmd == "replay") return cmd_replay(argc - 1, argv + 1);
+  if (cmd == "scan") return cmd_scan(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::printf("agentwall %s\n", AGENTWALL_VERSION);
     return 0;
