@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/llm/adapter.h"
 #include "agent/llm/call.h"
 
 namespace agentwall::llm::providers {
@@ -121,6 +122,38 @@ struct Collected {
   void add_tool_call(const ToolCallBuilder& b);
   void set_error(std::string_view message, size_t cap);
   void move_into(LlmCall& call);
+};
+
+// An accumulator for APIs whose streamed pieces and whole body have one shape (Gemini,
+// Ollama, unknown APIs): each JSON object is read the same way; the provider's error
+// message is taken from any of them. A body that is an array of them (Gemini's stream
+// without alt=sse) is read piece by piece.
+class PieceAccumulator : public ResponseAccumulator {
+ public:
+  explicit PieceAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
+
+  void on_event(std::string_view, const json& data) final { take(data); }
+  void on_body(const json& body) final { take(body); }
+  void finish(LlmCall& call) final { out_.move_into(call); }
+
+ protected:
+  // One JSON object of the response.
+  virtual void read(const json& obj) = 0;
+
+  size_t cap_;
+  Collected out_;
+
+ private:
+  void take(const json& obj, bool top = true) {
+    if (obj.is_array() && top) {
+      for (const json& piece : obj) take(piece, false);
+      return;
+    }
+    if (!obj.is_object()) return;
+    out_.parsed = true;
+    if (const std::string error = error_message(obj); !error.empty()) out_.set_error(error, cap_);
+    read(obj);
+  }
 };
 
 }  // namespace agentwall::llm::providers

@@ -139,24 +139,12 @@ class GeminiAdapter final : public Adapter {
                                                     const LlmCallLimits& limits) const override;
 };
 
-class GenerateAccumulator final : public ResponseAccumulator {
+class GenerateAccumulator final : public PieceAccumulator {
  public:
-  explicit GenerateAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
-
-  void on_event(std::string_view, const json& data) override { read(data, 0); }
-  void on_body(const json& body) override { read(body, 0); }
-  void finish(LlmCall& call) override { out_.move_into(call); }
+  using PieceAccumulator::PieceAccumulator;
 
  private:
-  void read(const json& obj, int depth) {
-    // Streaming without alt=sse answers one JSON array of the pieces.
-    if (obj.is_array() && depth == 0) {
-      for (const json& piece : obj) read(piece, depth + 1);
-      return;
-    }
-    if (!obj.is_object()) return;
-    out_.parsed = true;
-    if (const std::string error = error_message(obj); !error.empty()) out_.set_error(error, cap_);
+  void read(const json& obj) override {
     if (const auto id = string_member(obj, "responseId", "response_id"); !id.empty()) {
       out_.response_id = id;
     }
@@ -210,9 +198,6 @@ class GenerateAccumulator final : public ResponseAccumulator {
       }
     }
   }
-
-  size_t cap_;
-  Collected out_;
 };
 
 std::unique_ptr<ResponseAccumulator> GeminiAdapter::new_response(

@@ -90,19 +90,12 @@ class OllamaAdapter final : public Adapter {
 };
 
 // A whole body and an NDJSON line have the same shape; the last (or only) one has the counts.
-class OllamaAccumulator final : public ResponseAccumulator {
+class OllamaAccumulator final : public PieceAccumulator {
  public:
-  explicit OllamaAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
-
-  void on_event(std::string_view, const json& data) override { read(data); }
-  void on_body(const json& body) override { read(body); }
-  void finish(LlmCall& call) override { out_.move_into(call); }
+  using PieceAccumulator::PieceAccumulator;
 
  private:
-  void read(const json& obj) {
-    if (!obj.is_object()) return;
-    out_.parsed = true;
-    if (const std::string error = error_message(obj); !error.empty()) out_.set_error(error, cap_);
+  void read(const json& obj) override {
     if (const std::string_view m = string_member(obj, "model"); !m.empty()) {
       out_.response_model = m;
     }
@@ -133,9 +126,6 @@ class OllamaAccumulator final : public ResponseAccumulator {
     }
     out_.add_tool_call(b);
   }
-
-  size_t cap_;
-  Collected out_;
 };
 
 std::unique_ptr<ResponseAccumulator> OllamaAdapter::new_response(

@@ -40,19 +40,12 @@ class UnknownAdapter final : public Adapter {
                                                     const LlmCallLimits& limits) const override;
 };
 
-class UnknownAccumulator final : public ResponseAccumulator {
+class UnknownAccumulator final : public PieceAccumulator {
  public:
-  explicit UnknownAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
-
-  void on_event(std::string_view, const json& data) override { read(data); }
-  void on_body(const json& body) override { read(body); }
-  void finish(LlmCall& call) override { out_.move_into(call); }
+  using PieceAccumulator::PieceAccumulator;
 
  private:
-  void read(const json& obj) {
-    if (!obj.is_object()) return;
-    out_.parsed = true;
-    if (const std::string error = error_message(obj); !error.empty()) out_.set_error(error, cap_);
+  void read(const json& obj) override {
     if (const std::string_view m = string_member(obj, "model"); !m.empty()) {
       out_.response_model = m;
     }
@@ -68,9 +61,6 @@ class UnknownAccumulator final : public ResponseAccumulator {
       }
     }
   }
-
-  size_t cap_;
-  Collected out_;
 };
 
 std::unique_ptr<ResponseAccumulator> UnknownAdapter::new_response(
