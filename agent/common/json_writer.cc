@@ -73,11 +73,7 @@ void JsonWriter::escape(std::string& out, std::string_view s) {
   while (i < n) {
     i = plain_run(p, i, n);
     if (i >= n) break;
-    const unsigned char c = p[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      ++i;
-      continue;
-    }
+    const unsigned char c = p[i];  // plain_run stopped here: it needs a second look
     if (c >= 0x80) {
       const size_t len = utf8_len(p + i, n - i);
       if (len) {

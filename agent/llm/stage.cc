@@ -155,6 +155,19 @@ SettledUsage settle(const LlmCall& call, PromptFn prompt, bool has_response, boo
   return s;
 }
 
+// One streamed piece (an SSE event's data, an NDJSON line) to the adapter. A piece that is
+// not JSON is counted in `bad_json`; pass null for the unterminated last piece of a stream
+// cut short, which is partial rather than bad.
+void take_piece(CallState& st, std::string_view event, std::string_view data, uint64_t* bad_json) {
+  if (data.empty() || data == "[DONE]") return;
+  const json j = parse_json(data);
+  if (j.is_discarded()) {
+    if (bad_json) ++*bad_json;
+    return;
+  }
+  st.acc->on_event(event, j);
+}
+
 std::string header_or_empty(const protocol::HttpMessage& m, std::string_view name) {
   return std::string(protocol::header_value(m.headers, name));
 }
@@ -164,7 +177,8 @@ std::string header_or_empty(const protocol::HttpMessage& m, std::string_view nam
 std::string key_fingerprint(std::string_view key) {
   // Hosts use a handful of keys: remember their fingerprints rather than hash every call.
   thread_local std::unordered_map<std::string, std::string> cache;
-  if (const auto it = cache.find(std::string(key)); it != cache.end()) return it->second;
+  std::string k(key);
+  if (const auto it = cache.find(k); it != cache.end()) return it->second;
   if (cache.size() >= 4096) cache.clear();
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
@@ -174,7 +188,7 @@ std::string key_fingerprint(std::string_view key) {
     out += kHex[digest[i] >> 4];
     out += kHex[digest[i] & 15];
   }
-  cache.emplace(std::string(key), out);
+  cache.emplace(std::move(k), out);
   return out;
 }
 
@@ -276,24 +290,11 @@ void LlmStage::on_response_body(const stream::Connection&, const ProcessInfo&,
   if (!st || st->framing == Framing::kWhole) return;
   if (st->framing == Framing::kSse) {
     st->sse.feed(decoded, [&](const protocol::SseEvent& ev) {
-      if (ev.data.empty() || ev.data == "[DONE]") return;
-      const json j = parse_json(ev.data);
-      if (j.is_discarded()) {
-        ++stats_.bad_json;
-        return;
-      }
-      st->acc->on_event(ev.event, j);
+      take_piece(*st, ev.event, ev.data, &stats_.bad_json);
     });
   } else {
-    st->lines.feed(decoded, [&](std::string_view line) {
-      if (line.empty()) return;
-      const json j = parse_json(line);
-      if (j.is_discarded()) {
-        ++stats_.bad_json;
-        return;
-      }
-      st->acc->on_event("", j);
-    });
+    st->lines.feed(decoded,
+                   [&](std::string_view line) { take_piece(*st, "", line, &stats_.bad_json); });
   }
 }
 
@@ -305,16 +306,10 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
   if (x.has_response) {
     if (st->framing == Framing::kSse) {
       // A cut stream still carries what it carried.
-      st->sse.finish(true, [&](const protocol::SseEvent& ev) {
-        if (ev.data.empty() || ev.data == "[DONE]") return;
-        const json j = parse_json(ev.data);
-        if (!j.is_discarded()) st->acc->on_event(ev.event, j);
-      });
+      st->sse.finish(
+          true, [&](const protocol::SseEvent& ev) { take_piece(*st, ev.event, ev.data, nullptr); });
     } else if (st->framing == Framing::kLines) {
-      st->lines.finish([&](std::string_view line) {
-        const json j = parse_json(line);
-        if (!j.is_discarded()) st->acc->on_event("", j);
-      });
+      st->lines.finish([&](std::string_view line) { take_piece(*st, "", line, nullptr); });
     } else if (!resp.body.empty() && starts_json(resp.body)) {
       const json j = parse_json(resp.body);
       if (j.is_array()) {

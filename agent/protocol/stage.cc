@@ -99,10 +99,10 @@ struct HttpStage::Conn {
     std::string out;
     const auto st = b.decoder->feed(wire, out);
     take_decoded(e, response, out);
-    note_decoder(m, *b.decoder, st);
+    note_decoder(m, st);
   }
 
-  void note_decoder(HttpMessage& m, const ContentDecoder& d, ContentDecoder::Status st) {
+  void note_decoder(HttpMessage& m, ContentDecoder::Status st) {
     using S = ContentDecoder::Status;
     if (st == S::kOk) return;
     const uint32_t bit = st == S::kBombLimit ? kMsgBombLimit : kMsgDecodeError;
@@ -114,7 +114,6 @@ struct HttpStage::Conn {
         ++stage->stats_.decode_errors;
       }
     }
-    (void)d;
   }
 
   void take_decoded(Ex& e, bool response, std::string_view decoded) {
@@ -142,7 +141,7 @@ struct HttpStage::Conn {
     const auto st = b.decoder->finish(out);
     take_decoded(e, response, out);
     // A body cut short cannot be finished: that is the cut, not a decoding error.
-    if (!(m.flags & (kMsgCut | kMsgGap))) note_decoder(m, *b.decoder, st);
+    if (!(m.flags & (kMsgCut | kMsgGap))) note_decoder(m, st);
   }
 
   void request_complete(Ex& e, uint32_t flags) {
@@ -526,8 +525,6 @@ struct HttpStage::Conn {
 HttpStage::HttpStage(ExchangeSink& out, StageLimits limits) : out_(out), limits_(limits) {}
 
 HttpStage::~HttpStage() = default;
-
-void HttpStage::on_process(const ProcessInfo&) {}
 
 void HttpStage::on_data(const stream::Connection& conn, const ProcessInfo* process,
                         const TlsChunk& chunk) {

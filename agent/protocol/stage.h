@@ -39,7 +39,6 @@ class HttpStage final : public stream::StreamSink {
   explicit HttpStage(ExchangeSink& out, StageLimits limits = {});
   ~HttpStage() override;
 
-  void on_process(const ProcessInfo& p) override;
   void on_data(const stream::Connection& conn, const ProcessInfo* process,
                const TlsChunk& chunk) override;
   void on_gap(const stream::Connection& conn, Direction dir, uint64_t offset, uint64_t len,

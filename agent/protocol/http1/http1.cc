@@ -221,7 +221,7 @@ size_t Parser::step_head(std::string_view in) {
   size_t end = std::string::npos;
   size_t term = 0;
   for (size_t i = buf_.find('\n', from); i != std::string::npos; i = buf_.find('\n', i + 1)) {
-    if (i + 2 < buf_.size() + 1 && i + 1 < buf_.size() && buf_[i + 1] == '\n') {
+    if (i + 1 < buf_.size() && buf_[i + 1] == '\n') {
       end = i;
       term = 2;
       break;
@@ -390,7 +390,7 @@ size_t Parser::step_resync(std::string_view in) {
   }
   skipped_ += t.size();
   sink_.on_skipped(t.size());
-  at_line_start_ = !t.empty() && t.back() == '\n' ? true : (t.empty() ? at_line_start_ : false);
+  at_line_start_ = t.back() == '\n';  // `in` was not empty, so neither is `t`
   resync_tail_.clear();
   return in.size();
 }
