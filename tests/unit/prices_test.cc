@@ -35,9 +35,10 @@ TEST_CASE("prices: an override file replaces and adds; bad files say file, line,
   PriceTable t = PriceTable::builtin();
   PriceTable extra;
   std::string error;
-  REQUIRE(extra.load("date: '2030-01-01'\nmodels:\n  gpt-4o-mini: {input: 1, output: 2}\n"
-                     "  my-model: {input: 0.5}\n",
-                     "override.yaml", error));
+  REQUIRE(
+      extra.load("date: '2030-01-01'\nmodels:\n  gpt-4o-mini: {input: 1, output: 2}\n"
+                 "  my-model: {input: 0.5}\n",
+                 "override.yaml", error));
   t.merge(extra);
   CHECK(t.find("gpt-4o-mini")->input == 1);
   CHECK(t.find("my-model")->output == 0);
