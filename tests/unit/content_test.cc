@@ -271,6 +271,25 @@ TEST_CASE("content: garbage and corruption are errors that say where") {
   CHECK(out.empty());
 }
 
+TEST_CASE("content: a zstd frame must hold the content size its header declares") {
+  // Header: single segment, 211 bytes declared; then one empty raw last block. libzstd spots
+  // the lie when the frame comes whole, and the decoder must when it comes in pieces too.
+  const std::string liar("\x28\xb5\x2f\xfd\x20\xd3\x01\x00\x00", 9);
+  CHECK(decode("zstd", liar).status == Status::kError);
+  CHECK(decode_bytewise("zstd", liar).error == "zstd: frame content size mismatch at byte 9");
+  // A true declaration passes either way, also for several frames in a row.
+  auto declared = [](std::string_view in) {
+    std::string out(ZSTD_compressBound(in.size()), '\0');
+    out.resize(ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3));
+    unsigned long long size = ZSTD_getFrameContentSize(out.data(), out.size());
+    REQUIRE(size == in.size());
+    return out;
+  };
+  const std::string honest = declared("one ") + declared("two");
+  CHECK(decode_bytewise("zstd", honest).out == "one two");
+  CHECK(decode("zstd", honest).out == "one two");
+}
+
 TEST_CASE("content: zstd frames wanting more than an 8 MiB window are refused") {
   const std::string big = zstd(std::string(1000, 'x'), 27);
   const Decoded d = decode("zstd", big);

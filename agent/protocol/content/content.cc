@@ -242,8 +242,20 @@ class ZstdCodec final : public Codec {
         ok = false;
         break;
       }
+      note_header(static_cast<const uint8_t*>(src.src) + before_in, src.pos - before_in);
+      frame_out_ += dst.pos - before_out;
       // The decoder stops at the end of a frame: what follows starts the next one.
       frame_done_ = rc == 0;
+      if (!content_size_holds()) {
+        why = "frame content size mismatch";
+        ok = false;
+        break;
+      }
+      if (frame_done_) {
+        header_len_ = 0;
+        frame_out_ = 0;
+        content_size_ = ZSTD_CONTENTSIZE_UNKNOWN;
+      }
       magic_seen_ = frame_done_ ? 0 : std::min<size_t>(4, magic_seen_ + src.pos - before_in);
       if (src.pos == before_in && dst.pos == before_out) break;
     } while (src.pos < src.size && dst.pos < dst.size);
@@ -255,6 +267,30 @@ class ZstdCodec final : public Codec {
   }
 
  private:
+  // libzstd checks a frame's declared content size when it decodes the frame in one call but
+  // not always when the frame arrives in pieces; the check is done here, so that the outcome
+  // does not depend on how the body was cut.
+  void note_header(const uint8_t* bytes, size_t n) {
+    if (header_len_ == sizeof(header_) || n == 0) return;
+    const size_t take = std::min(n, sizeof(header_) - header_len_);
+    std::copy_n(bytes, take, header_ + header_len_);
+    header_len_ += take;
+    // Skippable frames output nothing: there is nothing to check. ZSTD_getFrameContentSize()
+    // (the stable API) fails until the whole header, at most 18 bytes, is there.
+    if (skippable_) {
+      header_len_ = sizeof(header_);
+      return;
+    }
+    const unsigned long long size = ZSTD_getFrameContentSize(header_, header_len_);
+    if (size == ZSTD_CONTENTSIZE_ERROR) return;  // incomplete; a bad one fails in libzstd
+    content_size_ = size;
+    header_len_ = sizeof(header_);  // parsed: stop collecting
+  }
+  bool content_size_holds() const {
+    if (content_size_ == ZSTD_CONTENTSIZE_UNKNOWN) return true;
+    return frame_done_ ? frame_out_ == content_size_ : frame_out_ <= content_size_;
+  }
+
   // Only zstd frames and skippable frames. libzstd also reads pre-1.0 "legacy" frames, which
   // are no content coding, and reads some of them only when they arrive whole. On a mismatch
   // `src.pos` is left at the bad byte.
@@ -278,6 +314,10 @@ class ZstdCodec final : public Codec {
   bool frame_done_ = false;
   size_t magic_seen_ = 0;  // bytes of the current frame's magic number already checked
   bool skippable_ = false;
+  uint8_t header_[18] = {};  // the current frame's header until parsed (18: the largest)
+  size_t header_len_ = 0;
+  unsigned long long content_size_ = ZSTD_CONTENTSIZE_UNKNOWN;  // declared by the frame header
+  unsigned long long frame_out_ = 0;                            // decoded from the frame so far
 };
 
 std::string_view trim(std::string_view s) {
