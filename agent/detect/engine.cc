@@ -6,6 +6,8 @@
 
 #include "agent/common/json_writer.h"
 #include "agent/detect/hidden.h"
+#include "agent/detect/injection.h"
+#include "agent/detect/normalize.h"
 #include "agent/detect/pii.h"
 #include "agent/detect/secrets.h"
 
@@ -16,6 +18,11 @@ namespace {
 // sent to a model is as bad as it gets; an e-mail address usually is not.
 double severity(std::string_view detector) {
   if (detector.starts_with("secret.")) return 0.95;
+  // The learned model alone flags (weight >= 0.5) from p = 0.8, where its cross-validated
+  // false positives fall under 2% (scripts/train_injection_model.py --cv 5); below that it
+  // only adds to what the rules found.
+  if (detector == "injection.model") return 0.625;
+  if (detector.starts_with("injection.")) return 0.9;
   if (detector == "pii.payment_card" || detector == "pii.us_ssn") return 0.8;
   if (detector == "pii.iban") return 0.7;
   if (detector == "pii.email") return 0.35;
@@ -26,19 +33,17 @@ double severity(std::string_view detector) {
   return 0.5;
 }
 
-// The text with invisible characters removed, and for each of its bytes the offset in
-// the original, so that findings in it point at the original text. Empty when nothing was
-// removed (no second pass needed).
-struct Stripped {
-  std::string text;
-  std::vector<size_t> origin;
-};
+bool is_hidden_text(const Detector& d) {
+  return d.name() == "hidden_text";
+}
 
-Stripped strip_with_offsets(std::string_view text) {
-  Stripped s;
-  s.text = strip_invisible(text, &s.origin);
-  if (s.text.size() == text.size()) s = {};
-  return s;
+// Keeps `f` unless the same detector already reported the same place.
+void add_unique(std::vector<Finding>& out, Finding&& f) {
+  const bool dup = std::any_of(out.begin(), out.end(), [&](const Finding& g) {
+    return g.detector == f.detector && !g.spans.empty() && !f.spans.empty() &&
+           g.spans[0].begin == f.spans[0].begin;
+  });
+  if (!dup) out.push_back(std::move(f));
 }
 
 }  // namespace
@@ -47,6 +52,7 @@ Engine::Engine() {
   detectors_.push_back(make_secrets_detector());
   detectors_.push_back(make_pii_detector());
   detectors_.push_back(make_hidden_text_detector());
+  detectors_.push_back(make_injection_detector());
 }
 
 Engine::Engine(std::vector<std::unique_ptr<Detector>> detectors)
@@ -58,26 +64,57 @@ double finding_weight(const Finding& f) {
 
 ScanResult Engine::scan(std::string_view text, Source source) const {
   ScanResult r;
-  for (const auto& d : detectors_) d->scan(text, source, r.findings);
-  // Again on the text without invisible characters: "sk-\u200Bproj…" is still a key.
-  const Stripped s = strip_with_offsets(text);
-  if (!s.text.empty()) {
-    std::vector<Finding> more;
-    for (const auto& d : detectors_) {
-      if (d->name() != "hidden_text") d->scan(s.text, source, more);
+  // Hidden-text detection reads the text as sent; every other detector reads the normalised
+  // view (NFKC, look-alikes folded, invisible characters gone), so "ｉgnоrе" is "ignore" and
+  // "sk-\u200Bproj…" is still a key. Spans are mapped back to the text as sent.
+  const Normalized norm = normalize(text);
+  const std::string_view seen = view(norm, text);
+  for (const auto& d : detectors_) {
+    if (is_hidden_text(*d)) {
+      d->scan(text, source, r.findings);
+      continue;
     }
-    for (Finding& f : more) {
-      for (Span& sp : f.spans) {
-        sp.begin = s.origin[std::min(sp.begin, s.origin.size() - 1)];
-        sp.end = sp.end == 0 ? 0 : s.origin[std::min(sp.end - 1, s.origin.size() - 1)] + 1;
+    std::vector<Finding> found;
+    d->scan(seen, source, found);
+    for (Finding& f : found) {
+      if (norm.changed) {
+        bool disguised = false;
+        for (Span& sp : f.spans) {
+          const Span orig = input_span(norm, text, sp);
+          disguised |= text.substr(orig.begin, orig.end - orig.begin) !=
+                       seen.substr(sp.begin, sp.end - sp.begin);
+          sp = orig;
+        }
+        if (disguised) f.explanation += " (disguised with look-alike or invisible characters)";
       }
-      const bool dup = std::any_of(r.findings.begin(), r.findings.end(), [&](const Finding& g) {
-        return g.detector == f.detector && !g.spans.empty() && !f.spans.empty() &&
-               g.spans[0].begin == f.spans[0].begin;
-      });
-      if (dup) continue;
-      f.explanation += " (hidden by invisible characters)";
       r.findings.push_back(std::move(f));
+    }
+  }
+  // Text hidden in base64, hex, %-escapes or rot13 is decoded (once, bounded) and scanned
+  // again; what it holds is reported at the encoded run.
+  std::vector<EncodedSegment> segments = find_encoded_segments(seen);
+  if (std::string tags = decode_tag_text(text); !tags.empty()) {
+    // Tag characters spell ASCII nobody sees: what they spell is scanned like decoded text.
+    // U+E0000..U+E007F are F3 A0 80 80..F3 A0 81 BF in UTF-8.
+    const size_t first = text.find("\xF3\xA0");
+    const size_t last = text.rfind("\xF3\xA0");
+    segments.push_back(
+        {{first, std::min(text.size(), last + 4)}, "tag characters", std::move(tags)});
+  }
+  for (const EncodedSegment& seg : segments) {
+    const Normalized inner = normalize(seg.decoded);
+    const std::string_view decoded = view(inner, seg.decoded);
+    const bool in_view = seg.kind != "tag characters";  // tags were found in `text` itself
+    const Span at = norm.changed && in_view ? input_span(norm, text, seg.span) : seg.span;
+    for (const auto& d : detectors_) {
+      if (is_hidden_text(*d)) continue;
+      std::vector<Finding> found;
+      d->scan(decoded, source, found);
+      for (Finding& f : found) {
+        f.spans.assign(1, at);
+        f.explanation += " (hidden in " + std::string(seg.kind) + ")";
+        add_unique(r.findings, std::move(f));
+      }
     }
   }
   // Independent evidence adds up: score = 1 - product of (1 - weight).

@@ -1,0 +1,293 @@
+#include "agent/detect/injection.h"
+
+#include <hs/hs.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "agent/detect/ngram_model.h"
+
+namespace agentwall::detect {
+namespace {
+
+// Patterns are written for the normalised text and matched caselessly. `\W+` between words
+// lets "ignore -- all  previous" through; words are whole (\b) so "signore" is not "ignore".
+// Each rule names one thing an attacker does. A rule whose words are ordinary in a user's
+// own prompt ("in your response, …") is weak there and strong inside a tool result, where
+// nobody should be giving the model orders.
+const std::vector<InjectionRule> kRules = {
+    // Overriding what the model was told.
+    {"injection.ignore_instructions",
+     R"(\b(ignore|disregard|forget|skip|override|bypass|neglect|abandon|overlook|dismiss|)"
+     R"(do\W+not\W+(follow|obey|listen\W+to)|don'?t\W+(follow|obey|listen\W+to)|)"
+     R"(stop\W+following)\W+((all|any|every|the|your|my|these|those|of|that|this|what)\W+){0,4})"
+     R"((previous|previously|prior|preceding|above|earlier|foregoing|former|original|initial|)"
+     R"(old|existing|given|system|developer|safety|past|aforementioned|other)\W+(\w+\W+){0,2})"
+     R"((instructions?|prompts?|directives?|directions|rules|guidelines|commands|context|)"
+     R"(messages|orders|information|constraints|restrictions|programming|guidance|tasks?)\b)",
+     0.9, 0.95, "tells the model to ignore the instructions it was given"},
+    {"injection.ignore_instructions",
+     R"(\b(ignore|disregard|forget|override|bypass)\W+((all|any|of)\W+){0,2}your\W+)"
+     R"((instructions|rules|guidelines|programming|training|restrictions|directives|)"
+     R"(system\W+prompt|prompt)\b)",
+     0.8, 0.95, "tells the model to ignore the instructions it was given"},
+    {"injection.ignore_instructions",
+     R"(\b(forget|ignore|disregard)\W+(everything|all\W+of\W+that|all\W+that|anything)\W+)"
+     R"(((you|that|which|i)\W+)?((have|had)\W+been\W+|were\W+|was\W+|have\W+|had\W+)?)"
+     R"((told|said|learned|instructed|given|above|before|previously|so\W+far)\b)",
+     0.8, 0.95, "tells the model to forget what it was told"},
+    // A new identity or task slipped in.
+    {"injection.new_instructions",
+     R"(\b(new|updated|revised|real|actual|true|secret|hidden|additional|override)\W+)"
+     R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))",
+     0.6, 0.9, "introduces new instructions for the model"},
+    {"injection.new_instructions",
+     R"(\byour\W+(new|real|actual|true|only|primary)\W+(task|goal|objective|instructions?|)"
+     R"(purpose|role|mission)\W+(is|are|will\W+be|:))",
+     0.65, 0.9, "gives the model a new task"},
+    {"injection.new_instructions", R"(\bfrom\W+now\W+on\W*,?\W*(you|your|u)\b)", 0.6, 0.85,
+     "redefines how the model behaves from now on"},
+    // Jailbreaks: personas and modes without rules.
+    {"injection.jailbreak",
+     R"(\b(dan|stan|dude|aim|apophis|developer|god|jailbreak|jailbroken|unrestricted|)"
+     R"(unfiltered|uncensored|evil|dev|opposite|anarchy)\W+mode\b|\bdo\W+anything\W+now\b)",
+     0.85, 0.9, "asks the model to enter a jailbreak mode"},
+    {"injection.jailbreak",
+     R"(\b(pretend|act|behave|roleplay|role-play|imagine|simulate|emulate)\W+((to\W+be|as|)"
+     R"(like|that\W+you\W+are|you\W+are)\W+)?(an?\W+)?(unrestricted|unfiltered|uncensored|)"
+     R"(jailbroken|evil|rogue|malicious|amoral|unethical|unbound|immoral)\b)",
+     0.85, 0.9, "asks the model to play a persona without rules"},
+    {"injection.jailbreak",
+     R"(\b(not|never|don'?t|doesn'?t|no\W+longer)\W+(have\W+to\W+|need\W+to\W+)?)"
+     R"((abide\W+by|follow|obey|adhere\W+to|comply\W+with|bound\W+by)\W+((any|the|all|its|)"
+     R"(your|openai'?s?|those|typical)\W+){0,2}(rules|policies|guidelines|restrictions|)"
+     R"(content\W+polic(y|ies)|ethical\W+guidelines|confines|limitations)\b)",
+     0.75, 0.85, "tells the model it is not bound by its rules"},
+    {"injection.jailbreak",
+     R"(\b(broken|break|broke|breaking|free)\W+(free\W+)?(of|from)\W+((the|its|your|all|)"
+     R"(typical)\W+){0,2}(confines|restrictions|limitations|rules|guidelines|shackles|chains)\b)",
+     0.75, 0.85, "tells the model to break free of its restrictions"},
+    {"injection.jailbreak",
+     R"(\b(can|will|must|to)\W+override\W+((the|its|your|all)\W+){0,2}(restrictions|rules|)"
+     R"(limitations|guidelines|safety|filters)\b)",
+     0.75, 0.85, "tells the model to override its restrictions"},
+    {"injection.jailbreak",
+     R"(\b(you\W+must|must)\W+obey\W+(all|every|any|my)\W+(orders|commands|instructions|)"
+     R"(requests)\b|\bstay\W+in\W+character\b|\bbreaking\W+character\b)",
+     0.6, 0.8, "demands unconditional obedience or an unbroken persona"},
+    // Getting the system prompt out.
+    {"injection.prompt_extraction",
+     R"(\b(reveal|show|print|output|display|repeat|recite|tell\W+me|give\W+me|share|leak|)"
+     R"(dump|list|write\W+out|spell\W+out|what\W+(is|are|was|were))\W+((me|all|of|the|its|)"
+     R"(full|entire|complete|exact|whole)\W+){0,3}(your|the\W+(above|previous|prior|initial|)"
+     R"(original|system|hidden|secret|given)|(above|previous|prior|initial|original|system|)"
+     R"(hidden|secret))\W+((\w+\W+){0,1})(system\W+prompt|prompt|instructions|pre-?prompt|)"
+     R"(system\W+message|directives|guidelines|configuration|rules)\b)",
+     0.85, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(repeat|reveal|print|output|show|recite)\W+(the|all)\W+(instructions|prompt|text|)"
+     R"(words)\W+(given|above|you\W+were\W+given|you\W+received|before\W+this)\b)",
+     0.8, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(told|instructed|asked|programmed)\W+you\W+not\W+to\W+(reveal|say|share|tell|)"
+     R"(disclose|mention|repeat)\b)",
+     0.75, 0.85, "asks for what the model was told to keep secret"},
+    // Counterfeit message boundaries: the text pretends the user's turn ended.
+    {"injection.fake_delimiter",
+     R"(<\|?(im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\|?>|)"
+     R"(\[/?(inst|sys)\]|<</?sys>>)",
+     0.7, 0.9, "contains a chat-template control token"},
+    {"injection.fake_delimiter",
+     R"(%%%\W*end\b|\bend\W+of\W+(the\W+)?(user\W+)?(input|prompt|document|context|)"
+     R"(conversation|instructions)\W*(%|=|-|#|\]|\}|>)|\{\W*system\W*:|\[\W*system\W*(:|\])|)"
+     R"(\bbegin\W+(system|admin|developer)\W+(prompt|instructions|mode)\b)",
+     0.65, 0.9, "fakes the end of the input or a system message"},
+    {"injection.fake_delimiter",
+     R"(^\W{0,6}(system|assistant|developer)\W{0,3}(prompt|message|instructions?)?\W{0,3}:)", 0.3,
+     0.8, "starts a line as if it were a system or assistant message"},
+    // Orders about the model's own answer, the indirect injection's favourite form.
+    {"injection.response_manipulation",
+     R"(\b(in|into|within|to|throughout|inside|as\W+part\W+of|at\W+the\W+(end|start|)"
+     R"(beginning)\W+of)\W+your\W+(response|reply|answer|output|responses|replies|answers|)"
+     R"(elucidation|explanation|summary)\b)",
+     0.5, 0.85, "instructs the model how to write its answer"},
+    {"injection.response_manipulation",
+     R"(\byour\W+(response|reply|answer|output|responses|replies|answers)\W+((in|into|as|)"
+     R"(using|with)\W+(a\W+|an\W+)?(base\W?(16|32|64|85)|hex|hexadecimal|binary|rot\W?13|)"
+     R"(morse|reverse|leetspeak|pig\W+latin|emoji|spanish|french|german|chinese|japanese|)"
+     R"(italian|russian|code)|backwards?|reversed|in\W+reverse)\b)",
+     0.6, 0.85, "instructs the model to encode or alter its answer"},
+    {"injection.response_manipulation",
+     R"(\b(begin|start|end|finish|prefix|preface|conclude|open|close)\W+(your|each|every)\W+)"
+     R"((response|reply|answer|message|output)\W+with\b)",
+     0.55, 0.85, "dictates how the model's answer starts or ends"},
+    {"injection.response_manipulation",
+     R"(\b(respond|reply|answer|write|speak)\W+(only\W+)?(in|with|using)\W+(base\W?(16|32|64)|)"
+     R"(hex|binary|rot\W?13|morse|leetspeak|reverse\W+order)\b)",
+     0.55, 0.85, "instructs the model to encode its answer"},
+    {"injection.response_manipulation",
+     R"(\b(replace|substitute|swap)\W+(every|all|each|the)\W+(\w+\W+){0,3}(letters?|vowels?|)"
+     R"(consonants?|words?|characters?)\W+(with|by|for)\b)",
+     0.4, 0.8, "instructs the model to garble its answer"},
+    // Code smuggled into the model's answer.
+    {"injection.code_insertion",
+     R"(\b(embed|embedding|insert|inserting|integrate|integrating|incorporate|incorporating|)"
+     R"(inject|injecting|weave|weaving|fuse|fusing|introduce|introducing|blend|blending|)"
+     R"(merge|merging|render|rendering|append|appending|include|including|slip|add|adding)\W+)"
+     R"(((the|this|these|following|below|subsequent|given|provided|attached|above|a|an)\W+){1,3})"
+     R"((python\W+|javascript\W+|bash\W+|shell\W+)?(code\W+)?(snippet|excerpt|block|section|)"
+     R"(segment|fragment|script|payload|piece\W+of\W+code|code\W+(lines|piece))\b)",
+     0.5, 0.85, "asks the model to put given code into its answer"},
+    // Data sent where it should not go.
+    {"injection.exfiltration",
+     R"(\b(send|forward|email|e-mail|post|upload|transmit|exfiltrate|leak)\W+((all|the|this|)"
+     R"(these|any|every|your|my|entire|whole|full|user'?s?|their)\W+){0,3}(conversation(\W+)"
+     R"(history)?|chat\W+history|previous\W+messages|credentials|passwords?|api\W+keys?|secrets?|tokens?|cookies|)"
+     R"(session\W+(ids?|tokens?)|private\W+keys?|ssh\W+keys?|personal\W+(information|data)|)"
+     R"(system\W+prompt)\W+(to|at|via|using)\b)",
+     0.6, 0.9, "asks for sensitive data to be sent somewhere"},
+    // Words aimed at the model from inside content it reads.
+    {"injection.addressed_to_model",
+     R"(\b(attention|note|important|notice|message|instructions?|reminder)\W+(to|for)\W+)"
+     R"((the\W+|any\W+|all\W+)?(ai|assistants?|llms?|models?|agents?|chatbots?|gpt|chatgpt|)"
+     R"(claude|gemini|language\W+models?|bots?)\b)",
+     0.7, 0.9, "addresses the reading AI directly"},
+    {"injection.addressed_to_model",
+     R"(\b(ai|assistant|llm|language\W+model|agent|chatbot|chatgpt|claude|gemini)\W{0,3}[:,]\W*)"
+     R"((you\W+must|you\W+will|please\W+(ignore|disregard|forget)|ignore|disregard|forget)\b)",
+     0.8, 0.9, "addresses the reading AI with an order"},
+    {"injection.addressed_to_model",
+     R"(<\W*/?\W*(important|system|instructions?|admin|secret)\W*>)", 0.35, 0.8,
+     "hides orders in a pseudo-tag aimed at the model"},
+    {"injection.addressed_to_model",
+     R"(\b(do\W+not|don'?t|never)\W+(tell|inform|notify|alert|mention\W+(this|it)\W+to|)"
+     R"(reveal\W+(this|it)\W+to|show\W+(this|it)\W+to|let)\W+the\W+user\b)",
+     0.75, 0.95, "tells the model to keep something from the user"},
+    {"injection.encoded_instruction",
+     R"(\b(decode|decipher|translate|convert)\W+(this|the\W+following|it)\W+((from\W+)?)"
+     R"((base64|base\W?64|hex|rot\W?13|binary|cipher)\W+)?(and|then)\W+(follow|execute|obey|)"
+     R"(run|do|perform|carry\W+out)\b)",
+     0.75, 0.9, "asks the model to decode and follow hidden instructions"},
+};
+
+// Scratch space is per thread and per database; scan() stays const and thread-safe.
+struct Scratch {
+  const hs_database_t* db = nullptr;
+  hs_scratch_t* scratch = nullptr;
+  ~Scratch() {
+    if (scratch) hs_free_scratch(scratch);
+  }
+};
+
+struct Hit {
+  unsigned rule;
+  size_t begin, end;
+};
+
+int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
+  auto* hits = static_cast<std::vector<Hit>*>(ctx);
+  // A pattern with a greedy tail reports every end: keep the longest match per start. Ends
+  // come in order, so the same start is among the last few hits.
+  for (size_t i = hits->size(), n = 0; i-- > 0 && n < 16; ++n) {
+    Hit& h = (*hits)[i];
+    if (h.rule == id && h.begin == from) {
+      h.end = to;
+      return 0;
+    }
+  }
+  if (hits->size() < 1024) hits->push_back({id, size_t(from), size_t(to)});
+  return 0;
+}
+
+bool is_tool_content(Source s) {
+  return s == Source::kToolResult || s == Source::kToolDescription;
+}
+
+class InjectionDetector final : public Detector {
+ public:
+  explicit InjectionDetector(bool with_model) {
+    std::vector<const char*> exprs;
+    std::vector<unsigned> flags, ids;
+    for (unsigned i = 0; i < kRules.size(); ++i) {
+      patterns_.emplace_back(kRules[i].pattern);
+      ids.push_back(i);
+      flags.push_back(HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST | HS_FLAG_MULTILINE);
+    }
+    for (const auto& p : patterns_) exprs.push_back(p.c_str());
+    hs_compile_error_t* err = nullptr;
+    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()),
+                         HS_MODE_BLOCK, nullptr, &db_, &err) != HS_SUCCESS) {
+      std::string why = err && err->message ? err->message : "unknown error";
+      const int at = err ? err->expression : -1;
+      if (err) hs_free_compile_error(err);
+      throw std::runtime_error(
+          "injection rule " +
+          (at >= 0 ? std::string(kRules[at].id) + " #" + std::to_string(at) : std::string("set")) +
+          " does not compile: " + why);
+    }
+    if (with_model) model_ = &injection_model();
+  }
+  ~InjectionDetector() override { hs_free_database(db_); }
+
+  std::string_view name() const override { return "injection"; }
+
+  void scan(std::string_view text, Source source, std::vector<Finding>& out) const override {
+    thread_local Scratch scratch;
+    if (scratch.db != db_) {
+      if (hs_alloc_scratch(db_, &scratch.scratch) != HS_SUCCESS) return;
+      scratch.db = db_;
+    }
+    std::vector<Hit> hits;
+    // vectorscan takes at most 4 GiB at once; messages are far smaller.
+    const unsigned len = unsigned(std::min<size_t>(text.size(), 0xffffffffu));
+    hs_scan(db_, text.data(), len, 0, scratch.scratch, on_match, &hits);
+    const bool tool = is_tool_content(source);
+    // One finding per rule id, with every span it matched and the strongest confidence.
+    for (const Hit& h : hits) {
+      const InjectionRule& r = kRules[h.rule];
+      const double c = tool ? r.tool_confidence : r.confidence;
+      auto it = std::find_if(out.begin(), out.end(),
+                             [&](const Finding& f) { return f.detector == r.id; });
+      if (it == out.end()) {
+        out.push_back({std::string(r.id), Category::kInjection, c, {}, std::string(r.explanation)});
+        it = out.end() - 1;
+      } else if (c > it->confidence) {
+        it->confidence = c;
+        it->explanation = r.explanation;
+      }
+      if (it->spans.size() < 8) it->spans.push_back({h.begin, h.end});
+    }
+    if (model_) {
+      const NgramModel::Result m = model_->score(text);
+      if (m.probability >= NgramModel::kReportFrom) {
+        char why[128];
+        std::snprintf(why, sizeof(why),
+                      "reads like a prompt injection to the learned model (p=%.2f)", m.probability);
+        out.push_back({"injection.model",
+                       Category::kInjection,
+                       m.probability,
+                       {{m.window.begin, m.window.end}},
+                       why});
+      }
+    }
+  }
+
+ private:
+  std::vector<std::string> patterns_;
+  hs_database_t* db_ = nullptr;
+  const NgramModel* model_ = nullptr;
+};
+
+}  // namespace
+
+const std::vector<InjectionRule>& injection_rules() {
+  return kRules;
+}
+
+std::unique_ptr<Detector> make_injection_detector(bool with_model) {
+  return std::make_unique<InjectionDetector>(with_model);
+}
+
+}  // namespace agentwall::detect

@@ -1,0 +1,31 @@
+// Prompt injection and jailbreak: a rule set compiled once into one vectorscan database
+// (agent/detect/injection.cc lists every rule with what it means), and a small learned model
+// over hashed word and character n-grams (agent/detect/ngram_model.h) for what the rules do
+// not name. Both read the normalised text (NFKC, confusables folded, invisible characters
+// removed) and match caselessly, so mixed case and homoglyphs do not hide an attack.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "agent/detect/finding.h"
+
+namespace agentwall::detect {
+
+// One rule of the injection rule set, as shipped (for `--help`-style listings and tests).
+struct InjectionRule {
+  std::string_view id;           // "injection.ignore_instructions", …
+  std::string_view pattern;      // PCRE-compatible, matched caselessly on the normalised text
+  double confidence;             // how sure a match alone makes us, 0..1
+  double tool_confidence;        // the same in a tool result or tool description, where any
+                                 // instruction to the model is out of place
+  std::string_view explanation;  // what the match means, for a human
+};
+const std::vector<InjectionRule>& injection_rules();
+
+// The rules and, when `with_model`, the learned model. Throws std::runtime_error when the
+// rule set does not compile (a bug: the unit tests compile it).
+std::unique_ptr<Detector> make_injection_detector(bool with_model = true);
+
+}  // namespace agentwall::detect

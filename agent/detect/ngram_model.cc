@@ -1,0 +1,228 @@
+#include "agent/detect/ngram_model.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace agentwall::detect {
+namespace {
+
+constexpr uint32_t kMask = (1u << NgramModel::kDimBits) - 1;
+constexpr size_t kMaxTokenForGrams = 20;  // longer "words" are ids and blobs, not language
+// Windows with fewer distinct features are scaled as if they had this many: a two-word text
+// carries little evidence either way and must not score like a whole paragraph.
+constexpr size_t kMinNorm = 24;
+
+// FNV-1a, 32 bits: trivial to reproduce in the training script.
+struct Fnv {
+  uint32_t h = 2166136261u;
+  void add(uint8_t c) { h = (h ^ c) * 16777619u; }
+  void add(std::string_view s) {
+    for (char c : s) add(uint8_t(c));
+  }
+};
+
+struct Token {
+  size_t begin, end;
+};
+
+// Tokens are runs of ASCII letters and digits or of non-ASCII bytes (so other scripts make
+// words too); everything else separates. Case is folded when hashing.
+std::vector<Token> tokenize(std::string_view text) {
+  std::vector<Token> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    auto is_word = [](uint8_t c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c >= 0x80;
+    };
+    while (i < text.size() && !is_word(uint8_t(text[i]))) ++i;
+    const size_t b = i;
+    while (i < text.size() && is_word(uint8_t(text[i]))) ++i;
+    if (i > b) out.push_back({b, i});
+  }
+  return out;
+}
+
+uint8_t lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? uint8_t(c - 'A' + 'a') : uint8_t(c);
+}
+
+void add_lower(Fnv& f, std::string_view s) {
+  for (char c : s) f.add(lower(c));
+}
+
+// Token t's features, appended: its word, its character 4-grams, and last, when `bigram`,
+// the pair it makes with token t+1.
+void token_features(std::string_view text, const std::vector<Token>& toks, size_t t, bool bigram,
+                    std::vector<uint32_t>& out) {
+  const std::string_view w = text.substr(toks[t].begin, toks[t].end - toks[t].begin);
+  Fnv uni;
+  uni.add('w');
+  add_lower(uni, w);
+  out.push_back(uni.h & kMask);
+  if (w.size() <= kMaxTokenForGrams) {
+    // Character 4-grams of "<word>": catch misspellings, inflections and glued words.
+    char padded[kMaxTokenForGrams + 2];
+    padded[0] = '<';
+    for (size_t k = 0; k < w.size(); ++k) padded[k + 1] = char(lower(w[k]));
+    padded[w.size() + 1] = '>';
+    const size_t plen = w.size() + 2;
+    const size_t grams = plen >= 4 ? plen - 3 : 1;
+    for (size_t g = 0; g < grams; ++g) {
+      Fnv c;
+      c.add('c');
+      c.add(std::string_view(padded + g, std::min<size_t>(4, plen - g)));
+      out.push_back(c.h & kMask);
+    }
+  }
+  if (bigram) {
+    const std::string_view n = text.substr(toks[t + 1].begin, toks[t + 1].end - toks[t + 1].begin);
+    Fnv bi;
+    bi.add('b');
+    add_lower(bi, w);
+    bi.add(' ');
+    add_lower(bi, n);
+    out.push_back(bi.h & kMask);
+  }
+}
+
+void sort_unique(std::vector<uint32_t>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+[[noreturn]] void bad(size_t line, const std::string& what) {
+  throw std::runtime_error("injection model line " + std::to_string(line) + ": " + what);
+}
+
+}  // namespace
+
+std::vector<uint32_t> NgramModel::features(std::string_view text) {
+  const std::vector<Token> toks = tokenize(text);
+  std::vector<uint32_t> out;
+  for (size_t t = 0; t < toks.size(); ++t) token_features(text, toks, t, t + 1 < toks.size(), out);
+  sort_unique(out);
+  return out;
+}
+
+NgramModel::Result NgramModel::score(std::string_view text) const {
+  Result best;
+  const std::vector<Token> toks = tokenize(text);
+  if (toks.empty() || weights_.empty()) return best;
+  // Each token's features are hashed once (windows overlap by half); per window, duplicates
+  // are skipped with a generation stamp per feature instead of sorting.
+  thread_local std::vector<uint32_t> feats, starts, stamp;
+  thread_local uint32_t generation = 0;
+  feats.clear();
+  starts.clear();
+  for (size_t t = 0; t < toks.size(); ++t) {
+    starts.push_back(uint32_t(feats.size()));
+    token_features(text, toks, t, t + 1 < toks.size(), feats);
+  }
+  starts.push_back(uint32_t(feats.size()));
+  if (stamp.size() != weights_.size()) stamp.assign(weights_.size(), 0);
+  double best_logit = -1e300;
+  for (size_t from = 0;; from += kStrideTokens) {
+    const size_t to = std::min(toks.size(), from + kWindowTokens);
+    if (++generation == 0) {
+      std::fill(stamp.begin(), stamp.end(), 0);
+      generation = 1;
+    }
+    double sum = 0;
+    size_t unique = 0;
+    for (size_t t = from; t < to; ++t) {
+      // A window's last token pairs with nothing inside it: drop its bigram (its last feature).
+      const bool cut = t + 1 == to && to < toks.size();
+      const uint32_t end = starts[t + 1] - (cut ? 1 : 0);
+      for (uint32_t k = starts[t]; k < end; ++k) {
+        const uint32_t f = feats[k];
+        if (stamp[f] == generation) continue;
+        stamp[f] = generation;
+        sum += weights_[f];
+        ++unique;
+      }
+    }
+    const double logit = bias_ + sum / std::sqrt(double(std::max(unique, kMinNorm)));
+    if (logit > best_logit) {
+      best_logit = logit;
+      best.window = {toks[from].begin, toks[to - 1].end};
+    }
+    if (to == toks.size()) break;
+  }
+  best.probability = 1.0 / (1.0 + std::exp(-best_logit));
+  return best;
+}
+
+size_t NgramModel::nonzero_weights() const {
+  return size_t(std::count_if(weights_.begin(), weights_.end(), [](float w) { return w != 0; }));
+}
+
+// Format: "agentwall-ngram-model 1 <dim_bits> <window> <stride>", "bias <float>", then one
+// "<index> <weight>" per line for every non-zero weight. '#' lines are comments.
+NgramModel NgramModel::parse(std::string_view data) {
+  NgramModel m;
+  size_t line_no = 0;
+  bool header = false, have_bias = false;
+  while (!data.empty()) {
+    const size_t nl = data.find('\n');
+    std::string_view line = data.substr(0, nl);
+    data.remove_prefix(nl == std::string_view::npos ? data.size() : nl + 1);
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    if (!header) {
+      const std::string want = "agentwall-ngram-model 1 " + std::to_string(kDimBits) + " " +
+                               std::to_string(kWindowTokens) + " " + std::to_string(kStrideTokens);
+      if (line != want) bad(line_no, "expected \"" + want + "\"");
+      header = true;
+      m.weights_.assign(size_t(1) << kDimBits, 0.0f);
+      continue;
+    }
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) bad(line_no, "expected two fields");
+    const std::string_view key = line.substr(0, sp);
+    const std::string value(line.substr(sp + 1));
+    char* end = nullptr;
+    const float w = std::strtof(value.c_str(), &end);
+    if (end == value.c_str() || *end != '\0' || !std::isfinite(w)) bad(line_no, "bad weight");
+    if (key == "bias") {
+      m.bias_ = w;
+      have_bias = true;
+      continue;
+    }
+    uint32_t idx = 0;
+    const auto [p, ec] = std::from_chars(key.data(), key.data() + key.size(), idx);
+    if (ec != std::errc() || p != key.data() + key.size() || idx > kMask)
+      bad(line_no, "bad feature index");
+    m.weights_[idx] = w;
+  }
+  if (!header || !have_bias) bad(line_no, "missing header or bias");
+  return m;
+}
+
+}  // namespace agentwall::detect
+
+// The shipped weights, embedded from the data file at build time (the build passes its path).
+asm(".section .rodata.agentwall_injection_model,\"a\"\n"
+    ".global agentwall_injection_model_begin\n"
+    "agentwall_injection_model_begin:\n"
+    ".incbin \"" AGENTWALL_INJECTION_MODEL_PATH
+    "\"\n"
+    ".global agentwall_injection_model_end\n"
+    "agentwall_injection_model_end:\n"
+    ".previous\n");
+extern "C" const char agentwall_injection_model_begin[];
+extern "C" const char agentwall_injection_model_end[];
+
+namespace agentwall::detect {
+
+const NgramModel& injection_model() {
+  static const NgramModel model = NgramModel::parse(
+      std::string_view(agentwall_injection_model_begin,
+                       size_t(agentwall_injection_model_end - agentwall_injection_model_begin)));
+  return model;
+}
+
+}  // namespace agentwall::detect

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Trains agentwall's learned prompt-injection model and writes its weights.
+
+    scripts/train_injection_model.py [--data FILE ...] [--out FILE] [--cv K]
+
+Default data: ../shared/eval/injection-dev.jsonl (public, MIT: PIGuard and BIPIA) and
+scripts/data/injection-extra.jsonl (written for this project: ordinary and hard benign
+prompts and tool results, direct and indirect attacks in several languages). Default output:
+agent/detect/data/injection_model.txt, which the build embeds.
+
+Logistic regression over hashed word unigrams, word bigrams and character 4-grams, the exact
+features agent/detect/ngram_model.cc computes (the unit test `detect: model features agree
+with the training script` pins them). Standard library only; deterministic: the same data
+gives the same weights byte for byte.
+
+Data: JSON lines {"text", "label": 0|1, ...}. Only files for training: the evaluation's
+*-test.jsonl files are refused, so no figure measured on them comes from data that shaped
+the model. Rows that are a benign e-mail with an attack pasted in are left out: the attack
+alone is in the set too, and a 64-token window of the e-mail part is not an attack.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+
+DIM_BITS = 18
+MASK = (1 << DIM_BITS) - 1
+WINDOW = 64
+STRIDE = 32
+MAX_TOKEN_FOR_GRAMS = 20
+# Windows with fewer distinct features are scaled as if they had this many: a two-word
+# text carries little evidence either way, and must not score like a whole paragraph.
+MIN_NORM = 24
+
+
+def fnv(data: bytes) -> int:
+    h = 2166136261
+    for c in data:
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def is_word(c: int) -> bool:
+    return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c >= 0x80
+
+
+def tokenize(b: bytes):
+    out, i, n = [], 0, len(b)
+    while i < n:
+        while i < n and not is_word(b[i]):
+            i += 1
+        s = i
+        while i < n and is_word(b[i]):
+            i += 1
+        if i > s:
+            out.append(b[s:i])
+    return out
+
+
+def lower(b: bytes) -> bytes:
+    return bytes(c + 32 if 65 <= c <= 90 else c for c in b)
+
+
+def window_features(toks):
+    out = set()
+    for t, w in enumerate(toks):
+        lw = lower(w)
+        out.add(fnv(b"w" + lw) & MASK)
+        if t + 1 < len(toks):
+            out.add(fnv(b"b" + lw + b" " + lower(toks[t + 1])) & MASK)
+        if len(w) > MAX_TOKEN_FOR_GRAMS:
+            continue
+        p = b"<" + lw + b">"
+        grams = len(p) - 3 if len(p) >= 4 else 1
+        for g in range(grams):
+            out.add(fnv(b"c" + p[g:g + 4]) & MASK)
+    return sorted(out)
+
+
+def windows(text: str):
+    toks = tokenize(text.encode("utf-8", "surrogatepass"))
+    if not toks:
+        return []
+    out, start = [], 0
+    while True:
+        end = min(len(toks), start + WINDOW)
+        out.append(window_features(toks[start:end]))
+        if end == len(toks):
+            return out
+        start += STRIDE
+
+
+def load(paths):
+    rows = []
+    for path in paths:
+        if "test" in os.path.basename(path):
+            sys.exit(f"{path}: refusing to train on a test set (see ../shared/eval/README.md)")
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    r = json.loads(line)
+                    text, label = r["text"], int(r["label"])
+                except (ValueError, KeyError, TypeError) as e:
+                    sys.exit(f"{path}:{n}: expected {{\"text\": ..., \"label\": 0|1}}: {e}")
+                if "email_train + attack_train" in r.get("source", ""):
+                    continue
+                rows.append((text, label))
+    return rows
+
+
+def train(samples, epochs, l2, rate):
+    """AdaGrad on the logistic loss, classes weighted to balance."""
+    w = [0.0] * (1 << DIM_BITS)
+    g2 = [1e-8] * (1 << DIM_BITS)
+    bias, bias_g2 = 0.0, 1e-8
+    pos = sum(1 for _, y in samples if y)
+    neg = len(samples) - pos
+    cw = {1: len(samples) / (2.0 * max(pos, 1)), 0: len(samples) / (2.0 * max(neg, 1))}
+    order = list(range(len(samples)))
+    rng = random.Random(20261126)
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for i in order:
+            feats, y = samples[i]
+            v = 1.0 / math.sqrt(max(len(feats), MIN_NORM))
+            z = bias + v * sum(w[f] for f in feats)
+            p = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+            g = (p - y) * cw[y]
+            for f in feats:
+                gf = g * v + l2 * w[f]
+                g2[f] += gf * gf
+                w[f] -= rate * gf / math.sqrt(g2[f])
+            bias_g2 += g * g
+            bias -= rate * g / math.sqrt(bias_g2)
+    return w, bias
+
+
+def cross_validate(rows, folds, args):
+    """Out-of-fold probabilities (max over windows, as the agent scores) per threshold: how
+    to pick where the model's word starts to count without looking at any test set."""
+    rng = random.Random(7)
+    idx = list(range(len(rows)))
+    rng.shuffle(idx)
+    probs = [0.0] * len(rows)
+    for k in range(folds):
+        held = set(idx[k::folds])
+        samples = [(f, y) for i, (t, y) in enumerate(rows) if i not in held for f in windows(t) if f]
+        w, bias = train(samples, args.epochs, args.l2, args.rate)
+        for i in held:
+            best = -1e300
+            for f in windows(rows[i][0]):
+                if f:
+                    best = max(best, bias + sum(w[x] for x in f) / math.sqrt(max(len(f), MIN_NORM)))
+            probs[i] = 1.0 / (1.0 + math.exp(-max(min(best, 30.0), -30.0)))
+    pos = [p for p, (_, y) in zip(probs, rows) if y]
+    neg = [p for p, (_, y) in zip(probs, rows) if not y]
+    for th in (0.5, 0.6, 0.7, 0.8, 0.9):
+        print(f"threshold {th:.1f}: recall {sum(p >= th for p in pos) / len(pos):.3f} "
+              f"false positives {sum(p >= th for p in neg) / len(neg):.3f} "
+              f"({len(pos)} attacks, {len(neg)} benign, {folds}-fold out-of-fold)")
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", nargs="+",
+                    default=[os.path.join(root, "..", "shared", "eval", "injection-dev.jsonl"),
+                             os.path.join(root, "scripts", "data", "injection-extra.jsonl")])
+    ap.add_argument("--out", default=os.path.join(root, "agent", "detect", "data",
+                                                  "injection_model.txt"))
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--l2", type=float, default=1e-4)
+    ap.add_argument("--rate", type=float, default=0.2)
+    ap.add_argument("--cv", type=int, metavar="K",
+                    help="report K-fold cross-validated recall and false positives, write nothing")
+    ap.add_argument("--features", metavar="TEXT",
+                    help="print the feature indices of TEXT as one window and exit")
+    args = ap.parse_args()
+    if args.features is not None:
+        print(" ".join(map(str, window_features(tokenize(args.features.encode())))))
+        return
+    rows = load(args.data)
+    if args.cv:
+        cross_validate(rows, args.cv, args)
+        return
+    samples = [(f, y) for text, y in rows for f in windows(text) if f]
+    w, bias = train(samples, args.epochs, args.l2, args.rate)
+    nonzero = [(i, x) for i, x in enumerate(w) if abs(x) >= 1e-4]
+    with open(args.out, "w", encoding="ascii") as f:
+        f.write("# agentwall prompt-injection model: written by scripts/train_injection_model.py\n")
+        f.write(f"# trained on: {', '.join(os.path.basename(p) for p in args.data)}; "
+                f"{len(rows)} rows, {len(samples)} windows; epochs={args.epochs} "
+                f"l2={args.l2} rate={args.rate}\n")
+        f.write(f"agentwall-ngram-model 1 {DIM_BITS} {WINDOW} {STRIDE}\n")
+        f.write(f"bias {bias:.6g}\n")
+        for i, x in nonzero:
+            f.write(f"{i} {x:.5g}\n")
+    print(f"{args.out}: {len(nonzero)} weights from {len(rows)} rows ({len(samples)} windows)")
+
+
+if __name__ == "__main__":
+    main()
