@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize fuzz bench format clean
+.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize fuzz bench eval format clean
 
 all: build
 
@@ -52,6 +52,10 @@ fuzz: test-deps
 
 bench: test-deps build
 	BUILD_DIR=$(abspath $(BUILD)) tests/bench/run.sh
+
+# Recall, false-positive rate and latency of `agentwall scan` on ../shared/eval/*.jsonl.
+eval: build
+	tests/eval/run.py --agentwall $(BUILD)/agentwall $(EVAL_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c')

@@ -15,6 +15,10 @@
 #   2. Throughput: one `agentwall run` per step while ssl_write_bench writes 16 KiB buffers
 #      at a paced rate (RATES, MB/s; 0 = unpaced), reading the agent's drop counters from
 #      its final agent.health event and sampling its CPU time and resident memory.
+#   3. Detection: detect_bench, the detection engine on 4 KiB messages on one core (p50 and
+#      p99 per message, MB/s) against a copy-and-lowercase baseline in the same run; REPS
+#      repetitions of MIN_TIME. It needs neither root nor libssl: `ONLY=detect run.sh`
+#      runs it alone, as any user.
 # and writes a markdown report to stdout and to tests/bench/results/latest.md (raw data in
 # tests/bench/results/latest-raw/).
 #
@@ -23,14 +27,16 @@
 #   BENCH_BIN      ssl_write_bench (default: $BUILD_DIR/tests/bench/ssl_write_bench)
 #   AGENTWALL_BIN  agentwall (default: $BUILD_DIR/agentwall); if it does not run, (c) and
 #                  the throughput part are skipped and the report says so
+#   DETECT_BIN     detect_bench (default: $BUILD_DIR/tests/bench/detect_bench); if it is
+#                  missing, the detection part is skipped and the report says so
 #   REPS=5 ROUNDS=3 MIN_TIME=0.3   Google Benchmark repetitions, rounds, min seconds per run
 #   RATES="50 100 200 400 0" STEP_SECONDS=5 LOAD_SIZE=16384   the throughput steps
 #   SERVER=        how the server thread discards what it gets (ssl_write_bench --server):
 #                  default spin for the benchmarks, raw for the load; ssl to SSL_read it
-#   ONLY="a b b2 c d throughput"   a subset of the parts to run
+#   ONLY="a b b2 c d throughput detect"   a subset of the parts to run
 #   OUT_DIR        where latest.md goes (default: tests/bench/results)
 #   CPUS=0,1       CPUs the writing thread and the server thread are pinned to ("none": not
-#                  pinned; a single-CPU machine needs CPUS=0,0)
+#                  pinned; a single-CPU machine needs CPUS=0,0); detect_bench runs on the first
 #   FORCE=1        run even when other uprobes are already attached to libssl
 #   WAIT_QUIET=60  wait up to this many seconds for no other process's uprobes on libssl
 #                  and idle CPUs, before the run and before each part
@@ -38,7 +44,7 @@
 #                  uprobes on libssl while it ran (a shared machine: another agent, tests)
 #   OTHER_MAX=15   ... or when other processes took more than this % of one core while a
 #                  per-call benchmark ran
-# The whole run takes about 3 minutes with the defaults.
+# The whole run takes about 3 minutes with the defaults (the detection part about 15 s).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,6 +52,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO/build}
 BENCH=${BENCH_BIN:-$BUILD_DIR/tests/bench/ssl_write_bench}
 AGENT=${AGENTWALL_BIN:-$BUILD_DIR/agentwall}
+DETECT=${DETECT_BIN:-$BUILD_DIR/tests/bench/detect_bench}
 REPS=${REPS:-5}
 ROUNDS=${ROUNDS:-3}
 MIN_TIME=${MIN_TIME:-0.3}
@@ -59,7 +66,7 @@ CPUS=${CPUS:-0,1}
 WAIT_QUIET=${WAIT_QUIET:-60}
 RETRIES=${RETRIES:-2}
 OTHER_MAX=${OTHER_MAX:-15}
-ONLY=${ONLY:-"a b b2 c d throughput"}
+ONLY=${ONLY:-"a b b2 c d throughput detect"}
 OUT_DIR=${OUT_DIR:-$HERE/results}
 BT_STRLEN=200 # bpftrace 0.17's maximum for BPFTRACE_STRLEN, and so for buf()
 PYTHON=${PYTHON:-python3}
@@ -70,17 +77,23 @@ fail() {
   exit 1
 }
 
-[ "$(id -u)" -eq 0 ] || fail "run as root (uprobes): sudo $0"
-[ -x "$BENCH" ] || fail "no $BENCH: build first (cmake --build $BUILD_DIR -j2 --target ssl_write_bench)"
-command -v bpftrace >/dev/null || fail "bpftrace is missing: scripts/install-deps.sh --test"
-BPFTOOL=$(command -v bpftool || echo /usr/sbin/bpftool)
-[ -x "$BPFTOOL" ] || fail "bpftool is missing: scripts/install-deps.sh"
-command -v "$PYTHON" >/dev/null || fail "python3 is missing"
-
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
+# Whether any part that probes libssl runs (root, bpftrace, ssl_write_bench): not for
+# ONLY=detect.
+CAPTURE=0
+for part in a b b2 c d throughput; do wants "$part" && CAPTURE=1; done
 
-LIBSSL=$("$BENCH" --print-libssl) || fail "$BENCH does not map libssl dynamically"
-[ -f "$LIBSSL" ] || fail "libssl path '$LIBSSL' does not exist"
+BPFTOOL=$(command -v bpftool || echo /usr/sbin/bpftool)
+LIBSSL=""
+if ((CAPTURE)); then
+  [ "$(id -u)" -eq 0 ] || fail "run as root (uprobes): sudo $0"
+  [ -x "$BENCH" ] || fail "no $BENCH: build first (cmake --build $BUILD_DIR -j2 --target ssl_write_bench)"
+  command -v bpftrace >/dev/null || fail "bpftrace is missing: scripts/install-deps.sh --test"
+  [ -x "$BPFTOOL" ] || fail "bpftool is missing: scripts/install-deps.sh"
+  LIBSSL=$("$BENCH" --print-libssl) || fail "$BENCH does not map libssl dynamically"
+  [ -f "$LIBSSL" ] || fail "libssl path '$LIBSSL' does not exist"
+fi
+command -v "$PYTHON" >/dev/null || fail "python3 is missing"
 
 RAW="$OUT_DIR/latest-raw"
 mkdir -p "$OUT_DIR"
@@ -131,9 +144,14 @@ trap 'log "interrupted"; exit 130' INT TERM
 # be on the libssl file: bpftool shows the path each was attached through, which may be a
 # symlink (/lib/.../libssl.so) or a /proc path (/proc/self/fd/N, /proc/PID/map_files/...)
 # that no longer names the file; those count as libssl, as does a path that is gone.
-LIBSSL_INODE=$(stat -L -c '%d:%i' "$LIBSSL")
+LIBSSL_INODE=""
+((CAPTURE)) && LIBSSL_INODE=$(stat -L -c '%d:%i' "$LIBSSL")
 probes_of() {
   local n=0 f ino
+  if ((!CAPTURE)); then # no libssl probed: nothing to count
+    echo 0
+    return
+  fi
   while read -r f; do
     case $f in
     /proc/*) ino="" ;;
@@ -418,7 +436,7 @@ if [ "$(probes_of any)" -gt 0 ]; then
   fi
   log "WARNING: other uprobes on $LIBSSL are attached (FORCE=1)"
 fi
-[ "$AGENT_OK" -eq 1 ] || log "WARNING: skipping (c) and the throughput part: $AGENT_WHY"
+((!CAPTURE)) || [ "$AGENT_OK" -eq 1 ] || log "WARNING: skipping (c) and the throughput part: $AGENT_WHY"
 
 order=(a b b2 c d)
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -481,6 +499,51 @@ if wants throughput && [ "$AGENT_OK" -eq 1 ]; then
   done
 fi
 
+# ---- part 3: the detection engine per message (no probes, no root) ----------------------
+detect_once() { # 1 when detect_bench failed
+  local t0 t1 s0 s1 wall own other pin=() TIMEFORMAT='%3U %3S'
+  # One core, as the figures say; the first of CPUS.
+  if [ "$CPUS" != none ] && command -v taskset >/dev/null; then pin=(taskset -c "${CPUS%%,*}"); fi
+  s0=$(sys_ticks)
+  t0=$(now)
+  { time "${pin[@]}" "$DETECT" --benchmark_repetitions="$REPS" --benchmark_min_time="$MIN_TIME" \
+    --benchmark_display_aggregates_only=true --benchmark_out="$RAW/detect.json" \
+    --benchmark_out_format=json >"$RAW/detect.txt" 2>&1; } 2>"$WORK/detect-time.txt" || return 1
+  t1=$(now)
+  s1=$(sys_ticks)
+  wall=$(calc "$t1 - $t0")
+  own=$(awk '{ print $1 + $2 }' "$WORK/detect-time.txt")
+  other=$(calc "((${s1% *} - ${s0% *}) / $CLK_TCK - $own) / $wall * 100")
+  echo "{\"wall_s\":$wall,\"bench_cpu_s\":$own,\"other_pct\":$other}" >"$RAW/detect-cpu.json"
+  if awk "BEGIN { exit !($other > $OTHER_MAX) }"; then
+    INTERFERED="detect_bench: other processes took ${other%.*}% of a core"
+    log "WARNING: $INTERFERED"
+  fi
+  return 0
+}
+
+if wants detect; then
+  if [ ! -x "$DETECT" ]; then
+    echo "no detect_bench at $DETECT (build it: cmake --build $BUILD_DIR -j2 --target detect_bench)" \
+      >"$RAW/detect-failure.txt"
+    log "WARNING: $(cat "$RAW/detect-failure.txt")"
+  else
+    for ((attempt = 0; attempt <= RETRIES; attempt++)); do
+      wait_for_quiet "$WAIT_QUIET" || true
+      INTERFERED=""
+      log "detection: detect_bench, $REPS repetitions of ${MIN_TIME}s per benchmark"
+      if ! detect_once; then
+        echo "detect_bench failed: $(tail -n 5 "$RAW/detect.txt")" >"$RAW/detect-failure.txt"
+        log "WARNING: $(cat "$RAW/detect-failure.txt")"
+        break
+      fi
+      [ -n "$INTERFERED" ] || break
+      ((attempt == RETRIES)) || log "running detect_bench again"
+    done
+    [ -z "$INTERFERED" ] || echo "$INTERFERED" >>"$RAW/interference.txt"
+  fi
+fi
+
 # ---- the report ------------------------------------------------------------------------
 {
   echo "{"
@@ -493,6 +556,7 @@ fi
   echo "\"openssl\":\"$(openssl version 2>/dev/null | tr -d '"' || echo unknown)\","
   echo "\"bpftrace\":\"$(bpftrace --version 2>/dev/null | tr -d '"')\","
   echo "\"libssl\":\"$LIBSSL\","
+  echo "\"only\":\"$ONLY\",\"detect_bin\":\"$DETECT\",\"capture\":$CAPTURE,"
   echo "\"agent\":\"$AGENT\",\"agent_ok\":$AGENT_OK,\"agent_why\":$(printf '%s' "$AGENT_WHY" | "$PYTHON" -c 'import json,sys; print(json.dumps(sys.stdin.read()))'),"
   echo "\"git\":\"$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo none)\","
   echo "\"reps\":$REPS,\"rounds\":$ROUNDS,\"min_time\":$MIN_TIME,\"server\":\"${SERVER:-spin (benchmarks), raw (load)}\",\"cpus\":\"$CPUS\",\"other_max\":$OTHER_MAX,"
