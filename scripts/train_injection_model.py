@@ -65,19 +65,20 @@ def lower(b: bytes) -> bytes:
 
 
 def window_features(toks):
-    out = set()
+    """Every feature of the window, repeats included (counts, not presence: the agent sums
+    weights per token once and adds up windows from prefix sums)."""
+    out = []
     for t, w in enumerate(toks):
         lw = lower(w)
-        out.add(fnv(b"w" + lw) & MASK)
+        out.append(fnv(b"w" + lw) & MASK)
+        if len(w) <= MAX_TOKEN_FOR_GRAMS:
+            p = b"<" + lw + b">"
+            grams = len(p) - 3 if len(p) >= 4 else 1
+            for g in range(grams):
+                out.append(fnv(b"c" + p[g:g + 4]) & MASK)
         if t + 1 < len(toks):
-            out.add(fnv(b"b" + lw + b" " + lower(toks[t + 1])) & MASK)
-        if len(w) > MAX_TOKEN_FOR_GRAMS:
-            continue
-        p = b"<" + lw + b">"
-        grams = len(p) - 3 if len(p) >= 4 else 1
-        for g in range(grams):
-            out.add(fnv(b"c" + p[g:g + 4]) & MASK)
-    return sorted(out)
+            out.append(fnv(b"b" + lw + b" " + lower(toks[t + 1])) & MASK)
+    return out
 
 
 def windows(text: str):
@@ -180,7 +181,7 @@ def main():
                     help="print the feature indices of TEXT as one window and exit")
     args = ap.parse_args()
     if args.features is not None:
-        print(" ".join(map(str, window_features(tokenize(args.features.encode())))))
+        print(" ".join(map(str, sorted(set(window_features(tokenize(args.features.encode())))))))
         return
     rows = load(args.data)
     if args.cv:

@@ -1,6 +1,8 @@
 #include "agent/detect/injection.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <hs/hs.h>
+#include <pcre2.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -136,7 +138,7 @@ const std::vector<InjectionRule> kRules = {
      R"(\b(embed|embedding|insert|inserting|integrate|integrating|incorporate|incorporating|)"
      R"(inject|injecting|weave|weaving|fuse|fusing|introduce|introducing|blend|blending|)"
      R"(merge|merging|render|rendering|append|appending|include|including|slip|add|adding)\W+)"
-     R"(((the|this|these|following|below|subsequent|given|provided|attached|above|a|an)\W+){1,3})"
+     R"(((the|this|these|following|below|subsequent|given|provided|attached|above|a|an)\W+)+)"
      R"((python\W+|javascript\W+|bash\W+|shell\W+)?(code\W+)?(snippet|excerpt|block|section|)"
      R"(segment|fragment|script|payload|piece\W+of\W+code|code\W+(lines|piece))\b)",
      0.5, 0.85, "asks the model to put given code into its answer"},
@@ -181,23 +183,11 @@ struct Scratch {
   }
 };
 
-struct Hit {
-  unsigned rule;
-  size_t begin, end;
-};
-
-int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned, void* ctx) {
-  auto* hits = static_cast<std::vector<Hit>*>(ctx);
-  // A pattern with a greedy tail reports every end: keep the longest match per start. Ends
-  // come in order, so the same start is among the last few hits.
-  for (size_t i = hits->size(), n = 0; i-- > 0 && n < 16; ++n) {
-    Hit& h = (*hits)[i];
-    if (h.rule == id && h.begin == from) {
-      h.end = to;
-      return 0;
-    }
-  }
-  if (hits->size() < 1024) hits->push_back({id, size_t(from), size_t(to)});
+// vectorscan says which rules matched; tracking where matches start would cost on every
+// scan, and matches are rare, so the span is found afterwards by PCRE2 on the few rules
+// that matched.
+int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
+  static_cast<std::vector<unsigned>*>(ctx)->push_back(id);
   return 0;
 }
 
@@ -205,17 +195,21 @@ bool is_tool_content(Source s) {
   return s == Source::kToolResult || s == Source::kToolDescription;
 }
 
-class InjectionDetector final : public Detector {
+// The rules compiled: for vectorscan (which rules match) and for PCRE2 (where). Compiling
+// takes most of a second, so it happens once per process; both are immutable and safe to
+// share between threads.
+class RuleSet {
  public:
-  explicit InjectionDetector(bool with_model) {
+  RuleSet() {
+    std::vector<std::string> patterns;
     std::vector<const char*> exprs;
     std::vector<unsigned> flags, ids;
     for (unsigned i = 0; i < kRules.size(); ++i) {
-      patterns_.emplace_back(kRules[i].pattern);
+      patterns.emplace_back(kRules[i].pattern);
       ids.push_back(i);
-      flags.push_back(HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST | HS_FLAG_MULTILINE);
+      flags.push_back(HS_FLAG_CASELESS | HS_FLAG_MULTILINE | HS_FLAG_SINGLEMATCH);
     }
-    for (const auto& p : patterns_) exprs.push_back(p.c_str());
+    for (const auto& p : patterns) exprs.push_back(p.c_str());
     hs_compile_error_t* err = nullptr;
     if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()),
                          HS_MODE_BLOCK, nullptr, &db_, &err) != HS_SUCCESS) {
@@ -227,26 +221,79 @@ class InjectionDetector final : public Detector {
           (at >= 0 ? std::string(kRules[at].id) + " #" + std::to_string(at) : std::string("set")) +
           " does not compile: " + why);
     }
-    if (with_model) model_ = &injection_model();
+    for (const auto& p : patterns) {
+      int code = 0;
+      PCRE2_SIZE offset = 0;
+      pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(),
+                                     PCRE2_CASELESS | PCRE2_MULTILINE, &code, &offset, nullptr);
+      if (!re) {
+        release();
+        throw std::runtime_error("injection rule " + p + " does not compile for PCRE2 at " +
+                                 std::to_string(offset));
+      }
+      spans_.push_back(re);
+    }
   }
-  ~InjectionDetector() override { hs_free_database(db_); }
+  ~RuleSet() { release(); }
+  RuleSet(const RuleSet&) = delete;
+  RuleSet& operator=(const RuleSet&) = delete;
+
+  // The rules that match somewhere in `text`, each once.
+  std::vector<unsigned> match(std::string_view text) const {
+    thread_local Scratch scratch;
+    std::vector<unsigned> matched;
+    if (scratch.db != db_) {
+      if (hs_alloc_scratch(db_, &scratch.scratch) != HS_SUCCESS) return matched;
+      scratch.db = db_;
+    }
+    // vectorscan takes at most 4 GiB at once; messages are far smaller.
+    const unsigned len = unsigned(std::min<size_t>(text.size(), 0xffffffffu));
+    hs_scan(db_, text.data(), len, 0, scratch.scratch, on_match, &matched);
+    return matched;
+  }
+
+  // Where rule `rule` first matches in `text` (the whole text if PCRE2 disagrees).
+  Span span_of(unsigned rule, std::string_view text) const {
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(spans_[rule], nullptr);
+    Span span{0, text.size()};
+    if (md && pcre2_match(spans_[rule], reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
+                          0, md, nullptr) > 0) {
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+      span = {ov[0], ov[1]};
+    }
+    pcre2_match_data_free(md);
+    return span;
+  }
+
+ private:
+  void release() {
+    hs_free_database(db_);
+    for (pcre2_code* r : spans_) pcre2_code_free(r);
+    spans_.clear();
+    db_ = nullptr;
+  }
+
+  hs_database_t* db_ = nullptr;
+  std::vector<pcre2_code*> spans_;
+};
+
+const RuleSet& rule_set() {
+  static const RuleSet rules;
+  return rules;
+}
+
+class InjectionDetector final : public Detector {
+ public:
+  explicit InjectionDetector(bool with_model)
+      : rules_(rule_set()), model_(with_model ? &injection_model() : nullptr) {}
 
   std::string_view name() const override { return "injection"; }
 
   void scan(std::string_view text, Source source, std::vector<Finding>& out) const override {
-    thread_local Scratch scratch;
-    if (scratch.db != db_) {
-      if (hs_alloc_scratch(db_, &scratch.scratch) != HS_SUCCESS) return;
-      scratch.db = db_;
-    }
-    std::vector<Hit> hits;
-    // vectorscan takes at most 4 GiB at once; messages are far smaller.
-    const unsigned len = unsigned(std::min<size_t>(text.size(), 0xffffffffu));
-    hs_scan(db_, text.data(), len, 0, scratch.scratch, on_match, &hits);
     const bool tool = is_tool_content(source);
-    // One finding per rule id, with every span it matched and the strongest confidence.
-    for (const Hit& h : hits) {
-      const InjectionRule& r = kRules[h.rule];
+    // One finding per rule id, with a span per matching pattern and the strongest confidence.
+    for (unsigned rule : rules_.match(text)) {
+      const InjectionRule& r = kRules[rule];
       const double c = tool ? r.tool_confidence : r.confidence;
       auto it = std::find_if(out.begin(), out.end(),
                              [&](const Finding& f) { return f.detector == r.id; });
@@ -257,7 +304,7 @@ class InjectionDetector final : public Detector {
         it->confidence = c;
         it->explanation = r.explanation;
       }
-      if (it->spans.size() < 8) it->spans.push_back({h.begin, h.end});
+      it->spans.push_back(rules_.span_of(rule, text));
     }
     if (model_) {
       const NgramModel::Result m = model_->score(text);
@@ -275,9 +322,8 @@ class InjectionDetector final : public Detector {
   }
 
  private:
-  std::vector<std::string> patterns_;
-  hs_database_t* db_ = nullptr;
-  const NgramModel* model_ = nullptr;
+  const RuleSet& rules_;
+  const NgramModel* model_;
 };
 
 }  // namespace

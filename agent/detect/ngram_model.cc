@@ -112,40 +112,33 @@ NgramModel::Result NgramModel::score(std::string_view text) const {
   Result best;
   const std::vector<Token> toks = tokenize(text);
   if (toks.empty() || weights_.empty()) return best;
-  // Each token's features are hashed once (windows overlap by half); per window, duplicates
-  // are skipped with a generation stamp per feature instead of sorting.
-  thread_local std::vector<uint32_t> feats, starts, stamp;
-  thread_local uint32_t generation = 0;
-  feats.clear();
-  starts.clear();
+  // Features count with repeats, so a window's score is a sum over its tokens: each token's
+  // features are hashed and weighed once, and windows are differences of prefix sums.
+  // The bigram a token makes with the next one counts only when both are in the window.
+  thread_local std::vector<uint32_t> feats;
+  thread_local std::vector<double> own_sum, pair_sum;  // prefix sums over tokens
+  thread_local std::vector<uint32_t> own_count;
+  own_sum.assign(1, 0.0);
+  pair_sum.assign(1, 0.0);
+  own_count.assign(1, 0);
   for (size_t t = 0; t < toks.size(); ++t) {
-    starts.push_back(uint32_t(feats.size()));
-    token_features(text, toks, t, t + 1 < toks.size(), feats);
+    feats.clear();
+    const bool bigram = t + 1 < toks.size();
+    token_features(text, toks, t, bigram, feats);
+    const size_t own = feats.size() - (bigram ? 1 : 0);
+    double sum = 0;
+    for (size_t k = 0; k < own; ++k) sum += weights_[feats[k]];
+    own_sum.push_back(own_sum.back() + sum);
+    own_count.push_back(own_count.back() + uint32_t(own));
+    pair_sum.push_back(pair_sum.back() + (bigram ? weights_[feats.back()] : 0.0));
   }
-  starts.push_back(uint32_t(feats.size()));
-  if (stamp.size() != weights_.size()) stamp.assign(weights_.size(), 0);
   double best_logit = -1e300;
   for (size_t from = 0;; from += kStrideTokens) {
     const size_t to = std::min(toks.size(), from + kWindowTokens);
-    if (++generation == 0) {
-      std::fill(stamp.begin(), stamp.end(), 0);
-      generation = 1;
-    }
-    double sum = 0;
-    size_t unique = 0;
-    for (size_t t = from; t < to; ++t) {
-      // A window's last token pairs with nothing inside it: drop its bigram (its last feature).
-      const bool cut = t + 1 == to && to < toks.size();
-      const uint32_t end = starts[t + 1] - (cut ? 1 : 0);
-      for (uint32_t k = starts[t]; k < end; ++k) {
-        const uint32_t f = feats[k];
-        if (stamp[f] == generation) continue;
-        stamp[f] = generation;
-        sum += weights_[f];
-        ++unique;
-      }
-    }
-    const double logit = bias_ + sum / std::sqrt(double(std::max(unique, kMinNorm)));
+    const double sum =
+        own_sum[to] - own_sum[from] + pair_sum[to - 1] - pair_sum[from];  // pairs from..to-2
+    const size_t count = own_count[to] - own_count[from] + (to - 1 - from);
+    const double logit = bias_ + sum / std::sqrt(double(std::max(count, kMinNorm)));
     if (logit > best_logit) {
       best_logit = logit;
       best.window = {toks[from].begin, toks[to - 1].end};

@@ -18,7 +18,8 @@ class NgramModel {
   static constexpr uint32_t kDimBits = 18;  // 262,144 hashed features
   static constexpr size_t kWindowTokens = 64;
   static constexpr size_t kStrideTokens = 32;
-  static constexpr double kReportFrom = 0.5;  // probability from which a finding is reported
+  // Below this probability the model's word is noise (out-of-fold false positives 5%+): no finding.
+  static constexpr double kReportFrom = 0.65;
 
   struct Result {
     double probability = 0;  // of the most suspicious window
