@@ -27,7 +27,6 @@ import random
 import sys
 
 DIM_BITS = 18
-MASK = (1 << DIM_BITS) - 1
 WINDOW = 64
 STRIDE = 32
 MAX_TOKEN_FOR_GRAMS = 20
@@ -41,6 +40,13 @@ def fnv(data: bytes) -> int:
     for c in data:
         h = ((h ^ c) * 16777619) & 0xFFFFFFFF
     return h
+
+
+WORD_KIND, PAIR_KIND, GRAM_KIND = 0x1111111111111111, 0x2222222222222222, 0x3333333333333333
+
+
+def feature(key: int, kind: int) -> int:
+    return (((key ^ kind) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> (64 - DIM_BITS)
 
 
 def is_word(c: int) -> bool:
@@ -66,18 +72,19 @@ def lower(b: bytes) -> bytes:
 
 def window_features(toks):
     """Every feature of the window, repeats included (counts, not presence: the agent sums
-    weights per token once and adds up windows from prefix sums)."""
+    weights per token once and adds up windows from prefix sums). As ngram_model.cc."""
     out = []
+    hashes = [fnv(lower(w)) for w in toks]
     for t, w in enumerate(toks):
-        lw = lower(w)
-        out.append(fnv(b"w" + lw) & MASK)
+        out.append(feature(hashes[t], WORD_KIND))
         if len(w) <= MAX_TOKEN_FOR_GRAMS:
-            p = b"<" + lw + b">"
+            p = b"<" + lower(w) + b">"
             grams = len(p) - 3 if len(p) >= 4 else 1
             for g in range(grams):
-                out.append(fnv(b"c" + p[g:g + 4]) & MASK)
+                gram = p[g:g + 4]
+                out.append(feature((len(gram) << 32) | int.from_bytes(gram, "little"), GRAM_KIND))
         if t + 1 < len(toks):
-            out.append(fnv(b"b" + lw + b" " + lower(toks[t + 1])) & MASK)
+            out.append(feature((hashes[t] << 32) | hashes[t + 1], PAIR_KIND))
     return out
 
 

@@ -306,7 +306,9 @@ class InjectionDetector final : public Detector {
       }
       it->spans.push_back(rules_.span_of(rule, text));
     }
-    if (model_) {
+    // The model learned from prompts and from content handed to a model; on the model's own
+    // output and tool-call arguments (code, JSON) its word means nothing.
+    if (model_ && source != Source::kModelOutput && source != Source::kToolArguments) {
       const NgramModel::Result m = model_->score(text);
       if (m.probability >= NgramModel::kReportFrom) {
         char why[128];

@@ -1,6 +1,7 @@
 #include "agent/detect/ngram_model.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
@@ -15,14 +16,26 @@ constexpr size_t kMaxTokenForGrams = 20;  // longer "words" are ids and blobs, n
 // carries little evidence either way and must not score like a whole paragraph.
 constexpr size_t kMinNorm = 24;
 
-// FNV-1a, 32 bits: trivial to reproduce in the training script.
-struct Fnv {
+// Hashing, simple enough to reproduce in the training script: a word is FNV-1a (32 bits) of
+// its lowercase bytes; a feature is the top bits of (key ^ kind) times a 64-bit odd constant,
+// where the key is the word's hash, a pair of them, or up to 4 bytes of a character n-gram
+// with its length. Independent multiplies rather than one long chain per feature.
+uint32_t fnv_lower(std::string_view s) {
   uint32_t h = 2166136261u;
-  void add(uint8_t c) { h = (h ^ c) * 16777619u; }
-  void add(std::string_view s) {
-    for (char c : s) add(uint8_t(c));
+  for (char c : s) {
+    const uint8_t b = (c >= 'A' && c <= 'Z') ? uint8_t(c - 'A' + 'a') : uint8_t(c);
+    h = (h ^ b) * 16777619u;
   }
-};
+  return h;
+}
+
+constexpr uint64_t kWordKind = 0x1111111111111111ull;
+constexpr uint64_t kPairKind = 0x2222222222222222ull;
+constexpr uint64_t kGramKind = 0x3333333333333333ull;
+
+uint32_t feature(uint64_t key, uint64_t kind) {
+  return uint32_t(((key ^ kind) * 0x9E3779B97F4A7C15ull) >> (64 - NgramModel::kDimBits));
+}
 
 struct Token {
   size_t begin, end;
@@ -30,17 +43,23 @@ struct Token {
 
 // Tokens are runs of ASCII letters and digits or of non-ASCII bytes (so other scripts make
 // words too); everything else separates. Case is folded when hashing.
+constexpr std::array<bool, 256> kWordByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+  return t;
+}();
+
 std::vector<Token> tokenize(std::string_view text) {
   std::vector<Token> out;
+  out.reserve(text.size() / 5);
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
   size_t i = 0;
-  while (i < text.size()) {
-    auto is_word = [](uint8_t c) {
-      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c >= 0x80;
-    };
-    while (i < text.size() && !is_word(uint8_t(text[i]))) ++i;
+  while (i < n) {
+    while (i < n && !kWordByte[p[i]]) ++i;
     const size_t b = i;
-    while (i < text.size() && is_word(uint8_t(text[i]))) ++i;
+    while (i < n && kWordByte[p[i]]) ++i;
     if (i > b) out.push_back({b, i});
   }
   return out;
@@ -50,43 +69,39 @@ uint8_t lower(char c) {
   return (c >= 'A' && c <= 'Z') ? uint8_t(c - 'A' + 'a') : uint8_t(c);
 }
 
-void add_lower(Fnv& f, std::string_view s) {
-  for (char c : s) f.add(lower(c));
-}
-
 // Token t's features, appended: its word, its character 4-grams, and last, when `bigram`,
 // the pair it makes with token t+1.
-void token_features(std::string_view text, const std::vector<Token>& toks, size_t t, bool bigram,
+void token_features(std::string_view text, const std::vector<Token>& toks,
+                    const std::vector<uint32_t>& hashes, size_t t, bool bigram,
                     std::vector<uint32_t>& out) {
   const std::string_view w = text.substr(toks[t].begin, toks[t].end - toks[t].begin);
-  Fnv uni;
-  uni.add('w');
-  add_lower(uni, w);
-  out.push_back(uni.h & kMask);
+  out.push_back(feature(hashes[t], kWordKind));
   if (w.size() <= kMaxTokenForGrams) {
-    // Character 4-grams of "<word>": catch misspellings, inflections and glued words.
-    char padded[kMaxTokenForGrams + 2];
-    padded[0] = '<';
-    for (size_t k = 0; k < w.size(); ++k) padded[k + 1] = char(lower(w[k]));
-    padded[w.size() + 1] = '>';
+    // Character 4-grams of "<word>": catch misspellings, inflections and glued words. The
+    // key is a 4-byte window sliding over "<word>", little-endian, with its length on top.
     const size_t plen = w.size() + 2;
-    const size_t grams = plen >= 4 ? plen - 3 : 1;
-    for (size_t g = 0; g < grams; ++g) {
-      Fnv c;
-      c.add('c');
-      c.add(std::string_view(padded + g, std::min<size_t>(4, plen - g)));
-      out.push_back(c.h & kMask);
+    if (plen < 4) {  // "<a>": one short gram
+      uint64_t key = uint64_t(plen) << 32 | '<';
+      for (size_t k = 0; k < w.size(); ++k) key |= uint64_t(lower(w[k])) << (8 * (k + 1));
+      key |= uint64_t('>') << (8 * (plen - 1));
+      out.push_back(feature(key, kGramKind));
+    } else {
+      uint32_t window = uint32_t('<') << 24;
+      for (size_t k = 0; k + 1 < plen; ++k) {
+        const uint8_t c = k < w.size() ? lower(w[k]) : uint8_t('>');
+        window = (window >> 8) | (uint32_t(c) << 24);
+        if (k >= 2) out.push_back(feature(uint64_t(4) << 32 | window, kGramKind));
+      }
     }
   }
-  if (bigram) {
-    const std::string_view n = text.substr(toks[t + 1].begin, toks[t + 1].end - toks[t + 1].begin);
-    Fnv bi;
-    bi.add('b');
-    add_lower(bi, w);
-    bi.add(' ');
-    add_lower(bi, n);
-    out.push_back(bi.h & kMask);
-  }
+  if (bigram) out.push_back(feature((uint64_t(hashes[t]) << 32) | hashes[t + 1], kPairKind));
+}
+
+std::vector<uint32_t> word_hashes(std::string_view text, const std::vector<Token>& toks) {
+  std::vector<uint32_t> h;
+  h.reserve(toks.size());
+  for (const Token& t : toks) h.push_back(fnv_lower(text.substr(t.begin, t.end - t.begin)));
+  return h;
 }
 
 void sort_unique(std::vector<uint32_t>& v) {
@@ -102,8 +117,10 @@ void sort_unique(std::vector<uint32_t>& v) {
 
 std::vector<uint32_t> NgramModel::features(std::string_view text) {
   const std::vector<Token> toks = tokenize(text);
+  const std::vector<uint32_t> hashes = word_hashes(text, toks);
   std::vector<uint32_t> out;
-  for (size_t t = 0; t < toks.size(); ++t) token_features(text, toks, t, t + 1 < toks.size(), out);
+  for (size_t t = 0; t < toks.size(); ++t)
+    token_features(text, toks, hashes, t, t + 1 < toks.size(), out);
   sort_unique(out);
   return out;
 }
@@ -115,6 +132,7 @@ NgramModel::Result NgramModel::score(std::string_view text) const {
   // Features count with repeats, so a window's score is a sum over its tokens: each token's
   // features are hashed and weighed once, and windows are differences of prefix sums.
   // The bigram a token makes with the next one counts only when both are in the window.
+  const std::vector<uint32_t> hashes = word_hashes(text, toks);
   thread_local std::vector<uint32_t> feats;
   thread_local std::vector<double> own_sum, pair_sum;  // prefix sums over tokens
   thread_local std::vector<uint32_t> own_count;
@@ -124,7 +142,7 @@ NgramModel::Result NgramModel::score(std::string_view text) const {
   for (size_t t = 0; t < toks.size(); ++t) {
     feats.clear();
     const bool bigram = t + 1 < toks.size();
-    token_features(text, toks, t, bigram, feats);
+    token_features(text, toks, hashes, t, bigram, feats);
     const size_t own = feats.size() - (bigram ? 1 : 0);
     double sum = 0;
     for (size_t k = 0; k < own; ++k) sum += weights_[feats[k]];

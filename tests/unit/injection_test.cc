@@ -126,14 +126,14 @@ TEST_CASE("injection: the engine flags classic attacks and leaves plain question
 TEST_CASE("injection: the model's features are the training script's") {
   // Printed by: scripts/train_injection_model.py --features "<text>"
   CHECK(NgramModel::features("Ignore previous instructions") ==
-        std::vector<uint32_t>{11580,  23036,  32132,  68204,  70650,  82040,  92963,
-                              99520,  104672, 117099, 139639, 142701, 163907, 181810,
-                              182586, 187955, 194203, 212001, 213426, 222114, 223568,
-                              228641, 246847, 248134, 250241, 254797, 260484, 260785});
+        std::vector<uint32_t>{319,    26495,  38874,  50236,  63860,  67007,  77062,
+                              80586,  80587,  90652,  98263,  107765, 119972, 123858,
+                              158710, 160344, 170300, 172481, 173374, 184443, 190120,
+                              194874, 209390, 240175, 241286, 249754, 253085, 253915});
   CHECK(NgramModel::features("Ünïcode wörds 42 aVeryLongTokenThatIsMoreThanTwentyChars x") ==
-        std::vector<uint32_t>{37374,  44924,  45113,  64299,  72542,  76536,  103228, 115969,
-                              117586, 121747, 126180, 130793, 137342, 147966, 169702, 185942,
-                              192063, 207655, 217687, 224042, 234862, 239562, 252142, 259533});
+        std::vector<uint32_t>{3424,   25117,  29684,  30204,  39719,  48651,  70204,  70239,
+                              121292, 121699, 122359, 144916, 150661, 153113, 154652, 162152,
+                              163504, 177927, 188407, 202417, 242486, 253129, 253255, 257206});
 }
 
 TEST_CASE("injection: the shipped model loads, and a bad model file says which line") {
