@@ -10,6 +10,7 @@
 #include "agent/detect/normalize.h"
 #include "agent/detect/pii.h"
 #include "agent/detect/secrets.h"
+#include "agent/detect/unsafe.h"
 
 namespace agentwall::detect {
 namespace {
@@ -23,6 +24,9 @@ double severity(std::string_view detector) {
   // only adds to what the rules found.
   if (detector == "injection.model") return 0.625;
   if (detector.starts_with("injection.")) return 0.9;
+  // Output that would leak data or harm the host if rendered or run.
+  if (detector == "unsafe.markdown_exfiltration" || detector == "unsafe.shell_command") return 0.9;
+  if (detector == "unsafe.agent_directive") return 0.8;
   if (detector == "pii.payment_card" || detector == "pii.us_ssn") return 0.8;
   if (detector == "pii.iban") return 0.7;
   if (detector == "pii.email") return 0.35;
@@ -53,6 +57,7 @@ Engine::Engine() {
   detectors_.push_back(make_pii_detector());
   detectors_.push_back(make_hidden_text_detector());
   detectors_.push_back(make_injection_detector());
+  detectors_.push_back(make_unsafe_output_detector());
 }
 
 Engine::Engine(std::vector<std::unique_ptr<Detector>> detectors)
