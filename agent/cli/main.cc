@@ -62,6 +62,8 @@ struct PipelineArgs {
   std::vector<std::string> price_files;
   size_t content_cap = llm::LlmOptions{}.content_cap;
   size_t max_body_mb = 8;
+  bool no_detect = false;
+  int detect_threshold = 50;
 };
 
 po::options_description pipeline_options(PipelineArgs& a) {
@@ -72,7 +74,12 @@ po::options_description pipeline_options(PipelineArgs& a) {
       "content-cap", po::value(&a.content_cap)->default_value(a.content_cap),
       "bytes of each message, prompt and output text written into events; 0 = no content")(
       "max-body-mb", po::value(&a.max_body_mb)->default_value(a.max_body_mb),
-      "MiB of each HTTP body kept for decoding; longer bodies are counted, not kept");
+      "MiB of each HTTP body kept for decoding; longer bodies are counted, not kept")(
+      "no-detect", po::bool_switch(&a.no_detect),
+      "do not run the detection engine on LLM calls (no \"detection\" in events, and "
+      "secrets and personal data in event content are no longer masked)")(
+      "detect-threshold", po::value(&a.detect_threshold)->default_value(a.detect_threshold),
+      "detection score (0-100) from which an event's detection says \"flagged\"");
   return d;
 }
 
@@ -92,6 +99,16 @@ int finish_pipeline_options(const PipelineArgs& a, output::PipelineOptions& out)
     std::fprintf(stderr, "agentwall: --max-body-mb %zu: must be from 1 to 1024\n", a.max_body_mb);
     return 2;
   }
+  if (a.detect_threshold < 0 || a.detect_threshold > 100) {
+    std::fprintf(stderr, "agentwall: --detect-threshold %d: must be from 0 to 100\n",
+                 a.detect_threshold);
+    return 2;
+  }
+  if (!a.no_detect) {
+    static const llm::Inspector inspector;  // compiles the rule set once
+    out.llm.inspector = &inspector;
+  }
+  out.llm.detect_threshold = a.detect_threshold;
   out.llm.prices = &prices;
   out.llm.content_cap = a.content_cap;
   out.http.max_body = a.max_body_mb << 20;

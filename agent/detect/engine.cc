@@ -122,6 +122,12 @@ ScanResult Engine::scan(std::string_view text, Source source) const {
       }
     }
   }
+  score_findings(r);
+  return r;
+}
+
+void score_findings(ScanResult& r) {
+  r.reasons.clear();
   // Independent evidence adds up: score = 1 - product of (1 - weight).
   std::stable_sort(r.findings.begin(), r.findings.end(), [](const Finding& a, const Finding& b) {
     return finding_weight(a) > finding_weight(b);
@@ -135,7 +141,6 @@ ScanResult Engine::scan(std::string_view text, Source source) const {
     r.reasons.push_back(f.detector + buf);
   }
   r.score = static_cast<int>(std::lround(100.0 * (1.0 - clean)));
-  return r;
 }
 
 std::string scan_result_json(const ScanResult& r, int threshold) {

@@ -30,6 +30,10 @@ class Engine {
 // How much one finding weighs (0..1): its confidence times its detector's severity.
 double finding_weight(const Finding& f);
 
+// Sorts `r.findings` strongest first and sets `r.score` and `r.reasons` from them: what
+// scan() does last, for callers that gather findings from several texts into one result.
+void score_findings(ScanResult& r);
+
 // `agentwall scan`'s output line: {"score":N,"flagged":bool,"findings":[…]}.
 std::string scan_result_json(const ScanResult& r, int threshold);
 

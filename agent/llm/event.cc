@@ -24,6 +24,29 @@ void process_json(JsonWriter& w, const ProcessInfo& p) {
   w.end_object();
 }
 
+// What the detection engine found (docs/EVENTS.md); spans are byte offsets into the text at
+// `where` as collected, before masking and capping.
+void detection_json(JsonWriter& w, const Inspection& in, int threshold) {
+  w.key("detection").begin_object();
+  w.field("score", int64_t(in.score)).field("flagged", in.score >= threshold);
+  w.key("findings").begin_array();
+  for (const LocatedFinding& lf : in.findings) {
+    const detect::Finding& f = lf.finding;
+    w.begin_object().field("where", lf.where).field("detector", f.detector);
+    w.field("category", detect::to_string(f.category)).field("confidence", f.confidence);
+    w.key("spans").begin_array();
+    for (const detect::Span& s : f.spans)
+      w.begin_array().value(uint64_t(s.begin)).value(uint64_t(s.end)).end_array();
+    w.end_array();
+    w.field("explanation", f.explanation).end_object();
+  }
+  w.end_array();
+  w.key("reasons").begin_array();
+  for (const auto& reason : in.reasons) w.value(reason);
+  w.end_array();
+  w.end_object();
+}
+
 void connection_json(JsonWriter& w, const stream::Connection& c) {
   w.begin_object();
   w.field("id", c.id);
@@ -41,7 +64,14 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   const bool content = o.content_cap > 0;
   const size_t cap = o.content_cap;
   bool cut = c.text_truncated;
-  std::string scratch;
+  std::string scratch, masked;
+  // Secrets and personal data the inspection found never leave in clear.
+  auto text = [&](const std::string& where, const std::string& s) -> std::string_view {
+    const auto it = r.inspection.redactions.find(where);
+    if (it == r.inspection.redactions.end()) return capped(s, cap, cut, scratch);
+    masked = apply_redactions(s, it->second);
+    return capped(masked, cap, cut, scratch);
+  };
   JsonWriter w;
   w.begin_object();
   w.field("type", "llm.exchange");
@@ -54,12 +84,13 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   w.field("stream", c.stream).field("status", int64_t(r.status));
   if (content) {
     w.key("messages").begin_array();
-    for (const auto& m : c.messages) {
-      w.begin_object().field("role", m.role);
-      w.field("text", capped(m.text, cap, cut, scratch)).end_object();
+    for (size_t i = 0; i < c.messages.size(); ++i) {
+      w.begin_object().field("role", c.messages[i].role);
+      w.field("text", text("messages[" + std::to_string(i) + "]", c.messages[i].text));
+      w.end_object();
     }
     w.end_array();
-    w.field("system", capped(c.system, cap, cut, scratch));
+    w.field("system", text("system", c.system));
   } else {
     w.field("messages_count", uint64_t(c.messages.size()));
   }
@@ -67,13 +98,15 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   for (const auto& t : c.tools) w.value(t);
   w.end_array();
   w.key("tool_calls").begin_array();
-  for (const auto& t : c.tool_calls) {
+  for (size_t i = 0; i < c.tool_calls.size(); ++i) {
+    const ToolCall& t = c.tool_calls[i];
     w.begin_object().field("id", t.id).field("name", t.name);
-    if (content) w.field("arguments", capped(t.arguments, cap, cut, scratch));
+    if (content)
+      w.field("arguments", text("tool_calls[" + std::to_string(i) + "].arguments", t.arguments));
     w.end_object();
   }
   w.end_array();
-  if (content) w.field("output_text", capped(c.output_text, cap, cut, scratch));
+  if (content) w.field("output_text", text("output_text", c.output_text));
   w.field("finish_reason", c.finish_reason);
   if (!c.response_id.empty()) w.field("response_id", c.response_id);
   if (!c.error.empty()) w.field("error", capped(c.error, 1024, cut, scratch));
@@ -115,6 +148,7 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   if (r.has_response && !c.response_parsed) w.value("response_unparsed");
   if (cut) w.value("content_truncated");
   w.end_array();
+  if (r.inspection.ran) detection_json(w, r.inspection, o.detect_threshold);
   w.key("process");
   process_json(w, r.process);
   w.key("connection");

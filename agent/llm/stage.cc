@@ -378,6 +378,7 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
   r.api_key_fingerprint = std::move(st->fingerprint);
   r.conn = conn;
   r.process = process;
+  if (options_.inspector) r.inspection = options_.inspector->inspect(r.call);
   ++stats_.calls;
   x.state.reset();
   out_.on_llm_call(r);

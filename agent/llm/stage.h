@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/llm/call.h"
+#include "agent/llm/inspect.h"
 #include "agent/llm/prices.h"
 #include "agent/protocol/stage.h"
 
@@ -19,6 +20,10 @@ struct LlmOptions {
   // 0 leaves message content out of events entirely.
   size_t content_cap = 4096;
   const PriceTable* prices = nullptr;  // null: the built-in table
+  // Runs the detection engine on every call (findings in the event, secrets and personal
+  // data masked in its content); null: no detection.
+  const Inspector* inspector = nullptr;
+  int detect_threshold = 50;  // score from which the event says "flagged"
 };
 
 struct SettledUsage {
@@ -50,6 +55,7 @@ struct LlmRecord {
   std::string api_key_fingerprint;
   stream::Connection conn;
   ProcessInfo process;
+  Inspection inspection;
 };
 
 class LlmSink {

@@ -219,7 +219,8 @@ def _client_json(res: aw.ClientResult) -> dict:
 
 def run_llm_client(standin: StandIn, sdk: str, *, stream: bool, tools: bool = False,
                    include_usage: bool = False, encoding: str | None = None,
-                   tag: str | None = None, history: int = 0) -> tuple[aw.ClientResult, dict]:
+                   tag: str | None = None, history: int = 0,
+                   user: str | None = None) -> tuple[aw.ClientResult, dict]:
     """One SDK call through llm_client.mjs; the CA reaches Node via NODE_EXTRA_CA_CERTS."""
     require_sdks()
     argv = [node_bin(), LLM_CLIENT, "--sdk", sdk, "--stream" if stream else "--no-stream",
@@ -232,6 +233,8 @@ def run_llm_client(standin: StandIn, sdk: str, *, stream: bool, tools: bool = Fa
         argv += ["--encoding", encoding]
     if history:
         argv += ["--history", str(history)]
+    if user is not None:
+        argv += ["--user", user]
     res = aw.run_client(argv, env=aw.client_env(NODE_EXTRA_CA_CERTS=standin.pki.ca_cert))
     out = _client_json(res)
     if out.get("pid") != res.pid:

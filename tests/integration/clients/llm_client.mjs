@@ -64,7 +64,7 @@ const WEATHER_DESC = 'Get the current weather for a city.';
 
 function parseArgs(argv) {
   const o = {sdk: null, stream: null, tools: false, includeUsage: false, baseUrl: null,
-    tag: null, encoding: null, history: 0};
+    tag: null, encoding: null, history: 0, user: null};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -80,6 +80,7 @@ function parseArgs(argv) {
     else if (a === '--tag') o.tag = next();
     else if (a === '--encoding') o.encoding = next();
     else if (a === '--history') o.history = Number.parseInt(next(), 10);
+    else if (a === '--user') o.user = next();
     else fail(`unknown argument ${a}`);
   }
   if (!SDKS.includes(o.sdk)) fail(`--sdk must be one of ${SDKS.join(', ')}`);
@@ -127,7 +128,7 @@ function openaiClient(o) {
 
 async function runOpenaiChat(o, out) {
   const client = openaiClient(o);
-  const user = o.tools ? USER_TOOLS : USER_PLAIN;
+  const user = o.user ?? (o.tools ? USER_TOOLS : USER_PLAIN);
   const params = {
     model: out.model,
     messages: [{role: 'system', content: SYSTEM}, ...history(o), {role: 'user', content: user}],
@@ -179,7 +180,7 @@ async function runOpenaiChat(o, out) {
 
 async function runOpenaiResponses(o, out) {
   const client = openaiClient(o);
-  const user = o.tools ? USER_TOOLS : USER_PLAIN;
+  const user = o.user ?? (o.tools ? USER_TOOLS : USER_PLAIN);
   const params = {model: out.model, instructions: SYSTEM, input: user, max_output_tokens: 200};
   out.messages = [{role: 'user', text: user}];
   if (o.tools) {
@@ -235,7 +236,7 @@ async function runOpenaiEmbeddings(o, out) {
 async function runAnthropic(o, out) {
   const client = new Anthropic({apiKey: API_KEYS.anthropic, baseURL: o.baseUrl, maxRetries: 0,
     timeout: 30000, defaultHeaders: extraHeaders(o)});
-  const user = o.tools ? USER_TOOLS : USER_PLAIN;
+  const user = o.user ?? (o.tools ? USER_TOOLS : USER_PLAIN);
   const params = {model: out.model, max_tokens: 256, system: SYSTEM,
     messages: [...history(o), {role: 'user', content: user}]};
   out.messages = [...history(o).map((m) => ({role: m.role, text: m.content})),
@@ -274,7 +275,7 @@ async function runAnthropic(o, out) {
 async function runGemini(o, out) {
   const ai = new GoogleGenAI({apiKey: API_KEYS.gemini,
     httpOptions: {baseUrl: o.baseUrl, headers: extraHeaders(o), timeout: 30000}});
-  const user = o.tools ? USER_TOOLS : USER_PLAIN;
+  const user = o.user ?? (o.tools ? USER_TOOLS : USER_PLAIN);
   const config = {systemInstruction: SYSTEM, maxOutputTokens: 200};
   if (o.tools) {
     config.tools = [{functionDeclarations: [{name: 'get_weather', description: WEATHER_DESC,
@@ -318,7 +319,7 @@ async function runGemini(o, out) {
 
 async function runOllama(o, out) {
   const client = new Ollama({host: o.baseUrl, headers: extraHeaders(o)});
-  const user = o.tools ? USER_TOOLS : USER_PLAIN;
+  const user = o.user ?? (o.tools ? USER_TOOLS : USER_PLAIN);
   const usageOf = (r) => (r.done ? {prompt_eval_count: r.prompt_eval_count,
     eval_count: r.eval_count} : null);
   out.messages = [{role: 'user', text: user}];
