@@ -27,6 +27,9 @@ double severity(std::string_view detector) {
   // Output that would leak data or harm the host if rendered or run.
   if (detector == "unsafe.markdown_exfiltration" || detector == "unsafe.shell_command") return 0.9;
   if (detector == "unsafe.agent_directive") return 0.8;
+  // Output that breaks the declared schema: a reliability problem, or a sign the model was
+  // steered; reported, but not enough alone to flag.
+  if (detector == "schema.violation") return 0.4;
   if (detector == "pii.payment_card" || detector == "pii.us_ssn") return 0.8;
   if (detector == "pii.iban") return 0.7;
   if (detector == "pii.email") return 0.35;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,7 +43,12 @@ struct LlmCall {
   std::vector<ChatMessage> messages;  // the conversation sent (not the system prompt)
   std::string system;                 // system / developer instructions
   std::vector<std::string> tools;     // names of the tools declared in the request
-  std::vector<ToolCall> tool_calls;   // tool calls the model made in its answer
+  // JSON Schemas the request declared, as JSON text (at most kMaxSchemaBytes each; larger
+  // ones are left out): the one the answer must follow (OpenAI response_format / text.format
+  // json_schema, Anthropic output_format, Gemini responseSchema) and each tool's parameters.
+  std::string output_schema;
+  std::map<std::string, std::string> tool_schemas;  // by tool name
+  std::vector<ToolCall> tool_calls;                 // tool calls the model made in its answer
   std::string output_text;
   std::string finish_reason;
   std::string response_id;
@@ -54,6 +60,9 @@ struct LlmCall {
   bool request_parsed = false;    // the request body was JSON the adapter understood
   bool response_parsed = false;   // the response (or its events) was understood
 };
+
+constexpr size_t kMaxSchemaBytes = 64 * 1024;
+constexpr size_t kMaxToolSchemas = 128;
 
 struct LlmCallLimits {
   size_t max_text_bytes = 16 * 1024;  // per message, system prompt, output text, arguments

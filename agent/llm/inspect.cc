@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/detect/pii.h"
+#include "agent/detect/schema.h"
 #include "agent/detect/secrets.h"
 #include "agent/llm/stage.h"
 
@@ -93,6 +96,26 @@ Inspection Inspector::inspect(const LlmCall& c) const {
   for (size_t i = 0; i < c.tool_calls.size(); ++i) {
     report("tool_calls[" + std::to_string(i) + "].arguments", c.tool_calls[i].arguments,
            detect::Source::kToolArguments);
+  }
+  // Answers checked against the schemas the request declared.
+  auto verify = [&](const std::string& where, const std::string& text, const std::string& schema,
+                    std::string_view what) {
+    if (schema.empty() || text.empty()) return;
+    const auto parsed = nlohmann::json::parse(schema, nullptr, false);
+    if (parsed.is_discarded()) return;
+    const auto violations = detect::validate_json_text(text, parsed);
+    if (violations.empty()) return;
+    detect::Finding f = detect::schema_finding(violations, what);
+    all.findings.push_back(f);
+    out.findings.push_back({where, std::move(f)});
+  };
+  verify("output_text", c.output_text, c.output_schema, "the answer");
+  for (size_t i = 0; i < c.tool_calls.size(); ++i) {
+    const ToolCall& t = c.tool_calls[i];
+    const auto it = c.tool_schemas.find(t.name);
+    if (it == c.tool_schemas.end()) continue;
+    verify("tool_calls[" + std::to_string(i) + "].arguments", t.arguments, it->second,
+           "tool " + t.name + " arguments");
   }
   // One score for the call; the findings keep where they were found.
   detect::score_findings(all);

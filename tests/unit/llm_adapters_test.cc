@@ -1095,3 +1095,62 @@ TEST_CASE("llm: type-confused payloads never throw or crash") {
                                 {"input", deep}}));
   }
 }
+
+TEST_CASE("llm: the schemas a request declares are kept, for verifying the answer") {
+  const json weather = {
+      {"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}, {"required", {"city"}}};
+  SUBCASE("openai chat: tool parameters and response_format json_schema") {
+    const json body = {
+        {"model", "gpt-4o"},
+        {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+        {"tools",
+         {{{"type", "function"},
+           {"function", {{"name", "get_weather"}, {"parameters", weather}}}}}},
+        {"response_format",
+         {{"type", "json_schema"}, {"json_schema", {{"name", "out"}, {"schema", weather}}}}}};
+    const LlmCall call = run(kOpenAiChat, body);
+    REQUIRE(call.tool_schemas.count("get_weather") == 1);
+    CHECK(json::parse(call.tool_schemas.at("get_weather")) == weather);
+    CHECK(json::parse(call.output_schema) == weather);
+  }
+  SUBCASE("openai responses: flat function tools and text.format") {
+    const json body = {
+        {"model", "gpt-4o"},
+        {"input", "hi"},
+        {"tools", {{{"type", "function"}, {"name", "get_weather"}, {"parameters", weather}}}},
+        {"text", {{"format", {{"type", "json_schema"}, {"name", "out"}, {"schema", weather}}}}}};
+    const LlmCall call = run(kOpenAiResponses, body);
+    CHECK(call.tool_schemas.count("get_weather") == 1);
+    CHECK(json::parse(call.output_schema) == weather);
+  }
+  SUBCASE("anthropic: input_schema") {
+    const LlmCall call = run(kAnthropic, fixture_json("anthropic/messages_request.json"));
+    CHECK_FALSE(call.tool_schemas.empty());
+    for (const auto& [name, schema] : call.tool_schemas) CHECK(json::parse(schema).is_object());
+  }
+  SUBCASE("gemini: function parameters and responseSchema") {
+    const Request req{"generativelanguage.googleapis.com",
+                      "/v1beta/models/gemini-2.5-flash:generateContent"};
+    const json body = {
+        {"contents", {{{"role", "user"}, {"parts", {{{"text", "hi"}}}}}}},
+        {"tools",
+         {{{"functionDeclarations", {{{"name", "get_weather"}, {"parameters", weather}}}}}}},
+        {"generationConfig", {{"responseSchema", weather}}}};
+    const LlmCall call = run(req, body);
+    CHECK(call.tool_schemas.count("get_weather") == 1);
+    CHECK(json::parse(call.output_schema) == weather);
+  }
+  SUBCASE("a schema that is not an object, or too large, is left out") {
+    json big = weather;
+    big["description"] = std::string(kMaxSchemaBytes, 'x');
+    const json body = {
+        {"model", "gpt-4o"},
+        {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+        {"tools",
+         {{{"type", "function"}, {"function", {{"name", "a"}, {"parameters", big}}}},
+          {{"type", "function"}, {"function", {{"name", "b"}, {"parameters", 3}}}}}}};
+    const LlmCall call = run(kOpenAiChat, body);
+    CHECK(call.tool_schemas.empty());
+    CHECK(call.tools == std::vector<std::string>{"a", "b"});
+  }
+}

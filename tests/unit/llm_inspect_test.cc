@@ -118,3 +118,30 @@ TEST_CASE("llm inspect: redactions replace left to right and keep the rest") {
   CHECK(apply_redactions("abc", {}) == "abc");
   CHECK(apply_redactions("abc", {{1, 9, "bad"}}) == "abc");  // out of range: left alone
 }
+
+TEST_CASE("llm inspect: answers are checked against the schemas the request declared") {
+  const Inspector inspector;
+  LlmCall c;
+  c.messages = {{"user", "weather in Paris as JSON"}};
+  c.output_schema = R"({"type":"object","properties":{"temp":{"type":"number"}},
+                        "required":["temp"],"additionalProperties":false})";
+  c.output_text = "```json\n{\"temp\": \"warm\", \"city\": \"Paris\"}\n```";
+  c.tool_schemas["get_weather"] = R"({"type":"object","required":["city"]})";
+  c.tool_calls = {{"1", "get_weather", R"({"town":"Paris"})"}, {"2", "other", "not json"}};
+  const Inspection in = inspector.inspect(c);
+  const detect::Finding* out = nullptr;
+  const detect::Finding* tool = nullptr;
+  for (const auto& f : in.findings) {
+    if (f.finding.detector != "schema.violation") continue;
+    if (f.where == "output_text") out = &f.finding;
+    if (f.where == "tool_calls[0].arguments") tool = &f.finding;
+    CHECK(f.where != "tool_calls[1].arguments");  // no schema declared for it
+  }
+  REQUIRE(out != nullptr);
+  CHECK(out->explanation.find("/temp") != std::string::npos);
+  CHECK(out->explanation.find("city") != std::string::npos);
+  REQUIRE(tool != nullptr);
+  CHECK(tool->explanation.find("get_weather") != std::string::npos);
+  CHECK(tool->explanation.find("city") != std::string::npos);
+  CHECK(detect::finding_weight(*out) < 0.5);  // one broken answer is reported, not flagged
+}

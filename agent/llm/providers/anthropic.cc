@@ -55,9 +55,15 @@ class AnthropicAdapter final : public Adapter {
       for (const json& tool : *tools) {
         // Server tools (web_search_20250305, …) have a name too; fall back to the type.
         std::string_view name = string_member(tool, "name");
+        if (!name.empty()) keep_schema(call, name, object_member(tool, "input_schema"));
         if (name.empty()) name = string_member(tool, "type");
         if (!name.empty()) call.tools.emplace_back(name);
       }
+    }
+    // Structured outputs: output_format {type: json_schema, schema}.
+    if (const json* format = object_member(*body, "output_format");
+        format != nullptr && string_member(*format, "type") == "json_schema") {
+      keep_schema(call, {}, object_member(*format, "schema"));
     }
   }
 

@@ -272,4 +272,16 @@ void Collected::move_into(LlmCall& call) {
   call.response_parsed = call.response_parsed || parsed;
 }
 
+void keep_schema(LlmCall& call, std::string_view tool, const json* schema) {
+  if (schema == nullptr || !schema->is_object()) return;
+  if (!tool.empty() && call.tool_schemas.size() >= kMaxToolSchemas) return;
+  std::string text = dump_json(*schema);
+  if (text.size() > kMaxSchemaBytes) return;
+  if (tool.empty()) {
+    call.output_schema = std::move(text);
+  } else {
+    call.tool_schemas[std::string(tool)] = std::move(text);
+  }
+}
+
 }  // namespace agentwall::llm::providers

@@ -33,6 +33,10 @@ std::optional<bool> bool_member(const json& obj, std::string_view key);
 // JSON text of `value`; never throws (bytes that are not UTF-8 are replaced).
 std::string dump_json(const json& value);
 
+// Keeps a declared JSON Schema (an object) for verifying the answer against it, within
+// kMaxSchemaBytes / kMaxToolSchemas. `tool` empty: the schema of the answer itself.
+void keep_schema(LlmCall& call, std::string_view tool, const json* schema);
+
 // ---- Texts ---------------------------------------------------------------------------------
 
 // A text that stops at its cap. Once cut it stays cut, so a later streamed piece that would

@@ -77,7 +77,11 @@ void read_tools(const json& tools, LlmCall& call) {
         if (!value.is_array()) continue;
         for (const json& decl : value) {
           const std::string_view name = string_member(decl, "name");
-          if (!name.empty()) call.tools.emplace_back(name);
+          if (name.empty()) continue;
+          call.tools.emplace_back(name);
+          const json* schema =
+              object_member(decl, "parametersJsonSchema", "parameters_json_schema");
+          keep_schema(call, name, schema ? schema : object_member(decl, "parameters"));
         }
       } else {
         call.tools.push_back(key);  // built-in: googleSearch, codeExecution, urlContext, …
@@ -127,6 +131,9 @@ class GeminiAdapter final : public Adapter {
     if (const json* config = object_member(*body, "generationConfig", "generation_config")) {
       call.max_output_tokens =
           int_member(*config, "maxOutputTokens", "max_output_tokens").value_or(0);
+      const json* schema = object_member(*config, "responseJsonSchema", "response_json_schema");
+      keep_schema(call, {},
+                  schema ? schema : object_member(*config, "responseSchema", "response_schema"));
     }
     if (mm.method == "embedContent") {
       call.embedding_inputs = member(*body, "content") != nullptr ? 1 : 0;

@@ -99,6 +99,11 @@ void read_tools(const json& body, LlmCall& call) {
   if (const json* tools = array_member(body, "tools")) {
     for (const json& tool : *tools) {
       std::string_view name = tool_call_name(tool);
+      if (!name.empty()) {
+        // Chat Completions nests the parameters in `function`; Responses has them flat.
+        const json* fn = object_member(tool, "function");
+        keep_schema(call, name, object_member(fn ? *fn : tool, "parameters"));
+      }
       // Built-in tools (web_search, file_search, code_interpreter, …) are named by their type.
       if (name.empty()) name = string_member(tool, "type");
       if (!name.empty()) call.tools.emplace_back(name);
@@ -108,7 +113,16 @@ void read_tools(const json& body, LlmCall& call) {
     for (const json& fn : *functions) {
       const std::string_view name = string_member(fn, "name");
       if (!name.empty()) call.tools.emplace_back(name);
+      if (!name.empty()) keep_schema(call, name, object_member(fn, "parameters"));
     }
+  }
+  // The answer's schema: response_format (Chat Completions) or text.format (Responses).
+  const json* format = object_member(body, "response_format");
+  if (const json* text = object_member(body, "text"); format == nullptr && text != nullptr)
+    format = object_member(*text, "format");
+  if (format != nullptr && string_member(*format, "type") == "json_schema") {
+    const json* js = object_member(*format, "json_schema");
+    keep_schema(call, {}, object_member(js ? *js : *format, "schema"));
   }
 }
 
