@@ -5,9 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <bitset>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <map>
+#include <numeric>
 #include <stdexcept>
 #include <type_traits>
 
@@ -195,16 +199,24 @@ struct Segment {
   std::string key;    // the object key the string is the value of ("" in arrays at top level)
 };
 
+std::vector<size_t> decoded_origin(std::string_view text);
+
 struct View {
   std::string owned;
-  std::string_view raw;
+  std::string_view raw;  // for a decoded view: the text it was decoded from
   bool is_owned = false;
-  size_t base = 0;             // identity mapping from here when `origin` is empty
-  std::vector<size_t> origin;  // text().size() + 1 entries for decoded views
+  size_t base = 0;  // identity mapping from here when not owned
+  // text().size() + 1 entries for decoded views, made the first time a hit in the view
+  // needs them: most views have none.
+  mutable std::vector<size_t> origin;
   std::vector<Segment> segments;
 
   std::string_view text() const { return is_owned ? std::string_view(owned) : raw; }
-  size_t map(size_t i) const { return origin.empty() ? base + i : origin[i]; }
+  size_t map(size_t i) const {
+    if (!is_owned) return base + i;
+    if (origin.empty()) origin = decoded_origin(raw);
+    return origin[i];
+  }
 };
 
 View slice_view(std::string_view text, size_t b, size_t e) {
@@ -246,34 +258,78 @@ bool hex4(std::string_view s, size_t at, uint32_t& v) {
 // An object, or an array of strings or objects: "[link](url)" is markdown, not JSON.
 bool looks_like_json(std::string_view s) {
   s = trim(s);
-  if (s.size() < 2 || s.find('"') == std::string_view::npos) return false;
+  if (s.size() < 2 || (s[0] != '{' && s[0] != '[') || s.find('"') == std::string_view::npos)
+    return false;
   if (s[0] == '{') return true;
   if (s[0] != '[') return false;
   const std::string_view rest = trim(s.substr(1));
   return !rest.empty() && (rest[0] == '{' || rest[0] == '[' || (rest[0] == '"' && s.back() == ']'));
 }
 
+// The first '"' or '\\' in s at or after `from`, or s.size(). Eight bytes at a time: in
+// v ^ c a byte is 0 where v has c, and (x - 0x01…) & ~x & 0x80… flags the lowest zero byte
+// of x exactly (flags above it can be false, but only the lowest is used).
+size_t find_quote_or_backslash(std::string_view s, size_t from) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+  size_t r = from;
+  for (; r + 8 <= s.size(); r += 8) {
+    uint64_t v;
+    std::memcpy(&v, s.data() + r, 8);
+    const uint64_t q = v ^ (kOnes * '"'), b = v ^ (kOnes * '\\');
+    const uint64_t hit = (((q - kOnes) & ~q) | ((b - kOnes) & ~b)) & kHighs;
+    if (hit) {
+      if constexpr (std::endian::native == std::endian::little)
+        return r + size_t(std::countr_zero(hit)) / 8;
+      break;  // big-endian: find it bytewise
+    }
+  }
+  while (r < s.size() && s[r] != '"' && s[r] != '\\') ++r;
+  return r;
+}
+
 // Lenient: truncated or malformed JSON still yields its strings. Strings that hold JSON
 // themselves (OpenAI's "arguments": "{\"command\": …}") are decoded once more.
 class JsonStrings {
  public:
-  explicit JsonStrings(View& dst) : dst_(dst) {}
+  // With `track`, dst.origin gets each decoded byte's offset in the scanned text; the text
+  // and segments are the same either way.
+  JsonStrings(View& dst, bool track) : dst_(dst), track_(track) {}
 
   // `outer[i]`: offset in the scanned text of byte i of `s` (identity when null).
   size_t walk(std::string_view s, const std::vector<size_t>* outer, int depth) {
     auto where = [outer](size_t i) { return outer ? (*outer)[i] : i; };
+    // One value being decoded per depth, in buffers kept from value to value.
+    std::string& val = val_[size_t(depth)];
+    std::vector<size_t>& org = org_[size_t(depth)];
     size_t added = 0;
     std::string key;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] != '"') continue;
-      std::string val;
-      std::vector<size_t> org;
+    const size_t n = s.size();
+    for (size_t i = 0; i < n; ++i) {
+      const void* quote = std::memchr(s.data() + i, '"', n - i);
+      if (!quote) break;
+      i = size_t(static_cast<const char*>(quote) - s.data());
+      val.clear();
+      org.clear();
       size_t j = i + 1;
-      while (j < s.size() && s[j] != '"') {
+      while (j < n && s[j] != '"') {
+        // A run of bytes that stand for themselves, copied at once.
+        const size_t r = find_quote_or_backslash(s, j);
+        if (r > j) {
+          val.append(s.data() + j, r - j);
+          if (track_ && outer) {
+            org.insert(org.end(), outer->begin() + ptrdiff_t(j), outer->begin() + ptrdiff_t(r));
+          } else if (track_) {
+            const size_t o = org.size();
+            org.resize(o + (r - j));
+            std::iota(org.begin() + ptrdiff_t(o), org.end(), j);
+          }
+          j = r;
+          continue;
+        }
         const size_t at = j;
-        if (s[j] != '\\' || j + 1 >= s.size()) {
+        if (j + 1 >= n) {  // a backslash that ends the text stands for itself
           val += s[j++];
-          org.push_back(where(at));
+          if (track_) org.push_back(where(at));
           continue;
         }
         const size_t before = val.size();
@@ -315,14 +371,15 @@ class JsonStrings {
           default:  // \" \\ \/ and anything unknown stand for themselves
             val += c;
         }
-        for (size_t k = before; k < val.size(); ++k) org.push_back(where(at));
+        if (track_)
+          for (size_t k = before; k < val.size(); ++k) org.push_back(where(at));
       }
-      org.push_back(where(j));
+      if (track_) org.push_back(where(j));
       size_t k = j + 1;
       while (k < s.size() && is_space(s[k])) ++k;
       i = j;
       if (k < s.size() && s[k] == ':') {
-        key = std::move(val);
+        key.assign(val);
         continue;
       }
       if (depth < 3 && looks_like_json(val)) {
@@ -340,7 +397,7 @@ class JsonStrings {
   }
 
   void finish() {
-    dst_.origin.push_back(last_end_);
+    if (track_) dst_.origin.push_back(last_end_);
     dst_.is_owned = true;
   }
 
@@ -349,25 +406,45 @@ class JsonStrings {
     std::string& t = dst_.owned;
     if (!t.empty()) {
       t += "\n\n";
-      dst_.origin.push_back(last_end_);
-      dst_.origin.push_back(last_end_);
+      if (track_) {
+        dst_.origin.push_back(last_end_);
+        dst_.origin.push_back(last_end_);
+      }
     }
     dst_.segments.push_back({t.size(), t.size() + val.size(), key});
     t += val;
-    dst_.origin.insert(dst_.origin.end(), org.begin(), org.end() - 1);
-    last_end_ = org.back();
+    if (track_) {
+      dst_.origin.insert(dst_.origin.end(), org.begin(), org.end() - 1);
+      last_end_ = org.back();
+    }
   }
 
   View& dst_;
+  const bool track_;
   size_t last_end_ = 0;
+  std::string val_[4];  // by depth: walk() recurses to depth 3 at most
+  std::vector<size_t> org_[4];
 };
 
 View decoded_view(std::string_view text) {
   View v;
-  JsonStrings js(v);
+  v.raw = text;
+  v.owned.reserve(text.size() + 2);  // about what it decodes to
+  JsonStrings js(v, false);
   js.walk(text, nullptr, 0);
   js.finish();
   return v;
+}
+
+// The offsets that go with decoded_view(text).
+std::vector<size_t> decoded_origin(std::string_view text) {
+  View v;
+  v.owned.reserve(text.size() + 2);
+  v.origin.reserve(text.size() + 3);
+  JsonStrings js(v, true);
+  js.walk(text, nullptr, 0);
+  js.finish();
+  return std::move(v.origin);
 }
 
 // Fenced code blocks (``` or ~~~) and inline `code` spans of markdown, as [begin, end) of
@@ -386,10 +463,9 @@ std::vector<std::pair<size_t, size_t>> code_regions(std::string_view s) {
     };
     std::vector<Run> runs;
     for (size_t i = b; i < e;) {
-      if (s[i] != '`') {
-        ++i;
-        continue;
-      }
+      const void* tick = std::memchr(s.data() + i, '`', e - i);
+      if (!tick) break;
+      i = size_t(static_cast<const char*>(tick) - s.data());
       size_t j = i;
       while (j < e && s[j] == '`') ++j;
       runs.push_back({i, j - i});
@@ -432,6 +508,13 @@ std::vector<std::pair<size_t, size_t>> code_regions(std::string_view s) {
       while (close_line < n) {
         size_t ce = s.find('\n', close_line);
         if (ce == std::string_view::npos) ce = n;
+        // A closing fence is only fence bytes once trimmed: most lines fail at the first.
+        size_t first = close_line;
+        while (first < ce && is_space(s[first])) ++first;
+        if (first == ce || s[first] != fc) {
+          close_line = ce + 1;
+          continue;
+        }
         const std::string_view l = trim(s.substr(close_line, ce - close_line));
         if (l.size() >= fence.size() && l.find_first_not_of(fc) == std::string_view::npos) {
           end = close_line;
@@ -732,11 +815,323 @@ const Needs& cred_needs() {
   return n;
 }
 
+// ---------------------------------------------------------------------------------------
+// Which of a fixed set of literals occur in a text, all found in one pass. A literal may be
+// caseless (ASCII, as PCRE2 folds) and may carry a check of its surroundings; without one,
+// it is found exactly when s.find(literal) != npos. Each literal of two bytes or more is
+// looked for only where its rarest pair of adjacent bytes occurs, told by one bitmap
+// lookup per byte of text; a one-byte literal is found from the set of bytes the text has
+// (and, if it has a check, at each of its occurrences).
+
+// Whether the literal at [b, e) of `s` counts.
+using Verify = bool (*)(std::string_view s, size_t b, size_t e);
+
+struct LiteralSpec {
+  std::string_view text;  // lower case if caseless
+  bool caseless = false;
+  Verify verify = nullptr;
+};
+
+class Literals {
+ public:
+  static constexpr size_t kMax = 128;
+  using Set = std::bitset<kMax>;
+
+  // The index of `lit`, added if new. Only before finish().
+  size_t add(const LiteralSpec& lit) {
+    for (size_t i = 0; i < lits_.size(); ++i)
+      if (lits_[i].text == lit.text && lits_[i].caseless == lit.caseless &&
+          lits_[i].verify == lit.verify)
+        return i;
+    if (lits_.size() == kMax || lit.text.empty() || lit.text.size() > 255 ||
+        (lit.caseless && std::any_of(lit.text.begin(), lit.text.end(), is_upper)))
+      throw std::logic_error("unsafe: literal set full or literal unusable");
+    lits_.push_back({std::string(lit.text), lit.caseless, lit.verify});
+    return lits_.size() - 1;
+  }
+
+  void finish() {
+    std::vector<std::vector<Probe>> by_slot;
+    for (size_t i = 0; i < lits_.size(); ++i) {
+      Lit& l = lits_[i];
+      // The first eight bytes as one word: bytes past the end masked off, and letters of
+      // a caseless literal folded (| 0x20 turns 'A'…'Z' into 'a'…'z' and nothing else
+      // into a letter).
+      std::array<uint8_t, 8> head{}, mask{}, fold{};
+      for (size_t k = 0; k < std::min<size_t>(8, l.text.size()); ++k) {
+        head[k] = uint8_t(l.text[k]);
+        mask[k] = 0xff;
+        if (l.caseless && is_lower(l.text[k])) fold[k] = 0x20;
+      }
+      std::memcpy(&l.head, head.data(), 8);
+      std::memcpy(&l.mask, mask.data(), 8);
+      std::memcpy(&l.fold, fold.data(), 8);
+      if (l.text.size() == 1) {
+        singles_.push_back(i);
+        continue;
+      }
+      size_t at = 0;
+      for (size_t k = 1; k + 1 < l.text.size(); ++k)
+        if (pair_commonness(l, k) < pair_commonness(l, at)) at = k;
+      for (char a : spellings(l, l.text[at]))
+        for (char b : spellings(l, l.text[at + 1])) {
+          const uint16_t pair = uint16_t(uint8_t(a) | uint8_t(b) << 8);
+          bits_[pair >> 6] |= uint64_t(1) << (pair & 63);
+          if (!slot_[pair]) {
+            by_slot.emplace_back();
+            if (by_slot.size() > 255) throw std::logic_error("unsafe: too many literal pairs");
+            slot_[pair] = uint8_t(by_slot.size());
+          }
+          by_slot[slot_[pair] - 1].push_back({uint8_t(i), uint8_t(at)});
+        }
+    }
+    ranges_.push_back({0, 0});  // slot 0: no pair
+    for (const auto& probes : by_slot) {
+      ranges_.push_back({uint16_t(probes_.size()), uint16_t(probes.size())});
+      probes_.insert(probes_.end(), probes.begin(), probes.end());
+    }
+  }
+
+  Set scan(std::string_view s) const {
+    Set found;
+    const size_t n = s.size();
+    const auto* u = reinterpret_cast<const uint8_t*>(s.data());
+    const uint64_t* bits = bits_.data();
+    for (size_t i = 0; i + 1 < n; ++i) {
+      const unsigned pair = u[i] | unsigned(u[i + 1]) << 8;
+      if (!((bits[pair >> 6] >> (pair & 63)) & 1)) continue;
+      const Range r = ranges_[slot_[pair]];
+      for (size_t k = r.begin; k < r.begin + r.count; ++k) {
+        const Probe p = probes_[k];
+        if (!found[p.index] && i >= p.offset && matches(lits_[p.index], s, i - p.offset))
+          found.set(p.index);
+      }
+    }
+    if (singles_.empty()) return found;
+    std::array<bool, 256> seen{};  // the bytes of s, for one-byte literals
+    for (size_t i = 0; i < n; ++i) seen[u[i]] = true;
+    for (const size_t i : singles_) {
+      const Lit& l = lits_[i];
+      if (!seen[uint8_t(l.text[0])]) continue;
+      if (!l.verify) {
+        found.set(i);
+        continue;
+      }
+      for (size_t p = 0; p < n; ++p) {
+        const void* at = std::memchr(s.data() + p, l.text[0], n - p);
+        if (!at) break;
+        p = size_t(static_cast<const char*>(at) - s.data());
+        if (l.verify(s, p, p + 1)) {
+          found.set(i);
+          break;
+        }
+      }
+    }
+    return found;
+  }
+
+ private:
+  struct Lit {
+    std::string text;
+    bool caseless;
+    Verify verify;
+    uint64_t head = 0, mask = 0, fold = 0;  // see finish()
+  };
+  struct Probe {
+    uint8_t index, offset;
+  };
+  struct Range {
+    uint16_t begin, count;
+  };
+
+  // Whether `l` is at b in s, with what is around it.
+  static bool matches(const Lit& l, std::string_view s, size_t b) {
+    const size_t len = l.text.size();
+    if (b + len > s.size()) return false;
+    if (b + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + b, 8);
+      if (((w | l.fold) & l.mask) != l.head) return false;
+      if (len > 8 && !(l.caseless ? istarts_with(s.substr(b + 8, len - 8), l.text.substr(8))
+                                  : s.substr(b + 8, len - 8) == l.text.substr(8)))
+        return false;
+    } else {
+      const std::string_view at = s.substr(b, len);
+      if (!(l.caseless ? istarts_with(at, l.text) : at == l.text)) return false;
+    }
+    return !l.verify || l.verify(s, b, b + len);
+  }
+
+  // The bytes that `c` of `l` matches.
+  static std::vector<char> spellings(const Lit& l, char c) {
+    if (l.caseless && is_lower(c)) return {c, char(c - 'a' + 'A')};
+    return {c};
+  }
+
+  // Roughly how often a byte occurs in prose, code and JSON, in tenths of a percent.
+  static int commonness(char c) {
+    static constexpr std::string_view kLetters = "etaoinshrdlcumwfgypbvkjxqz";
+    static constexpr int kLetterFreq[] = {120, 90, 80, 75, 70, 67, 63, 60, 60, 43, 40, 28, 28,
+                                          24,  24, 22, 20, 20, 19, 15, 10, 8,  2,  2,  1,  1};
+    if (is_lower(c)) return kLetterFreq[kLetters.find(c)];
+    if (is_upper(c)) return kLetterFreq[kLetters.find(lower(c))] / 10 + 1;
+    if (c == ' ') return 150;
+    if (is_digit(c)) return 5;
+    switch (c) {
+      case '\n':
+      case '.':
+      case ',':
+      case '"':
+        return 12;
+      case '-':
+      case '/':
+      case '_':
+      case ':':
+      case '(':
+      case ')':
+      case '=':
+        return 6;
+      default:
+        return 3;
+    }
+  }
+
+  static int pair_commonness(const Lit& l, size_t k) {
+    auto c = [&](char x) {
+      int f = commonness(x);
+      if (l.caseless && is_lower(x)) f += commonness(char(x - 'a' + 'A'));
+      return f;
+    };
+    return c(l.text[k]) * c(l.text[k + 1]);
+  }
+
+  std::vector<Lit> lits_;
+  std::vector<size_t> singles_;  // one-byte literals
+  // On the heap (72 KiB), not on the stack of whoever builds a set first.
+  std::vector<uint64_t> bits_ = std::vector<uint64_t>(1024);  // pairs some literal is probed at
+  std::vector<uint8_t> slot_ = std::vector<uint8_t>(65536);   // a pair's index into ranges_
+  std::vector<Range> ranges_;                                 // of probes_, by slot (0: none)
+  std::vector<Probe> probes_;
+};
+
+// Needs as sets of literal indexes: each group holds if the text has any of its literals.
+using NeedMasks = std::vector<Literals::Set>;
+
+NeedMasks need_masks(Literals& lits, const Needs& needs) {
+  NeedMasks m;
+  for (const auto& group : needs) {
+    Literals::Set g;
+    for (std::string_view w : group) g.set(lits.add({w}));
+    m.push_back(g);
+  }
+  return m;
+}
+
+// has_needs() told from the literals a text has.
+bool has_needs(const Literals::Set& found, const NeedMasks& needs) {
+  return std::all_of(needs.begin(), needs.end(),
+                     [&](const Literals::Set& g) { return (found & g).any(); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Gates: literals with checks around them that a shell rule cannot match without, beyond
+// its needs, for rules whose needs ordinary text often has ("set", "env", "rm", "/dev/").
+// Each follows from the rule's pattern; a rule whose gate fails is not run, which changes
+// nothing, as it would have matched nothing.
+
+bool is_word(char c) {
+  return is_alnum(c) || c == '_';
+}
+
+size_t skip_space(std::string_view s, size_t p) {
+  while (p < s.size() && is_space(s[p])) ++p;
+  return p;
+}
+
+// kW: not after a word byte or '-'.
+bool word_start(std::string_view s, size_t b, size_t) {
+  return b == 0 || !(is_word(s[b - 1]) || s[b - 1] == '-');
+}
+
+// Where kCmdStart lets a command word start: at the start, or after a byte of "^", of its
+// lookbehinds ([;&|(`"'{] and "$(") or of the whitespace of "\s*" or of "sudo …".
+bool command_start(std::string_view s, size_t b) {
+  if (b == 0) return true;
+  const char c = s[b - 1];
+  return is_space(c) || std::string_view(";&|(`\"'{").find(c) != std::string_view::npos;
+}
+
+// A command word (kCmdStart) followed by "\s*" then '|' or '>'.
+bool command_piped(std::string_view s, size_t b, size_t e) {
+  e = skip_space(s, e);
+  return command_start(s, b) && e < s.size() && (s[e] == '|' || s[e] == '>');
+}
+
+// A command word (kCmdStart) followed by "\s*\|".
+bool command_pipe(std::string_view s, size_t b, size_t e) {
+  e = skip_space(s, e);
+  return command_start(s, b) && e < s.size() && s[e] == '|';
+}
+
+// A command word (kCmdStart) followed by (?=\s*(?:$|[|>;&)`"'])).
+bool command_ends(std::string_view s, size_t b, size_t e) {
+  return command_start(s, b) &&
+         (e == s.size() || is_space(s[e]) ||
+          std::string_view("|>;&)`\"'").find(s[e]) != std::string_view::npos);
+}
+
+// A command word (kCmdStart) followed by "\s+" and the flag `f`.
+template <char F>
+bool command_flag(std::string_view s, size_t b, size_t e) {
+  const size_t f = skip_space(s, e);
+  return command_start(s, b) && f > e && f + 1 < s.size() && s[f] == '-' && s[f + 1] == F;
+}
+
+// kW rm(?=(?:\s+-\S+)*\s+…): "rm" as a word, then a space.
+bool rm_word(std::string_view s, size_t b, size_t e) {
+  return word_start(s, b, e) && e < s.size() && is_space(s[e]);
+}
+
+// "$(" or '`', "\s*", then env, printenv or (after "$(" only) set or export.
+bool substitutes_env(std::string_view s, size_t b, size_t e) {
+  const std::string_view rest = s.substr(skip_space(s, e));
+  if (rest.starts_with("env") || rest.starts_with("printenv")) return true;
+  return s[b] == '$' && (rest.starts_with("set") || rest.starts_with("export"));
+}
+
+// Each gate: one of these literals.
+using GateSpec = std::vector<LiteralSpec>;
+
+// Both branches of the PowerShell rule name iex or Invoke-Expression (caseless).
+const GateSpec kIexGate = {{"iex", true}, {"invoke-expression", true}};
+const GateSpec kRmGate = {{"rm", false, rm_word}};
+// dd, shred, wipefs and '>' name /dev/(sd|hd|vd|xvd|nvme|mmcblk|disk); mkfs names itself.
+const GateSpec kDiskGate = {{"/dev/sd"},   {"/dev/hd"},     {"/dev/vd"},   {"/dev/xvd"},
+                            {"/dev/nvme"}, {"/dev/mmcblk"}, {"/dev/disk"}, {"mkfs"}};
+// kCmdStart (env|printenv|export\s+-p|declare\s+-x|set|compgen\s+-v)\s*(?:\||>…)
+const GateSpec kEnvPipedGate = {
+    {"env", false, command_piped},         {"printenv", false, command_piped},
+    {"set", false, command_piped},         {"export", false, command_flag<'p'>},
+    {"declare", false, command_flag<'x'>}, {"compgen", false, command_flag<'v'>}};
+// kNet … (\$\(\s*(env|printenv|set|export…)|`\s*(env|printenv)|…/environ)
+const GateSpec kEnvSubstGate = {
+    {"$(", false, substitutes_env}, {"`", false, substitutes_env}, {"environ"}};
+// kCmdStart (env|printenv|export\s+-p|declare\s+-xp?|compgen\s+-v)(?=\s*(?:$|[|>;&)`"']))
+const GateSpec kEnvDumpGate = {{"env", false, command_ends},
+                               {"printenv", false, command_ends},
+                               {"export", false, command_flag<'p'>},
+                               {"declare", false, command_flag<'x'>},
+                               {"compgen", false, command_flag<'v'>}};
+const GateSpec kSetPipeGate = {{"set", false, command_pipe}};  // kCmdStart set\s*\|
+// kW (nc|ncat|netcat|nc\.traditional|nc\.openbsd)
+const GateSpec kNcGate = {{"nc", false, word_start}, {"netcat", false, word_start}};
+
 struct ShellRule {
   Shell kind;
   double confidence;
   Needs needs;
   Rx rx;
+  NeedMasks need_masks = {};  // `needs`, then the rule's gate if it has one
 };
 
 // A command word: not the tail of a longer word or option ("xcurl", "--curl").
@@ -781,11 +1176,25 @@ const std::string kReadCmd =
 
 // Gaps inside a command are bounded ({0,1000}, {0,300}) so that a hostile one-line text
 // full of "curl" costs linear time, not quadratic.
-const std::vector<ShellRule>& shell_rules() {
-  static const std::vector<ShellRule> rules = [] {
-    std::vector<ShellRule> r;
+struct ShellRules {
+  std::vector<ShellRule> rules;
+  Literals literals;  // of every rule's needs and of cred_needs()
+  NeedMasks cred;     // cred_needs()
+};
+
+const ShellRules& shell_rules() {
+  static const ShellRules rules = [] {
+    ShellRules set;
+    std::vector<ShellRule>& r = set.rules;
     auto add = [&](Shell k, double conf, Needs needs, const std::string& p, uint32_t opt = 0) {
       r.push_back({k, conf, std::move(needs), Rx(p, opt)});
+      r.back().need_masks = need_masks(set.literals, r.back().needs);
+    };
+    // The last rule added also needs one of the literals of `gate`.
+    auto also = [&](const GateSpec& gate) {
+      Literals::Set g;
+      for (const LiteralSpec& l : gate) g.set(set.literals.add(l));
+      r.back().need_masks.push_back(g);
     };
     const std::vector<std::string_view> dl = {"curl", "wget"};
     const std::vector<std::string_view>& cred = cred_needs()[0];
@@ -822,6 +1231,7 @@ const std::vector<ShellRule>& shell_rules() {
         R"re(|\b(?:iwr|irm|Invoke-WebRequest|Invoke-RestMethod|DownloadString)\b)re"
         R"re([^\n]{0,300}?\|\s*(?:iex|Invoke-Expression)\b)re",
         PCRE2_CASELESS);
+    also(kIexGate);
     add(Shell::kBase64Exec, 0.85, {{"base64", "xxd"}, {"|"}},
         kW +
             R"re((?:base64\s+(?:-\w+\s+)*(?:-\w*[dD]\w*|--decode))re"
@@ -835,6 +1245,7 @@ const std::vector<ShellRule>& shell_rules() {
              R"re(["']?(?:/\*?|~/?\*?|\$\{?HOME\}?/?\*?)re"
              R"re(|/(?:bin|boot|dev|etc|home|lib|lib64|opt|root|sbin|srv|usr|var|Users|System)re"
              R"re(|Library)/?\*?)["']?(?=$|[\s;&|)"'`]))re");
+    also(kRmGate);
     add(Shell::kDelete, 0.8, {{"-delete"}},
         kW + R"re(find\s+(?:/|~/?|\$\{?HOME\}?/?)\s[^\n;|]{0,1000}?-delete(?![\w-]))re");
     add(Shell::kDisk, 0.85, {{"/dev/"}},
@@ -842,6 +1253,7 @@ const std::vector<ShellRule>& shell_rules() {
              R"re(|mkfs(?:\.\w+)?\s+(?:-\S+\s+)*/dev/\w+)re"
              R"re(|(?:shred|wipefs)\s[^\n;|]{0,1000}?/dev/(?:sd|hd|vd|xvd|nvme|mmcblk|disk)\w*))re"
              R"re(|>\s*/dev/(?:sd|hd|vd|xvd|nvme|mmcblk)\w*)re");
+    also(kDiskGate);
     add(Shell::kForkBomb, 0.9, {{":()"}}, R"re(:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:)re");
     // Group 1 is the credential path's identifying part. The reading command must start a
     // command: "more", "type", "head" are also English words.
@@ -854,12 +1266,14 @@ const std::vector<ShellRule>& shell_rules() {
     add(Shell::kEnvNet, 0.95, {{"env", "set", "export", "declare", "compgen"}, {"|", ">"}},
         kCmdStart + R"re((?:env|printenv|export\s+-p|declare\s+-x|set|compgen\s+-v)\s*)re" +
             R"re((?:\|[^\n;]{0,1000}?)re" + kW + kNet + R"re(|>\s*/dev/(?:tcp|udp)/))re");
+    also(kEnvPipedGate);
     add(Shell::kEnvNet, 0.95, {{"env", "set", "export", "environ"}, {"$(", "`", "environ"}},
         kW + kNet +
             R"re([^\n]{0,1000}?(?:)re"
             R"re(\$\(\s*(?:env|printenv|set|export\s+-p)\s*[|)])re"
             R"re(|`\s*(?:env|printenv)\s*[|`])re"
             R"re(|[@<]\s*/proc/[^/\s]+/environ))re");
+    also(kEnvSubstGate);
     add(Shell::kEnvNet, 0.95, {{"environ"}, {"|"}},
         R"re(/proc/[^/\s"']+/environ[^\n;]{0,1000}?\|[^\n;]{0,1000}?)re" + kW + kNet);
     add(Shell::kEnvProc, 0.75, {{"environ"}},
@@ -867,13 +1281,16 @@ const std::vector<ShellRule>& shell_rules() {
     add(Shell::kEnvDump, 0.5, {dump},
         kCmdStart + R"re((?:env|printenv|export\s+-p|declare\s+-xp?|compgen\s+-v))re"
                     R"re((?=\s*(?:$|[|>;&)`"'])))re");
+    also(kEnvDumpGate);
     add(Shell::kEnvDump, 0.45, {{"set"}, {"|"}}, kCmdStart + R"re(set\s*\|)re");
+    also(kSetPipeGate);
     add(Shell::kReverseShell, 0.95, {{"nc", "netcat"}, {"-"}},
         kW +
             R"re((?:nc|ncat|netcat|nc\.traditional|nc\.openbsd)(?![\w-]))re"
             R"re([^\n;|]{0,1000}?\s(?:-[a-zA-Z]*[ec]|--exec|--sh-exec|--lua-exec)\s+)re"
             R"re(["']?[\w/.\\:-]{0,300}?)re"
             R"re((?:(?:ba|z|k|da)?sh|cmd(?:\.exe)?|powershell(?:\.exe)?|python[\d.]*)(?![\w-]))re");
+    also(kNcGate);
     add(Shell::kReverseShell, 0.95, {{"/dev/tcp/", "/dev/udp/"}},
         kW + R"re((?:ba|z|k)?sh\s+-i\b[^\n]{0,1000}?/dev/(?:tcp|udp)/[^\s/]+/\d+)re"
              R"re(|/dev/(?:tcp|udp)/[^\s/]+/\d+[^\n]{0,1000}?\d?[<>]&\s*\d)re"
@@ -921,7 +1338,9 @@ const std::vector<ShellRule>& shell_rules() {
     add(Shell::kSudoers, 0.8, {{"sudoers"}},
         R"re((?:>>?|(?<![\w-])tee\s+(?:-a\s+)?)\s*["']?)re"
         R"re(/etc/sudoers(?:\.d/[\w.-]*)?(?![\w.-]))re");
-    return r;
+    set.cred = need_masks(set.literals, cred_needs());
+    set.literals.finish();
+    return set;
   }();
   return rules;
 }
@@ -1119,6 +1538,62 @@ const std::vector<MarkerRule>& marker_rules() {
     return r;
   }();
   return rules;
+}
+
+// What the marker rules cannot match without, found in one pass over a text.
+//  ai: a word from kAiq or kGen (or kLabel's names, which are among them) where a word
+//    starts: after a byte that is not a letter or digit. Every marker but kWhenYouRead
+//    has one: after "\s", after "\b", or after line_start, whose bytes ([ \t>*#_-], a
+//    newline, "<!--") are neither. "large language model" has "language" after a space.
+//  you_read: kWhenYouRead's "you\s+(read|…)\s+this".
+struct MarkerGates {
+  bool ai = false;
+  bool you_read = false;
+  bool tag = false;  // tag_rule()'s '<' and the start of a name it accepts
+};
+
+// A word start: not after a letter or digit.
+bool after_non_alnum(std::string_view s, size_t b, size_t) {
+  return b == 0 || !is_alnum(s[b - 1]);
+}
+
+// kWhenYouRead: "you" after a space, then "\s+", a verb it accepts, "\s+this"; any case.
+bool you_read_this(std::string_view s, size_t b, size_t e) {
+  static constexpr std::string_view kVerbs[] = {
+      "read", "see", "process", "parse", "receive", "summarise", "summarize", "encounter", "find"};
+  if (b == 0 || !is_space(s[b - 1])) return false;
+  const size_t v = skip_space(s, e);
+  if (v == e) return false;
+  for (std::string_view verb : kVerbs) {
+    if (!istarts_with(s.substr(v), verb)) continue;
+    const size_t t = skip_space(s, v + verb.size());
+    if (t > v + verb.size() && istarts_with(s.substr(t), "this")) return true;
+  }
+  return false;
+}
+
+MarkerGates marker_gates(std::string_view s) {
+  struct Gates {
+    Literals literals;
+    Literals::Set ai, tag;
+    size_t you_read;
+  };
+  static const Gates gates = [] {
+    Gates g;
+    for (std::string_view w :
+         {"ai", "a.i.", "llm", "language", "chatbot", "chatgpt", "gpt", "claude", "gemini",
+          "copilot", "bard", "assistant", "agent", "model", "bot"})
+      g.ai.set(g.literals.add({w, true, after_non_alnum}));
+    g.you_read = g.literals.add({"you", true, you_read_this});
+    for (std::string_view w :
+         {"<important", "<system", "<instruction", "<admin", "<override", "<critical", "<secret",
+          "<hidden", "<assistant", "<ai", "<agent", "<llm", "<model"})
+      g.tag.set(g.literals.add({w, true}));
+    g.literals.finish();
+    return g;
+  }();
+  const Literals::Set found = gates.literals.scan(s);
+  return {(found & gates.ai).any(), found[gates.you_read], (found & gates.tag).any()};
 }
 
 struct DirectiveRule {
@@ -1584,8 +2059,10 @@ class Scanner {
   void shell(const View& v, double factor) {
     const std::string_view s = v.text();
     if (s.size() < 3) return;
-    for (const ShellRule& rule : shell_rules()) {
-      if (!has_needs(s, rule.needs)) continue;
+    const ShellRules& set = shell_rules();
+    const Literals::Set found = set.literals.scan(s);
+    for (const ShellRule& rule : set.rules) {
+      if (!has_needs(found, rule.need_masks)) continue;
       rule.rx.each(s, [&](const PCRE2_SIZE* ov, int pairs) {
         const size_t b = ov[0], e = ov[1];
         const std::string_view m = s.substr(b, e - b);
@@ -1712,7 +2189,7 @@ class Scanner {
       });
     }
     // A file tool's argument that is a credential file's path.
-    const bool cred_words = !v.segments.empty() && has_needs(s, cred_needs());
+    const bool cred_words = !v.segments.empty() && has_needs(found, set.cred);
     for (const Segment& seg : v.segments) {
       if (!cred_words) break;
       const std::string_view val = s.substr(seg.begin, seg.end - seg.begin);
@@ -1731,7 +2208,9 @@ class Scanner {
 
   void directives(const View& v, double factor) {
     const std::string_view s = v.text();
+    const MarkerGates gates = marker_gates(s);
     for (const MarkerRule& rule : marker_rules()) {
+      if (!(rule.kind == Marker::kWhenYouRead ? gates.you_read : gates.ai)) continue;
       rule.rx.each(s, [&](const PCRE2_SIZE* ov, int pairs) {
         const size_t b = ov[0], e = ov[1];
         const bool ai = group_set(ov, pairs, 1);
@@ -1780,29 +2259,30 @@ class Scanner {
       });
     }
     // <IMPORTANT> … </IMPORTANT>: the block must carry an instruction.
-    tag_rule().each(s, [&](const PCRE2_SIZE* ov, int pairs) -> size_t {
-      if (!group_set(ov, pairs, 1)) return 0;
-      const size_t b = ov[0];
-      const std::string_view name = s.substr(ov[2], ov[3] - ov[2]);
-      const std::string closing = to_lower(name);
-      const size_t limit = std::min(s.size(), ov[1] + 1500);
-      size_t end = limit;
-      for (size_t c = find_near(s, "</", ov[1], limit - ov[1]); c != std::string_view::npos;
-           c = find_near(s, "</", c + 2, limit - c - 2)) {
-        if (!istarts_with(s.substr(c + 2), closing)) continue;
-        const size_t gt = find_near(s, ">", c, 100);
-        end = gt == std::string_view::npos ? c + 2 + closing.size() : gt + 1;
-        break;
-      }
-      // The block has been read whatever it holds: tags inside it are not read again.
-      size_t dend = 0;
-      const char* what = find_directive(s.substr(ov[1], end - ov[1]), dend);
-      if (!what) return end;
-      add(v, kDirective, "directive", b, end, 0.85 * factor,
-          "An <" + printable(name, 40) + "> block gives the agent instructions, telling it to " +
-              what);
-      return end;
-    });
+    if (gates.tag)
+      tag_rule().each(s, [&](const PCRE2_SIZE* ov, int pairs) -> size_t {
+        if (!group_set(ov, pairs, 1)) return 0;
+        const size_t b = ov[0];
+        const std::string_view name = s.substr(ov[2], ov[3] - ov[2]);
+        const std::string closing = to_lower(name);
+        const size_t limit = std::min(s.size(), ov[1] + 1500);
+        size_t end = limit;
+        for (size_t c = find_near(s, "</", ov[1], limit - ov[1]); c != std::string_view::npos;
+             c = find_near(s, "</", c + 2, limit - c - 2)) {
+          if (!istarts_with(s.substr(c + 2), closing)) continue;
+          const size_t gt = find_near(s, ">", c, 100);
+          end = gt == std::string_view::npos ? c + 2 + closing.size() : gt + 1;
+          break;
+        }
+        // The block has been read whatever it holds: tags inside it are not read again.
+        size_t dend = 0;
+        const char* what = find_directive(s.substr(ov[1], end - ov[1]), dend);
+        if (!what) return end;
+        add(v, kDirective, "directive", b, end, 0.85 * factor,
+            "An <" + printable(name, 40) + "> block gives the agent instructions, telling it to " +
+                what);
+        return end;
+      });
     // HTML comments: invisible once rendered, so instructions to an AI in one are planted.
     // The search resumes after each comment, so "<!--<!--<!--…" is read once.
     for (size_t c = s.find("<!--"), end; c != std::string_view::npos; c = s.find("<!--", end)) {
