@@ -1,8 +1,6 @@
 #include "agent/detect/schema.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <arpa/inet.h>
-#include <pcre2.h>
 
 #include <algorithm>
 #include <array>
@@ -10,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+
+#include "agent/common/pcre2.h"
 
 namespace agentwall::detect {
 namespace {
@@ -364,15 +364,9 @@ bool check_format(std::string_view format, std::string_view s, bool& ok) {
 // anchored. Match work is capped so a catastrophic pattern ("(a+)+$") from a hostile or
 // careless schema costs milliseconds.
 
-struct CodeFree {
-  void operator()(pcre2_code* c) const { pcre2_code_free(c); }
-};
-struct MatchDataFree {
-  void operator()(pcre2_match_data* m) const { pcre2_match_data_free(m); }
-};
-struct MatchContextFree {
-  void operator()(pcre2_match_context* c) const { pcre2_match_context_free(c); }
-};
+using pcre2::CodeFree;
+using pcre2::MatchContextFree;
+using pcre2::MatchDataFree;
 
 const pcre2_match_context* pattern_context() {
   static const std::unique_ptr<pcre2_match_context, MatchContextFree> ctx = [] {

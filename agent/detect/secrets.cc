@@ -5,35 +5,18 @@
 #include <cmath>
 #include <cstring>
 
+#include "agent/common/ascii.h"
+
 namespace agentwall::detect {
 namespace {
 
 inline uint8_t u8(char c) {
   return static_cast<uint8_t>(c);
 }
-inline bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-inline bool is_upper(char c) {
-  return c >= 'A' && c <= 'Z';
-}
-inline bool is_lower(char c) {
-  return c >= 'a' && c <= 'z';
-}
-inline bool is_alpha(char c) {
-  return is_upper(c) || is_lower(c);
-}
-inline bool is_alnum(char c) {
-  return is_alpha(c) || is_digit(c);
-}
-inline bool is_hex(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+using namespace ascii;
+
 inline bool is_b64(char c) {
   return is_alnum(c) || c == '+' || c == '/';
-}
-inline char lower(char c) {
-  return is_upper(c) ? char(c - 'A' + 'a') : c;
 }
 
 // Token bytes: the base64url alphabet, which is also what every prefixed key format uses.

@@ -1,8 +1,5 @@
 #include "agent/detect/unsafe.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -15,33 +12,13 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "agent/common/ascii.h"
+#include "agent/common/pcre2.h"
+
 namespace agentwall::detect {
 namespace {
 
-inline bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-inline bool is_upper(char c) {
-  return c >= 'A' && c <= 'Z';
-}
-inline bool is_lower(char c) {
-  return c >= 'a' && c <= 'z';
-}
-inline bool is_alpha(char c) {
-  return is_upper(c) || is_lower(c);
-}
-inline bool is_alnum(char c) {
-  return is_alpha(c) || is_digit(c);
-}
-inline bool is_hex(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-inline bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-inline char lower(char c) {
-  return is_upper(c) ? char(c - 'A' + 'a') : c;
-}
+using namespace ascii;
 
 std::string to_lower(std::string_view s) {
   std::string r(s);
@@ -99,15 +76,9 @@ std::string printable(std::string_view s, size_t cap = 80) {
 // a bug and throws on first use. Matching is byte-wise (no UTF mode), so invalid UTF-8 in
 // the scanned text cannot make a match fail.
 
-struct CodeFree {
-  void operator()(pcre2_code* c) const { pcre2_code_free(c); }
-};
-struct MatchDataFree {
-  void operator()(pcre2_match_data* m) const { pcre2_match_data_free(m); }
-};
-struct MatchContextFree {
-  void operator()(pcre2_match_context* c) const { pcre2_match_context_free(c); }
-};
+using pcre2::CodeFree;
+using pcre2::MatchContextFree;
+using pcre2::MatchDataFree;
 
 // Shared by all rules and threads (PCRE2 only reads it). The limits bound the work of a
 // rule on hostile input; a rule that hits them simply reports nothing for that text.

@@ -1,8 +1,5 @@
 #include "agent/llm/tokenizer/tokenizer.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -13,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "agent/common/pcre2.h"
 #include "agent/llm/tokenizer/rank_blob.h"
 
 namespace agentwall::llm {
@@ -232,15 +230,9 @@ void merge(std::string_view piece, const RankTable& ranks, Scratch& s) {
   }
 }
 
-struct CodeFree {
-  void operator()(pcre2_code* c) const { pcre2_code_free(c); }
-};
-struct MatchDataFree {
-  void operator()(pcre2_match_data* m) const { pcre2_match_data_free(m); }
-};
-struct MatchContextFree {
-  void operator()(pcre2_match_context* c) const { pcre2_match_context_free(c); }
-};
+using pcre2::CodeFree;
+using pcre2::MatchContextFree;
+using pcre2::MatchDataFree;
 
 class Encoder {
  public:
