@@ -28,7 +28,7 @@ std::vector<Finding> StreamScanner::feed(std::string_view piece) {
 
 std::vector<Finding> StreamScanner::finish() {
   std::vector<Finding> out;
-  if (total_ > reported_to_ || buf_start_ < total_) scan(true, out);
+  if (total_ > reported_to_) scan(true, out);
   return out;
 }
 

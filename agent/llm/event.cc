@@ -65,13 +65,19 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   const size_t cap = o.content_cap;
   bool cut = c.text_truncated;
   std::string scratch, masked;
-  // Secrets and personal data the inspection found never leave in clear.
-  auto text = [&](const std::string& where, const std::string& s) -> std::string_view {
-    const auto it = r.inspection.redactions.find(where);
-    if (it == r.inspection.redactions.end()) return capped(s, cap, cut, scratch);
-    masked = apply_redactions(s, it->second);
-    return capped(masked, cap, cut, scratch);
+  // Secrets and personal data the inspection found never leave in clear. `where` names
+  // the text only when there is something to mask (most events have nothing).
+  const auto& redactions = r.inspection.redactions;
+  auto text = [&](auto where, const std::string& s) -> std::string_view {
+    if (!redactions.empty()) {
+      if (const auto it = redactions.find(where()); it != redactions.end()) {
+        masked = apply_redactions(s, it->second);
+        return capped(masked, cap, cut, scratch);
+      }
+    }
+    return capped(s, cap, cut, scratch);
   };
+
   JsonWriter w;
   w.begin_object();
   w.field("type", "llm.exchange");
@@ -86,11 +92,11 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
     w.key("messages").begin_array();
     for (size_t i = 0; i < c.messages.size(); ++i) {
       w.begin_object().field("role", c.messages[i].role);
-      w.field("text", text("messages[" + std::to_string(i) + "]", c.messages[i].text));
+      w.field("text", text([i] { return message_where(i); }, c.messages[i].text));
       w.end_object();
     }
     w.end_array();
-    w.field("system", text("system", c.system));
+    w.field("system", text([] { return std::string("system"); }, c.system));
   } else {
     w.field("messages_count", uint64_t(c.messages.size()));
   }
@@ -101,12 +107,12 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   for (size_t i = 0; i < c.tool_calls.size(); ++i) {
     const ToolCall& t = c.tool_calls[i];
     w.begin_object().field("id", t.id).field("name", t.name);
-    if (content)
-      w.field("arguments", text("tool_calls[" + std::to_string(i) + "].arguments", t.arguments));
+    if (content) w.field("arguments", text([i] { return arguments_where(i); }, t.arguments));
     w.end_object();
   }
   w.end_array();
-  if (content) w.field("output_text", text("output_text", c.output_text));
+  if (content)
+    w.field("output_text", text([] { return std::string("output_text"); }, c.output_text));
   w.field("finish_reason", c.finish_reason);
   if (!c.response_id.empty()) w.field("response_id", c.response_id);
   if (!c.error.empty()) w.field("error", capped(c.error, 1024, cut, scratch));

@@ -54,6 +54,14 @@ bool is_model_turn(const std::string& role) {
 
 }  // namespace
 
+std::string message_where(size_t index) {
+  return "messages[" + std::to_string(index) + "]";
+}
+
+std::string arguments_where(size_t index) {
+  return "tool_calls[" + std::to_string(index) + "].arguments";
+}
+
 Inspector::Inspector() : masking_(masking_detectors()) {}
 
 Inspection Inspector::inspect(const LlmCall& c) const {
@@ -84,7 +92,7 @@ Inspection Inspector::inspect(const LlmCall& c) const {
     }
   }
   for (size_t i = 0; i < c.messages.size(); ++i) {
-    const std::string where = "messages[" + std::to_string(i) + "]";
+    const std::string where = message_where(i);
     const ChatMessage& m = c.messages[i];
     if (i >= first_new) {
       report(where, m.text, detect::source_from_role(m.role));
@@ -94,8 +102,7 @@ Inspection Inspector::inspect(const LlmCall& c) const {
   }
   report("output_text", c.output_text, detect::Source::kModelOutput);
   for (size_t i = 0; i < c.tool_calls.size(); ++i) {
-    report("tool_calls[" + std::to_string(i) + "].arguments", c.tool_calls[i].arguments,
-           detect::Source::kToolArguments);
+    report(arguments_where(i), c.tool_calls[i].arguments, detect::Source::kToolArguments);
   }
   // Answers checked against the schemas the request declared.
   auto verify = [&](const std::string& where, const std::string& text, const std::string& schema,
@@ -114,8 +121,7 @@ Inspection Inspector::inspect(const LlmCall& c) const {
     const ToolCall& t = c.tool_calls[i];
     const auto it = c.tool_schemas.find(t.name);
     if (it == c.tool_schemas.end()) continue;
-    verify("tool_calls[" + std::to_string(i) + "].arguments", t.arguments, it->second,
-           "tool " + t.name + " arguments");
+    verify(arguments_where(i), t.arguments, it->second, "tool " + t.name + " arguments");
   }
   // One score for the call; the findings keep where they were found.
   detect::score_findings(all);

@@ -44,6 +44,10 @@ class Inspector {
   detect::Engine masking_;  // secrets and PII only
 };
 
+// The `where` of a finding or redaction: "messages[3]", "tool_calls[0].arguments".
+std::string message_where(size_t index);
+std::string arguments_where(size_t index);
+
 // `text` with every redaction replaced by "[REDACTED <detector> sha256:<16 hex>]", the hash
 // over the masked bytes so that the same value can be correlated without being shown.
 std::string apply_redactions(std::string_view text, const std::vector<Redaction>& redactions);
