@@ -30,6 +30,7 @@ enum aw_event_kind {
   AW_EV_TLS_DATA = 1,  /* struct aw_tls_data */
   AW_EV_TLS_SNI = 2,   /* struct aw_tls_sni */
   AW_EV_TLS_CLOSE = 3, /* struct aw_tls_close */
+  AW_EV_TLS_HOLD = 4,  /* struct aw_tls_hold: a gated write is stopped, waiting for a verdict */
   AW_EV_EXEC = 10,     /* struct aw_proc_exec */
   AW_EV_EXIT = 11,     /* struct aw_proc_exit */
   AW_EV_LIB_MAP = 12,  /* struct aw_lib_map */
@@ -52,6 +53,7 @@ enum aw_chunk_flags {
   AW_F_TRUNCATED = 2, /* the call carried more than the capture cap: the rest is not here */
   AW_F_READ_FAULT =
       4, /* the buffer could not be read (paged out or unmapped): len bytes are zero */
+  AW_F_HELD = 8, /* copied at the entry of a gated write, before it ran: the process is stopped */
 };
 
 /* Loss and activity counters, one slot each in the per-CPU `counters` map. */
@@ -66,6 +68,8 @@ enum aw_counter {
   AW_CNT_READ_FAULTS,    /* chunks whose user memory could not be read */
   AW_CNT_CTRL_DROPS,     /* SNI/close/process events lost: ring buffer full */
   AW_CNT_NO_ENTRY,       /* a return probe without its entry (attached mid-call) */
+  AW_CNT_HOLDS,          /* gated writes stopped for a verdict */
+  AW_CNT_HOLD_DROPS,     /* gated writes let through unheld: the hold event did not fit */
   AW_CNT_MAX,
 };
 
@@ -128,6 +132,31 @@ struct aw_tls_close {
   u32 reserved;
 };
 
+/*
+ * A gated write, stopped at the entry of SSL_write/SSL_write_ex: its data went out just before
+ * as AW_F_HELD chunks, and the process has been sent SIGSTOP. Userspace decides, then resumes
+ * it (SIGCONT), makes the call fail without running (block), masks bytes in `buf` (redact) or
+ * kills it. `sp` and `ip` are the thread's registers at the probe: the return address is at sp.
+ */
+struct aw_tls_hold {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 conn_id;
+  u64 ssl;
+  u64 buf;        /* the plaintext to be written, in the process */
+  u64 sp;         /* stack pointer at the entry of the call */
+  u64 ip;         /* address of the probed function */
+  u64 stream_off; /* offset of buf[0] in the connection's outgoing stream */
+  u32 tid;
+  u32 len; /* bytes the call is asked to write */
+  s32 fd;  /* socket fd when known, -1 otherwise */
+  u8 func; /* enum aw_func */
+  u8 reserved[3];
+  u64 seq; /* this hold's number among the process's holds (holds_issued after it) */
+};
+
 struct aw_proc_exec {
   u32 kind;
   u32 pid;
@@ -160,6 +189,13 @@ struct aw_lib_map {
   u32 reserved;
   char name[AW_LIBNAME_MAX];
 };
+
+/* Key of the `gate_hosts` map: FNV-1a over the host name, ASCII letters lower-cased. */
+#define AW_HOST_HASH_SEED 0xcbf29ce484222325ULL
+static inline u64 aw_host_hash_step(u64 h, u8 c) {
+  if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
+  return (h ^ c) * 0x100000001b3ULL;
+}
 
 /* Key of the `known_files` map: files userspace has already looked at. */
 struct aw_file_key {

@@ -28,11 +28,22 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define SSL_CTRL_SET_TLSEXT_HOSTNAME 55
+#define SIGSTOP 19
 
 /* Settings, filled in by userspace before load. */
 const volatile u32 self_tgid = 0;               /* the agent itself: never captured */
 const volatile u32 targ_tgid = 0;               /* capture only this process; 0 = all */
 const volatile u32 max_capture_bytes = 1 << 20; /* per call; the rest is marked truncated */
+
+/*
+ * Enforcement gate, set by userspace at run time. A write is held (copied at its entry, the
+ * process stopped until userspace decides) only when the gate is on, the process is gated
+ * (by pid or by cgroup) and its connection is (any host, or its SNI is in gate_hosts).
+ * Nothing else is ever stopped.
+ */
+volatile u32 gate_enabled = 0;
+volatile u32 gate_any_host = 0;
+volatile u32 gate_any_process = 0;
 
 struct call_args {
   u64 ssl;
@@ -41,7 +52,8 @@ struct call_args {
   s32 fd;         /* learned from syscalls inside the call */
   u8 func;
   u8 dir;
-  u16 reserved;
+  u8 held; /* copied and stopped at entry: the return only advances the stream */
+  u8 reserved;
 };
 
 struct conn_key {
@@ -54,7 +66,7 @@ struct conn_state {
   u64 conn_id;
   u64 off[2]; /* bytes seen per direction */
   s32 fd;
-  u32 reserved;
+  u32 host_gated; /* its SNI is in gate_hosts */
   struct aw_endpoint local;
   struct aw_endpoint peer;
 };
@@ -84,6 +96,36 @@ struct {
   __type(key, u32);
   __type(value, u64);
 } counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, u32); /* tgid */
+  __type(value, u32);
+} gate_pids SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, u64); /* cgroup v2 id */
+  __type(value, u32);
+} gate_cgroups SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, u64); /* aw_host_hash() of the SNI, lower case */
+  __type(value, u32);
+} gate_hosts SEC(".maps");
+
+/* Holds issued per process: userspace resumes a process only once it has decided every
+ * hold of it (two threads may be held at once, and SIGCONT resumes them all). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, u32); /* tgid */
+  __type(value, u64);
+} holds_issued SEC(".maps");
 
 /* Next connection id; the CPU number is mixed in so no atomic is needed. */
 struct {
@@ -168,21 +210,14 @@ static __always_inline void resolve_socket(struct conn_state* st, s32 fd) {
   }
 }
 
-static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 ex_len_ptr) {
-  u64 pid_tgid = bpf_get_current_pid_tgid();
-  if (skip_process(pid_tgid >> 32)) return 0;
-  struct call_args args = {
-      .ssl = PT_REGS_PARM1(ctx),
-      .buf = PT_REGS_PARM2(ctx),
-      .ex_len_ptr = ex_len_ptr,
-      .fd = -1,
-      .func = func,
-      .dir = dir,
-  };
-  /* Overwrites whatever a thread killed mid-call left behind. */
-  bpf_map_update_elem(&active_calls, &pid_tgid, &args, BPF_ANY);
-  return 0;
+static __always_inline bool process_gated(u32 tgid) {
+  if (gate_any_process) return true;
+  if (bpf_map_lookup_elem(&gate_pids, &tgid)) return true;
+  u64 cg = bpf_get_current_cgroup_id();
+  return bpf_map_lookup_elem(&gate_cgroups, &cg) != NULL;
 }
+
+static int hold_write(struct pt_regs* ctx, struct call_args* a, u64 len);
 
 /*
  * Waking the reader for every chunk costs the traced thread an inter-processor interrupt,
@@ -199,6 +234,7 @@ static __always_inline u64 wakeup_flags(void) {
 struct emit_ctx {
   struct aw_tls_data* ev;
   bool truncated;
+  u32 flags; /* added to every chunk */
   u64 buf;
   u32 to_copy;  /* bytes to capture: min(call_len, cap) */
   u64 base_off; /* stream offset of the call's first byte */
@@ -228,7 +264,7 @@ static long emit_chunk(u32 i, void* data) {
   if (len > AW_CHUNK_MAX) len = AW_CHUNK_MAX;
   asm volatile("%[len] &= 0x7fff" : [len] "+r"(len));
   if (len > AW_CHUNK_MAX) return 1;
-  u32 flags = c->truncated ? AW_F_TRUNCATED : 0;
+  u32 flags = c->flags | (c->truncated ? AW_F_TRUNCATED : 0);
   if (off + len >= c->to_copy) flags |= AW_F_LAST;
   ev->call_off = off;
   ev->stream_off = c->base_off + off;
@@ -251,6 +287,118 @@ static long emit_chunk(u32 i, void* data) {
   ev->flags = read_chunk(ev->data, len, c->buf + off, flags);
   count_chunk(bpf_ringbuf_output(&data_rb, ev, AW_TLS_DATA_HDR_LEN + len, wakeup_flags()) == 0,
               len);
+  return 0;
+}
+
+/*
+ * Copies `call_len` bytes of the call's buffer to the ring (at most the cap) at the
+ * connection's current offset, with `flags` on every chunk. Returns false when the scratch
+ * buffer is missing.
+ */
+static __always_inline bool emit_call(struct call_args* a, struct conn_state* st, u64 call_len64,
+                                      u32 flags) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (a->fd >= 0 && a->fd != st->fd) {
+    st->fd = a->fd;
+    resolve_socket(st, a->fd);
+  }
+  u32 zero = 0;
+  struct aw_tls_data* ev = bpf_map_lookup_elem(&scratch, &zero);
+  if (!ev) return false;
+  u32 call_len = (u32)call_len64;
+  u32 to_copy = call_len;
+  bool truncated = false;
+  if (to_copy > max_capture_bytes) {
+    to_copy = max_capture_bytes;
+    truncated = true;
+    count(AW_CNT_TRUNC_CALLS, 1);
+    count(AW_CNT_TRUNC_BYTES, call_len - to_copy);
+  }
+  ev->kind = AW_EV_TLS_DATA;
+  ev->ts_ns = bpf_ktime_get_boot_ns();
+  ev->proc_start_ns = proc_start_ns();
+  ev->cgroup_id = bpf_get_current_cgroup_id();
+  ev->conn_id = st->conn_id;
+  ev->ssl = a->ssl;
+  ev->pid = pid_tgid >> 32;
+  ev->tid = (u32)pid_tgid;
+  ev->uid = (u32)bpf_get_current_uid_gid();
+  ev->fd = st->fd;
+  ev->call_len = call_len;
+  ev->dir = a->dir;
+  ev->func = a->func;
+  ev->reserved = 0;
+  ev->local = st->local;
+  ev->peer = st->peer;
+  bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
+
+  u8 d = a->dir & 1;
+  struct emit_ctx c = {.ev = ev,
+                       .truncated = truncated,
+                       .flags = flags,
+                       .buf = a->buf,
+                       .to_copy = to_copy,
+                       .base_off = st->off[d]};
+  /* truncated and dropped bytes still advance: gaps stay visible. A held write advances
+   * at its return, by what it really wrote. */
+  if (!(flags & AW_F_HELD)) st->off[d] += call_len;
+  u32 nr = (to_copy + AW_CHUNK_MAX - 1) / AW_CHUNK_MAX;
+  bpf_loop(nr, emit_chunk, &c, 0);
+  return true;
+}
+
+/*
+ * A gated write: its bytes go to the ring now, before the call runs, then a hold event, then
+ * the process is stopped (SIGSTOP takes effect before the thread returns to user mode, so
+ * SSL_write does not run). Returns 0 when the process was stopped.
+ */
+static int hold_write(struct pt_regs* ctx, struct call_args* a, u64 len) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  struct conn_state* st = conn_lookup_or_create(tgid, a->ssl);
+  if (!st) return -1;
+  if (!gate_any_host && !st->host_gated) return -1;
+  if (len > 0xffffffffULL) len = 0xffffffffULL;
+  /* The ring delivers records in the order they were reserved: the data first, then the
+   * hold. Without the hold event userspace could not resume the process, so without it the
+   * write is not held: its return captures it again at the same offset, and the stream
+   * tracker skips what it already has. */
+  u64 off = st->off[AW_DIR_OUT];
+  if (!emit_call(a, st, len, AW_F_HELD)) return -1;
+  struct aw_tls_hold* h = bpf_ringbuf_reserve(&data_rb, sizeof(*h), 0);
+  if (!h) {
+    count(AW_CNT_HOLD_DROPS, 1);
+    return -1;
+  }
+  h->kind = AW_EV_TLS_HOLD;
+  h->pid = tgid;
+  h->tid = (u32)pid_tgid;
+  h->ts_ns = bpf_ktime_get_boot_ns();
+  h->proc_start_ns = proc_start_ns();
+  h->conn_id = st->conn_id;
+  h->ssl = a->ssl;
+  h->buf = a->buf;
+  h->sp = PT_REGS_SP(ctx);
+  h->ip = PT_REGS_IP(ctx);
+  h->stream_off = off;
+  h->len = (u32)len;
+  h->fd = st->fd;
+  h->func = a->func;
+  h->reserved[0] = h->reserved[1] = h->reserved[2] = 0;
+  h->seq = 1;
+  u64* issued = bpf_map_lookup_elem(&holds_issued, &tgid);
+  if (issued) {
+    h->seq = __sync_fetch_and_add(issued, 1) + 1;
+  } else {
+    u64 one = 1;
+    if (bpf_map_update_elem(&holds_issued, &tgid, &one, BPF_NOEXIST) != 0) {
+      issued = bpf_map_lookup_elem(&holds_issued, &tgid);
+      if (issued) h->seq = __sync_fetch_and_add(issued, 1) + 1;
+    }
+  }
+  bpf_ringbuf_submit(h, BPF_RB_FORCE_WAKEUP);
+  count(AW_CNT_HOLDS, 1);
+  bpf_send_signal(SIGSTOP);
   return 0;
 }
 
@@ -281,48 +429,37 @@ static __always_inline int exit_call(struct pt_regs* ctx) {
 
   struct conn_state* st = conn_lookup_or_create(tgid, a.ssl);
   if (!st) return 0;
-  if (a.fd >= 0 && a.fd != st->fd) {
-    st->fd = a.fd;
-    resolve_socket(st, a.fd);
-  }
-
-  u32 zero = 0;
-  struct aw_tls_data* ev = bpf_map_lookup_elem(&scratch, &zero);
-  if (!ev) return 0;
-  u32 call_len = (u32)moved;
-  u32 to_copy = call_len;
-  bool truncated = false;
-  if (to_copy > max_capture_bytes) {
-    to_copy = max_capture_bytes;
-    truncated = true;
-    count(AW_CNT_TRUNC_CALLS, 1);
-    count(AW_CNT_TRUNC_BYTES, call_len - to_copy);
-  }
-  ev->kind = AW_EV_TLS_DATA;
-  ev->ts_ns = bpf_ktime_get_boot_ns();
-  ev->proc_start_ns = proc_start_ns();
-  ev->cgroup_id = bpf_get_current_cgroup_id();
-  ev->conn_id = st->conn_id;
-  ev->ssl = a.ssl;
-  ev->pid = tgid;
-  ev->tid = (u32)pid_tgid;
-  ev->uid = (u32)bpf_get_current_uid_gid();
-  ev->fd = st->fd;
-  ev->call_len = call_len;
-  ev->dir = a.dir;
-  ev->func = a.func;
-  ev->reserved = 0;
-  ev->local = st->local;
-  ev->peer = st->peer;
-  bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
-
   u8 d = a.dir & 1;
-  struct emit_ctx c = {
-      .ev = ev, .truncated = truncated, .buf = a.buf, .to_copy = to_copy, .base_off = st->off[d]};
-  st->off[d] += call_len; /* truncated and dropped bytes still advance: gaps stay visible */
   count(AW_CNT_CALLS, 1);
-  u32 nr = (to_copy + AW_CHUNK_MAX - 1) / AW_CHUNK_MAX;
-  bpf_loop(nr, emit_chunk, &c, 0);
+  if (a.held) {
+    /* Its bytes went out at the entry; a call that wrote less (or nothing: blocked, or
+     * retried later) advances by what it wrote, and the retry's copy overlaps. */
+    st->off[d] += moved;
+    return 0;
+  }
+  emit_call(&a, st, moved, 0);
+  return 0;
+}
+
+static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 ex_len_ptr) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  struct call_args args = {
+      .ssl = PT_REGS_PARM1(ctx),
+      .buf = PT_REGS_PARM2(ctx),
+      .ex_len_ptr = ex_len_ptr,
+      .fd = -1,
+      .func = func,
+      .dir = dir,
+  };
+  /* SSL_write's length is an int, SSL_write_ex's a size_t. */
+  u64 len = PT_REGS_PARM3(ctx);
+  if (func == AW_FN_SSL_WRITE) len = (s32)len > 0 ? (u32)len : 0;
+  if (dir == AW_DIR_OUT && gate_enabled && len && process_gated(tgid))
+    args.held = hold_write(ctx, &args, len) == 0;
+  /* Overwrites whatever a thread killed mid-call left behind. */
+  bpf_map_update_elem(&active_calls, &pid_tgid, &args, BPF_ANY);
   return 0;
 }
 
@@ -375,6 +512,9 @@ int BPF_KPROBE(ssl_ctrl_enter, void* ssl, int cmd, long larg, void* parg) {
   ev->conn_id = st->conn_id;
   ev->ssl = (u64)ssl;
   if (bpf_probe_read_user_str(ev->sni, sizeof(ev->sni), parg) < 0) ev->sni[0] = 0;
+  u64 h = AW_HOST_HASH_SEED;
+  for (int i = 0; i < AW_SNI_MAX && ev->sni[i]; i++) h = aw_host_hash_step(h, ev->sni[i]);
+  st->host_gated = bpf_map_lookup_elem(&gate_hosts, &h) != NULL;
   bpf_ringbuf_submit(ev, 0);
   return 0;
 }

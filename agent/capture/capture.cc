@@ -161,6 +161,19 @@ class BpfCapture final : public Capture {
   int poll_data(int timeout_ms, CaptureSink& sink) override;
   int poll_discovery(int timeout_ms) override;
   Counters counters() const override;
+  void set_gate(bool enabled, bool any_host, bool any_process) override;
+  void set_exec_hook(std::function<void(uint32_t pid)> hook) override {
+    std::lock_guard lock(mu_);
+    exec_hook_ = std::move(hook);
+  }
+  bool gate_pid(uint32_t pid, bool on) override;
+  bool gate_cgroup(uint64_t cgroup_id, bool on) override;
+  bool gate_host(std::string_view host, bool on) override;
+  uint64_t holds_issued(uint32_t pid) const override {
+    uint64_t n = 0;
+    bpf_map__lookup_elem(tls_->maps.holds_issued, &pid, sizeof(pid), &n, sizeof(n), 0);
+    return n;
+  }
   std::vector<AttachedTarget> attached() const override {
     std::lock_guard lock(mu_);
     return attached_;
@@ -199,6 +212,7 @@ class BpfCapture final : public Capture {
   uint64_t boot_offset_;
   uint64_t self_mnt_ns_ = 0;  // inode of the agent's own mount namespace
   tls_bpf* tls_ = nullptr;
+  std::function<void(uint32_t pid)> exec_hook_;  // under mu_
   proc_bpf* proc_ = nullptr;
   ring_buffer* data_rb_ = nullptr;
   ring_buffer* proc_rb_ = nullptr;
@@ -516,6 +530,7 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
   std::lock_guard lock(mu_);
   if (kind == AW_EV_EXEC && size >= sizeof(aw_proc_exec)) {
     const auto* ev = static_cast<const aw_proc_exec*>(data);
+    if (exec_hook_) exec_hook_(ev->pid);
     exec_filenames_[ev->pid] =
         std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
     const FileId id{ev->exe_dev, ev->exe_ino};
@@ -655,6 +670,23 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     c.data = std::string_view(reinterpret_cast<const char*>(ev->data), len);
     if (!announced_.count(c.process)) announce_process(c.process, c.cgroup_id, c.comm);
     sink_->on_chunk(c);
+  } else if (kind == AW_EV_TLS_HOLD && size >= sizeof(aw_tls_hold)) {
+    const auto* ev = static_cast<const aw_tls_hold*>(data);
+    TlsHold h;
+    h.time_ns = ev->ts_ns + boot_offset_;
+    h.process = {ev->pid, ev->proc_start_ns};
+    h.tid = ev->tid;
+    h.conn_id = ev->conn_id;
+    h.ssl = ev->ssl;
+    h.buf = ev->buf;
+    h.sp = ev->sp;
+    h.ip = ev->ip;
+    h.stream_off = ev->stream_off;
+    h.len = ev->len;
+    h.fd = ev->fd;
+    h.func = static_cast<TlsFunc>(ev->func & 3);
+    h.seq = ev->seq;
+    sink_->on_hold(h);
   } else if (kind == AW_EV_TLS_SNI && size >= sizeof(aw_tls_sni)) {
     const auto* ev = static_cast<const aw_tls_sni*>(data);
     sink_->on_sni({ev->ts_ns + boot_offset_,
@@ -673,6 +705,45 @@ void BpfCapture::handle_data(const void* data, size_t size) {
                      ev->bytes_out,
                      ev->bytes_in});
   }
+}
+
+void BpfCapture::set_gate(bool enabled, bool any_host, bool any_process) {
+  // The .bss globals are memory-mapped: the programs see the store at once.
+  tls_->bss->gate_any_host = any_host ? 1 : 0;
+  tls_->bss->gate_any_process = any_process ? 1 : 0;
+  tls_->bss->gate_enabled = enabled ? 1 : 0;
+}
+
+namespace {
+
+template <typename Key>
+bool update_gate_map(bpf_map* map, const Key& key, bool on, std::string_view what) {
+  const uint32_t one = 1;
+  const int rc = on ? bpf_map__update_elem(map, &key, sizeof(key), &one, sizeof(one), BPF_ANY)
+                    : bpf_map__delete_elem(map, &key, sizeof(key), 0);
+  if (rc != 0 && !(rc == -ENOENT && !on)) {
+    spdlog::error("cannot {} the enforcement gate for {}: {}", on ? "add to" : "remove from", what,
+                  std::strerror(-rc));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool BpfCapture::gate_pid(uint32_t pid, bool on) {
+  return update_gate_map(tls_->maps.gate_pids, pid, on, "pid " + std::to_string(pid));
+}
+
+bool BpfCapture::gate_cgroup(uint64_t cgroup_id, bool on) {
+  return update_gate_map(tls_->maps.gate_cgroups, cgroup_id, on,
+                         "cgroup " + std::to_string(cgroup_id));
+}
+
+bool BpfCapture::gate_host(std::string_view host, bool on) {
+  uint64_t h = AW_HOST_HASH_SEED;
+  for (char c : host) h = aw_host_hash_step(h, static_cast<uint8_t>(c));
+  return update_gate_map(tls_->maps.gate_hosts, h, on, "host " + std::string(host));
 }
 
 int BpfCapture::poll_data(int timeout_ms, CaptureSink& sink) {
@@ -710,6 +781,8 @@ Counters BpfCapture::counters() const {
   c.read_faults = sum_percpu(fd, AW_CNT_READ_FAULTS);
   c.ctrl_drops = sum_percpu(fd, AW_CNT_CTRL_DROPS);
   c.no_entry = sum_percpu(fd, AW_CNT_NO_ENTRY);
+  c.holds = sum_percpu(fd, AW_CNT_HOLDS);
+  c.hold_drops = sum_percpu(fd, AW_CNT_HOLD_DROPS);
   c.proc_event_drops = sum_percpu(bpf_map__fd(proc_->maps.proc_drops), 0);
   bpf_program* prog;
   bpf_object__for_each_program(prog, tls_->obj) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,8 @@ struct Counters {
   uint64_t attach_count = 0;
   double attach_latency_last_ms = 0;  // from exec/mmap in the kernel to probes attached
   double attach_latency_max_ms = 0;
+  uint64_t holds = 0;       // gated writes stopped for a verdict
+  uint64_t hold_drops = 0;  // gated writes let through unheld (ring buffer full)
 };
 
 class Capture {
@@ -68,6 +71,19 @@ class Capture {
   virtual int poll_discovery(int timeout_ms) = 0;
 
   virtual Counters counters() const = 0;
+
+  // The enforcement gate (bpf/tls.bpf.c): which writes are held for a verdict. Off until
+  // set; nothing outside the gated processes is ever stopped. Return false (and log) on a
+  // map update failure.
+  virtual void set_gate(bool enabled, bool any_host, bool any_process) = 0;
+  virtual bool gate_pid(uint32_t pid, bool on) = 0;
+  virtual bool gate_cgroup(uint64_t cgroup_id, bool on) = 0;
+  virtual bool gate_host(std::string_view host, bool on) = 0;
+  // Holds the kernel has issued for `pid` since it was first held (0 when none).
+  virtual uint64_t holds_issued(uint32_t pid) const = 0;
+  // Called (on the discovery thread) for every process that starts, with its pid, before
+  // its executable is attached: where a policy gates processes by what they are.
+  virtual void set_exec_hook(std::function<void(uint32_t pid)> hook) = 0;
   virtual std::vector<AttachedTarget> attached() const = 0;
 };
 

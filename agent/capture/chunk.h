@@ -82,6 +82,7 @@ enum ChunkFlags : uint32_t {
   kChunkLast = 1,       // last chunk of its call
   kChunkTruncated = 2,  // the call moved more than the capture cap
   kChunkReadFault = 4,  // the buffer could not be read: data is zeros
+  kChunkHeld = 8,       // copied at the entry of a gated write, before it ran (TlsHold follows)
 };
 
 // One piece of plaintext: at most 16 KiB of one SSL read or write call.
@@ -134,6 +135,24 @@ struct TlsClose {
   uint64_t bytes_in = 0;
 };
 
+// A gated write, stopped before it ran: its bytes came just before as kChunkHeld chunks and
+// the process is stopped (SIGSTOP) until it is resumed, blocked, redacted or killed.
+struct TlsHold {
+  uint64_t time_ns = 0;
+  ProcessKey process;
+  uint32_t tid = 0;
+  uint64_t conn_id = 0;
+  uint64_t ssl = 0;
+  uint64_t buf = 0;         // address of the plaintext in the process
+  uint64_t sp = 0;          // stack pointer at the call's entry: the return address is there
+  uint64_t ip = 0;          // the probed function's address
+  uint64_t stream_off = 0;  // offset of buf[0] in the connection's outgoing stream
+  uint32_t len = 0;         // bytes the call is asked to write
+  int32_t fd = -1;          // socket fd when known
+  TlsFunc func = TlsFunc::kSslWrite;
+  uint64_t seq = 0;  // this hold's number among its process's holds
+};
+
 // Which processes a view or a cut keeps: by pid, by command name, or both.
 struct ProcessSelector {
   std::optional<uint32_t> pid;
@@ -151,6 +170,8 @@ class CaptureSink {
   virtual void on_close(const TlsClose&) {}
   // The process exited and every chunk it sent before has been delivered.
   virtual void on_exit(const ProcessKey&) {}
+  // A gated write is stopped, waiting for a verdict (live capture only, never recorded).
+  virtual void on_hold(const TlsHold&) {}
 };
 
 }  // namespace agentwall

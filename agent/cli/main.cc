@@ -10,21 +10,29 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "agent/common/time.h"
 #include "agent/daemon/agent.h"
 #include "agent/detect/engine.h"
 #include "agent/llm/prices.h"
 #include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
+#include "agent/policy/policy.h"
+#include "agent/policy/subject_llm.h"
 #include "agent/record/filter.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
 namespace po = boost::program_options;
 using namespace agentwall;
+
+namespace agentwall::policy {
+extern const char kBuiltinPolicyYaml[];  // policies/default.yaml (cmake/builtin_policy.cc.in)
+}  // namespace agentwall::policy
 
 namespace {
 
@@ -35,6 +43,7 @@ Commands:
   sniff    print captured TLS plaintext as JSON lines (like sslsniff or ecapture)
   replay   feed a recording made with `run --record` through the pipeline, no kernel needed
   scan     score text from stdin with the detection engine (secrets, PII, hidden text)
+  policy   check policy files, or test them on a recording (`policy check|test FILES...`)
   version  print the version
 
 `agentwall <command> --help` describes each command's options.
@@ -147,9 +156,26 @@ int finish_capture_options(const po::variables_map& vm, capture::Options& c) {
   return 0;
 }
 
+// The policy `run` judges calls by: the files given, or the built-in default (alerts only).
+// Prints every error and returns nullopt when a file does not load.
+std::optional<policy::Policy> load_run_policy(const std::vector<std::string>& files) {
+  std::vector<std::string> errors;
+  std::optional<policy::Policy> p =
+      files.empty()
+          ? policy::Policy::load_sources(
+                {{"<built-in policies/default.yaml>", policy::kBuiltinPolicyYaml}}, errors)
+          : policy::Policy::load(files, errors);
+  for (const std::string& e : errors) std::fprintf(stderr, "agentwall: %s\n", e.c_str());
+  if (p)
+    for (const std::string& w : p->warnings()) spdlog::warn("policy: {}", w);
+  return p;
+}
+
 int cmd_run(int argc, char** argv) {
   daemon::AgentOptions opt;
   bool verbose = false;
+  std::vector<std::string> policy_files;
+  bool no_policy = false;
   po::options_description desc("agentwall run [options]");
   desc.add_options()("help,h", "show this help")("verbose,v", po::bool_switch(&verbose),
                                                  "debug logging")(
@@ -159,7 +185,11 @@ int cmd_run(int argc, char** argv) {
       "write events as JSON lines to FILE ('-' = stdout)")(
       "health-interval", po::value(&opt.health_interval_s)->default_value(30),
       "seconds between agent.health events (0 = only at exit)")(
-      "ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached");
+      "ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached")(
+      "policy", po::value(&policy_files)->composing(),
+      "judge calls by this policy file (YAML, docs/POLICY.md) instead of the built-in default "
+      "(repeatable: merged in order)")("no-policy", po::bool_switch(&no_policy),
+                                       "no policy: no alerts, budgets or enforcement");
   desc.add(capture_options(opt.capture));
   PipelineArgs pargs;
   desc.add(pipeline_options(pargs));
@@ -175,6 +205,12 @@ int cmd_run(int argc, char** argv) {
   }
   setup_logging(verbose);
   if (int rc = finish_pipeline_options(pargs, opt.pipeline)) return rc;
+  std::optional<policy::Policy> pol;
+  if (!no_policy) {
+    pol = load_run_policy(policy_files);
+    if (!pol) return 2;
+    opt.policy = &*pol;
+  }
   if (int rc = finish_capture_options(vm, opt.capture)) return rc;
   return daemon::run_agent(opt);
 }
@@ -380,6 +416,188 @@ int cmd_scan(int argc, char** argv) {
   return 0;
 }
 
+// `agentwall policy test`: every call of a recording judged by the policy, as the daemon
+// would, printed instead of enforced.
+class PolicyTestReport final : public llm::LlmSink {
+ public:
+  PolicyTestReport(const policy::Policy& p, bool json) : policy_(p), json_(json) {}
+
+  void on_llm_call(const llm::LlmRecord& r) override {
+    ++calls_;
+    bool fired = false;
+    if (r.has_request) fired = report(r, "request") || fired;
+    if (r.has_response) fired = report(r, "response") || fired;
+    if (fired) ++calls_with_decisions_;
+  }
+  uint64_t calls() const { return calls_; }
+  uint64_t calls_with_decisions() const { return calls_with_decisions_; }
+  const std::map<std::string, uint64_t>& by_rule() const { return by_rule_; }
+
+ private:
+  bool report(const llm::LlmRecord& r, std::string_view direction) {
+    const policy::Subject s = policy::subject_from_llm(r, direction);
+    const std::vector<policy::Decision> decisions = policy_.evaluate(s);
+    for (const policy::Decision& d : decisions) {
+      ++by_rule_[d.rule];
+      // "would block": the action the rule names, not taken (monitor mode). Alerts are
+      // raised in either mode.
+      const bool only_reported = !d.enforce && d.action != policy::Action::kAlert;
+      const std::string action =
+          (only_reported ? "would " : "") + std::string(policy::to_string(d.action));
+      if (json_) {
+        nlohmann::json j = {{"time", format_rfc3339(r.time_ns)},
+                            {"id", r.exchange_id},
+                            {"direction", direction},
+                            {"pid", s.pid},
+                            {"exe", s.exe},
+                            {"user", s.user},
+                            {"provider", s.provider},
+                            {"model", s.model},
+                            {"rule", d.rule},
+                            {"action", policy::to_string(d.action)},
+                            {"enforce", d.enforce},
+                            {"severity", d.severity},
+                            {"tags", d.tags},
+                            {"message", d.message}};
+        nlohmann::json detectors = nlohmann::json::array();
+        for (size_t i : d.findings) detectors.push_back(s.findings[i].detector);
+        j["detectors"] = std::move(detectors);
+        std::printf("%s\n",
+                    j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      } else {
+        std::printf("%s  %-8s  %s  %s  %s  %s  %s  %s\n", format_rfc3339(r.time_ns).c_str(),
+                    std::string(direction).c_str(), s.exe.empty() ? "?" : s.exe.c_str(),
+                    s.model.empty() ? "?" : s.model.c_str(), d.rule.c_str(), action.c_str(),
+                    d.severity.c_str(), d.message.c_str());
+      }
+    }
+    return !decisions.empty();
+  }
+
+  const policy::Policy& policy_;
+  const bool json_;
+  uint64_t calls_ = 0, calls_with_decisions_ = 0;
+  std::map<std::string, uint64_t> by_rule_;
+};
+
+int policy_check(const std::vector<std::string>& files) {
+  std::vector<std::string> errors;
+  const std::optional<policy::Policy> p = policy::Policy::load(files, errors);
+  for (const std::string& e : errors) std::printf("%s\n", e.c_str());
+  if (!p) {
+    std::printf("%zu error%s\n", errors.size(), errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  for (const std::string& w : p->warnings()) std::printf("%s\n", w.c_str());
+  const policy::Summary s = p->summary();
+  const policy::GateScope& gate = p->gate_scope();
+  auto count = [](size_t n, const char* what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  std::printf("%s (%zu enabled), %s, %s, %s, %s; mode %s; %s: OK\n", count(s.rules, "rule").c_str(),
+              s.enabled_rules, count(s.lists, "list").c_str(), count(s.macros, "macro").c_str(),
+              count(s.budgets, "budget").c_str(), count(s.rate_limits, "rate limit").c_str(),
+              p->settings().mode == policy::Mode::kEnforce ? "enforce" : "monitor",
+              gate.gated ? (gate.any_process() ? "gates calls of every process"
+                                               : "gates calls of the selected processes")
+                         : "pauses nothing");
+  return 0;
+}
+
+int policy_test(const std::vector<std::string>& files, const std::string& recording, bool json,
+                const PipelineArgs& pargs) {
+  std::vector<std::string> errors;
+  const std::optional<policy::Policy> p = policy::Policy::load(files, errors);
+  for (const std::string& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+  if (!p) return 1;
+  output::PipelineOptions popt;
+  if (int rc = finish_pipeline_options(pargs, popt)) return rc;
+  if (!popt.llm.inspector) {
+    std::fprintf(stderr, "agentwall: policy test needs detection: drop --no-detect\n");
+    return 2;
+  }
+  PolicyTestReport report(*p, json);
+  popt.observer = &report;
+  if (!json) {
+    std::printf(
+        "# policy test of %s: budgets and rate limits are not counted here (their "
+        "conditions never hold); \"would\" marks actions a monitor-mode rule only reports\n"
+        "# time  direction  exe  model  rule  action  severity  message\n",
+        recording.c_str());
+  }
+  output::Pipeline pipeline([](const std::string&) {}, popt);
+  const record::ReadResult r = record::replay_file(recording, pipeline.input());
+  pipeline.flush();
+  if (!r.ok()) {
+    spdlog::error("{}", r.error);
+    return 1;
+  }
+  std::fflush(stdout);
+  std::string rules;
+  for (const auto& [rule, n] : report.by_rule()) rules += fmt::format(", {} {}", rule, n);
+  spdlog::info("{} calls, {} with decisions{}", report.calls(), report.calls_with_decisions(),
+               rules);
+  return 0;
+}
+
+int cmd_policy(int argc, char** argv) {
+  constexpr const char* kPolicyUsage =
+      "usage: agentwall policy check FILES...\n"
+      "       agentwall policy test FILES... --replay RECORDING [--json]\n";
+  const std::string sub = argc > 1 ? argv[1] : "";
+  if (sub != "check" && sub != "test") {
+    const bool help = sub == "--help" || sub == "-h" || sub == "help";
+    std::fputs(kPolicyUsage, help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
+  std::vector<std::string> files;
+  std::string recording;
+  bool json = false;
+  PipelineArgs pargs;
+  po::options_description desc("agentwall policy " + sub + " FILES... [options]");
+  desc.add_options()("help,h", "show this help")("file", po::value(&files)->composing(),
+                                                 "policy files (YAML), merged in order");
+  if (sub == "test") {
+    desc.add_options()("replay", po::value(&recording),
+                       "recording made with `agentwall run --record FILE`")(
+        "json", po::bool_switch(&json), "one JSON object per decision");
+    desc.add(pipeline_options(pargs));
+  }
+  po::positional_options_description pos;
+  pos.add("file", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "agentwall: %s\n%s", e.what(), kPolicyUsage);
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << (sub == "check"
+                      ? "Loads the policy files as the agent would (merged in order) and prints\n"
+                        "every error with FILE:LINE:COL, or a summary and OK. Exit status 1 on "
+                        "errors.\n\n"
+                      : "Runs a recording through the pipeline and prints, for every call, the\n"
+                        "rules that would have fired: time, direction, process, model, rule,\n"
+                        "action, severity and message. Nothing is enforced.\n\n")
+              << desc;
+    return 0;
+  }
+  setup_logging(false);
+  if (files.empty()) {
+    std::fprintf(stderr, "agentwall: policy %s needs at least one FILE\n%s", sub.c_str(),
+                 kPolicyUsage);
+    return 2;
+  }
+  if (sub == "check") return policy_check(files);
+  if (recording.empty()) {
+    std::fprintf(stderr, "agentwall: policy test needs --replay RECORDING\n%s", kPolicyUsage);
+    return 2;
+  }
+  return policy_test(files, recording, json, pargs);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -393,6 +611,7 @@ int main(int argc, char** argv) {
   if (cmd == "sniff") return cmd_sniff(argc - 1, argv + 1);
   if (cmd == "replay") return cmd_replay(argc - 1, argv + 1);
   if (cmd == "scan") return cmd_scan(argc - 1, argv + 1);
+  if (cmd == "policy") return cmd_policy(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::printf("agentwall %s\n", AGENTWALL_VERSION);
     return 0;

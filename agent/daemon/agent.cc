@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/common/time.h"
+#include "agent/daemon/gating.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -77,6 +78,9 @@ class Fanout final : public CaptureSink {
   }
   void on_exit(const ProcessKey& k) override {
     for (auto* s : sinks_) s->on_exit(k);
+  }
+  void on_hold(const TlsHold& h) override {
+    for (auto* s : sinks_) s->on_hold(h);
   }
 
  private:
@@ -153,6 +157,24 @@ std::string health_json(const HealthSnapshot& h) {
                {"bomb_limited", h.http.bomb_limited},
                {"decode_errors", h.http.decode_errors},
                {"hpack_lost", h.http.hpack_lost}};
+  j["policy"] = {{"requests", h.decide.requests},
+                 {"alerts", h.decide.alerts},
+                 {"verdicts", h.decide.verdicts},
+                 {"budget_refusals", h.decide.budget_refusals},
+                 {"ledger_errors", h.decide.ledger_errors}};
+  j["enforce"] = {{"gated_processes", h.gated_processes},
+                  {"holds", h.gate.holds},
+                  {"holds_lost", c.hold_drops},
+                  {"allowed", h.gate.allowed},
+                  {"blocked", h.gate.blocked},
+                  {"redacted", h.gate.redacted},
+                  {"killed", h.gate.killed},
+                  {"deadline_missed", h.gate.deadline_missed},
+                  {"failures", h.gate.failures},
+                  {"verdict_latency_us",
+                   {{"p50", h.gate.latency_p50_us},
+                    {"p99", h.gate.latency_p99_us},
+                    {"max", h.gate.latency_max_us}}}};
   j["llm"] = {{"calls", h.llm.calls},
               {"estimated_usage", h.llm.estimated},
               {"unpriced", h.llm.unpriced},
@@ -243,14 +265,46 @@ int run_agent(const AgentOptions& opt) {
   output::SniffPrinter printer(sniff_out ? sniff_out : stdout, opt.sniff_filter);
   stream::Tracker sniff_tracker(printer);
   uint64_t event_write_failures = 0;
-  output::Pipeline pipeline(
-      [&](const std::string& line) {
-        if (events && !write_line(events, line)) ++event_write_failures;
-      },
-      opt.pipeline);
+  auto emit_event = [&](const std::string& line) {
+    if (events && !write_line(events, line)) ++event_write_failures;
+  };
+
+  // Policy: budgets in the ledger, the decide stage, and the kernel gate for what it enforces.
+  std::unique_ptr<budget::Ledger> ledger;
+  std::unique_ptr<decide::Decider> decider;
+  enforce::Enforcer enforcer([&cap](uint32_t pid) { return cap->holds_issued(pid); });
+  std::unique_ptr<enforce::Gate> gate;
+  std::unique_ptr<Gating> gating;
+  output::PipelineOptions pipeline_options = opt.pipeline;
+  if (opt.policy && !opt.sniff) {
+    const policy::Policy& pol = *opt.policy;
+    if (!pol.budgets().empty() || !pol.rate_limits().empty()) {
+      ledger = budget::Ledger::open(pol.ledger(), pol.budgets(), pol.rate_limits(),
+                                    pol.settings().state_dir, error);
+      if (!ledger) {
+        spdlog::error("budget ledger: {}", error);
+        return 2;
+      }
+    }
+    enforce::GateOptions gate_options;
+    gate_options.deadline_ms = pol.settings().verdict_timeout_ms;
+    gate = std::make_unique<enforce::Gate>(enforcer, emit_event, gate_options);
+    decider = std::make_unique<decide::Decider>(
+        decide::DecideOptions{&pol, ledger.get(), opt.pipeline.llm.inspector,
+                              opt.pipeline.llm.prices,
+                              [&](uint64_t conn) { return gate->holding(conn); }},
+        emit_event,
+        [&](uint64_t conn, enforce::RequestVerdict v) { gate->note_request(conn, std::move(v)); });
+    pipeline_options.observer = decider.get();
+    gating = std::make_unique<Gating>(pol.gate_scope(), *cap);
+  }
+  output::Pipeline pipeline(emit_event, pipeline_options);
   Fanout fanout;
   if (recorder) fanout.add(recorder.get());
+  // The gate sees held bytes before the pipeline judges them, and the hold after.
+  if (gate) fanout.add(gate.get());
   fanout.add(opt.sniff ? static_cast<CaptureSink*>(&sniff_tracker) : &pipeline.input());
+  if (gating) gating->start();
 
   std::thread discovery([&] {
     while (!g_stop.load()) {
@@ -277,6 +331,9 @@ int run_agent(const AgentOptions& opt) {
     h.stream = opt.sniff ? sniff_tracker.stats() : pipeline.stream_stats();
     h.http = pipeline.http_stats();
     h.llm = pipeline.llm_stats();
+    if (decider) h.decide = decider->stats();
+    if (gate) h.gate = gate->stats();
+    if (gating) h.gated_processes = gating->gated_processes();
     h.attached = cap->attached();
     if (recorder) {
       h.record_lost = recorder->records_lost();
@@ -292,6 +349,7 @@ int run_agent(const AgentOptions& opt) {
   int rc = 0;
   while (!g_stop.load()) {
     const int n = cap->poll_data(100, fanout);
+    enforcer.tick();
     if (n < 0 && n != -EINTR) {
       spdlog::error("reading the capture ring buffer failed: {}", std::strerror(-n));
       rc = 1;
@@ -306,9 +364,13 @@ int run_agent(const AgentOptions& opt) {
     }
   }
   g_stop.store(true);
+  // No write is held from here on; those already held are decided as the ring drains, and
+  // anything still stopped is resumed before the probes go.
+  if (gating) gating->stop();
   discovery.join();
   // Whatever the kernel handed over before the stop is still delivered.
   cap->poll_data(0, fanout);
+  enforcer.release_all();
   pipeline.flush();  // exchanges still open come out, marked cut
   if (recorder) recorder->flush();
   const HealthSnapshot final_health = snapshot();

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "agent/capture/capture.h"
+#include "agent/decide/decider.h"
+#include "agent/enforce/gate.h"
 #include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
 #include "agent/stream/tracker.h"
@@ -22,6 +24,8 @@ struct AgentOptions {
   bool sniff = false;
   std::string sniff_output = "-";
   output::SniffFilter sniff_filter;
+  // The policy every call is judged by (alerts, budgets, enforcement); null: none.
+  const policy::Policy* policy = nullptr;
 };
 
 // Runs until SIGINT or SIGTERM. Returns the process exit code.
@@ -32,6 +36,9 @@ struct HealthSnapshot {
   stream::TrackerStats stream;
   protocol::HttpStageStats http;
   llm::LlmStats llm;
+  decide::DecideStats decide;
+  enforce::GateStats gate;
+  size_t gated_processes = 0;
   std::vector<capture::AttachedTarget> attached;
   uint64_t record_lost = 0;
   std::string record_error;

@@ -220,7 +220,7 @@ LlmStage::LlmStage(LlmSink& out, LlmOptions options) : out_(out), options_(optio
   if (!options_.prices) options_.prices = &PriceTable::builtin();
 }
 
-void LlmStage::on_request(const stream::Connection& conn, const ProcessInfo&,
+void LlmStage::on_request(const stream::Connection& conn, const ProcessInfo& process,
                           protocol::HttpExchange& x) {
   const protocol::HttpMessage& req = x.request;
   std::string storage;
@@ -246,6 +246,22 @@ void LlmStage::on_request(const stream::Connection& conn, const ProcessInfo&,
   const std::string_view key = find_api_key(req);
   if (!key.empty()) st->fingerprint = key_fingerprint(key);
   st->acc = r.adapter->new_response(st->call, options_.collect);
+  if (out_.wants_requests()) {
+    LlmRecord rec;
+    rec.exchange_id = x.id;
+    rec.time_ns = req.first_ns;
+    rec.call = st->call;
+    rec.host = std::string(host);
+    rec.path = req.path;
+    rec.method = req.method;
+    rec.version = x.version;
+    rec.has_request = true;
+    rec.request_flags = req.flags;
+    rec.api_key_fingerprint = st->fingerprint;
+    rec.conn = conn;
+    rec.process = process;
+    out_.on_llm_request(rec, req.body);
+  }
   x.state = std::move(st);
 }
 

@@ -62,6 +62,10 @@ class LlmSink {
  public:
   virtual ~LlmSink() = default;
   virtual void on_llm_call(const LlmRecord& record) = 0;
+  // The request is complete, before its response: what policies judge before the request
+  // leaves (the record has no response, usage or cost yet). Only when wants_requests().
+  virtual bool wants_requests() const { return false; }
+  virtual void on_llm_request(const LlmRecord& /*request*/, std::string_view /*body*/) {}
 };
 
 struct LlmStats {

@@ -14,6 +14,9 @@ namespace agentwall::output {
 struct PipelineOptions {
   protocol::StageLimits http;
   llm::LlmOptions llm;
+  // Also sees every LLM call (after its event is emitted) and, if it wants them, every
+  // request as soon as it is complete: the decide stage.
+  llm::LlmSink* observer = nullptr;
 };
 
 class Pipeline final : private llm::LlmSink {
@@ -33,8 +36,13 @@ class Pipeline final : private llm::LlmSink {
 
  private:
   void on_llm_call(const llm::LlmRecord& r) override;
+  bool wants_requests() const override { return observer_ && observer_->wants_requests(); }
+  void on_llm_request(const llm::LlmRecord& r, std::string_view body) override {
+    observer_->on_llm_request(r, body);
+  }
 
   Emit emit_;
+  llm::LlmSink* observer_;
   llm::LlmStage llm_;
   protocol::HttpStage http_;
   stream::Tracker tracker_;

@@ -38,6 +38,22 @@ void Tracker::on_chunk(const TlsChunk& chunk) {
   if (chunk.local.family) c.local = chunk.local;
   if (chunk.peer.family) c.peer = chunk.peer;
   const int d = static_cast<int>(chunk.dir);
+  // A held write (copied at its entry) that wrote less than asked, or failed and was retried,
+  // comes again from where it really stopped: what was delivered already is skipped.
+  if (chunk.stream_off < c.next_off[d]) {
+    const uint64_t seen = c.next_off[d] - chunk.stream_off;
+    if (seen >= chunk.data.size()) {
+      stats_.duplicate_bytes += chunk.data.size();
+      return;
+    }
+    TlsChunk rest = chunk;
+    rest.stream_off += seen;
+    rest.call_off += static_cast<uint32_t>(seen);
+    rest.data.remove_prefix(seen);
+    stats_.duplicate_bytes += seen;
+    on_chunk(rest);
+    return;
+  }
   if (chunk.stream_off > c.next_off[d]) {
     const uint64_t missing = chunk.stream_off - c.next_off[d];
     c.gap_bytes[d] += missing;

@@ -54,6 +54,7 @@ struct TrackerStats {
   uint64_t gaps = 0;
   uint64_t gap_bytes = 0;
   uint64_t truncated_bytes = 0;
+  uint64_t duplicate_bytes = 0;  // bytes delivered twice (a held write retried), skipped
 };
 
 class Tracker final : public CaptureSink {

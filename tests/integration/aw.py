@@ -763,6 +763,7 @@ class Agent:
         self._stopped_reading = False
         self._final_stderr = ""
         self.record_copy: str | None = None  # set by keep_record()
+        self.expected_returncode = 0  # a test that kill -9s the agent sets -9
         # sniff: --output FILE; run: the --events FILE (agent.health lines and the like).
         self.output = JsonlReader(self.output_file if command == "sniff" else self.events_file,
                                   keep_all=(command != "sniff"))
@@ -841,7 +842,7 @@ class Agent:
             self.bad_lines = list(self.output.bad)
             self._final_stderr = self._read_stderr()
         finally:
-            if exc_type is not None or self.killed or self.returncode != 0:
+            if exc_type is not None or self.killed or self.returncode != self.expected_returncode:
                 sys.stderr.write(f"\n--- agent ({' '.join(self.argv()[1:3])}) stderr tail ---\n"
                                  f"{self.stderr_tail()}\n")
             self._cleanup()
@@ -849,8 +850,9 @@ class Agent:
             problems = []
             if self.killed:
                 problems.append(f"did not exit within {STOP_TIMEOUT}s of SIGINT (killed)")
-            elif self.returncode != 0:
-                problems.append(f"exited with status {self.returncode} after SIGINT (expected 0)")
+            elif self.returncode != self.expected_returncode:
+                problems.append(f"exited with status {self.returncode} after SIGINT "
+                                f"(expected {self.expected_returncode})")
             if self.output._partial.strip():
                 problems.append(f"output ends with an unterminated line: "
                                 f"{self.output._partial[-200:]!r}")

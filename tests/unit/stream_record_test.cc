@@ -113,6 +113,27 @@ TEST_CASE("stream: a truncated call reports the cut as a truncated gap, then res
   CHECK(t.stats().truncated_bytes == 24);
 }
 
+TEST_CASE("stream: a held write retried after writing part of it is not delivered twice") {
+  CollectingSink sink;
+  stream::Tracker t(sink);
+  // Copied at the entry of a 10-byte write that then wrote 4 bytes; the retry writes the rest
+  // from offset 4, copied again at its entry; then a write that was retried whole.
+  t.on_chunk(chunk(5, Direction::kOut, 0, "0123456789", 10, 0, kChunkHeld | kChunkLast));
+  t.on_chunk(chunk(5, Direction::kOut, 4, "456789", 6, 0, kChunkHeld | kChunkLast));
+  t.on_chunk(chunk(5, Direction::kOut, 10, "abc", 3, 0, kChunkHeld | kChunkLast));
+  t.on_chunk(chunk(5, Direction::kOut, 10, "abc", 3, 0, kChunkHeld | kChunkLast));
+  t.on_chunk(chunk(5, Direction::kOut, 11, "bcdef", 5, 0, kChunkHeld | kChunkLast));
+  std::string all;
+  for (const Seen& e : sink.events) {
+    CHECK(e.kind == "data");
+    CHECK(e.offset == all.size());  // contiguous, never overlapping
+    all += e.data;
+  }
+  CHECK(all == "0123456789abcdef");
+  CHECK(t.stats().duplicate_bytes == 6 + 3 + 2);
+  CHECK(t.stats().gaps == 0);
+}
+
 TEST_CASE("stream: bytes the kernel counted but never delivered show up at close") {
   CollectingSink sink;
   stream::Tracker t(sink);

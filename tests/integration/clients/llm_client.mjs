@@ -5,6 +5,7 @@
 //                             ollama|ollama-generate
 //                       --stream|--no-stream [--tools] [--include-usage]
 //                       --base-url https://127.0.0.1:PORT [--tag TEXT] [--encoding gzip|br]
+//                       [--user TEXT] [--model NAME] [--history N]
 //
 // Makes ONE call with a fixed model, system prompt and user message (with --tools: declares a
 // get_weather tool and asks about the weather), consumes the whole result (iterating streams),
@@ -64,7 +65,7 @@ const WEATHER_DESC = 'Get the current weather for a city.';
 
 function parseArgs(argv) {
   const o = {sdk: null, stream: null, tools: false, includeUsage: false, baseUrl: null,
-    tag: null, encoding: null, history: 0, user: null};
+    tag: null, encoding: null, history: 0, user: null, model: null};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -81,6 +82,7 @@ function parseArgs(argv) {
     else if (a === '--encoding') o.encoding = next();
     else if (a === '--history') o.history = Number.parseInt(next(), 10);
     else if (a === '--user') o.user = next();
+    else if (a === '--model') o.model = next();
     else fail(`unknown argument ${a}`);
   }
   if (!SDKS.includes(o.sdk)) fail(`--sdk must be one of ${SDKS.join(', ')}`);
@@ -391,7 +393,7 @@ async function runOllama(o, out) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const out = {
-    sdk: o.sdk, pid: process.pid, model: MODELS[o.sdk], stream: o.stream, system: SYSTEM,
+    sdk: o.sdk, pid: process.pid, model: o.model ?? MODELS[o.sdk], stream: o.stream, system: SYSTEM,
     messages: [], tools: [], output_text: '', tool_calls: [], usage: null, response_model: null,
     finish_reason: null,
   };

@@ -2,7 +2,7 @@
 agentwall's integration tests (tests/integration/test_llm_sdks.py). Stdlib only.
 
   python3 urllib_client.py --base-url https://127.0.0.1:PORT --cafile CA [--tag T]
-                           [--encoding gzip|br] [--stream]
+                           [--encoding gzip|br] [--stream] [--user TEXT] [--model NAME]
 
 Prints one JSON line in the same shape as llm_client.mjs (sdk "urllib"), plus
 "content_encoding": the response's Content-Encoding. urllib does not decode bodies, so this
@@ -40,11 +40,13 @@ def main() -> int:
     ap.add_argument("--tag")
     ap.add_argument("--encoding", choices=["gzip", "deflate"])
     ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--user", default=USER)
+    ap.add_argument("--model", default=MODEL)
     a = ap.parse_args()
 
-    req_body = {"model": MODEL, "max_tokens": 100,
+    req_body = {"model": a.model, "max_tokens": 100,
                 "messages": [{"role": "system", "content": SYSTEM},
-                             {"role": "user", "content": USER}]}
+                             {"role": "user", "content": a.user}]}
     if a.stream:
         req_body["stream"] = True
         req_body["stream_options"] = {"include_usage": True}
@@ -64,8 +66,8 @@ def main() -> int:
         raw = resp.read()
     text = decode(raw, encoding).decode("utf-8")
 
-    out = {"sdk": "urllib", "pid": os.getpid(), "model": MODEL, "stream": a.stream,
-           "system": SYSTEM, "messages": [{"role": "user", "text": USER}], "tools": [],
+    out = {"sdk": "urllib", "pid": os.getpid(), "model": a.model, "stream": a.stream,
+           "system": SYSTEM, "messages": [{"role": "user", "text": a.user}], "tools": [],
            "output_text": "", "tool_calls": [], "usage": None, "response_model": None,
            "finish_reason": None, "content_encoding": encoding, "wire_bytes": len(raw)}
     if a.stream:

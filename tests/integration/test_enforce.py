@@ -1,0 +1,356 @@
+"""Enforcement: a policy in `enforce` mode holds the gated processes' TLS writes in the kernel
+(SIGSTOP at the entry of SSL_write), judges the request they complete, and blocks, redacts or
+kills before a byte leaves the process; `monitor` never pauses anything.
+
+Every client runs in a cgroup this test creates (/aw-test-<pid>-<n> in the cgroup v2
+hierarchy) and the policies gate only that cgroup: nothing else on the machine is ever held.
+The provider stand-in (standin/standin.mjs) logs every request it receives: a blocked request
+must never appear there, a redacted one must appear masked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+
+import aw
+import llm
+
+SECRET = "sk-proj-" + "Q7w8E9r0T1y2U3i4O5p6" * 2 + "AsDfGhJkLzXcVbNm"
+_seq = itertools.count(1)
+
+
+def cgroup2_root() -> str:
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "cgroup2":
+                return parts[1]
+    raise AssertionError("no cgroup v2 hierarchy mounted: enforcement tests select their "
+                         "clients by cgroup (mount cgroup2, e.g. on /sys/fs/cgroup/unified)")
+
+
+class TestCgroup:
+    """A cgroup v2 group of this test's own, removed at the end (its processes are gone)."""
+
+    def __init__(self) -> None:
+        self.name = f"aw-test-{os.getpid()}-{next(_seq)}"
+        self.rel = "/" + self.name
+        self.path = os.path.join(cgroup2_root(), self.name)
+        os.mkdir(self.path)
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """argv run inside the cgroup: the shell joins it, then execs the client."""
+        return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *argv]
+
+    def remove(self) -> None:
+        for _ in range(50):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)  # a client still exiting
+        raise AssertionError(f"cannot remove test cgroup {self.path}")
+
+
+def policy_text(mode: str, rules: str, extra: str = "") -> str:
+    return f"mode: {mode}\nsettings:\n  verdict_timeout_ms: 200\n{extra}rules:\n" + \
+        textwrap.indent(textwrap.dedent(rules).strip() + "\n", "  ")
+
+
+class EnforceTest(aw.AgentTestCase):
+
+    standin: llm.StandIn
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        llm.node_bin()
+        llm.require_sdks()
+        cls.standin = llm.StandIn(cls.pki)
+        cls.standin.start()
+        cls.addClassCleanup(cls.standin.stop)
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.cg = TestCgroup()
+        self.addCleanup(self.cg.remove)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def agent(self, policy: str) -> aw.Agent:
+        path = os.path.join(self.tmp, "policy.yaml")
+        with open(path, "w") as f:
+            f.write(policy)
+        return aw.Agent(command="run", args=["--policy", path, "--health-interval", "0"])
+
+    def secret_rule(self, action: str) -> str:
+        return f"""
+        - rule: {action}-secrets
+          match:
+            traffic: {{kind: llm, direction: request}}
+            process: {{cgroup: "{self.cg.rel}"}}
+          when:
+            findings: {{category: secret}}
+          action: {action}
+          severity: critical
+          message: "{action}: {{exe}} sent {{detectors}}"
+        """
+
+    def node_call(self, tag: str, user: str, *, in_cgroup: bool = True, model: str | None = None
+                  ) -> aw.ClientResult:
+        argv = [llm.node_bin(), llm.LLM_CLIENT, "--sdk", "openai", "--no-stream",
+                "--base-url", self.standin.base_url, "--tag", tag, "--user", user]
+        if model:
+            argv += ["--model", model]
+        if in_cgroup:
+            argv = self.cg.wrap(argv)
+        return aw.run_client(argv, env=aw.client_env(NODE_EXTRA_CA_CERTS=self.pki.ca_cert),
+                             check=False)
+
+    def received(self, tag: str, wait: float = 0.0) -> list[dict]:
+        deadline = time.monotonic() + wait
+        while True:
+            hits = [e for e in self.standin.entries if e.get("tag") == tag]
+            if hits or time.monotonic() >= deadline:
+                return hits
+            time.sleep(0.1)
+
+    def events(self, agent: aw.Agent, kind: str) -> list[dict]:
+        return [r for r in agent.records() if r.get("type") == kind]
+
+    def health(self, agent: aw.Agent) -> dict:
+        h = self.events(agent, "agent.health")
+        self.assertTrue(h, "no agent.health event")
+        return h[-1]
+
+    def assert_failed_alive(self, res: aw.ClientResult) -> None:
+        """The client got an error from its request and exited by itself (not by a signal)."""
+        self.assertEqual(res.returncode, 1, "the client should fail its request and exit 1:\n"
+                         + res.describe())
+        err = res.stderr.decode(errors="replace")
+        self.assertTrue("Connection error" in err or "fetch failed" in err, err[-2000:])
+
+    # -- tests ------------------------------------------------------------------------------
+    def test_block_secret_never_reaches_server(self):
+        tag = llm.new_tag()
+        with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+            res = self.node_call(tag, "my key is " + SECRET + ", keep it safe")
+            # The stand-in would have logged it by now had it arrived.
+            hits = self.received(tag, wait=1.0)
+        self.assertEqual(hits, [], "a blocked request reached the server")
+        self.assert_failed_alive(res)
+        actions = [a for a in self.events(agent, "enforce.action") if a["process"]["pid"] == res.pid]
+        self.assertEqual(len(actions), 1, actions)
+        a = actions[0]
+        self.assertEqual((a["action"], a["ok"], a["rule"]), ("block", True, "block-secrets"), a)
+        self.assertIn("nothing was sent", a["how"])
+        alerts = [x for x in self.events(agent, "policy.alert") if x["process"]["pid"] == res.pid]
+        self.assertEqual([(x["rule"], x["outcome"]) for x in alerts], [("block-secrets", "block")])
+        self.assertEqual(alerts[0]["findings"][0]["category"], "secret")
+        self.assertEqual(self.health(agent)["enforce"]["blocked"], 1)
+
+    def test_redact_secret_server_gets_mask(self):
+        tag = llm.new_tag()
+        user = "my key is " + SECRET + ", keep it safe"
+        with self.agent(policy_text("enforce", self.secret_rule("redact"))) as agent:
+            res = self.node_call(tag, user)
+            hits = self.received(tag, wait=aw.DATA_TIMEOUT)
+        self.assertEqual(res.returncode, 0, res.describe())
+        self.assertEqual(len(hits), 1, "the redacted request should reach the server once")
+        sent = hits[0]["body"]["messages"][-1]["content"]
+        self.assertEqual(sent, user.replace(SECRET, "*" * len(SECRET)))
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["action"], a["ok"]) for a in actions], [("redact", True)], actions)
+
+    def test_monitor_never_pauses(self):
+        tag = llm.new_tag()
+        with self.agent(policy_text("monitor", self.secret_rule("block"))) as agent:
+            res = self.node_call(tag, "my key is " + SECRET)
+            hits = self.received(tag, wait=aw.DATA_TIMEOUT)
+        self.assertEqual(res.returncode, 0, res.describe())
+        self.assertEqual(len(hits), 1)
+        self.assertIn(SECRET, hits[0]["body"]["messages"][-1]["content"])
+        h = self.health(agent)
+        self.assertEqual(h["enforce"]["holds"], 0, "monitor mode held a write")
+        self.assertEqual(self.events(agent, "enforce.action"), [])
+        alerts = [x for x in self.events(agent, "policy.alert") if x["process"]["pid"] == res.pid]
+        self.assertEqual([(x["rule"], x["outcome"], x["enforced"]) for x in alerts],
+                         [("block-secrets", "would block", False)])
+
+    def test_process_outside_the_gate_is_untouched(self):
+        tag = llm.new_tag()
+        with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+            res = self.node_call(tag, "my key is " + SECRET, in_cgroup=False)
+            hits = self.received(tag, wait=aw.DATA_TIMEOUT)
+        self.assertEqual(res.returncode, 0, res.describe())
+        self.assertEqual(len(hits), 1)
+        self.assertEqual(self.health(agent)["enforce"]["holds"], 0)
+        self.assertEqual(self.events(agent, "enforce.action"), [])
+
+    def test_block_curl_and_python(self):
+        """curl (SSL_write in libssl) and Python (SSL_write_ex) are blocked the same way."""
+        body = json.dumps({"model": "gpt-4o-mini", "messages": [
+            {"role": "user", "content": "deploy with " + SECRET}]})
+        body_file = os.path.join(self.tmp, "body.json")
+        with open(body_file, "w") as f:
+            f.write(body)
+        curl_tag, py_tag = llm.new_tag(), llm.new_tag()
+        with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+            curl = aw.run_client(self.cg.wrap([
+                "curl", "-sS", "--http1.1", "--cacert", self.pki.ca_cert,
+                "-H", "content-type: application/json", "-H", "authorization: Bearer sk-test",
+                "-H", f"x-standin-tag: {curl_tag}", "--data-binary", "@" + body_file,
+                self.standin.base_url + "/v1/chat/completions"]), check=False)
+            py = aw.run_client(self.cg.wrap([
+                "python3", llm.URLLIB_CLIENT, "--base-url", self.standin.base_url,
+                "--cafile", self.pki.ca_cert, "--tag", py_tag, "--user", "deploy with " + SECRET]),
+                check=False)
+            hits = self.received(curl_tag, wait=1.0) + self.received(py_tag)
+        self.assertEqual(hits, [], "a blocked request reached the server")
+        self.assertNotEqual(curl.returncode, 0, curl.describe())
+        self.assertGreater(curl.returncode, 0, "curl was killed:\n" + curl.describe())
+        self.assertIn(b"SSL", curl.stderr, curl.describe())
+        self.assertGreater(py.returncode, 0, "python was killed:\n" + py.describe())
+        self.assertIn(b"SSL", py.stderr, py.describe())
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual(sorted((a["process"]["pid"], a["action"], a["ok"]) for a in actions),
+                         sorted([(curl.pid, "block", True), (py.pid, "block", True)]), actions)
+
+    def test_kill(self):
+        tag = llm.new_tag()
+        with self.agent(policy_text("enforce", self.secret_rule("kill"))) as agent:
+            res = self.node_call(tag, "my key is " + SECRET)
+            hits = self.received(tag, wait=1.0)
+        self.assertEqual(hits, [])
+        # The shell exec'd node: the pid that was killed is the client's.
+        self.assertEqual(res.returncode, -signal.SIGKILL, res.describe())
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["action"], a["ok"]) for a in actions], [("kill", True)], actions)
+
+    def test_model_allow_list(self):
+        rules = f"""
+        - rule: approved-models-only
+          match:
+            traffic: {{kind: llm, direction: request}}
+            process: {{cgroup: "{self.cg.rel}"}}
+          when:
+            model_not_in: list:approved
+          action: block
+          severity: high
+        """
+        extra = "lists:\n  approved: [gpt-4o-mini]\n"
+        ok_tag, bad_tag = llm.new_tag(), llm.new_tag()
+        with self.agent(policy_text("enforce", rules, extra)) as agent:
+            ok = self.node_call(ok_tag, "hello")
+            bad = self.node_call(bad_tag, "hello", model="gpt-4.1")
+            hits_ok = self.received(ok_tag, wait=aw.DATA_TIMEOUT)
+            hits_bad = self.received(bad_tag, wait=1.0)
+        self.assertEqual(ok.returncode, 0, ok.describe())
+        self.assertEqual(len(hits_ok), 1)
+        self.assertEqual(hits_bad, [])
+        self.assert_failed_alive(bad)
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["process"]["pid"], a["rule"]) for a in actions],
+                         [(bad.pid, "approved-models-only")], actions)
+
+    def budget_policy(self, state_dir: str, limit: int) -> str:
+        # The budget itself only alerts (a blocking budget would gate every process on the
+        # host); the rule blocks this test's cgroup once the budget is spent.
+        extra = textwrap.dedent(f"""\
+            budgets:
+              - name: test-daily
+                per: [user]
+                window: day
+                tokens: {limit}
+                warn_at: [0.8]
+                action: alert
+            """)
+        rules = f"""
+        - rule: budget-spent
+          match:
+            traffic: {{kind: llm, direction: request}}
+            process: {{cgroup: "{self.cg.rel}"}}
+          when:
+            budget: {{name: test-daily, state: exceeded}}
+          action: block
+          severity: medium
+        """
+        text = policy_text("enforce", rules, extra)
+        return text.replace("settings:\n", f"settings:\n  state_dir: {state_dir}\n", 1)
+
+    def test_budget_warns_blocks_and_survives_kill9(self):
+        """A call of ~2300 estimated tokens against a 2600-token daily budget: the first is
+        allowed and crosses 80%; the agent is killed with SIGKILL; a new agent on the same
+        state directory blocks the second call (the first call's usage was kept)."""
+        state = os.path.join(self.tmp, "state")
+        os.mkdir(state)
+        user = "word " * 1600 + "\nAnswer briefly."
+        # The decide stage estimates a request at len(body)/4 tokens plus its max_tokens (200).
+        limit = int(((len(user) + 400) / 4 + 200) * 1.15)
+        t1, t2 = llm.new_tag(), llm.new_tag()
+        with self.agent(self.budget_policy(state, limit)) as first:
+            first.expected_returncode = -signal.SIGKILL
+            r1 = self.node_call(t1, user)
+            self.assertEqual(r1.returncode, 0, r1.describe())
+            self.assertIsNotNone(llm.wait_exchange(first, r1.pid, aw.DATA_TIMEOUT),
+                                 "no llm.exchange for the first call")
+            time.sleep(0.5)  # the settle follows the exchange event
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait(timeout=30)
+        warn = [b for b in self.events(first, "budget.alert") if b["budget"] == "test-daily"]
+        self.assertTrue(any(b["level"] == 0.8 for b in warn), warn)
+        self.assertEqual(len(self.received(t1)), 1)
+        with self.agent(self.budget_policy(state, limit)) as second:
+            r2 = self.node_call(t2, user)
+            hits = self.received(t2, wait=1.0)
+        self.assertEqual(hits, [], "a call over the budget reached the server")
+        self.assert_failed_alive(r2)
+        actions = self.events(second, "enforce.action")
+        self.assertEqual([(a["action"], a["rule"]) for a in actions], [("block", "budget-spent")],
+                         actions)
+
+    def test_rate_limit(self):
+        extra = textwrap.dedent("""\
+            rate_limits:
+              - name: test-rpm
+                per: [user, model]
+                requests_per_minute: 1
+                action: alert
+            """)
+        rules = f"""
+        - rule: too-fast
+          match:
+            traffic: {{kind: llm, direction: request}}
+            process: {{cgroup: "{self.cg.rel}"}}
+          when:
+            rate_limit: {{name: test-rpm, state: exceeded}}
+          action: block
+          severity: low
+        """
+        state = os.path.join(self.tmp, "state")
+        os.mkdir(state)
+        text = policy_text("enforce", rules, extra).replace(
+            "settings:\n", f"settings:\n  state_dir: {state}\n", 1)
+        t1, t2 = llm.new_tag(), llm.new_tag()
+        with self.agent(text) as agent:
+            r1 = self.node_call(t1, "first call")
+            r2 = self.node_call(t2, "second call, within the same minute")
+            hits2 = self.received(t2, wait=1.0)
+        self.assertEqual(r1.returncode, 0, r1.describe())
+        self.assertEqual(len(self.received(t1)), 1)
+        self.assertEqual(hits2, [])
+        self.assert_failed_alive(r2)
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["process"]["pid"], a["rule"]) for a in actions], [(r2.pid, "too-fast")])
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
