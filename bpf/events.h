@@ -52,7 +52,7 @@ enum aw_chunk_flags {
   AW_F_LAST = 1,      /* last chunk emitted for this call */
   AW_F_TRUNCATED = 2, /* the call carried more than the capture cap: the rest is not here */
   AW_F_READ_FAULT =
-      4, /* the buffer could not be read (paged out or unmapped): len bytes are zero */
+      4,         /* the buffer could not be read (paged out or unmapped): len bytes are zero */
   AW_F_HELD = 8, /* copied at the entry of a gated write, before it ran: the process is stopped */
 };
 

@@ -24,14 +24,14 @@ enum class Dimension : uint8_t {
 enum class Window : uint8_t { kMinute, kHour, kDay, kMonth };
 
 struct BudgetSpec {
-  std::string name;                 // unique among budgets
-  std::vector<Dimension> per;       // empty: one budget for the whole host (or fleet)
+  std::string name;            // unique among budgets
+  std::vector<Dimension> per;  // empty: one budget for the whole host (or fleet)
   Window window = Window::kDay;
-  bool rolling = false;             // false: calendar windows (UTC); true: the last window's length
-  std::optional<int64_t> tokens;    // limit in tokens (input + output)
-  std::optional<double> usd;        // limit in US dollars
-  std::vector<double> warn_at;      // fractions, e.g. {0.8}: an alert when crossed
-  std::string action = "block";     // at 100%: "block" or "alert"
+  bool rolling = false;           // false: calendar windows (UTC); true: the last window's length
+  std::optional<int64_t> tokens;  // limit in tokens (input + output)
+  std::optional<double> usd;      // limit in US dollars
+  std::vector<double> warn_at;    // fractions, e.g. {0.8}: an alert when crossed
+  std::string action = "block";   // at 100%: "block" or "alert"
   // Filters: the budget applies only to calls that match (empty = all).
   std::vector<std::string> models, providers, exes, users;
 };

@@ -88,23 +88,8 @@ bool Gating::matches(const ProcessInfo& p, const std::string& user) const {
 
 void Gating::consider(uint32_t pid) {
   if (!scope_.gated || any_process_) return;
-  const std::string proc = "/proc/" + std::to_string(pid);
-  std::ifstream stat_file(proc + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
-  const auto ticks = proc::parse_stat_start_ticks(stat);
-  if (!ticks) return;  // gone already
-  // read_process checks the start time; build the key from what /proc says now.
-  ProcessKey key{pid, 0};
-  ProcessInfo info = proc::read_process(key, "");
-  if (info.exe.empty()) {
-    char buf[4096];
-    const ssize_t n = readlink((proc + "/exe").c_str(), buf, sizeof(buf) - 1);
-    if (n > 0) info.exe.assign(buf, size_t(n));
-  }
-  if (info.comm.empty()) {
-    std::ifstream comm(proc + "/comm");
-    std::getline(comm, info.comm);
-  }
+  const ProcessInfo info = proc::read_process({pid, 0}, "");
+  if (!info.complete) return;  // gone already
   if (!matches(info, policy::user_name(info.uid))) return;
   if (cap_.gate_pid(pid, true)) {
     ++gated_pids_;

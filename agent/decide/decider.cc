@@ -256,7 +256,6 @@ void Decider::judge_request(const llm::LlmRecord& r, const policy::Subject& s, b
 }
 
 void Decider::on_llm_request(const llm::LlmRecord& request, std::string_view body) {
-  ++stats_.requests;
   const bool held = !opt_.holding || opt_.holding(request.conn.id);
   Pending& p = pending_[request.exchange_id];
   enforce::RequestVerdict v;
@@ -281,6 +280,7 @@ void Decider::on_llm_request(const llm::LlmRecord& request, std::string_view bod
 }
 
 void Decider::on_llm_call(const llm::LlmRecord& r) {
+  if (r.has_request) ++stats_.requests;
   Pending p;
   if (auto it = pending_.find(r.exchange_id); it != pending_.end()) {
     p = std::move(it->second);

@@ -46,7 +46,10 @@ class Decider final : public llm::LlmSink {
   using OnVerdict = std::function<void(uint64_t conn_id, enforce::RequestVerdict)>;
   Decider(DecideOptions options, Emit emit, OnVerdict on_verdict);
 
-  bool wants_requests() const override { return true; }
+  // A held request is judged at once; any request is seen at once when budgets count it.
+  bool wants_request(uint64_t conn_id) const override {
+    return opt_.ledger || !opt_.holding || opt_.holding(conn_id);
+  }
   void on_llm_request(const llm::LlmRecord& request, std::string_view body) override;
   void on_llm_call(const llm::LlmRecord& record) override;
 

@@ -246,7 +246,7 @@ void LlmStage::on_request(const stream::Connection& conn, const ProcessInfo& pro
   const std::string_view key = find_api_key(req);
   if (!key.empty()) st->fingerprint = key_fingerprint(key);
   st->acc = r.adapter->new_response(st->call, options_.collect);
-  if (out_.wants_requests()) {
+  if (out_.wants_request(conn.id)) {
     LlmRecord rec;
     rec.exchange_id = x.id;
     rec.time_ns = req.first_ns;

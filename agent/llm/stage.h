@@ -63,8 +63,9 @@ class LlmSink {
   virtual ~LlmSink() = default;
   virtual void on_llm_call(const LlmRecord& record) = 0;
   // The request is complete, before its response: what policies judge before the request
-  // leaves (the record has no response, usage or cost yet). Only when wants_requests().
-  virtual bool wants_requests() const { return false; }
+  // leaves (the record has no response, usage or cost yet). Only for the connections the
+  // sink wants: building the record copies the whole request.
+  virtual bool wants_request(uint64_t /*conn_id*/) const { return false; }
   virtual void on_llm_request(const LlmRecord& /*request*/, std::string_view /*body*/) {}
 };
 

@@ -36,7 +36,9 @@ class Pipeline final : private llm::LlmSink {
 
  private:
   void on_llm_call(const llm::LlmRecord& r) override;
-  bool wants_requests() const override { return observer_ && observer_->wants_requests(); }
+  bool wants_request(uint64_t conn_id) const override {
+    return observer_ && observer_->wants_request(conn_id);
+  }
   void on_llm_request(const llm::LlmRecord& r, std::string_view body) override {
     observer_->on_llm_request(r, body);
   }

@@ -60,8 +60,11 @@ class TestCgroup:
         raise AssertionError(f"cannot remove test cgroup {self.path}")
 
 
-def policy_text(mode: str, rules: str, extra: str = "") -> str:
-    return f"mode: {mode}\nsettings:\n  verdict_timeout_ms: 200\n{extra}rules:\n" + \
+def policy_text(mode: str, rules: str, extra: str = "", state_dir: str | None = None) -> str:
+    settings = "settings:\n  verdict_timeout_ms: 200\n"
+    if state_dir:
+        settings += f"  state_dir: {state_dir}\n"
+    return f"mode: {mode}\n{settings}{extra}rules:\n" + \
         textwrap.indent(textwrap.dedent(rules).strip() + "\n", "  ")
 
 
@@ -282,8 +285,7 @@ class EnforceTest(aw.AgentTestCase):
           action: block
           severity: medium
         """
-        text = policy_text("enforce", rules, extra)
-        return text.replace("settings:\n", f"settings:\n  state_dir: {state_dir}\n", 1)
+        return policy_text("enforce", rules, extra, state_dir)
 
     def test_budget_warns_blocks_and_survives_kill9(self):
         """A call of ~2300 estimated tokens against a 2600-token daily budget: the first is
@@ -336,8 +338,7 @@ class EnforceTest(aw.AgentTestCase):
         """
         state = os.path.join(self.tmp, "state")
         os.mkdir(state)
-        text = policy_text("enforce", rules, extra).replace(
-            "settings:\n", f"settings:\n  state_dir: {state}\n", 1)
+        text = policy_text("enforce", rules, extra, state)
         t1, t2 = llm.new_tag(), llm.new_tag()
         with self.agent(text) as agent:
             r1 = self.node_call(t1, "first call")
