@@ -176,6 +176,8 @@ int cmd_run(int argc, char** argv) {
   bool verbose = false;
   std::vector<std::string> policy_files;
   bool no_policy = false;
+  std::vector<std::string> sink_uris;
+  std::string state_dir;
   po::options_description desc("agentwall run [options]");
   desc.add_options()("help,h", "show this help")("verbose,v", po::bool_switch(&verbose),
                                                  "debug logging")(
@@ -189,7 +191,22 @@ int cmd_run(int argc, char** argv) {
       "policy", po::value(&policy_files)->composing(),
       "judge calls by this policy file (YAML, docs/POLICY.md) instead of the built-in default "
       "(repeatable: merged in order)")("no-policy", po::bool_switch(&no_policy),
-                                       "no policy: no alerts, budgets or enforcement");
+                                       "no policy: no alerts, budgets or enforcement")(
+      "sink", po::value(&sink_uris)->composing(),
+      "also send events to URI (repeatable), e.g. syslog+tcp://127.0.0.1:5514, "
+      "syslog+tls://siem:6514?ca=/etc/ssl/siem.pem, "
+      "https://splunk:8088/services/collector/event?token=T, otlp+http://127.0.0.1:4318, "
+      "file:///var/log/agentwall/alerts.json?format=ocsf&types=policy.*; every form and "
+      "option: docs/SINKS.md")(
+      "state-dir", po::value(&state_dir),
+      "where sink spools (and budgets) live (default: the policy's state_dir, "
+      "/var/lib/agentwall)")("metrics", po::value(&opt.metrics_listen),
+                             "serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9464)")(
+      "alert-limit", po::value(&opt.flood.per_rule_process)->default_value(20),
+      "alerts per rule and process per minute; more are summarised (0 = no limit)")(
+      "drain-timeout", po::value(&opt.drain_timeout_s)->default_value(5),
+      "seconds at exit for spooled events to reach their sinks (the rest waits in the "
+      "spool)");
   desc.add(capture_options(opt.capture));
   PipelineArgs pargs;
   desc.add(pipeline_options(pargs));
@@ -210,6 +227,17 @@ int cmd_run(int argc, char** argv) {
     pol = load_run_policy(policy_files);
     if (!pol) return 2;
     opt.policy = &*pol;
+    opt.state_dir = pol->settings().state_dir;
+  }
+  if (!state_dir.empty()) opt.state_dir = state_dir;
+  for (const std::string& uri : sink_uris) {
+    std::string error;
+    std::optional<sinks::SinkConfig> c = sinks::parse_sink_uri(uri, error);
+    if (!c) {
+      std::fprintf(stderr, "agentwall: %s\n", error.c_str());
+      return 2;
+    }
+    opt.sinks.push_back(std::move(*c));
   }
   if (int rc = finish_capture_options(vm, opt.capture)) return rc;
   return daemon::run_agent(opt);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 
 #include "agent/common/time.h"
 #include "agent/daemon/gating.h"
+#include "agent/daemon/metrics.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -27,6 +29,7 @@ namespace agentwall::daemon {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reopen{false};
 
 // tcmalloc keeps freed pages for reuse; after start-up (which reads large ELF files) and
 // now and then, they go back to the kernel. Weak: a build without tcmalloc has no such call.
@@ -50,6 +53,10 @@ void on_signal(int) {
   g_stop.store(true);
 }
 
+void on_reopen(int) {
+  g_reopen.store(true);
+}
+
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -57,6 +64,8 @@ void install_signal_handlers() {
   sa.sa_flags = 0;  // no SA_RESTART: epoll_wait returns EINTR and the loop checks the flag
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sa.sa_handler = on_reopen;
+  sigaction(SIGUSR1, &sa, nullptr);  // file sinks reopen their files (logrotate)
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -103,10 +112,6 @@ void self_usage(uint64_t& rss_bytes, double& cpu_seconds) {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   cpu_seconds = double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
-
-bool write_line(std::FILE* f, const std::string& line) {
-  return std::fputs(line.c_str(), f) >= 0 && std::fputc('\n', f) >= 0 && std::fflush(f) == 0;
 }
 
 }  // namespace
@@ -186,6 +191,23 @@ std::string health_json(const HealthSnapshot& h) {
                        {"functions", t.functions}});
   }
   j["attached"] = targets;
+  json sinks = json::array();
+  for (const auto& s : h.sinks) {
+    json o = {{"name", s.name},
+              {"kind", s.kind},
+              {"format", s.format},
+              {"accepted", s.accepted},
+              {"delivered", s.delivered},
+              {"queue_depth", s.queue_depth},
+              {"spool_bytes", s.spool_bytes},
+              {"send_errors", s.send_errors},
+              {"dropped", s.dropped},
+              {"healthy", s.healthy}};
+    if (!s.last_error.empty()) o["last_error"] = s.last_error;
+    sinks.push_back(std::move(o));
+  }
+  j["sinks"] = sinks;
+  j["flood_control"] = {{"suppressed", h.flood.suppressed}, {"summaries", h.flood.summaries}};
   if (!h.record_error.empty()) j["record_error"] = h.record_error;
   j["agent"] = {{"pid", getpid()}, {"rss_bytes", h.rss_bytes}, {"cpu_seconds", h.cpu_seconds}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -231,10 +253,48 @@ int run_agent(const AgentOptions& opt) {
   const auto started = std::chrono::steady_clock::now();
 
   std::string error;
-  std::FILE* events = opt.events_path.empty() ? nullptr : open_output(opt.events_path, error);
-  if (!events && !opt.events_path.empty()) {
-    spdlog::error("{}", error);
-    return 2;
+  // Every event goes to the sinks: --events (stdout or a JSON-lines file) and each --sink.
+  std::vector<sinks::SinkConfig> sink_configs;
+  if (!opt.events_path.empty()) {
+    sinks::SinkConfig c;
+    c.uri = opt.events_path;
+    c.name = "events";
+    c.max_size = 0;  // --events FILE is not rotated; use --sink file://…?max_size= for that
+    if (opt.events_path == "-") {
+      c.kind = sinks::SinkKind::kStdout;
+    } else {
+      c.kind = sinks::SinkKind::kFile;
+      c.path = std::filesystem::absolute(opt.events_path).string();
+    }
+    sink_configs.push_back(std::move(c));
+  }
+  for (const auto& c : opt.sinks) sink_configs.push_back(c);
+  std::unique_ptr<sinks::SinkSet> sinks;
+  if (!sink_configs.empty()) {
+    sinks::SinkSetOptions so;
+    so.state_dir = opt.state_dir;
+    so.flood = opt.flood;
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    so.context.hostname = host;
+    so.context.version = AGENTWALL_VERSION;
+    so.context.pid = static_cast<uint32_t>(getpid());
+    sinks = sinks::SinkSet::open(std::move(sink_configs), so, error);
+    if (!sinks) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+  }
+  const bool events = sinks != nullptr;
+  Metrics metrics;
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!opt.metrics_listen.empty()) {
+    metrics_server = MetricsServer::start(opt.metrics_listen, error);
+    if (!metrics_server) {
+      spdlog::error("{}", error);
+      return 2;
+    }
+    spdlog::info("metrics: http://{}/metrics", opt.metrics_listen);
   }
   std::FILE* sniff_out = nullptr;
   if (opt.sniff) {
@@ -264,9 +324,9 @@ int run_agent(const AgentOptions& opt) {
 
   output::SniffPrinter printer(sniff_out ? sniff_out : stdout, opt.sniff_filter);
   stream::Tracker sniff_tracker(printer);
-  uint64_t event_write_failures = 0;
   auto emit_event = [&](const std::string& line) {
-    if (events && !write_line(events, line)) ++event_write_failures;
+    if (metrics_server) metrics.observe(line);
+    if (sinks) sinks->publish(line);
   };
 
   // Policy: budgets in the ledger, the decide stage, and the kernel gate for what it enforces.
@@ -341,11 +401,16 @@ int run_agent(const AgentOptions& opt) {
     }
     h.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     self_usage(h.rss_bytes, h.cpu_seconds);
+    if (sinks) {
+      h.sinks = sinks->stats();
+      h.flood = sinks->flood_stats();
+    }
     return h;
   };
 
   auto next_health = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(static_cast<int64_t>(opt.health_interval_s * 1000));
+  auto next_tick = std::chrono::steady_clock::now();
   int rc = 0;
   while (!g_stop.load()) {
     const int n = cap->poll_data(100, fanout);
@@ -355,9 +420,21 @@ int run_agent(const AgentOptions& opt) {
       rc = 1;
       break;
     }
-    if (events && opt.health_interval_s > 0 && std::chrono::steady_clock::now() >= next_health) {
-      if (!write_line(events, health_json(snapshot())))
-        spdlog::warn("cannot write the health event to {}", opt.events_path);
+    const auto now = std::chrono::steady_clock::now();
+    if (g_reopen.exchange(false) && sinks) {
+      spdlog::info("SIGUSR1: reopening file sinks");
+      sinks->reopen();
+    }
+    if (now >= next_tick) {
+      next_tick = now + std::chrono::seconds(1);
+      if (sinks) sinks->tick();
+      if (metrics_server) {
+        const HealthSnapshot h = snapshot();
+        metrics_server->set(metrics.render(h, h.sinks, h.flood));
+      }
+    }
+    if (events && opt.health_interval_s > 0 && now >= next_health) {
+      emit_event(health_json(snapshot()));
       if (recorder) recorder->flush();
       release_free_memory();
       next_health += std::chrono::milliseconds(static_cast<int64_t>(opt.health_interval_s * 1000));
@@ -374,21 +451,31 @@ int run_agent(const AgentOptions& opt) {
   pipeline.flush();  // exchanges still open come out, marked cut
   if (recorder) recorder->flush();
   const HealthSnapshot final_health = snapshot();
-  if (events) write_line(events, health_json(final_health));
+  if (events) emit_event(health_json(final_health));
   cap.reset();  // detaches every probe
+  if (sinks) {
+    // What the receivers do not take in time stays in the spools for the next start.
+    sinks->shutdown(std::chrono::milliseconds(static_cast<int64_t>(opt.drain_timeout_s * 1000)));
+    for (const auto& st : sinks->stats())
+      if (st.queue_depth)
+        spdlog::warn("sink {}: {} events still spooled (delivered after the next start): {}",
+                     st.name, st.queue_depth,
+                     st.last_error.empty() ? "time ran out" : st.last_error);
+  }
   if (recorder && !recorder->error().empty()) {
     spdlog::error("{}", recorder->error());
     rc = rc ? rc : 1;
   }
   if (opt.sniff && printer.write_failed()) spdlog::warn("some sniff output could not be written");
-  if (event_write_failures)
-    spdlog::warn("{} events could not be written to {}", event_write_failures, opt.events_path);
+  if (sinks)
+    for (const auto& st : sinks->stats())
+      if (st.dropped)
+        spdlog::warn("sink {}: {} events lost: {}", st.name, st.dropped, st.last_error);
   if (final_health.capture.ringbuf_drop_chunks || final_health.stream.gap_bytes) {
     spdlog::warn("lost {} chunks ({} bytes) to a full ring buffer; {} stream bytes missing",
                  final_health.capture.ringbuf_drop_chunks, final_health.capture.ringbuf_drop_bytes,
                  final_health.stream.gap_bytes);
   }
-  if (events && events != stdout) std::fclose(events);
   if (sniff_out && sniff_out != stdout) std::fclose(sniff_out);
   return rc;
 }

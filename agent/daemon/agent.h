@@ -8,6 +8,7 @@
 #include "agent/enforce/gate.h"
 #include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
+#include "agent/sinks/sinks.h"
 #include "agent/stream/tracker.h"
 
 namespace agentwall::daemon {
@@ -26,6 +27,13 @@ struct AgentOptions {
   output::SniffFilter sniff_filter;
   // The policy every call is judged by (alerts, budgets, enforcement); null: none.
   const policy::Policy* policy = nullptr;
+  // More places events go (--sink), besides events_path; network sinks spool under
+  // state_dir/spool/.
+  std::vector<sinks::SinkConfig> sinks;
+  std::string state_dir = "/var/lib/agentwall";
+  sinks::FloodOptions flood;
+  double drain_timeout_s = 5;  // at exit, how long spooled events may take to go out
+  std::string metrics_listen;  // Prometheus endpoint, e.g. 127.0.0.1:9464; empty: none
 };
 
 // Runs until SIGINT or SIGTERM. Returns the process exit code.
@@ -45,6 +53,8 @@ struct HealthSnapshot {
   double uptime_s = 0;
   uint64_t rss_bytes = 0;
   double cpu_seconds = 0;
+  std::vector<sinks::SinkStats> sinks;
+  sinks::FloodStats flood;
 };
 
 // The agent.health event (docs/EVENTS.md): one JSON line.

@@ -130,6 +130,9 @@ void Gate::on_hold(const TlsHold& h) {
   const Outcome out = carry_out(h, v, held);
   if (!out.ok) ++stats_.failures;
   stats_.latency_max_us = std::max(stats_.latency_max_us, out.latency_us);
+  stats_.latency_sum_us += out.latency_us;
+  for (size_t b = 0; b < GateStats::kBucketsUs.size(); ++b)
+    if (out.latency_us <= GateStats::kBucketsUs[b]) ++stats_.latency_buckets[b];
   if (latencies_.size() < kLatencies) {
     latencies_.push_back(out.latency_us);
   } else {

@@ -6,6 +6,7 @@
 // Pure apart from the Actuator it is given: unit tests drive it with a recording actuator.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <string>
 #include <unordered_map>
@@ -49,6 +50,12 @@ struct GateStats {
   double latency_p50_us = 0;
   double latency_p99_us = 0;
   double latency_max_us = 0;
+  // Every hold's latency, counted cumulatively into these buckets (upper bounds in µs;
+  // the last is +Inf): the Prometheus histogram.
+  static constexpr std::array<double, 12> kBucketsUs = {50,   100,   250,   500,    1000, 2500,
+                                                        5000, 10000, 25000, 100000, 1e6,  1e300};
+  std::array<uint64_t, 12> latency_buckets{};
+  double latency_sum_us = 0;
 };
 
 class Gate final : public CaptureSink {
