@@ -357,3 +357,32 @@ TEST_CASE("spooled syslog sink: events wait in the spool while the receiver is d
   CHECK(pids.size() == 60);
   CHECK(set->stats()[0].queue_depth == 0);
 }
+
+TEST_CASE("spooled sink: a full spool drops the oldest events and says so") {
+  TempDir dir;
+  const fs::path out = dir.path / "out.json";
+  // Nothing listens on port 1: every event stays in the 16 KiB spool until it is full.
+  SinkConfig net = parse_ok("syslog+tcp://127.0.0.1:1?spool_max=16K&backoff_max_ms=60000");
+  std::string error;
+  SinkSetOptions o;
+  o.state_dir = dir.path;
+  o.flood.per_rule_process = 0;
+  o.flood.per_process = 0;
+  auto set = SinkSet::open({parse_ok("file://" + out.string()), net}, o, error);
+  REQUIRE_MESSAGE(set, error);
+  for (int i = 0; i < 200; ++i) set->publish(alert("r", i));
+  set->tick();
+  const auto st = set->stats();
+  CHECK(st[1].dropped > 0);
+  CHECK(st[1].spool_bytes <= 16 * 1024);
+  // the 200 alerts and the sink.dropped event, which goes to every sink
+  CHECK(st[1].queue_depth + st[1].dropped == 201);
+  set->shutdown(std::chrono::milliseconds(0));
+  const auto lines = read_lines(out);
+  const auto dropped = std::find_if(lines.begin(), lines.end(),
+                                    [](const auto& l) { return l["type"] == "sink.dropped"; });
+  REQUIRE(dropped != lines.end());
+  CHECK((*dropped)["sink"] == "syslog-tcp-127.0.0.1-1");
+  CHECK((*dropped)["dropped"] == st[1].dropped);
+  CHECK((*dropped)["severity"] == "high");
+}
