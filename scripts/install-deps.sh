@@ -8,7 +8,8 @@ build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libel
   libspdlog-dev doctest-dev libnghttp2-dev libbrotli-dev libzstd-dev libpcre2-dev
   libyaml-cpp-dev libsimdjson-dev libgoogle-perftools-dev libvectorscan-dev libutf8proc-dev libsqlite3-dev libhiredis-dev nodejs)
 test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpftrace
-  libclang-rt-14-dev redis-server rsyslog rsyslog-gnutls)
+  libclang-rt-14-dev redis-server rsyslog rsyslog-gnutls
+  systemd)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

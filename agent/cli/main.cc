@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -147,12 +148,34 @@ int finish_capture_options(const po::variables_map& vm, capture::Options& c) {
     std::fprintf(stderr, "agentwall: --max-bytes must be at least 1\n");
     return 2;
   }
-  if (geteuid() != 0) {
+  // What capture needs, checked in the effective set (root without them, e.g. under a
+  // systemd CapabilityBoundingSet, fails here with the names rather than at the first EPERM).
+  uint64_t eff = 0;
+  {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.starts_with("CapEff:")) eff = std::strtoull(line.c_str() + 7, nullptr, 16);
+  }
+  const std::pair<int, const char*> needed[] = {
+      {39, "CAP_BPF"}, {38, "CAP_PERFMON"}, {19, "CAP_SYS_PTRACE"}, {2, "CAP_DAC_READ_SEARCH"}};
+  std::string missing;
+  for (const auto& [bit, name] : needed)
+    if (!(eff & (1ull << bit))) missing += std::string(missing.empty() ? "" : ", ") + name;
+  if (!missing.empty()) {
     std::fprintf(stderr,
-                 "agentwall: capture loads BPF programs and needs root (or CAP_BPF, CAP_PERFMON, "
-                 "CAP_SYS_PTRACE and CAP_SYS_RESOURCE); run it with sudo\n");
+                 "agentwall: capture loads BPF programs and attaches uprobes: it needs root or "
+                 "CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (and "
+                 "CAP_KILL to "
+                 "enforce); missing: %s. Run it with sudo, or grant them (systemd: "
+                 "CapabilityBoundingSet= in the unit)\n",
+                 missing.c_str());
     return 1;
   }
+  if (!(eff & (1ull << 21)))
+    std::fprintf(stderr,
+                 "agentwall: warning: no CAP_SYS_ADMIN: some kernels (6.18 measured) refuse the "
+                 "return probes on SSL_read/SSL_write without it, and nothing is captured\n");
   return 0;
 }
 

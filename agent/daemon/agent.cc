@@ -18,6 +18,7 @@
 #include "agent/common/time.h"
 #include "agent/daemon/gating.h"
 #include "agent/daemon/metrics.h"
+#include "agent/daemon/notify.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -244,9 +245,28 @@ void log_start_checks() {
         "tracefs, which must then be mounted");
 }
 
+// One line for `systemctl status`: what the agent sees and whether its sinks deliver.
+std::string status_line(const capture::Counters& c, const llm::LlmStats& llm, uint64_t alerts,
+                        const sinks::SinkSet* sinks) {
+  std::string s =
+      fmt::format("{} targets, {} LLM calls, {} alerts", c.attach_count, llm.calls, alerts);
+  if (c.ringbuf_drop_chunks) s += fmt::format(", {} chunks lost", c.ringbuf_drop_chunks);
+  if (sinks) {
+    size_t down = 0;
+    uint64_t queued = 0;
+    for (const auto& st : sinks->stats()) {
+      down += st.healthy ? 0 : 1;
+      queued += st.queue_depth;
+    }
+    if (down) s += fmt::format(", {} sinks failing ({} events spooled)", down, queued);
+  }
+  return s;
+}
+
 }  // namespace
 
 int run_agent(const AgentOptions& opt) {
+  Notifier notifier = Notifier::from_environment();
   decommit_free_spans(true);
   install_signal_handlers();
   log_start_checks();
@@ -366,8 +386,17 @@ int run_agent(const AgentOptions& opt) {
   fanout.add(opt.sniff ? static_cast<CaptureSink*>(&sniff_tracker) : &pipeline.input());
   if (gating) gating->start();
 
+  // The watchdog is pinged from the main loop only while the discovery thread shows signs of
+  // life too: a hung thread gets the agent restarted by systemd.
+  auto steady_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  std::atomic<int64_t> discovery_beat{steady_ns()};
   std::thread discovery([&] {
     while (!g_stop.load()) {
+      discovery_beat.store(steady_ns());
       const int n = cap->poll_discovery(100);
       if (n < 0 && n != -EINTR) {
         spdlog::error("process discovery stopped: {}", std::strerror(-n));
@@ -381,6 +410,8 @@ int run_agent(const AgentOptions& opt) {
   if (targets.empty())
     spdlog::warn(
         "no OpenSSL library or executable found yet; new ones are attached as they appear");
+  notifier.ready(
+      fmt::format("{} TLS targets attached, {} sinks", targets.size(), sinks ? sinks->size() : 0));
   if (!opt.ready_file.empty()) {
     std::ofstream(opt.ready_file) << getpid() << "\n";
   }
@@ -425,8 +456,13 @@ int run_agent(const AgentOptions& opt) {
       spdlog::info("SIGUSR1: reopening file sinks");
       sinks->reopen();
     }
+    if (std::chrono::nanoseconds(steady_ns() - discovery_beat.load()) < std::chrono::seconds(5))
+      notifier.watchdog(now);
     if (now >= next_tick) {
       next_tick = now + std::chrono::seconds(1);
+      if (notifier.enabled())
+        notifier.status(status_line(cap->counters(), pipeline.llm_stats(),
+                                    decider ? decider->stats().alerts : 0, sinks.get()));
       if (sinks) sinks->tick();
       if (metrics_server) {
         const HealthSnapshot h = snapshot();
@@ -441,6 +477,7 @@ int run_agent(const AgentOptions& opt) {
     }
   }
   g_stop.store(true);
+  notifier.stopping("stopping: resuming held processes, detaching probes, draining sinks");
   // No write is held from here on; those already held are decided as the ring drains, and
   // anything still stopped is resumed before the probes go.
   if (gating) gating->stop();
