@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "agent/common/suggest.h"
+
 namespace agentwall::policy {
 
 struct Pos {
@@ -61,8 +63,6 @@ using Entries = std::vector<std::pair<std::string, Ref>>;
 
 // "ctx: " or nothing, to start a message.
 std::string prefix(const std::string& ctx);
-// The closest of `candidates` to `word` when it is a likely typo, else empty.
-std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
 // "a, b or c".
 std::string one_of(const std::vector<std::string>& options);
 

@@ -27,8 +27,8 @@ int severity_id(const json& event);
 bool is_alert(std::string_view type);
 
 struct FormatContext {
-  std::string hostname;       // this host
-  std::string version;        // agentwall's version
+  std::string hostname;  // this host
+  std::string version;   // agentwall's version
   std::string app_name = "agentwall";
   // agentwall's pid: the RFC 5424 PROCID ("-" when 0).
   int64_t pid = 0;

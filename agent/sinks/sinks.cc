@@ -100,6 +100,10 @@ class Sink {
     ev["seq"] = seq;
     return format_event(cfg.format, ev, ctx_);
   }
+  // The same for an event already parsed (with its seq): `raw` is its spooled line.
+  std::string format_parsed(const json& ev, std::string_view raw, uint64_t seq) {
+    return cfg.format == Format::kJson ? with_seq(raw, seq) : format_event(cfg.format, ev, ctx_);
+  }
 
   FormatContext ctx_;
   std::atomic<uint64_t> accepted_{0}, filtered_{0};
@@ -269,7 +273,6 @@ class SpooledSink final : public Sink {
     std::lock_guard lock(mu_);
     s.delivered = delivered_;
     s.send_errors = errors_;
-    s.retries = retries_;
     s.dropped = sp.dropped + lost_;
     s.healthy = healthy_;
     s.last_error = last_error_;
@@ -328,6 +331,7 @@ class SpooledSink final : public Sink {
   void run() {
     std::mt19937_64 rng(std::random_device{}());
     backoff_ = cfg.backoff_min;
+    bool waited = false;  // this partial batch already waited flush_interval
     for (;;) {
       if (draining() && (spool_->stats().depth == 0 || past_drain_deadline())) break;
       if (!spool_->wait(std::chrono::milliseconds(100))) {
@@ -335,12 +339,12 @@ class SpooledSink final : public Sink {
         continue;
       }
       // A partial batch waits for more, up to flush_interval (unless draining).
-      if (!draining() && spool_->stats().depth < cfg.batch_max && !waited_) {
-        waited_ = true;
+      if (!draining() && spool_->stats().depth < cfg.batch_max && !waited) {
+        waited = true;
         if (!pause(cfg.flush_interval)) break;
         continue;
       }
-      waited_ = false;
+      waited = false;
       std::vector<SpoolRecord> batch = spool_->peek(cfg.batch_max, 4u << 20);
       if (batch.empty()) continue;
       std::string error;
@@ -352,11 +356,7 @@ class SpooledSink final : public Sink {
       }
       stream_.reset();
       failed(error);
-      {
-        std::lock_guard lock(mu_);
-        ++retries_;
-      }
-      // Full jitter: sleep a random time up to the current backoff, which doubles.
+      // Equal jitter: sleep between half and all of the current backoff, which doubles.
       std::uniform_int_distribution<int64_t> jitter(backoff_.count() / 2, backoff_.count());
       if (!pause(std::chrono::milliseconds(jitter(rng)))) break;
       backoff_ = std::min(cfg.backoff_max, backoff_ * 2);
@@ -401,9 +401,7 @@ class SpooledSink final : public Sink {
   }
 
   std::string syslog_message(const json& ev, std::string_view raw, uint64_t seq) {
-    const std::string body =
-        cfg.format == Format::kJson ? with_seq(raw, seq) : format_event(cfg.format, ev, ctx_);
-    return to_rfc5424(ev, body, ctx_, cfg.facility);
+    return to_rfc5424(ev, format_parsed(ev, raw, seq), ctx_, cfg.facility);
   }
 
   bool send_udp(const std::vector<SpoolRecord>& batch, std::string& error) {
@@ -506,10 +504,8 @@ class SpooledSink final : public Sink {
     switch (cfg.api) {
       case HttpApi::kHec:
         for (size_t i = 0; i < evs.size(); ++i) {
-          const std::string inner = cfg.format == Format::kJson
-                                        ? with_seq(batch[i].payload, batch[i].seq)
-                                        : format_event(cfg.format, evs[i], ctx_);
-          body += to_hec(evs[i], inner, ctx_, cfg.index, cfg.sourcetype);
+          body += to_hec(evs[i], format_parsed(evs[i], batch[i].payload, batch[i].seq), ctx_,
+                         cfg.index, cfg.sourcetype);
           body += '\n';
         }
         break;
@@ -525,8 +521,7 @@ class SpooledSink final : public Sink {
           body = "[";
           for (size_t i = 0; i < evs.size(); ++i) {
             if (i) body += ',';
-            body += cfg.format == Format::kJson ? with_seq(batch[i].payload, batch[i].seq)
-                                                : format_event(cfg.format, evs[i], ctx_);
+            body += format_parsed(evs[i], batch[i].payload, batch[i].seq);
           }
           body += "]";
         }
@@ -580,10 +575,9 @@ class SpooledSink final : public Sink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool draining_ = false;
-  bool waited_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::chrono::milliseconds backoff_{200};
-  uint64_t delivered_ = 0, errors_ = 0, retries_ = 0, lost_ = 0;
+  uint64_t delivered_ = 0, errors_ = 0, lost_ = 0;
   bool healthy_ = true;
   std::string last_error_;
 };

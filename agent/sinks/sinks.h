@@ -39,8 +39,7 @@ struct SinkStats {
   uint64_t accepted = 0;     // events that passed the filter
   uint64_t filtered = 0;     // events the filter left out
   uint64_t delivered = 0;    // events the receiver took (or written, for files)
-  uint64_t send_errors = 0;  // failed connects, writes and requests
-  uint64_t retries = 0;
+  uint64_t send_errors = 0;  // failed connects, writes and requests (each is retried)
   uint64_t dropped = 0;      // lost: the spool was full, or a file write failed
   uint64_t queue_depth = 0;  // spooled, not yet delivered
   uint64_t spool_bytes = 0;

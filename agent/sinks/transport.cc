@@ -1,5 +1,7 @@
 #include "agent/sinks/transport.h"
 
+#include "agent/common/ascii.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -49,9 +51,7 @@ bool wait_fd(int fd, short events, std::chrono::steady_clock::time_point deadlin
 bool ci_equal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+    if (ascii::lower(a[i]) != ascii::lower(b[i])) return false;
   return true;
 }
 

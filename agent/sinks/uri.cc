@@ -1,5 +1,7 @@
 #include "agent/sinks/uri.h"
 
+#include "agent/common/suggest.h"
+
 #include <algorithm>
 #include <charconv>
 #include <functional>
@@ -81,21 +83,6 @@ int severity_from_name(std::string_view s) {
   uint64_t v = 0;
   if (parse_uint(s, v, 6)) return static_cast<int>(v);
   return -1;
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t prev = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
 }
 
 bool is_secret_key(std::string_view k) {
@@ -420,12 +407,9 @@ std::optional<SinkConfig> parse_sink_uri(std::string_view uri, std::string& erro
     }
     auto it = options.find(key);
     if (it == options.end()) {
-      std::string best;
-      size_t best_d = 3;
-      for (const auto& [name, _] : options) {
-        const size_t d = edit_distance(key, name);
-        if (d < best_d) best_d = d, best = name;
-      }
+      std::vector<std::string> names;
+      for (const auto& [name, _] : options) names.push_back(name);
+      const std::string best = did_you_mean(key, names);
       std::string msg = "unknown option '" + key + "'";
       if (!best.empty()) msg += " (did you mean '" + best + "'?)";
       msg += "; see docs/SINKS.md for the options of each sink";

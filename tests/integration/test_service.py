@@ -195,6 +195,8 @@ class ServiceTest(aw.AgentTestCase):
         self.assertTrue(ready_file_seen)
         # READY comes before any ping; pings keep coming while it runs.
         first_ready = texts.index(ready[0])
+        first_ping = texts.index("WATCHDOG=1")
+        self.assertGreater(first_ping, first_ready, "a watchdog ping came before READY=1")
         pings = [t for t, m in messages if m == "WATCHDOG=1" and t < stop_at]
         self.assertGreaterEqual(len(pings), 4, texts)
         gaps = [b - a for a, b in zip(pings, pings[1:])]
