@@ -19,9 +19,10 @@ build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The agent's main job, in the foreground, on the built-in default configuration.
+# The agent's main job, in the foreground, on the configuration files or the built-in
+# default (monitor only), with every event printed on the terminal.
 run: build
-	exec $(BUILD)/agentwall run
+	exec $(BUILD)/agentwall run --events -
 
 sniff: build
 	exec $(BUILD)/agentwall sniff

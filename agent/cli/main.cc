@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "agent/common/time.h"
+#include "agent/config/config.h"
 #include "agent/daemon/agent.h"
 #include "agent/detect/engine.h"
 #include "agent/llm/prices.h"
@@ -26,6 +28,7 @@
 #include "agent/policy/subject_llm.h"
 #include "agent/record/filter.h"
 #include "agent/record/recording.h"
+#include "agent/sinks/uri.h"
 #include "agent/stream/tracker.h"
 
 namespace po = boost::program_options;
@@ -45,6 +48,7 @@ Commands:
   replay   feed a recording made with `run --record` through the pipeline, no kernel needed
   scan     score text from stdin with the detection engine (secrets, PII, hidden text)
   policy   check policy files, or test them on a recording (`policy check|test FILES...`)
+  config   check the configuration and its policies, or show it (`config check|show`)
   version  print the version
 
 `agentwall <command> --help` describes each command's options.
@@ -180,80 +184,174 @@ int finish_capture_options(const po::variables_map& vm, capture::Options& c) {
 }
 
 // The policy `run` judges calls by: the files given, or the built-in default (alerts only).
-// Prints every error and returns nullopt when a file does not load.
-std::optional<policy::Policy> load_run_policy(const std::vector<std::string>& files) {
-  std::vector<std::string> errors;
+// Errors (FILE:LINE:COL: ...) go to `errors`; nullopt when a file does not load.
+std::shared_ptr<const policy::Policy> load_run_policy(const std::vector<std::string>& files,
+                                                      std::vector<std::string>& errors,
+                                                      std::vector<std::string>& warnings) {
   std::optional<policy::Policy> p =
       files.empty()
           ? policy::Policy::load_sources(
                 {{"<built-in policies/default.yaml>", policy::kBuiltinPolicyYaml}}, errors)
           : policy::Policy::load(files, errors);
-  for (const std::string& e : errors) std::fprintf(stderr, "agentwall: %s\n", e.c_str());
-  if (p)
-    for (const std::string& w : p->warnings()) spdlog::warn("policy: {}", w);
-  return p;
+  if (!p) return nullptr;
+  warnings = p->warnings();
+  return std::make_shared<const policy::Policy>(std::move(*p));
+}
+
+// Where the configuration comes from, and the command-line options that win over it.
+struct ConfigSource {
+  std::string file = config::kDefaultFile;
+  bool required = false;                     // --config given: the file must exist
+  bool none = false;                         // --no-config
+  std::vector<std::string> policy_override;  // --policy: these instead of `policies`
+};
+
+config::Loaded read_config(const ConfigSource& src) {
+  return src.none ? config::load_strings({}) : config::load(src.file, src.required);
+}
+
+// The policy files a configuration names (or --policy), with errors for missing files.
+std::vector<std::string> policy_files_of(const ConfigSource& src, const config::Config& c,
+                                         std::vector<std::string>& errors) {
+  if (!src.policy_override.empty()) return src.policy_override;
+  return config::expand_policy_paths(c.policies, errors);
+}
+
+bool given(const po::variables_map& vm, const char* name) {
+  return vm.count(name) && !vm[name].defaulted();
 }
 
 int cmd_run(int argc, char** argv) {
   daemon::AgentOptions opt;
   bool verbose = false;
-  std::vector<std::string> policy_files;
+  ConfigSource src;
   bool no_policy = false;
   std::vector<std::string> sink_uris;
   std::string state_dir;
+  PipelineArgs pargs;
   po::options_description desc("agentwall run [options]");
   desc.add_options()("help,h", "show this help")("verbose,v", po::bool_switch(&verbose),
                                                  "debug logging")(
+      "config", po::value(&src.file),
+      "read the configuration from FILE and the drop-ins in conf.d/ beside it (default: "
+      "/etc/agentwall/agentwall.yaml when it exists; docs/CONFIG.md)")(
+      "no-config", po::bool_switch(&src.none),
+      "read no configuration file: built-in defaults and the options given")(
       "record", po::value(&opt.record_path),
       "write the raw capture stream to FILE (docs/RECORD.md)")(
-      "events", po::value(&opt.events_path)->default_value("-"),
-      "write events as JSON lines to FILE ('-' = stdout)")(
+      "events", po::value(&opt.events_path),
+      "write events as JSON lines to FILE ('-' = stdout; default: the configuration's "
+      "`events`, /var/log/agentwall/events.json)")(
       "health-interval", po::value(&opt.health_interval_s)->default_value(30),
       "seconds between agent.health events (0 = only at exit)")(
       "ready-file", po::value(&opt.ready_file), "create FILE once every probe is attached")(
-      "policy", po::value(&policy_files)->composing(),
-      "judge calls by this policy file (YAML, docs/POLICY.md) instead of the built-in default "
-      "(repeatable: merged in order)")("no-policy", po::bool_switch(&no_policy),
-                                       "no policy: no alerts, budgets or enforcement")(
+      "policy", po::value(&src.policy_override)->composing(),
+      "judge calls by this policy file (YAML, docs/POLICY.md) instead of the configured "
+      "policies (repeatable: merged in order; re-read on SIGHUP)")(
+      "no-policy", po::bool_switch(&no_policy), "no policy: no alerts, budgets or enforcement")(
       "sink", po::value(&sink_uris)->composing(),
-      "also send events to URI (repeatable), e.g. syslog+tcp://127.0.0.1:5514, "
-      "syslog+tls://siem:6514?ca=/etc/ssl/siem.pem, "
+      "also send events to URI (repeatable; added to the configured sinks), e.g. "
+      "syslog+tcp://127.0.0.1:5514, syslog+tls://siem:6514?ca=/etc/ssl/siem.pem, "
       "https://splunk:8088/services/collector/event?token=T, otlp+http://127.0.0.1:4318, "
       "file:///var/log/agentwall/alerts.json?format=ocsf&types=policy.*; every form and "
-      "option: docs/SINKS.md")(
-      "state-dir", po::value(&state_dir),
-      "where sink spools (and budgets) live (default: the policy's state_dir, "
-      "/var/lib/agentwall)")("metrics", po::value(&opt.metrics_listen),
-                             "serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9464)")(
+      "option: docs/SINKS.md")("state-dir", po::value(&state_dir),
+                               "where sink spools live (default /var/lib/agentwall)")(
+      "metrics", po::value(&opt.metrics_listen),
+      "serve Prometheus metrics on ADDR:PORT (e.g. 127.0.0.1:9464)")(
       "alert-limit", po::value(&opt.flood.per_rule_process)->default_value(20),
       "alerts per rule and process per minute; more are summarised (0 = no limit)")(
       "drain-timeout", po::value(&opt.drain_timeout_s)->default_value(5),
       "seconds at exit for spooled events to reach their sinks (the rest waits in the "
       "spool)");
   desc.add(capture_options(opt.capture));
-  PipelineArgs pargs;
   desc.add(pipeline_options(pargs));
   po::variables_map vm;
   if (!parse(argc, argv, desc, vm, "see: agentwall run --help")) return 2;
   if (vm.count("help")) {
     std::cout << "Captures the TLS plaintext of every local process (OpenSSL, shared and static)\n"
                  "and runs it through the pipeline: every LLM API call becomes an llm.exchange\n"
-                 "event (provider, model, messages, tool calls, output, tokens, cost); health and\n"
-                 "losses are reported as agent.health events. Stops on SIGINT or SIGTERM.\n\n"
+                 "event (provider, model, messages, tool calls, output, tokens, cost), judged by\n"
+                 "the policies; health and losses are reported as agent.health events.\n"
+                 "Settings come from /etc/agentwall/agentwall.yaml and conf.d/*.yaml (built-in\n"
+                 "defaults without them); options given here win. SIGHUP reloads the\n"
+                 "configuration and policies (an invalid set is refused); SIGUSR1 reopens file\n"
+                 "sinks; SIGINT or SIGTERM stop.\n\n"
               << desc;
     return 0;
   }
   setup_logging(verbose);
-  if (int rc = finish_pipeline_options(pargs, opt.pipeline)) return rc;
-  std::optional<policy::Policy> pol;
-  if (!no_policy) {
-    pol = load_run_policy(policy_files);
-    if (!pol) return 2;
-    opt.policy = &*pol;
-    opt.state_dir = pol->settings().state_dir;
+  src.required = vm.count("config") != 0;
+  if (src.none && src.required) {
+    std::fprintf(stderr, "agentwall: --config and --no-config contradict each other\n");
+    return 2;
   }
-  if (!state_dir.empty()) opt.state_dir = state_dir;
-  for (const std::string& uri : sink_uris) {
+  const config::Loaded loaded = read_config(src);
+  for (const std::string& w : loaded.warnings) spdlog::warn("{}", w);
+  if (!loaded.config) {
+    for (const std::string& e : loaded.errors) std::fprintf(stderr, "agentwall: %s\n", e.c_str());
+    std::fprintf(stderr,
+                 "agentwall: the configuration has errors; `agentwall config check` "
+                 "shows them all\n");
+    return 2;
+  }
+  const config::Config& cfg = *loaded.config;
+  for (const std::string& f : cfg.files) spdlog::info("configuration: {}", f);
+  // The configuration, where no option was given.
+  if (!vm.count("events")) opt.events_path = cfg.events;
+  if (!given(vm, "health-interval")) opt.health_interval_s = cfg.health_interval;
+  if (!vm.count("metrics")) opt.metrics_listen = cfg.metrics;
+  if (!given(vm, "alert-limit")) opt.flood.per_rule_process = cfg.alert_limit;
+  if (!given(vm, "drain-timeout")) opt.drain_timeout_s = cfg.drain_timeout;
+  if (!given(vm, "max-bytes")) opt.capture.max_capture_bytes = cfg.max_bytes;
+  if (!given(vm, "ringbuf-mb")) vm.at("ringbuf-mb").value() = cfg.ringbuf_mb;
+  opt.capture.extra_targets.insert(opt.capture.extra_targets.begin(), cfg.attach.begin(),
+                                   cfg.attach.end());
+  if (!given(vm, "content-cap")) pargs.content_cap = cfg.content_cap;
+  if (!given(vm, "max-body-mb")) pargs.max_body_mb = cfg.max_body_mb;
+  if (!given(vm, "detect-threshold")) pargs.detect_threshold = cfg.detect_threshold;
+  if (!cfg.detect) pargs.no_detect = true;
+  pargs.price_files.insert(pargs.price_files.begin(), cfg.prices.begin(), cfg.prices.end());
+  if (int rc = finish_pipeline_options(pargs, opt.pipeline)) return rc;
+  if (!no_policy) {
+    std::vector<std::string> errors, warnings;
+    opt.policy_files = policy_files_of(src, cfg, errors);
+    if (errors.empty()) opt.policy = load_run_policy(opt.policy_files, errors, warnings);
+    for (const std::string& e : errors) std::fprintf(stderr, "agentwall: %s\n", e.c_str());
+    if (!opt.policy) return 2;
+    for (const std::string& w : warnings) spdlog::warn("policy: {}", w);
+    if (opt.policy_files.empty()) opt.policy_files = {"<built-in policies/default.yaml>"};
+    opt.state_dir = opt.policy->settings().state_dir;  // unless the configuration says
+    // SIGHUP: the same files, read again, checked before anything changes.
+    opt.reload = [src, cfg]() {
+      daemon::Reload r;
+      const config::Loaded again = read_config(src);
+      if (!again.config) {
+        r.errors = again.errors;
+        return r;
+      }
+      for (const std::string& k : config::changed_keys(cfg, *again.config))
+        if (k != "policies") r.restart_needed.push_back(k);
+      r.files = policy_files_of(src, *again.config, r.errors);
+      if (r.errors.empty()) r.policy = load_run_policy(r.files, r.errors, r.warnings);
+      if (r.files.empty()) r.files = {"<built-in policies/default.yaml>"};
+      return r;
+    };
+  }
+  if (!state_dir.empty())
+    opt.state_dir = state_dir;
+  else if (cfg.is_set("state_dir") || !opt.policy)
+    opt.state_dir = cfg.state_dir;
+  // Sinks: the configured ones, then --sink. Standard output already gets every event when
+  // `events` is "-": a stdout sink would print alerts twice.
+  std::vector<std::string> uris;
+  for (const std::string& u : cfg.sinks) {
+    std::string error;
+    auto c = sinks::parse_sink_uri(u, error);
+    if (c && c->kind == sinks::SinkKind::kStdout && opt.events_path == "-") continue;
+    uris.push_back(u);
+  }
+  uris.insert(uris.end(), sink_uris.begin(), sink_uris.end());
+  for (const std::string& uri : uris) {
     std::string error;
     std::optional<sinks::SinkConfig> c = sinks::parse_sink_uri(uri, error);
     if (!c) {
@@ -262,8 +360,83 @@ int cmd_run(int argc, char** argv) {
     }
     opt.sinks.push_back(std::move(*c));
   }
+  if (opt.events_path != "-" && !opt.events_path.empty()) {
+    // The default /var/log/agentwall/ may not exist outside the package.
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::absolute(opt.events_path).parent_path(),
+                                        ec);
+  }
   if (int rc = finish_capture_options(vm, opt.capture)) return rc;
   return daemon::run_agent(opt);
+}
+
+int policy_check(const std::vector<std::string>& files);
+
+// `agentwall config check|show`: what `run` would read, checked or printed.
+int cmd_config(int argc, char** argv) {
+  constexpr const char* kConfigUsage =
+      "usage: agentwall config check [--config FILE] [--policy FILE]...\n"
+      "       agentwall config show  [--config FILE]\n";
+  const std::string sub = argc > 1 ? argv[1] : "";
+  if (sub != "check" && sub != "show") {
+    const bool help = sub == "--help" || sub == "-h" || sub == "help";
+    std::fputs(kConfigUsage, help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
+  ConfigSource src;
+  po::options_description desc("agentwall config " + sub + " [options]");
+  desc.add_options()("help,h", "show this help")(
+      "config", po::value(&src.file),
+      "the configuration file (default /etc/agentwall/agentwall.yaml; its conf.d/ too)")(
+      "policy", po::value(&src.policy_override)->composing(),
+      "check these policy files instead of the configured ones");
+  po::variables_map vm;
+  if (!parse(argc - 1, argv + 1, desc, vm, kConfigUsage)) return 2;
+  if (vm.count("help")) {
+    std::cout << (sub == "check"
+                      ? "Reads the configuration file, its drop-ins and the policies they name,\n"
+                        "as `agentwall run` and a reload (SIGHUP) would, and prints every error\n"
+                        "with FILE:LINE:COL, or what would be used and OK. Exit status 1 on "
+                        "errors.\n\n"
+                      : "Prints the configuration in effect after merging the file and its\n"
+                        "drop-ins, every key with `# set` or `# default`.\n\n")
+              << desc;
+    return 0;
+  }
+  src.required = vm.count("config") != 0;
+  const config::Loaded loaded = read_config(src);
+  for (const std::string& e : loaded.errors) std::printf("%s\n", e.c_str());
+  for (const std::string& w : loaded.warnings) std::printf("%s\n", w.c_str());
+  if (!loaded.config) {
+    std::printf("%zu error%s\n", loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  const config::Config& cfg = *loaded.config;
+  if (sub == "show") {
+    std::printf("# from: %s\n%s",
+                cfg.files.empty() ? "built-in defaults"
+                                  : fmt::format("{}", fmt::join(cfg.files, ", ")).c_str(),
+                config::to_yaml(cfg).c_str());
+    return 0;
+  }
+  std::printf("configuration: %s\n", cfg.files.empty()
+                                         ? "built-in defaults (no file)"
+                                         : fmt::format("{}", fmt::join(cfg.files, ", ")).c_str());
+  for (const std::string& u : cfg.sinks) std::printf("sink: %s\n", sinks::redact_uri(u).c_str());
+  std::vector<std::string> errors;
+  const std::vector<std::string> files = policy_files_of(src, cfg, errors);
+  if (!errors.empty()) {
+    for (const std::string& e : errors) std::printf("%s\n", e.c_str());
+    std::printf("%zu error%s\n", errors.size(), errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  if (files.empty()) {
+    std::printf("policies: none found in %s: the built-in default applies (alerts only)\n",
+                fmt::format("{}", fmt::join(cfg.policies, ", ")).c_str());
+    return 0;
+  }
+  std::printf("policies: %s\n", fmt::format("{}", fmt::join(files, ", ")).c_str());
+  return policy_check(files);
 }
 
 int cmd_sniff(int argc, char** argv) {
@@ -663,6 +836,7 @@ int main(int argc, char** argv) {
   if (cmd == "replay") return cmd_replay(argc - 1, argv + 1);
   if (cmd == "scan") return cmd_scan(argc - 1, argv + 1);
   if (cmd == "policy") return cmd_policy(argc - 1, argv + 1);
+  if (cmd == "config") return cmd_config(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::printf("agentwall %s\n", AGENTWALL_VERSION);
     return 0;

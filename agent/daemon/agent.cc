@@ -17,8 +17,10 @@
 
 #include "agent/common/time.h"
 #include "agent/daemon/gating.h"
+#include "agent/daemon/host_checks.h"
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/notify.h"
+#include "agent/daemon/policy_runtime.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -31,6 +33,7 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reopen{false};
+std::atomic<bool> g_reload{false};
 
 // tcmalloc keeps freed pages for reuse; after start-up (which reads large ELF files) and
 // now and then, they go back to the kernel. Weak: a build without tcmalloc has no such call.
@@ -58,6 +61,10 @@ void on_reopen(int) {
   g_reopen.store(true);
 }
 
+void on_reload(int) {
+  g_reload.store(true);
+}
+
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -67,6 +74,8 @@ void install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
   sa.sa_handler = on_reopen;
   sigaction(SIGUSR1, &sa, nullptr);  // file sinks reopen their files (logrotate)
+  sa.sa_handler = on_reload;
+  sigaction(SIGHUP, &sa, nullptr);  // configuration and policies are read again
   signal(SIGPIPE, SIG_IGN);
 }
 
@@ -216,35 +225,6 @@ std::string health_json(const HealthSnapshot& h) {
 
 namespace {
 
-std::string first_line(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-// Says what this kernel offers and what is degraded without it, before loading anything.
-void log_start_checks() {
-  utsname u{};
-  uname(&u);
-  spdlog::info("agentwall {} on Linux {} ({})", AGENTWALL_VERSION, u.release, u.machine);
-  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-    spdlog::error(
-        "no kernel BTF (/sys/kernel/btf/vmlinux): the CO-RE programs cannot load; use "
-        "a kernel built with CONFIG_DEBUG_INFO_BTF=y");
-  const std::string lockdown = first_line("/sys/kernel/security/lockdown");
-  if (!lockdown.empty()) {
-    spdlog::info(
-        "kernel lockdown: {} (capture only reads user memory: works in integrity "
-        "mode; confidentiality mode forbids it)",
-        lockdown);
-  }
-  if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) != 0)
-    spdlog::warn(
-        "no uprobe PMU (/sys/bus/event_source/devices/uprobe): libbpf falls back to "
-        "tracefs, which must then be mounted");
-}
-
 // One line for `systemctl status`: what the agent sees and whether its sinks deliver.
 std::string status_line(const capture::Counters& c, const llm::LlmStats& llm, uint64_t alerts,
                         const sinks::SinkSet* sinks) {
@@ -263,13 +243,77 @@ std::string status_line(const capture::Counters& c, const llm::LlmStats& llm, ui
   return s;
 }
 
+std::string reload_event(std::string_view type, const std::vector<std::string>& files,
+                         const nlohmann::ordered_json& extra) {
+  nlohmann::ordered_json j;
+  j["type"] = std::string(type);
+  j["time"] = format_rfc3339(unix_now_ns());
+  for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
+  j["policy_files"] = files;
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+// SIGHUP: the configuration and policies are read and checked again; a set that does not
+// load (or whose ledger does not open) is refused and the running one stays, with an alert.
+void reload(const AgentOptions& opt, PolicyRuntime* policy, std::vector<std::string>& files,
+            const std::function<void(const std::string&)>& emit) {
+  if (!opt.reload || opt.sniff) {
+    spdlog::info("SIGHUP: nothing to reload");
+    return;
+  }
+  spdlog::info("SIGHUP: reading the configuration and policies again");
+  Reload r = opt.reload();
+  for (const std::string& w : r.warnings) spdlog::warn("policy: {}", w);
+  std::string error;
+  if (r.policy && !policy) {
+    r.errors.push_back("the agent started without a policy (--no-policy): restart it to use one");
+  } else if (r.policy && !policy->install(r.policy, error)) {
+    r.errors.push_back(error);
+  }
+  if (!r.errors.empty()) {
+    for (const std::string& e : r.errors) spdlog::error("reload refused: {}", e);
+    spdlog::error("reload refused: {} error(s); the running configuration and policies stay",
+                  r.errors.size());
+    emit(reload_event(
+        "agent.alert", r.files,
+        {{"rule", "agentwall.reload_failed"},
+         {"severity", "high"},
+         {"message", fmt::format("configuration reload refused ({} error(s)): {}; the running "
+                                 "policy stays in force",
+                                 r.errors.size(), r.errors.front())},
+         {"errors", r.errors}}));
+    return;
+  }
+  files = r.files;
+  for (const std::string& k : r.restart_needed)
+    spdlog::warn("reload: {} changed; it takes effect at the next restart", k);
+  const policy::Summary sum = r.policy->summary();
+  const bool enforce = r.policy->settings().mode == policy::Mode::kEnforce;
+  spdlog::info("reloaded: {} rules ({} enabled), mode {}, from {} file(s)", sum.rules,
+               sum.enabled_rules, enforce ? "enforce" : "monitor", r.files.size());
+  emit(reload_event("agent.reload", files,
+                    {{"severity", "info"},
+                     {"generation", policy->generation()},
+                     {"rules", sum.rules},
+                     {"enabled_rules", sum.enabled_rules},
+                     {"mode", enforce ? "enforce" : "monitor"},
+                     {"restart_needed", r.restart_needed},
+                     {"message", fmt::format("policies reloaded: {} rules", sum.rules)}}));
+}
+
 }  // namespace
 
 int run_agent(const AgentOptions& opt) {
   Notifier notifier = Notifier::from_environment();
   decommit_free_spans(true);
   install_signal_handlers();
-  log_start_checks();
+  {
+    utsname u{};
+    uname(&u);
+    spdlog::info("agentwall {} on Linux {} ({})", AGENTWALL_VERSION, u.release, u.machine);
+  }
+  // What this kernel offers and what is degraded without it, before loading anything.
+  log_host_checks(host_checks());
   const auto started = std::chrono::steady_clock::now();
 
   std::string error;
@@ -349,42 +393,29 @@ int run_agent(const AgentOptions& opt) {
     if (sinks) sinks->publish(line);
   };
 
-  // Policy: budgets in the ledger, the decide stage, and the kernel gate for what it enforces.
-  std::unique_ptr<budget::Ledger> ledger;
-  std::unique_ptr<decide::Decider> decider;
+  // Policy: budgets in the ledger, the decide stage, and the kernel gate for what it enforces;
+  // replaced as a whole on SIGHUP.
   enforce::Enforcer enforcer([&cap](uint32_t pid) { return cap->holds_issued(pid); });
   std::unique_ptr<enforce::Gate> gate;
-  std::unique_ptr<Gating> gating;
+  std::unique_ptr<PolicyRuntime> policy;
   output::PipelineOptions pipeline_options = opt.pipeline;
   if (opt.policy && !opt.sniff) {
-    const policy::Policy& pol = *opt.policy;
-    if (!pol.budgets().empty() || !pol.rate_limits().empty()) {
-      ledger = budget::Ledger::open(pol.ledger(), pol.budgets(), pol.rate_limits(),
-                                    pol.settings().state_dir, error);
-      if (!ledger) {
-        spdlog::error("budget ledger: {}", error);
-        return 2;
-      }
+    gate = std::make_unique<enforce::Gate>(enforcer, emit_event);
+    policy = std::make_unique<PolicyRuntime>(*cap, *gate, emit_event, opt.pipeline.llm.inspector,
+                                             opt.pipeline.llm.prices);
+    if (!policy->install(opt.policy, error)) {
+      spdlog::error("{}", error);
+      return 2;
     }
-    enforce::GateOptions gate_options;
-    gate_options.deadline_ms = pol.settings().verdict_timeout_ms;
-    gate = std::make_unique<enforce::Gate>(enforcer, emit_event, gate_options);
-    decider = std::make_unique<decide::Decider>(
-        decide::DecideOptions{&pol, ledger.get(), opt.pipeline.llm.inspector,
-                              opt.pipeline.llm.prices,
-                              [&](uint64_t conn) { return gate->holding(conn); }},
-        emit_event,
-        [&](uint64_t conn, enforce::RequestVerdict v) { gate->note_request(conn, std::move(v)); });
-    pipeline_options.observer = decider.get();
-    gating = std::make_unique<Gating>(pol.gate_scope(), *cap);
+    pipeline_options.observer = policy.get();
   }
+  std::vector<std::string> policy_files = opt.policy_files;
   output::Pipeline pipeline(emit_event, pipeline_options);
   Fanout fanout;
   if (recorder) fanout.add(recorder.get());
   // The gate sees held bytes before the pipeline judges them, and the hold after.
   if (gate) fanout.add(gate.get());
   fanout.add(opt.sniff ? static_cast<CaptureSink*>(&sniff_tracker) : &pipeline.input());
-  if (gating) gating->start();
 
   // The watchdog is pinged from the main loop only while the discovery thread shows signs of
   // life too: a hung thread gets the agent restarted by systemd.
@@ -422,9 +453,11 @@ int run_agent(const AgentOptions& opt) {
     h.stream = opt.sniff ? sniff_tracker.stats() : pipeline.stream_stats();
     h.http = pipeline.http_stats();
     h.llm = pipeline.llm_stats();
-    if (decider) h.decide = decider->stats();
+    if (policy) {
+      h.decide = policy->stats();
+      h.gated_processes = policy->gated_processes();
+    }
     if (gate) h.gate = gate->stats();
-    if (gating) h.gated_processes = gating->gated_processes();
     h.attached = cap->attached();
     if (recorder) {
       h.record_lost = recorder->records_lost();
@@ -456,13 +489,19 @@ int run_agent(const AgentOptions& opt) {
       spdlog::info("SIGUSR1: reopening file sinks");
       sinks->reopen();
     }
+    if (g_reload.exchange(false)) {
+      notifier.send("RELOADING=1");
+      reload(opt, policy.get(), policy_files, emit_event);
+      notifier.send("READY=1");
+    }
     if (std::chrono::nanoseconds(steady_ns() - discovery_beat.load()) < std::chrono::seconds(5))
       notifier.watchdog(now);
     if (now >= next_tick) {
       next_tick = now + std::chrono::seconds(1);
       if (notifier.enabled())
         notifier.status(status_line(cap->counters(), pipeline.llm_stats(),
-                                    decider ? decider->stats().alerts : 0, sinks.get()));
+                                    policy ? policy->stats().alerts : 0, sinks.get()));
+      if (policy) policy->tick(now);
       if (sinks) sinks->tick();
       if (metrics_server) {
         const HealthSnapshot h = snapshot();
@@ -480,7 +519,7 @@ int run_agent(const AgentOptions& opt) {
   notifier.stopping("stopping: resuming held processes, detaching probes, draining sinks");
   // No write is held from here on; those already held are decided as the ring drains, and
   // anything still stopped is resumed before the probes go.
-  if (gating) gating->stop();
+  if (policy) policy->stop();
   discovery.join();
   // Whatever the kernel handed over before the stop is still delivered.
   cap->poll_data(0, fanout);

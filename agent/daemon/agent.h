@@ -1,7 +1,10 @@
 // The daemon: wires the stages, owns the threads, reports health.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/capture/capture.h"
 #include "agent/decide/decider.h"
@@ -12,6 +15,15 @@
 #include "agent/stream/tracker.h"
 
 namespace agentwall::daemon {
+
+// What a reload read: the new policy, or the errors that keep it out (FILE:LINE:COL: ...).
+struct Reload {
+  std::shared_ptr<const policy::Policy> policy;  // null: refused, the running one stays
+  std::vector<std::string> files;                // the policy files read
+  std::vector<std::string> errors, warnings;
+  // Configuration keys that changed but only take effect at a restart (sinks, capture, ...).
+  std::vector<std::string> restart_needed;
+};
 
 struct AgentOptions {
   capture::Options capture;
@@ -26,7 +38,10 @@ struct AgentOptions {
   std::string sniff_output = "-";
   output::SniffFilter sniff_filter;
   // The policy every call is judged by (alerts, budgets, enforcement); null: none.
-  const policy::Policy* policy = nullptr;
+  std::shared_ptr<const policy::Policy> policy;
+  std::vector<std::string> policy_files;  // where it came from, for events and status
+  // SIGHUP: reads the configuration and policies again. Null: SIGHUP changes nothing.
+  std::function<Reload()> reload;
   // More places events go (--sink), besides events_path; network sinks spool under
   // state_dir/spool/.
   std::vector<sinks::SinkConfig> sinks;

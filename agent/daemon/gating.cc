@@ -93,6 +93,7 @@ void Gating::consider(uint32_t pid) {
   if (!matches(info, policy::user_name(info.uid))) return;
   if (cap_.gate_pid(pid, true)) {
     ++gated_pids_;
+    pids_.push_back(pid);
     spdlog::info("enforcement gate: process {} ({}) gated", pid, info.exe);
   }
 }
@@ -111,7 +112,10 @@ void Gating::gate_cgroups() {
           if (!(s.exes.empty() && s.names.empty() && s.users.empty() && s.uids.empty() &&
                 s.units.empty() && s.containers.empty()))
             continue;
-          if (cap_.gate_cgroup(ino, true)) ++n;
+          if (cap_.gate_cgroup(ino, true)) {
+            ++n;
+            cgroups_.push_back(ino);
+          }
           break;
         }
       },
@@ -125,7 +129,8 @@ void Gating::start() {
     return;
   }
   if (!any_host_)
-    for (const std::string& h : scope_.hosts()) cap_.gate_host(h, true);
+    for (const std::string& h : scope_.hosts())
+      if (cap_.gate_host(h, true)) hosts_.push_back(h);
   gate_cgroups();
   if (!any_process_) {
     cap_.set_exec_hook([this](uint32_t pid) { consider(pid); });
@@ -148,6 +153,17 @@ void Gating::start() {
 void Gating::stop() {
   cap_.set_gate(false, false, false);
   cap_.set_exec_hook(nullptr);
+}
+
+void Gating::clear() {
+  stop();
+  for (uint32_t pid : pids_) cap_.gate_pid(pid, false);
+  for (uint64_t ino : cgroups_) cap_.gate_cgroup(ino, false);
+  for (const std::string& h : hosts_) cap_.gate_host(h, false);
+  pids_.clear();
+  cgroups_.clear();
+  hosts_.clear();
+  gated_pids_ = 0;
 }
 
 }  // namespace agentwall::daemon

@@ -23,6 +23,9 @@ class Gating {
   void consider(uint32_t pid);
   // Turns the gate off: no write is held after this returns.
   void stop();
+  // stop(), and takes every process, cgroup and host this scope gated out of the kernel's
+  // maps: what a reloaded policy no longer names is not held again.
+  void clear();
 
   size_t gated_processes() const { return gated_pids_; }
 
@@ -41,6 +44,9 @@ class Gating {
   bool any_process_ = false;
   bool any_host_ = false;
   size_t gated_pids_ = 0;
+  std::vector<uint32_t> pids_;  // what start() and consider() put in the maps
+  std::vector<uint64_t> cgroups_;
+  std::vector<std::string> hosts_;
 };
 
 }  // namespace agentwall::daemon

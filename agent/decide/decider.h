@@ -54,6 +54,10 @@ class Decider final : public llm::LlmSink {
   void on_llm_call(const llm::LlmRecord& record) override;
 
   const DecideStats& stats() const { return stats_; }
+  // Calls whose request this decider judged and whose response has not come yet: after a
+  // reload they finish here, under the policy and ledger that saw their request.
+  bool has_pending(uint64_t exchange_id) const { return pending_.count(exchange_id) != 0; }
+  size_t pending() const { return pending_.size(); }
 
  private:
   struct Pending {

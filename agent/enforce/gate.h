@@ -71,6 +71,8 @@ class Gate final : public CaptureSink {
   void on_hold(const TlsHold& hold) override;
 
   GateStats stats() const;
+  // A reloaded policy's deadline applies to the holds after this.
+  void set_deadline_ms(double ms) { opt_.deadline_ms = ms; }
   // A write of the connection is held right now (its bytes are being judged).
   bool holding(uint64_t conn_id) const { return held_.count(conn_id) != 0; }
 

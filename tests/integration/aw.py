@@ -774,7 +774,7 @@ class Agent:
             return [self.bin, "sniff", "--ready-file", self.ready_file,
                     "--output", self.output_file, *self.args]
         if self.command == "run":
-            return [self.bin, "run", "--record", self.record_file, "--ready-file",
+            return [self.bin, "run", "--no-config", "--record", self.record_file, "--ready-file",
                     self.ready_file, "--events", self.events_file, *self.args]
         raise ValueError(self.command)
 

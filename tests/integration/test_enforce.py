@@ -352,6 +352,109 @@ class EnforceTest(aw.AgentTestCase):
         self.assertEqual([(a["process"]["pid"], a["rule"]) for a in actions], [(r2.pid, "too-fast")])
 
 
+    # -- reload (SIGHUP) and stop ------------------------------------------------------------
+    def reload(self, agent: aw.Agent, policy: str, expect: str) -> dict:
+        """Rewrites the agent's policy file, sends SIGHUP and returns the event that answers
+        (`agent.reload` when it loaded, `agent.alert` when it was refused)."""
+        path = os.path.join(self.tmp, "policy.yaml")
+        with open(path, "w") as f:
+            f.write(policy)
+        before = len(self.events(agent, expect))
+        agent.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(agent.wait_for(lambda r: len(
+            [x for x in r if x.get("type") == expect]) > before, what=expect),
+            f"no {expect} event after SIGHUP\n{agent.stderr_tail()}")
+        return self.events(agent, expect)[-1]
+
+    def test_reload_valid_then_invalid_policy(self):
+        """SIGHUP applies a valid policy at once; an invalid one is refused with FILE:LINE:COL
+        and an alert, and the running policy keeps enforcing."""
+        with self.agent(policy_text("monitor", self.secret_rule("block"))) as agent:
+            tag1 = llm.new_tag()
+            res1 = self.node_call(tag1, "first key " + SECRET)
+            self.assertEqual(res1.returncode, 0, "monitor mode must let the call through:\n" +
+                             res1.describe())
+            self.assertEqual(len(self.received(tag1, wait=aw.DATA_TIMEOUT)), 1)
+
+            ok = self.reload(agent, policy_text("enforce", self.secret_rule("block")),
+                             "agent.reload")
+            self.assertEqual((ok["mode"], ok["rules"], ok["generation"]), ("enforce", 1, 2), ok)
+            self.assertTrue(ok["policy_files"][0].endswith("policy.yaml"), ok)
+            tag2 = llm.new_tag()
+            res2 = self.node_call(tag2, "second key " + SECRET)
+            self.assertEqual(self.received(tag2, wait=1.0), [],
+                             "the reloaded (enforcing) policy did not block")
+            self.assert_failed_alive(res2)
+
+            # Line 4, column 11 of the new file: an action that does not exist.
+            bad = policy_text("enforce", self.secret_rule("block")).replace(
+                "action: block", "action: explode")
+            bad_line = bad.splitlines().index(next(
+                line for line in bad.splitlines() if "action: explode" in line)) + 1
+            refused = self.reload(agent, bad, "agent.alert")
+            self.assertEqual((refused["rule"], refused["severity"]),
+                             ("agentwall.reload_failed", "high"), refused)
+            where = f"policy.yaml:{bad_line}:"
+            self.assertTrue(any(where in e and "explode" in e for e in refused["errors"]),
+                            f"the error should name {where}: {refused['errors']}")
+            tag3 = llm.new_tag()
+            res3 = self.node_call(tag3, "third key " + SECRET)
+            self.assertEqual(self.received(tag3, wait=1.0), [],
+                             "after a refused reload the running policy must still block")
+            self.assert_failed_alive(res3)
+        stderr = agent.stderr_tail(200)
+        self.assertIn("reload refused", stderr)
+        self.assertIn(where, stderr)
+        blocked = [a for a in self.events(agent, "enforce.action") if a["action"] == "block"]
+        self.assertEqual(sorted(a["process"]["pid"] for a in blocked), sorted([res2.pid, res3.pid]))
+
+    def test_reload_narrows_the_gate(self):
+        """A reload to a policy that no longer enforces on the test's cgroup takes it out of
+        the kernel gate: its writes are not held any more."""
+        with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+            self.reload(agent, policy_text("monitor", self.secret_rule("block")), "agent.reload")
+            tag = llm.new_tag()
+            res = self.node_call(tag, "key " + SECRET)
+            self.assertEqual(res.returncode, 0, res.describe())
+            self.assertEqual(len(self.received(tag, wait=aw.DATA_TIMEOUT)), 1)
+        self.assertEqual(self.health(agent)["enforce"]["holds"], 0,
+                         "a process was held after the reload took it out of the gate")
+
+    def test_sigterm_resumes_a_held_process(self):
+        """The agent is stopped (SIGSTOP) so that it cannot judge; a gated client's write is
+        held (the client is stopped in SSL_write); SIGTERM then ends the agent, which must
+        resume the client before it goes: the client finishes its call."""
+        tag = llm.new_tag()
+        argv = self.cg.wrap([llm.node_bin(), llm.LLM_CLIENT, "--sdk", "openai", "--no-stream",
+                             "--base-url", self.standin.base_url, "--tag", tag,
+                             "--user", "nothing secret here"])
+        with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+            agent.proc.send_signal(signal.SIGSTOP)
+            client = subprocess.Popen(argv, env=aw.client_env(NODE_EXTRA_CA_CERTS=self.pki.ca_cert),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                deadline = time.monotonic() + 20
+                state = "?"
+                while time.monotonic() < deadline:
+                    with open(f"/proc/{client.pid}/stat") as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                    if state in ("T", "t"):
+                        break
+                    time.sleep(0.05)
+                agent.proc.send_signal(signal.SIGTERM)
+                agent.proc.send_signal(signal.SIGCONT)
+                self.assertEqual(state, "T", "the gated client was never held")
+                agent.proc.wait(timeout=aw.STOP_TIMEOUT)
+                out, err = client.communicate(timeout=30)
+            finally:
+                if client.poll() is None:
+                    client.kill()
+                    client.wait()
+        self.assertEqual(client.returncode, 0, "the client was not resumed or its call failed:\n"
+                         + err.decode(errors="replace")[-2000:])
+        self.assertEqual(len(self.received(tag, wait=aw.DATA_TIMEOUT)), 1)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
