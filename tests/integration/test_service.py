@@ -153,7 +153,7 @@ class ServiceTest(aw.AgentTestCase):
         self.assertNotEqual(res.returncode, 0)
         self.assertRegex(res.stderr, r"CAP_BPF", res.stderr[-2000:])
 
-    def test_sd_notify_ready_watchdog_stopping(self):
+    def test_sd_notify_ready_watchdog_reload_stopping(self):
         sock_path = os.path.join(self.tmp, "notify.sock")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         s.bind(sock_path)
@@ -172,7 +172,7 @@ class ServiceTest(aw.AgentTestCase):
         os.environ["NOTIFY_SOCKET"] = sock_path
         os.environ["WATCHDOG_USEC"] = "1000000"  # 1 s: pings every 0.5 s
         try:
-            agent = aw.Agent(command="run", args=["--health-interval", "0", "--no-policy"])
+            agent = aw.Agent(command="run", args=["--health-interval", "0"])
             agent.start()
         finally:
             for k, v in old.items():
@@ -181,15 +181,17 @@ class ServiceTest(aw.AgentTestCase):
                 else:
                     os.environ[k] = v
         try:
-            drain(time.monotonic() + 3.0)
+            drain(time.monotonic() + 2.0)
             ready_file_seen = os.path.exists(agent.ready_file)
+            agent.proc.send_signal(signal.SIGHUP)  # what `systemctl reload` sends
+            drain(time.monotonic() + 1.5)
         finally:
             stop_at = time.monotonic()
             agent.stop()
         drain(time.monotonic() + 0.5)
         texts = [m for _, m in messages]
         ready = [m for m in texts if m.startswith("READY=1")]
-        self.assertEqual(len(ready), 1, texts)
+        self.assertGreaterEqual(len(ready), 1, texts)
         self.assertIn("STATUS=", ready[0])
         self.assertIn(f"MAINPID={agent.proc.pid}", ready[0])
         self.assertTrue(ready_file_seen)
@@ -202,6 +204,13 @@ class ServiceTest(aw.AgentTestCase):
         gaps = [b - a for a, b in zip(pings, pings[1:])]
         self.assertLess(max(gaps), 1.0, gaps)
         self.assertTrue(any(m.startswith("STATUS=") and "LLM calls" in m for m in texts), texts)
+        # SIGHUP: RELOADING=1, then READY=1 again once the policies are read.
+        reloading = [i for i, m in enumerate(texts) if m.startswith("RELOADING=1")]
+        self.assertEqual(len(reloading), 1, texts)
+        self.assertGreater(reloading[0], first_ready)
+        self.assertTrue(any(m.startswith("READY=1") for m in texts[reloading[0] + 1:]), texts)
+        reloads = [e for e in agent.records() if e.get("type") == "agent.reload"]
+        self.assertEqual(len(reloads), 1, "no agent.reload event after SIGHUP")
         stopping = [i for i, m in enumerate(texts) if m.startswith("STOPPING=1")]
         self.assertEqual(len(stopping), 1, texts)
         self.assertGreater(stopping[0], first_ready)
