@@ -28,6 +28,8 @@ class JsonWriter {
   JsonWriter& value(double v);
   JsonWriter& value(bool v);
   JsonWriter& null();
+  // A value that is already JSON (e.g. serialised by nlohmann::json): written as it is.
+  JsonWriter& raw(std::string_view json);
   // key(k).value(v) in one call.
   template <typename T>
   JsonWriter& field(std::string_view k, const T& v) {

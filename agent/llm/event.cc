@@ -2,6 +2,7 @@
 #include "agent/common/json_writer.h"
 #include "agent/common/time.h"
 #include "agent/llm/stage.h"
+#include "agent/stream/event_json.h"
 
 namespace agentwall::llm {
 namespace {
@@ -12,16 +13,6 @@ std::string_view capped(std::string_view s, size_t cap, bool& cut, std::string& 
   scratch.clear();
   append_capped(scratch, s, cap, cut);
   return scratch;
-}
-
-void process_json(JsonWriter& w, const ProcessInfo& p) {
-  w.begin_object();
-  w.field("pid", p.key.pid).field("start_ns", p.key.start_ns).field("comm", p.comm);
-  if (p.complete) {
-    w.field("ppid", p.ppid).field("uid", p.uid).field("exe", p.exe).field("cmdline", p.cmdline);
-    if (!p.cgroup_path.empty()) w.field("cgroup", p.cgroup_path);
-  }
-  w.end_object();
 }
 
 // What the detection engine found (docs/EVENTS.md); spans are byte offsets into the text at
@@ -44,16 +35,6 @@ void detection_json(JsonWriter& w, const Inspection& in, int threshold) {
   w.key("reasons").begin_array();
   for (const auto& reason : in.reasons) w.value(reason);
   w.end_array();
-  w.end_object();
-}
-
-void connection_json(JsonWriter& w, const stream::Connection& c) {
-  w.begin_object();
-  w.field("id", c.id);
-  if (c.local.is_ip()) w.field("local", c.local.to_string());
-  if (c.peer.is_ip()) w.field("peer", c.peer.to_string());
-  if (!c.sni.empty()) w.field("sni", c.sni);
-  if (c.fd >= 0) w.field("fd", int64_t(c.fd));
   w.end_object();
 }
 
@@ -156,9 +137,9 @@ std::string llm_exchange_json(const LlmRecord& r, const LlmOptions& o) {
   w.end_array();
   if (r.inspection.ran) detection_json(w, r.inspection, o.detect_threshold);
   w.key("process");
-  process_json(w, r.process);
+  stream::process_json(w, r.process);
   w.key("connection");
-  connection_json(w, r.conn);
+  stream::connection_json(w, r.conn);
   w.end_object();
   return w.take();
 }

@@ -1,11 +1,13 @@
 // The pipeline after capture, shared by `agentwall run` and `agentwall replay`: stream →
-// HTTP → LLM → event lines. Pure: unit tests drive it with recordings.
+// HTTP → LLM or MCP → event lines. Pure: unit tests drive it with recordings.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <unordered_set>
 
 #include "agent/llm/stage.h"
+#include "agent/mcp/stage.h"
 #include "agent/protocol/stage.h"
 #include "agent/stream/tracker.h"
 
@@ -14,6 +16,7 @@ namespace agentwall::output {
 struct PipelineOptions {
   protocol::StageLimits http;
   llm::LlmOptions llm;
+  mcp::McpOptions mcp;
   // Also sees every LLM call (after its event is emitted) and, if it wants them, every
   // request as soon as it is complete: the decide stage.
   llm::LlmSink* observer = nullptr;
@@ -28,11 +31,15 @@ class Pipeline final : private llm::LlmSink {
   // Where the capture stream goes in.
   CaptureSink& input() { return tracker_; }
   // Ends every connection still open: their exchanges come out, marked cut.
-  void flush() { http_.flush(); }
+  void flush() {
+    http_.flush();
+    mcp_.flush();
+  }
 
   const stream::TrackerStats& stream_stats() const { return tracker_.stats(); }
   protocol::HttpStageStats http_stats() const { return http_.stats(); }
   const llm::LlmStats& llm_stats() const { return llm_.stats(); }
+  const mcp::McpStats& mcp_stats() const { return mcp_.stats(); }
 
  private:
   void on_llm_call(const llm::LlmRecord& r) override;
@@ -43,9 +50,37 @@ class Pipeline final : private llm::LlmSink {
     observer_->on_llm_request(r, body);
   }
 
+  // Each exchange goes to one semantic stage: MCP when its request is MCP, else LLM.
+  class Router final : public protocol::ExchangeSink {
+   public:
+    Router(protocol::ExchangeSink& llm, mcp::McpStage& mcp) : llm_(llm), mcp_(mcp) {}
+    void on_request(const stream::Connection& c, const ProcessInfo& p,
+                    protocol::HttpExchange& x) override;
+    void on_response_head(const stream::Connection& c, const ProcessInfo& p,
+                          protocol::HttpExchange& x) override {
+      to(x).on_response_head(c, p, x);
+    }
+    void on_response_body(const stream::Connection& c, const ProcessInfo& p,
+                          protocol::HttpExchange& x, std::string_view decoded) override {
+      to(x).on_response_body(c, p, x, decoded);
+    }
+    void on_exchange(const stream::Connection& c, const ProcessInfo& p,
+                     protocol::HttpExchange& x) override;
+
+   private:
+    protocol::ExchangeSink& to(const protocol::HttpExchange& x) {
+      return mcp_ids_.count(x.id) ? static_cast<protocol::ExchangeSink&>(mcp_) : llm_;
+    }
+    protocol::ExchangeSink& llm_;
+    mcp::McpStage& mcp_;
+    std::unordered_set<uint64_t> mcp_ids_;  // exchanges of the MCP stage, until they end
+  };
+
   Emit emit_;
   llm::LlmSink* observer_;
   llm::LlmStage llm_;
+  mcp::McpStage mcp_;
+  Router router_;
   protocol::HttpStage http_;
   stream::Tracker tracker_;
 };

@@ -1602,12 +1602,32 @@ std::string to_otlp_traces(std::span<const json> events, const FormatContext& ct
             mcp_field(e, {"protocol_version", "protocolVersion", "mcp.protocol.version"}));
       a.str("gen_ai.tool.name", tool);
       if (method == "tools/call") a.str("gen_ai.operation.name", "execute_tool");
-      if (auto id = integer(member(e, "request_id")); id)
-        a.str("jsonrpc.request.id", std::to_string(*id));
-      else
-        a.str("jsonrpc.request.id", str(e, "request_id"));
-      a.str("server.address", mcp_field(e, {"server", "host"}));
-      if (failed) a.str("error.type", "_OTHER");
+      for (const char* key : {"id", "request_id"}) {
+        if (auto id = integer(member(e, key)); id)
+          a.str("jsonrpc.request.id", std::to_string(*id));
+        else
+          a.str("jsonrpc.request.id", str(e, key));
+      }
+      // The server from the event's url (https://HOST:PORT/path).
+      string_view url = str(e, "url");
+      if (const size_t at = url.find("://"); at != string_view::npos) {
+        string_view hostport = url.substr(at + 3);
+        hostport = hostport.substr(0, hostport.find('/'));
+        const size_t colon = hostport.rfind(':');
+        a.str("server.address", hostport.substr(0, colon));
+        int64_t port = 0;
+        const string_view digits = colon == string_view::npos ? "" : hostport.substr(colon + 1);
+        if (std::from_chars(digits.data(), digits.data() + digits.size(), port).ec == std::errc())
+          a.i64("server.port", port);
+      } else {
+        a.str("server.address", mcp_field(e, {"server", "host"}));
+      }
+      a.str("mcp.transport", str(e, "transport"));
+      const json* tool_error = member(e, "is_error");
+      if (failed || str(e, "status") == "error")
+        a.str("error.type", "_OTHER");
+      else if (tool_error && tool_error->is_boolean() && tool_error->get<bool>())
+        a.str("error.type", "tool_error");
       a.i64("process.pid", proc.pid);
       a.str("process.executable.path", proc.exe);
       a.str("agentwall.event_id", str(e, "event_id"));

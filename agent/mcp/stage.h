@@ -1,0 +1,81 @@
+// The MCP layer over HTTP: Streamable HTTP (POST with a JSON or SSE response, GET SSE
+// streams, Mcp-Session-Id) and the legacy HTTP+SSE transport (GET /sse announcing a
+// /messages?sessionId= endpoint, answers on the stream). JSON-RPC requests are paired with
+// their answers by session and id, and each pair (and each notification) becomes one
+// `mcp.message` event (docs/EVENTS.md). Pure: unit tests drive it with recordings.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+
+#include "agent/mcp/jsonrpc.h"
+#include "agent/protocol/stage.h"
+
+namespace agentwall::mcp {
+
+struct McpOptions {
+  size_t content_cap = 4096;   // bytes of arguments and result text written into events
+  size_t max_pending = 10000;  // requests waiting for an answer, across sessions
+};
+
+// What `initialize` said about both ends of a session.
+struct SessionInfo {
+  std::string client_name, client_version, server_name, server_version, protocol_version;
+};
+
+struct McpStats {
+  uint64_t exchanges = 0;   // HTTP exchanges that carried MCP
+  uint64_t messages = 0;    // JSON-RPC messages read
+  uint64_t events = 0;      // mcp.message events
+  uint64_t unanswered = 0;  // requests that never got an answer
+  uint64_t unmatched = 0;   // answers to no request seen (the agent started late)
+  uint64_t bad_json = 0;    // bodies or SSE events that were not JSON-RPC
+};
+
+class McpStage final : public protocol::ExchangeSink {
+ public:
+  using Emit = std::function<void(const std::string& line)>;
+  McpStage(Emit emit, McpOptions options = {});
+  ~McpStage() override;
+
+  // Whether an exchange is MCP, from its request: a JSON-RPC body, an Mcp-Session-Id, or an
+  // event-stream GET of an MCP endpoint.
+  static bool claims(const protocol::HttpExchange& x);
+
+  void on_request(const stream::Connection&, const ProcessInfo&, protocol::HttpExchange&) override;
+  void on_response_head(const stream::Connection&, const ProcessInfo&,
+                        protocol::HttpExchange&) override;
+  void on_response_body(const stream::Connection&, const ProcessInfo&, protocol::HttpExchange&,
+                        std::string_view decoded) override;
+  void on_exchange(const stream::Connection&, const ProcessInfo&, protocol::HttpExchange&) override;
+
+  // Requests still waiting come out, marked unanswered (end of a replay, agent stopping).
+  void flush();
+  const McpStats& stats() const { return stats_; }
+
+ private:
+  struct Pending;
+  struct Stream;
+  void from_client(Stream& s, const stream::Connection&, const ProcessInfo&,
+                   const protocol::HttpExchange&, std::vector<Message> msgs);
+  void from_server(Stream& s, const stream::Connection&, const ProcessInfo&,
+                   std::vector<Message> msgs, uint64_t time_ns);
+  void server_payload(Stream& s, const stream::Connection&, const ProcessInfo&,
+                      std::string_view text, uint64_t time_ns);
+  void emit_pair(const Pending& p, const Message* answer, uint64_t answer_ns,
+                 const std::string& session_id);
+  void emit_notification(const Stream& s, const stream::Connection&, const ProcessInfo&,
+                         const Message& m, uint64_t time_ns, bool from_client);
+  const SessionInfo* session(uint32_t pid, const std::string& id) const;
+
+  Emit emit_;
+  McpOptions opt_;
+  McpStats stats_;
+  std::map<std::string, Pending> pending_;                 // by pid|session|direction|id
+  std::unordered_map<std::string, SessionInfo> sessions_;  // by pid|session
+};
+
+}  // namespace agentwall::mcp
