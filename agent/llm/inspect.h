@@ -38,6 +38,8 @@ class Inspector {
  public:
   Inspector();  // the built-in detectors; compiles the rule set (most of a second, once)
   Inspection inspect(const LlmCall& call) const;
+  // Every built-in detector, for texts that are not LLM calls (MCP tool descriptions).
+  const detect::Engine& engine() const { return full_; }
 
  private:
   detect::Engine full_;

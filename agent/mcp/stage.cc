@@ -291,6 +291,40 @@ void session_fields(JsonWriter& w, const std::string& session_id, const SessionI
 
 }  // namespace
 
+void McpStage::emit_all(const std::vector<std::string>& lines) {
+  for (const std::string& l : lines) emit_(l);
+}
+
+namespace {
+
+AlertContext alert_context(const ProcessInfo& proc, const std::string& session_id,
+                           uint64_t time_ns) {
+  JsonWriter w;
+  stream::process_json(w, proc);
+  return {time_ns, w.take(), session_id, proc.exe.empty() ? proc.comm : proc.exe};
+}
+
+}  // namespace
+
+// What a server offers, pinned and checked by the inventory.
+void McpStage::inventory(const Message& req, const Message& answer, const std::string& url,
+                         const ProcessInfo& proc, const std::string& session_id, uint64_t time_ns) {
+  if (!opt_.inventory || answer.kind != Kind::kResult || !answer.result.is_object()) return;
+  const SessionInfo* s = session(proc.key.pid, session_id);
+  const ServerId id{s ? s->server_name : "", s ? s->server_version : "", url};
+  const AlertContext ctx = alert_context(proc, session_id, time_ns);
+  const nlohmann::json& r = answer.result;
+  if (req.method == "tools/list" && r.contains("tools")) {
+    emit_all(opt_.inventory->on_tools(id, r["tools"], ctx));
+  } else if (req.method == "initialize") {
+    emit_all(opt_.inventory->on_instructions(id, str_at(r, "instructions"), ctx));
+  } else if (req.method == "prompts/list" && r.contains("prompts")) {
+    opt_.inventory->on_names(id, "prompts", r["prompts"], ctx);
+  } else if (req.method == "resources/list" && r.contains("resources")) {
+    opt_.inventory->on_names(id, "resources", r["resources"], ctx);
+  }
+}
+
 void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answer_ns,
                          const std::string& session_id) {
   const Message& req = p.req;
@@ -370,6 +404,7 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
   w.end_object();
   ++stats_.events;
   emit_(w.take());
+  if (answer) inventory(req, *answer, p.url, p.process, session_id, answer_ns);
 }
 
 void McpStage::emit_notification(const Stream& s, const stream::Connection& conn,
@@ -391,6 +426,11 @@ void McpStage::emit_notification(const Stream& s, const stream::Connection& conn
   w.end_object();
   ++stats_.events;
   emit_(w.take());
+  if (opt_.inventory && !from_client && m.method == "notifications/tools/list_changed") {
+    const SessionInfo* si = session(proc.key.pid, s.session_id);
+    const ServerId id{si ? si->server_name : "", si ? si->server_version : "", s.url};
+    emit_all(opt_.inventory->on_list_changed(id, alert_context(proc, s.session_id, time_ns)));
+  }
 }
 
 }  // namespace agentwall::mcp

@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "agent/mcp/inventory.h"
 #include "agent/mcp/jsonrpc.h"
 #include "agent/protocol/stage.h"
 
@@ -19,6 +20,9 @@ namespace agentwall::mcp {
 struct McpOptions {
   size_t content_cap = 4096;   // bytes of arguments and result text written into events
   size_t max_pending = 10000;  // requests waiting for an answer, across sessions
+  // Where what servers offer is pinned and checked (tools/list, instructions, list_changed);
+  // null: nothing is pinned.
+  Inventory* inventory = nullptr;
 };
 
 // What `initialize` said about both ends of a session.
@@ -70,6 +74,9 @@ class McpStage final : public protocol::ExchangeSink {
   void emit_notification(const Stream& s, const stream::Connection&, const ProcessInfo&,
                          const Message& m, uint64_t time_ns, bool from_client);
   const SessionInfo* session(uint32_t pid, const std::string& id) const;
+  void inventory(const Message& req, const Message& answer, const std::string& url,
+                 const ProcessInfo& proc, const std::string& session_id, uint64_t time_ns);
+  void emit_all(const std::vector<std::string>& lines);
 
   Emit emit_;
   McpOptions opt_;

@@ -1,12 +1,28 @@
 #include "agent/output/pipeline.h"
 
 namespace agentwall::output {
+namespace {
+
+// Without an inventory of its own (the daemon's is persistent), the pipeline keeps one in
+// memory: a replay shows the alerts the live agent would have raised.
+mcp::McpOptions with_inventory(mcp::McpOptions o, const llm::LlmOptions& llm,
+                               std::unique_ptr<mcp::Inventory>& own) {
+  if (!o.inventory) {
+    mcp::InventoryOptions io;
+    io.engine = llm.inspector ? &llm.inspector->engine() : nullptr;
+    own = std::make_unique<mcp::Inventory>(io);
+    o.inventory = own.get();
+  }
+  return o;
+}
+
+}  // namespace
 
 Pipeline::Pipeline(Emit emit, PipelineOptions options)
     : emit_(std::move(emit)),
       observer_(options.observer),
       llm_(*this, options.llm),
-      mcp_(emit_, options.mcp),
+      mcp_(emit_, with_inventory(options.mcp, options.llm, own_inventory_)),
       router_(llm_, mcp_),
       http_(router_, options.http),
       tracker_(http_) {}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_set>
 
@@ -79,6 +80,7 @@ class Pipeline final : private llm::LlmSink {
   Emit emit_;
   llm::LlmSink* observer_;
   llm::LlmStage llm_;
+  std::unique_ptr<mcp::Inventory> own_inventory_;  // in memory, when none is given
   mcp::McpStage mcp_;
   Router router_;
   protocol::HttpStage http_;
