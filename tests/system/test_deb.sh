@@ -122,7 +122,7 @@ ok "Depends: $(dpkg-deb -f "$deb1" Depends)"
 
 if command -v lintian >/dev/null; then
   echo "lintian $(basename "$deb1"):"
-  lintian --no-tag-display-limit "$deb1" 2>&1 | sed 's/^/  /' || true
+  lintian --tag-display-limit 0 "$deb1" 2>&1 | sed 's/^/  /' || true
 fi
 
 # ---- checks ------------------------------------------------------------------------------
@@ -225,7 +225,10 @@ fi
 ok "agentwall.service enabled"
 expect_service active
 
-# The administrator's changes: a conffile edited, a drop-in, state, a log.
+# The administrator's changes: a conffile edited, a drop-in, state, a log, the unit disabled
+# (`systemctl disable` works without a running systemd: it removes the symlink).
+systemctl disable agentwall.service 2>&1 | sed 's/^/  systemctl: /'
+expect_absent "$wants"
 echo "# local change (test_deb.sh)" >>/etc/agentwall/agentwall.yaml
 echo "metrics: 127.0.0.1:9464" >/etc/agentwall/conf.d/50-local.yaml
 echo state >/var/lib/agentwall/test-state
@@ -240,7 +243,8 @@ grep -q '^# local change (test_deb.sh)$' /etc/agentwall/agentwall.yaml || fail "
 [ -f /var/lib/agentwall/test-state ] || fail "the upgrade lost /var/lib/agentwall/test-state"
 expect_mode 700 /var/lib/agentwall
 ok "edited conffile, drop-in and state kept"
-[ -L "$wants" ] || fail "agentwall.service is no longer enabled after the upgrade"
+if [ -e "$wants" ] || [ -L "$wants" ]; then fail "the upgrade enabled agentwall.service again after it was disabled"; fi
+ok "the unit stays disabled"
 expect_service active
 
 # ---- remove ------------------------------------------------------------------------------
