@@ -10,7 +10,7 @@ build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libel
   dpkg-dev)
 test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpftrace
   libclang-rt-14-dev redis-server rsyslog rsyslog-gnutls
-  systemd man-db)
+  systemd man-db logrotate)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

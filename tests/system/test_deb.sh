@@ -216,6 +216,13 @@ if command -v groff >/dev/null; then
   zcat /usr/share/man/man8/agentwall.8.gz | grep -q '^\.SH SIGNALS' || fail "agentwall(8) has no SIGNALS"
   ok "man pages render without warnings"
 fi
+if command -v logrotate >/dev/null; then
+  if ! out=$(logrotate -d -s "$tmp/logrotate.state" /etc/logrotate.d/agentwall 2>&1) ||
+    printf '%s\n' "$out" | grep -qi 'error'; then
+    fail "logrotate -d /etc/logrotate.d/agentwall: $(printf '%s\n' "$out" | grep -i error)"
+  fi
+  ok "logrotate reads /etc/logrotate.d/agentwall"
+fi
 if command -v systemd-analyze >/dev/null; then
   "$SRC/tests/system/check_unit.sh" /lib/systemd/system/agentwall.service /usr/sbin/agentwall ||
     fail "the installed unit does not pass check_unit.sh"
