@@ -160,7 +160,10 @@ expect_service() { # active|inactive (under systemd)
       [ "$state" = "$1" ] && break
       sleep 1
     done
-    [ "$state" = "$1" ] || fail "agentwall.service is $state, expected $1"
+    if [ "$state" != "$1" ]; then
+      journalctl -u agentwall.service -n 40 --no-pager >&2 || true
+      fail "agentwall.service is $state, expected $1 (its journal above)"
+    fi
     ok "systemd runs: agentwall.service is $1"
   else
     [ -z "$(agent_pids)" ] || fail "an agentwall process was started: $(agent_pids)"
