@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize fuzz bench eval format clean
+.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize fuzz bench eval package format clean
 
 all: build
 
@@ -57,6 +57,13 @@ bench: test-deps build
 # Recall, false-positive rate and latency of `agentwall scan` on ../shared/eval/*.jsonl.
 eval: build
 	tests/eval/run.py --agentwall $(BUILD)/agentwall $(EVAL_ARGS)
+
+# The Debian package, $(BUILD)/agentwall_VERSION_ARCH.deb (packaging/README.md). Builds the
+# agent and its man pages only, not the tests.
+package: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS) --target agentwall
+	cd $(BUILD) && cpack -G DEB
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c')

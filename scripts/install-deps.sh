@@ -6,10 +6,11 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev
   zlib1g-dev libssl-dev libboost-dev libboost-program-options-dev nlohmann-json3-dev
   libspdlog-dev doctest-dev libnghttp2-dev libbrotli-dev libzstd-dev libpcre2-dev
-  libyaml-cpp-dev libsimdjson-dev libgoogle-perftools-dev libvectorscan-dev libutf8proc-dev libsqlite3-dev libhiredis-dev nodejs)
+  libyaml-cpp-dev libsimdjson-dev libgoogle-perftools-dev libvectorscan-dev libutf8proc-dev libsqlite3-dev libhiredis-dev nodejs
+  dpkg-dev)
 test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpftrace
   libclang-rt-14-dev redis-server rsyslog rsyslog-gnutls
-  systemd)
+  systemd man-db logrotate)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi
