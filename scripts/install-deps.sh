@@ -10,7 +10,11 @@ build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libel
   dpkg-dev)
 test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpftrace
   libclang-rt-14-dev redis-server rsyslog rsyslog-gnutls
-  systemd man-db logrotate)
+  systemd man-db logrotate
+  # tests/system/test_systemd.sh: the unit under a real systemd, booted from the host's own /usr
+  # in a volatile container (systemd-nspawn); dbus for `systemd-analyze security` on the live
+  # unit; capsh to read the running agent's capability bounding set.
+  systemd-container dbus libcap2-bin)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi
