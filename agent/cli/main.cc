@@ -230,6 +230,9 @@ int cmd_run(int argc, char** argv) {
       "drain-timeout", po::value(&opt.drain_timeout_s)->default_value(5),
       "seconds at exit for spooled events to reach their sinks (the rest waits in the "
       "spool)");
+  desc.add_options()("control", po::value(&opt.control_socket)->default_value(opt.control_socket),
+                     "serve `agentwall status`, `top` and `tail` on this Unix socket (root "
+                     "only; '' or none: no socket)");
   desc.add(capture_options(opt.capture));
   PipelineArgs pargs;
   desc.add(pipeline_options(pargs));
@@ -245,6 +248,8 @@ int cmd_run(int argc, char** argv) {
   }
   setup_logging(verbose);
   if (int rc = finish_pipeline_options(pargs, opt.pipeline)) return rc;
+  if (opt.control_socket == "none") opt.control_socket.clear();
+  opt.policy_files = policy_files;
   std::optional<policy::Policy> pol;
   if (!no_policy) {
     pol = load_run_policy(policy_files);

@@ -16,9 +16,12 @@
 #include <thread>
 
 #include "agent/common/time.h"
+#include "agent/daemon/control.h"
 #include "agent/daemon/gating.h"
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/notify.h"
+#include "agent/daemon/status.h"
+#include "agent/daemon/top.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -316,6 +319,18 @@ int run_agent(const AgentOptions& opt) {
     }
     spdlog::info("metrics: http://{}/metrics", opt.metrics_listen);
   }
+  // ---- control socket (agentwall status, top, tail) ----
+  const uint64_t started_unix_ns = unix_now_ns();
+  ProcessTop top;
+  std::unique_ptr<ControlServer> control;
+  if (!opt.control_socket.empty() && !opt.sniff) {
+    control = ControlServer::start(ControlOptions{.path = opt.control_socket}, error);
+    if (control)
+      spdlog::info("control socket: {}", opt.control_socket);
+    else
+      spdlog::warn("{}: running without a control socket (agentwall status, top, tail)", error);
+  }
+  // ---- end control socket ----
   std::FILE* sniff_out = nullptr;
   if (opt.sniff) {
     sniff_out = open_output(opt.sniff_output, error);
@@ -347,6 +362,10 @@ int run_agent(const AgentOptions& opt) {
   auto emit_event = [&](const std::string& line) {
     if (metrics_server) metrics.observe(line);
     if (sinks) sinks->publish(line);
+    if (control) {  // control socket
+      top.observe(line, static_cast<int64_t>(unix_now_ns()));
+      control->publish(line);
+    }
   };
 
   // Policy: budgets in the ledger, the decide stage, and the kernel gate for what it enforces.
@@ -468,6 +487,15 @@ int run_agent(const AgentOptions& opt) {
         const HealthSnapshot h = snapshot();
         metrics_server->set(metrics.render(h, h.sinks, h.flood));
       }
+      if (control) {  // control socket: what status and top answer for the next second
+        StatusContext sc{started_unix_ns, opt.policy != nullptr, opt.policy_files, "", {}};
+        if (opt.policy)
+          sc.policy_mode =
+              opt.policy->settings().mode == policy::Mode::kEnforce ? "enforce" : "monitor";
+        if (decider) sc.budgets = decider->budget_states();
+        control->set_status(status_json(snapshot(), sc));
+        control->set_top(top.json(static_cast<int64_t>(unix_now_ns())));
+      }
     }
     if (events && opt.health_interval_s > 0 && now >= next_health) {
       emit_event(health_json(snapshot()));
@@ -489,6 +517,8 @@ int run_agent(const AgentOptions& opt) {
   if (recorder) recorder->flush();
   const HealthSnapshot final_health = snapshot();
   if (events) emit_event(health_json(final_health));
+  // Control socket: tail clients see the end, the socket file goes.
+  control.reset();
   cap.reset();  // detaches every probe
   if (sinks) {
     // What the receivers do not take in time stays in the spools for the next start.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "agent/capture/capture.h"
+#include "agent/daemon/control.h"
 #include "agent/decide/decider.h"
 #include "agent/enforce/gate.h"
 #include "agent/output/pipeline.h"
@@ -34,6 +35,9 @@ struct AgentOptions {
   sinks::FloodOptions flood;
   double drain_timeout_s = 5;  // at exit, how long spooled events may take to go out
   std::string metrics_listen;  // Prometheus endpoint, e.g. 127.0.0.1:9464; empty: none
+  // Control socket (`agentwall status`, `top`, `tail`); empty: none.
+  std::string control_socket = kDefaultControlSocket;
+  std::vector<std::string> policy_files;  // what `status` says the policy came from
 };
 
 // Runs until SIGINT or SIGTERM. Returns the process exit code.
