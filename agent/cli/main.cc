@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/cli/control_client.h"
 #include "agent/common/time.h"
 #include "agent/daemon/agent.h"
 #include "agent/detect/engine.h"
@@ -43,6 +44,9 @@ Commands:
   run      capture TLS plaintext of every local process and run the pipeline
   sniff    print captured TLS plaintext as JSON lines (like sslsniff or ecapture)
   replay   feed a recording made with `run --record` through the pipeline, no kernel needed
+  status   what the running agent sees: probes, processes, drops, budgets, sinks
+  top      LLM calls, tokens, cost and alerts per process, refreshed live
+  tail     follow the running agent's events, filtered by type, process or severity
   scan     score text from stdin with the detection engine (secrets, PII, hidden text)
   policy   check policy files, or test them on a recording (`policy check|test FILES...`)
   version  print the version
@@ -667,6 +671,9 @@ int main(int argc, char** argv) {
   if (cmd == "sniff") return cmd_sniff(argc - 1, argv + 1);
   if (cmd == "replay") return cmd_replay(argc - 1, argv + 1);
   if (cmd == "scan") return cmd_scan(argc - 1, argv + 1);
+  if (cmd == "status") return cli::cmd_status(argc - 1, argv + 1);
+  if (cmd == "top") return cli::cmd_top(argc - 1, argv + 1);
+  if (cmd == "tail") return cli::cmd_tail(argc - 1, argv + 1);
   if (cmd == "policy") return cmd_policy(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::printf("agentwall %s\n", AGENTWALL_VERSION);
