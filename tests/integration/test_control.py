@@ -229,6 +229,30 @@ class ControlTest(llm.StandInTestCase):
             self.assertIn("min_severity", bad["error"])
         self.assertFalse(os.path.exists(sock), "the socket should go with the agent")
 
+    def test_budget_state_in_status(self):
+        """With a policy that counts a budget, status shows where each key stands."""
+        policy = os.path.join(self.tmp, "policy.yaml")
+        with open(policy, "w") as f:
+            f.write(f"mode: monitor\nsettings:\n  state_dir: {self.tmp}/state\n"
+                    "budgets:\n  - name: control-test\n    per: [user]\n    window: day\n"
+                    "    tokens: 100000000\n    action: alert\nrules: []\n")
+        with aw.Agent(command="run", args=["--health-interval", "0", "--policy", policy]) as agent:
+            res, _ = llm.run_urllib_client(self.standin, tag=llm.new_tag())
+            ex = llm.wait_exchange(agent, res.pid, aw.DATA_TIMEOUT)
+            self.assertIsNotNone(ex, llm.describe_events(agent, res.pid))
+            status = self.poll_json(
+                ["status", "--json", "--socket", agent.control_socket],
+                lambda s: any(b["name"] == "control-test" and b["used_tokens"] > 0
+                              for b in s.get("budgets", [])),
+                "status showing the budget's usage")
+            b = next(b for b in status["budgets"] if b["name"] == "control-test")
+            self.assertEqual((b["key"], b["limit_tokens"], b["state"], b["action"]),
+                             ("user=root", 100000000, "ok", "alert"))
+            self.assertEqual(status["policy"]["files"], [policy])
+            r = cli("status", "--socket", agent.control_socket)
+            self.assertIn("Budgets: control-test [user=root]: ", r.stdout)
+            self.assertIn(f"Policy: monitor mode: {policy}", r.stdout)
+
     def test_non_root_refused(self):
         with aw.Agent(command="run", args=["--health-interval", "0"]) as agent:
             sock = agent.control_socket
