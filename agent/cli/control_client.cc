@@ -146,11 +146,19 @@ std::optional<json> parse_reply(const std::optional<std::string>& line, const st
   return j;
 }
 
-// One request, one reply (status, top).
+// One request, one reply (status, top). An agent that has just started has no document
+// yet for up to a second: asked again.
 std::optional<json> ask(const std::string& path, const char* cmd) {
-  Connection c;
-  if (!c.open(path, {{"cmd", cmd}})) return std::nullopt;
-  return parse_reply(c.next_line(), path);
+  for (int attempt = 0;; ++attempt) {
+    Connection c;
+    if (!c.open(path, {{"cmd", cmd}})) return std::nullopt;
+    const std::optional<std::string> line = c.next_line();
+    if (line && attempt < 20 && line->find(R"("retry":true)") != std::string::npos) {
+      usleep(100'000);
+      continue;
+    }
+    return parse_reply(line, path);
+  }
 }
 
 // ---- formatting ----------------------------------------------------------------------------

@@ -50,9 +50,12 @@ void refuse(int fd, std::string_view message) {
 bool in_use(const std::string& path, pid_t& owner) {
   sockaddr_un addr;
   if (!socket_address(path, addr)) return false;
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: an agent too busy to accept (its backlog full: EAGAIN) is alive too, and
+  // must not hold this one's start-up.
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return false;
-  const bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  const bool live =
+      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 || errno == EAGAIN;
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (live && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) owner = cred.pid;
@@ -209,7 +212,10 @@ void ControlServer::on_request(Client& c) {
   if (name == "status" || name == "top") {
     std::lock_guard lock(mu_);
     const std::string& doc = name == "status" ? status_ : top_;
-    c.out = doc.empty() ? error_line("the agent is starting: try again in a second") : doc + "\n";
+    // Before the main loop's first tick: the client may ask again.
+    c.out = doc.empty() ? R"({"error":"the agent is starting","retry":true})"
+                          "\n"
+                        : doc + "\n";
     return;
   }
   if (name != "tail") {
