@@ -15,20 +15,14 @@
 #include <thread>
 
 #include "agent/daemon/control.h"
+#include "tests/unit/temp_dir.h"
 
 using namespace agentwall::daemon;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/aw-control-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using agentwall::test::TempDir;
 
 class Client {
  public:
