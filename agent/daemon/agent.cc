@@ -517,7 +517,7 @@ int run_agent(const AgentOptions& opt) {
   if (recorder) recorder->flush();
   const HealthSnapshot final_health = snapshot();
   if (events) emit_event(health_json(final_health));
-  // Control socket: tail clients see the end, the socket file goes.
+  // Control socket: clients are disconnected, the socket file goes.
   control.reset();
   cap.reset();  // detaches every probe
   if (sinks) {

@@ -248,7 +248,8 @@ void ControlServer::fill_tail(Client& c) {
     c.tail->bytes = 0;
     dropped = std::exchange(c.tail->dropped, 0);
   }
-  if (c.out_off == c.out.size()) c.out.clear(), c.out_off = 0;
+  c.out.erase(0, c.out_off);  // what was sent goes (at most the high-water mark stays)
+  c.out_off = 0;
   for (const auto& line : lines) {
     if (!c.tail->filter.matches(*line)) continue;
     c.out += *line;
