@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/cli/control_client.h"
 #include "agent/common/time.h"
 #include "agent/config/config.h"
 #include "agent/daemon/agent.h"
@@ -46,6 +47,9 @@ Commands:
   run      capture TLS plaintext of every local process and run the pipeline
   sniff    print captured TLS plaintext as JSON lines (like sslsniff or ecapture)
   replay   feed a recording made with `run --record` through the pipeline, no kernel needed
+  status   what the running agent sees: probes, processes, drops, budgets, sinks
+  top      LLM calls, tokens, cost and alerts per process, refreshed live
+  tail     follow the running agent's events, filtered by type, process or severity
   scan     score text from stdin with the detection engine (secrets, PII, hidden text)
   policy   check policy files, or test them on a recording (`policy check|test FILES...`)
   config   check the configuration and its policies, or show it (`config check|show`)
@@ -263,6 +267,9 @@ int cmd_run(int argc, char** argv) {
       "drain-timeout", po::value(&opt.drain_timeout_s)->default_value(5),
       "seconds at exit for spooled events to reach their sinks (the rest waits in the "
       "spool)");
+  desc.add_options()("control", po::value(&opt.control_socket)->default_value(opt.control_socket),
+                     "serve `agentwall status`, `top` and `tail` on this Unix socket (root "
+                     "only; '' or none: no socket)");
   desc.add(capture_options(opt.capture));
   desc.add(pipeline_options(pargs));
   po::variables_map vm;
@@ -296,12 +303,15 @@ int cmd_run(int argc, char** argv) {
   }
   const config::Config& cfg = *loaded.config;
   for (const std::string& f : cfg.files) spdlog::info("configuration: {}", f);
+  opt.config_files = cfg.files;
   // The configuration, where no option was given.
   if (!vm.count("events")) opt.events_path = cfg.events;
   if (!given(vm, "health-interval")) opt.health_interval_s = cfg.health_interval;
   if (!vm.count("metrics")) opt.metrics_listen = cfg.metrics;
   if (!given(vm, "alert-limit")) opt.flood.per_rule_process = cfg.alert_limit;
   if (!given(vm, "drain-timeout")) opt.drain_timeout_s = cfg.drain_timeout;
+  if (!given(vm, "control")) opt.control_socket = cfg.control_socket;
+  if (opt.control_socket == "none") opt.control_socket.clear();
   if (!given(vm, "max-bytes")) opt.capture.max_capture_bytes = cfg.max_bytes;
   if (!given(vm, "ringbuf-mb")) vm.at("ringbuf-mb").value() = cfg.ringbuf_mb;
   opt.capture.extra_targets.insert(opt.capture.extra_targets.begin(), cfg.attach.begin(),
@@ -835,6 +845,9 @@ int main(int argc, char** argv) {
   if (cmd == "sniff") return cmd_sniff(argc - 1, argv + 1);
   if (cmd == "replay") return cmd_replay(argc - 1, argv + 1);
   if (cmd == "scan") return cmd_scan(argc - 1, argv + 1);
+  if (cmd == "status") return cli::cmd_status(argc - 1, argv + 1);
+  if (cmd == "top") return cli::cmd_top(argc - 1, argv + 1);
+  if (cmd == "tail") return cli::cmd_tail(argc - 1, argv + 1);
   if (cmd == "policy") return cmd_policy(argc - 1, argv + 1);
   if (cmd == "config") return cmd_config(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {

@@ -16,11 +16,14 @@
 #include <thread>
 
 #include "agent/common/time.h"
+#include "agent/daemon/control.h"
 #include "agent/daemon/gating.h"
 #include "agent/daemon/host_checks.h"
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/notify.h"
 #include "agent/daemon/policy_runtime.h"
+#include "agent/daemon/status.h"
+#include "agent/daemon/top.h"
 #include "agent/record/recording.h"
 #include "agent/stream/tracker.h"
 
@@ -190,6 +193,9 @@ std::string health_json(const HealthSnapshot& h) {
                    {{"p50", h.gate.latency_p50_us},
                     {"p99", h.gate.latency_p99_us},
                     {"max", h.gate.latency_max_us}}}};
+  j["mcp"] = {{"exchanges", h.mcp.exchanges}, {"messages", h.mcp.messages},
+              {"events", h.mcp.events},       {"unanswered", h.mcp.unanswered},
+              {"unmatched", h.mcp.unmatched}, {"bad_json", h.mcp.bad_json}};
   j["llm"] = {{"calls", h.llm.calls},
               {"estimated_usage", h.llm.estimated},
               {"unpriced", h.llm.unpriced},
@@ -313,7 +319,8 @@ int run_agent(const AgentOptions& opt) {
     spdlog::info("agentwall {} on Linux {} ({})", AGENTWALL_VERSION, u.release, u.machine);
   }
   // What this kernel offers and what is degraded without it, before loading anything.
-  log_host_checks(host_checks());
+  const std::vector<HostCheck> checks = host_checks();
+  log_host_checks(checks);
   const auto started = std::chrono::steady_clock::now();
 
   std::string error;
@@ -360,6 +367,18 @@ int run_agent(const AgentOptions& opt) {
     }
     spdlog::info("metrics: http://{}/metrics", opt.metrics_listen);
   }
+  // ---- control socket (agentwall status, top, tail) ----
+  const uint64_t started_unix_ns = unix_now_ns();
+  ProcessTop top;
+  std::unique_ptr<ControlServer> control;
+  if (!opt.control_socket.empty() && !opt.sniff) {
+    control = ControlServer::start(ControlOptions{.path = opt.control_socket}, error);
+    if (control)
+      spdlog::info("control socket: {}", opt.control_socket);
+    else
+      spdlog::warn("{}: running without a control socket (agentwall status, top, tail)", error);
+  }
+  // ---- end control socket ----
   std::FILE* sniff_out = nullptr;
   if (opt.sniff) {
     sniff_out = open_output(opt.sniff_output, error);
@@ -391,6 +410,10 @@ int run_agent(const AgentOptions& opt) {
   auto emit_event = [&](const std::string& line) {
     if (metrics_server) metrics.observe(line);
     if (sinks) sinks->publish(line);
+    if (control) {  // control socket
+      top.observe(line, static_cast<int64_t>(unix_now_ns()));
+      control->publish(line);
+    }
   };
 
   // Policy: budgets in the ledger, the decide stage, and the kernel gate for what it enforces;
@@ -399,6 +422,23 @@ int run_agent(const AgentOptions& opt) {
   std::unique_ptr<enforce::Gate> gate;
   std::unique_ptr<PolicyRuntime> policy;
   output::PipelineOptions pipeline_options = opt.pipeline;
+  // What MCP servers offer, pinned across restarts in the state directory.
+  std::unique_ptr<mcp::Inventory> inventory;
+  if (!opt.sniff) {
+    mcp::InventoryOptions io;
+    io.path = opt.state_dir + "/mcp/inventory.json";
+    io.engine = opt.pipeline.llm.inspector ? &opt.pipeline.llm.inspector->engine() : nullptr;
+    io.threshold = opt.pipeline.llm.detect_threshold;
+    inventory = std::make_unique<mcp::Inventory>(io);
+    if (!inventory->load(error)) spdlog::warn("{}", error);
+    pipeline_options.mcp.inventory = inventory.get();
+  }
+  std::string inventory_error;  // the last save error, logged once
+  auto save_inventory = [&] {
+    std::string e;
+    if (inventory && !inventory->save(e) && e != inventory_error) spdlog::warn("{}", e);
+    if (inventory) inventory_error = e;
+  };
   if (opt.policy && !opt.sniff) {
     gate = std::make_unique<enforce::Gate>(enforcer, emit_event);
     policy = std::make_unique<PolicyRuntime>(*cap, *gate, emit_event, opt.pipeline.llm.inspector,
@@ -453,6 +493,7 @@ int run_agent(const AgentOptions& opt) {
     h.stream = opt.sniff ? sniff_tracker.stats() : pipeline.stream_stats();
     h.http = pipeline.http_stats();
     h.llm = pipeline.llm_stats();
+    h.mcp = pipeline.mcp_stats();
     if (policy) {
       h.decide = policy->stats();
       h.gated_processes = policy->gated_processes();
@@ -502,10 +543,20 @@ int run_agent(const AgentOptions& opt) {
         notifier.status(status_line(cap->counters(), pipeline.llm_stats(),
                                     policy ? policy->stats().alerts : 0, sinks.get()));
       if (policy) policy->tick(now);
+      save_inventory();
       if (sinks) sinks->tick();
       if (metrics_server) {
         const HealthSnapshot h = snapshot();
         metrics_server->set(metrics.render(h, h.sinks, h.flood));
+      }
+      if (control) {  // control socket: what status and top answer for the next second
+        StatusContext sc{started_unix_ns, policy != nullptr, policy_files, "", {}, opt.config_files,
+                         checks};
+        if (const policy::Policy* p = policy ? policy->policy() : nullptr)
+          sc.policy_mode = p->settings().mode == policy::Mode::kEnforce ? "enforce" : "monitor";
+        if (policy) sc.budgets = policy->budget_states();
+        control->set_status(status_json(snapshot(), sc));
+        control->set_top(top.json(static_cast<int64_t>(unix_now_ns())));
       }
     }
     if (events && opt.health_interval_s > 0 && now >= next_health) {
@@ -525,9 +576,12 @@ int run_agent(const AgentOptions& opt) {
   cap->poll_data(0, fanout);
   enforcer.release_all();
   pipeline.flush();  // exchanges still open come out, marked cut
+  save_inventory();
   if (recorder) recorder->flush();
   const HealthSnapshot final_health = snapshot();
   if (events) emit_event(health_json(final_health));
+  // Control socket: clients are disconnected, the socket file goes.
+  control.reset();
   cap.reset();  // detaches every probe
   if (sinks) {
     // What the receivers do not take in time stays in the spools for the next start.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "agent/capture/capture.h"
+#include "agent/daemon/control.h"
 #include "agent/decide/decider.h"
 #include "agent/enforce/gate.h"
 #include "agent/output/pipeline.h"
@@ -40,6 +41,7 @@ struct AgentOptions {
   // The policy every call is judged by (alerts, budgets, enforcement); null: none.
   std::shared_ptr<const policy::Policy> policy;
   std::vector<std::string> policy_files;  // where it came from, for events and status
+  std::vector<std::string> config_files;  // the configuration files read (status)
   // SIGHUP: reads the configuration and policies again. Null: SIGHUP changes nothing.
   std::function<Reload()> reload;
   // More places events go (--sink), besides events_path; network sinks spool under
@@ -49,6 +51,8 @@ struct AgentOptions {
   sinks::FloodOptions flood;
   double drain_timeout_s = 5;  // at exit, how long spooled events may take to go out
   std::string metrics_listen;  // Prometheus endpoint, e.g. 127.0.0.1:9464; empty: none
+  // Control socket (`agentwall status`, `top`, `tail`); empty: none.
+  std::string control_socket = kDefaultControlSocket;
 };
 
 // Runs until SIGINT or SIGTERM. Returns the process exit code.
@@ -59,6 +63,7 @@ struct HealthSnapshot {
   stream::TrackerStats stream;
   protocol::HttpStageStats http;
   llm::LlmStats llm;
+  mcp::McpStats mcp;
   decide::DecideStats decide;
   enforce::GateStats gate;
   size_t gated_processes = 0;

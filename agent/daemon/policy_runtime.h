@@ -38,6 +38,10 @@ class PolicyRuntime final : public llm::LlmSink {
   const policy::Policy* policy() const { return current_ ? current_->policy.get() : nullptr; }
   decide::DecideStats stats() const;
   size_t gated_processes() const;
+  // The budgets' latest states, as the policy in force counts them (agentwall status).
+  std::vector<budget::BudgetStatus> budget_states() const {
+    return current_ ? current_->decider->budget_states() : std::vector<budget::BudgetStatus>{};
+  }
   uint64_t generation() const { return generation_; }
 
   bool wants_request(uint64_t conn_id) const override;

@@ -136,6 +136,12 @@ void Decider::budget_alerts(const llm::LlmRecord& r,
                             const std::vector<budget::BudgetStatus>& statuses,
                             const std::string& phase) {
   for (const auto& b : statuses) {
+    // Every status passes here (reserve and settle): the latest is what `status` shows.
+    auto key = std::make_pair(b.name, b.key);
+    if (auto it = budget_states_.find(key); it != budget_states_.end())
+      it->second = b;
+    else if (budget_states_.size() < kMaxBudgetStates)
+      budget_states_.emplace(std::move(key), b);
     for (double level : b.crossed) {
       ++stats_.alerts;
       json j;
@@ -158,6 +164,13 @@ void Decider::budget_alerts(const llm::LlmRecord& r,
       emit_(dump(j));
     }
   }
+}
+
+std::vector<budget::BudgetStatus> Decider::budget_states() const {
+  std::vector<budget::BudgetStatus> out;
+  out.reserve(budget_states_.size());
+  for (const auto& [key, b] : budget_states_) out.push_back(b);
+  return out;
 }
 
 void Decider::reserve(const llm::LlmRecord& r, std::string_view body, bool held, policy::Subject& s,

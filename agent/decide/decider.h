@@ -58,6 +58,10 @@ class Decider final : public llm::LlmSink {
   // reload they finish here, under the policy and ledger that saw their request.
   bool has_pending(uint64_t exchange_id) const { return pending_.count(exchange_id) != 0; }
   size_t pending() const { return pending_.size(); }
+  // The latest state of each budget and key seen at a reservation or settlement (for
+  // `agentwall status`); at most kMaxBudgetStates keys, the first ones seen.
+  std::vector<budget::BudgetStatus> budget_states() const;
+  static constexpr size_t kMaxBudgetStates = 1000;
 
  private:
   struct Pending {
@@ -79,6 +83,7 @@ class Decider final : public llm::LlmSink {
   OnVerdict on_verdict_;
   DecideStats stats_;
   std::unordered_map<uint64_t, Pending> pending_;  // by exchange id, until it ends
+  std::map<std::pair<std::string, std::string>, budget::BudgetStatus> budget_states_;
 };
 
 // The text a finding's `where` names in a call ("messages[3]", "system", "output_text",

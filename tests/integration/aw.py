@@ -733,7 +733,7 @@ class Agent:
     """Runs `agentwall sniff` (or `run`) for the duration of a `with` block.
 
     sniff: `$AGENTWALL_BIN sniff --ready-file R --output F [args]`
-    run:   `$AGENTWALL_BIN run --ready-file R --record REC --events EV [args]`
+    run:   `$AGENTWALL_BIN run --ready-file R --record REC --events EV --control SOCK [args]`
 
     The agent gets PR_SET_PDEATHSIG=SIGINT (via setpriv) so it stops even if this test process
     is SIGKILLed; on normal exit it gets SIGINT, then SIGKILL after STOP_TIMEOUT.
@@ -756,6 +756,11 @@ class Agent:
         self.events_file = os.path.join(self.dir, "events.jsonl")
         self.stdout_file = os.path.join(self.dir, "stdout.log")
         self.stderr_file = os.path.join(self.dir, "stderr.log")
+        # run: its own control socket, so that tests never meet an installed agent's; a test
+        # that passes --control itself keeps its own.
+        self.control_socket = os.path.join(self.dir, "control.sock")
+        if "--control" in self.args:
+            self.control_socket = self.args[self.args.index("--control") + 1]
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
         self.killed = False
@@ -774,8 +779,9 @@ class Agent:
             return [self.bin, "sniff", "--ready-file", self.ready_file,
                     "--output", self.output_file, *self.args]
         if self.command == "run":
+            control = [] if "--control" in self.args else ["--control", self.control_socket]
             return [self.bin, "run", "--no-config", "--record", self.record_file, "--ready-file",
-                    self.ready_file, "--events", self.events_file, *self.args]
+                    self.ready_file, "--events", self.events_file, *control, *self.args]
         raise ValueError(self.command)
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -202,6 +202,19 @@ class StandIn:
                 self._cond.wait(0.1)
 
 
+class StandInTestCase(aw.AgentTestCase):
+    """AgentTestCase with one stand-in server (`cls.standin`) for the whole class."""
+
+    standin: StandIn
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.standin = StandIn(cls.pki)
+        cls.standin.start()
+        cls.addClassCleanup(cls.standin.stop)
+
+
 # --------------------------------------------------------------------------------------------
 # Clients
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include "agent/budget/backends.h"
 #include "agent/budget/ledger.h"
 #include "agent/budget/plan.h"
+#include "tests/unit/temp_dir.h"
 
 using namespace agentwall::budget;
 namespace fs = std::filesystem;
@@ -25,14 +26,7 @@ constexpr uint64_t kS = 1'000'000'000ull;
 // 2025-03-14T10:00:00Z: a Friday in the middle of a month.
 constexpr uint64_t kT0 = 1741946400ull * kS;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/agentwall-budget-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using agentwall::test::TempDir;
 
 BudgetSpec tokens_budget(int64_t limit, Window w = Window::kDay, bool rolling = false) {
   BudgetSpec b;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "agent/config/config.h"
+#include "temp_dir.h"
 
 using namespace agentwall;
 namespace fs = std::filesystem;
@@ -27,13 +28,8 @@ std::string joined(const std::vector<std::string>& v) {
   return out;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/aw-config-test-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
+// A temporary directory with files written into it.
+struct TempDir : test::TempDir {
   void write(const std::string& rel, const std::string& text) const {
     fs::create_directories((path / rel).parent_path());
     std::ofstream(path / rel) << text;

@@ -16,6 +16,7 @@
 #include "agent/mcp/jsonrpc.h"
 #include "agent/output/pipeline.h"
 #include "agent/record/recording.h"
+#include "temp_dir.h"
 
 using namespace agentwall;
 using nlohmann::json;
@@ -203,9 +204,8 @@ TEST_CASE("inventory: poisoned descriptions, collisions and shadowing across ser
 }
 
 TEST_CASE("inventory: persisted, read back, and a corrupt file is moved aside") {
-  char tmpl[] = "/tmp/aw-inventory-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
-  const std::string path = dir + "/mcp/inventory.json";
+  const test::TempDir dir;
+  const std::string path = (dir.path / "mcp" / "inventory.json").string();
   mcp::AlertContext ctx{2000, "", "", "/usr/bin/python3"};
   const mcp::ServerId s{"files", "1.0", "https://127.0.0.1:1/mcp"};
   {
@@ -243,5 +243,4 @@ TEST_CASE("inventory: persisted, read back, and a corrupt file is moved aside") 
   CHECK_FALSE(inv.load(error));
   CHECK(error.find("moved to") != std::string::npos);
   CHECK(std::filesystem::exists(path + ".corrupt"));
-  std::filesystem::remove_all(dir);
 }

@@ -18,20 +18,14 @@
 
 #include "agent/sinks/sinks.h"
 #include "agent/sinks/uri.h"
+#include "tests/unit/temp_dir.h"
 
 using namespace agentwall::sinks;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/aw-sinks-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using agentwall::test::TempDir;
 
 std::vector<nlohmann::json> read_lines(const fs::path& p) {
   std::vector<nlohmann::json> out;

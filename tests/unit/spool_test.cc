@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "agent/sinks/spool.h"
+#include "tests/unit/temp_dir.h"
 
 using namespace agentwall::sinks;
 namespace fs = std::filesystem;
@@ -30,19 +31,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/agentwall-spool-XXXXXX";
-    const char* made = mkdtemp(tmpl);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using agentwall::test::TempDir;
 
 SpoolOptions options_in(const TempDir& t, Sync sync = Sync::kNever) {
   SpoolOptions o;
