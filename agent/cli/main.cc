@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,7 @@
 #include "agent/daemon/agent.h"
 #include "agent/detect/engine.h"
 #include "agent/llm/prices.h"
+#include "agent/mcp/inventory.h"
 #include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
 #include "agent/policy/policy.h"
@@ -53,6 +55,7 @@ Commands:
   scan     score text from stdin with the detection engine (secrets, PII, hidden text)
   policy   check policy files, or test them on a recording (`policy check|test FILES...`)
   config   check the configuration and its policies, or show it (`config check|show`)
+  mcp      the MCP servers seen, their tools and the hashes they are pinned by (`mcp inventory`)
   version  print the version
 
 `agentwall <command> --help` describes each command's options.
@@ -447,6 +450,69 @@ int cmd_config(int argc, char** argv) {
   }
   std::printf("policies: %s\n", fmt::format("{}", fmt::join(files, ", ")).c_str());
   return policy_check(files);
+}
+
+// `agentwall mcp inventory`: the MCP servers the agent has seen, from its state directory.
+int cmd_mcp(int argc, char** argv) {
+  constexpr const char* kMcpUsage = "usage: agentwall mcp inventory [--state-dir DIR] [--json]\n";
+  const std::string sub = argc > 1 ? argv[1] : "";
+  if (sub != "inventory") {
+    const bool help = sub == "--help" || sub == "-h" || sub == "help";
+    std::fputs(kMcpUsage, help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
+  std::string state_dir = "/var/lib/agentwall";
+  bool as_json = false;
+  po::options_description desc("agentwall mcp inventory [options]");
+  desc.add_options()("help,h", "show this help")(
+      "state-dir", po::value(&state_dir)->default_value(state_dir),
+      "the agent's state directory (the inventory is mcp/inventory.json in it)")(
+      "json", po::bool_switch(&as_json), "print the inventory file as it is (JSON)");
+  po::variables_map vm;
+  if (!parse(argc - 1, argv + 1, desc, vm, kMcpUsage)) return 2;
+  if (vm.count("help")) {
+    std::cout << "Prints what the agent knows of the MCP servers local programs talk to: each\n"
+                 "server (name, version, URL), when it was first and last seen, which programs\n"
+                 "use it, and its tools with the SHA-256 each is pinned by (name, description\n"
+                 "and input schema), how often it changed, its prompts and resources.\n\n"
+              << desc;
+    return 0;
+  }
+  mcp::InventoryOptions io;
+  io.path = state_dir + "/mcp/inventory.json";
+  mcp::Inventory inv(io);
+  std::string error;
+  if (!inv.load(error)) {
+    std::fprintf(stderr, "agentwall: %s\n", error.c_str());
+    return 1;
+  }
+  const nlohmann::json j = inv.to_json();
+  if (as_json) {
+    std::printf("%s\n", j.dump(1).c_str());
+    return 0;
+  }
+  if (j["servers"].empty()) {
+    std::printf("no MCP server seen yet (%s does not exist or is empty)\n", io.path.c_str());
+    return 0;
+  }
+  for (const auto& s : j["servers"]) {
+    std::string clients;
+    for (const auto& c : s["clients"])
+      clients += (clients.empty() ? "" : ", ") + c.get<std::string>();
+    std::printf("%s %s  %s\n  first seen %s, last seen %s; used by %s\n",
+                s["name"].get<std::string>().c_str(), s["version"].get<std::string>().c_str(),
+                s["url"].get<std::string>().c_str(), s["first_seen"].get<std::string>().c_str(),
+                s["last_seen"].get<std::string>().c_str(), clients.empty() ? "?" : clients.c_str());
+    for (const auto& t : s["tools"])
+      std::printf("  tool %-28s sha256:%.16s  changed %u time(s)\n",
+                  t["name"].get<std::string>().c_str(), t["sha256"].get<std::string>().c_str(),
+                  t["changes"].get<unsigned>());
+    for (const char* kind : {"prompts", "resources"})
+      for (const auto& n : s[kind])
+        std::printf("  %s %s\n", std::string(kind).substr(0, std::strlen(kind) - 1).c_str(),
+                    n.get<std::string>().c_str());
+  }
+  return 0;
 }
 
 int cmd_sniff(int argc, char** argv) {
@@ -850,6 +916,7 @@ int main(int argc, char** argv) {
   if (cmd == "tail") return cli::cmd_tail(argc - 1, argv + 1);
   if (cmd == "policy") return cmd_policy(argc - 1, argv + 1);
   if (cmd == "config") return cmd_config(argc - 1, argv + 1);
+  if (cmd == "mcp") return cmd_mcp(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::printf("agentwall %s\n", AGENTWALL_VERSION);
     return 0;

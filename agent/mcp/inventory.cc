@@ -88,14 +88,14 @@ Inventory::Server& Inventory::server(const ServerId& id, const AlertContext& ctx
   return s;
 }
 
-std::string Inventory::alert(const char* rule, const char* severity, const Server& s,
-                             const std::string& tool, const std::string& message,
-                             const AlertContext& ctx, const json& extra) const {
+std::string mcp_alert_json(const char* rule, const char* severity, const ServerId& server,
+                           const std::string& tool, const std::string& message,
+                           const AlertContext& ctx, const json& extra) {
   JsonWriter w;
   w.begin_object().field("type", "mcp.alert").field("time", format_rfc3339(ctx.time_ns));
   w.field("rule", rule).field("severity", severity).field("message", message);
-  w.key("server").begin_object().field("name", s.id.name).field("version", s.id.version);
-  w.field("url", s.id.url).end_object();
+  w.key("server").begin_object().field("name", server.name).field("version", server.version);
+  w.field("url", server.url).end_object();
   if (!tool.empty()) w.field("tool", tool);
   if (!ctx.session_id.empty()) w.field("session_id", ctx.session_id);
   for (auto it = extra.begin(); it != extra.end(); ++it)
@@ -103,6 +103,33 @@ std::string Inventory::alert(const char* rule, const char* severity, const Serve
   if (!ctx.process_json.empty()) w.key("process").raw(ctx.process_json);
   w.end_object();
   return w.take();
+}
+
+json findings_json(const detect::ScanResult& r) {
+  json findings = json::array();
+  for (const detect::Finding& f : r.findings)
+    findings.push_back({{"detector", f.detector},
+                        {"category", std::string(detect::to_string(f.category))},
+                        {"confidence", f.confidence},
+                        {"explanation", f.explanation}});
+  return findings;
+}
+
+bool carries_instructions(const detect::ScanResult& r, int threshold) {
+  if (r.score < threshold) return false;
+  for (const detect::Finding& f : r.findings)
+    if ((f.category == detect::Category::kInjection ||
+         f.category == detect::Category::kHiddenText ||
+         f.category == detect::Category::kUnsafeOutput) &&
+        f.detector != "injection.model")
+      return true;
+  return false;
+}
+
+std::string Inventory::alert(const char* rule, const char* severity, const Server& s,
+                             const std::string& tool, const std::string& message,
+                             const AlertContext& ctx, const json& extra) const {
+  return mcp_alert_json(rule, severity, s.id, tool, message, ctx, extra);
 }
 
 void Inventory::scan(const Server& s, const std::string& tool, const std::string& text,
@@ -117,13 +144,8 @@ void Inventory::scan(const Server& s, const std::string& tool, const std::string
                         ctx, {{"bytes", text.size()}}));
   if (!opt_.engine) return;
   const detect::ScanResult r = opt_.engine->scan(text, detect::Source::kToolDescription);
-  if (r.score < opt_.threshold) return;
-  json findings = json::array();
-  for (const detect::Finding& f : r.findings)
-    findings.push_back({{"detector", f.detector},
-                        {"category", std::string(detect::to_string(f.category))},
-                        {"confidence", f.confidence},
-                        {"explanation", f.explanation}});
+  if (!carries_instructions(r, opt_.threshold)) return;
+  const json findings = findings_json(r);
   std::string why = r.reasons.empty() ? "flagged by detection" : r.reasons.front();
   out.push_back(alert(
       rule, "high", s, tool,

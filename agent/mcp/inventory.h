@@ -32,6 +32,21 @@ struct AlertContext {
   std::string exe;
 };
 
+// One mcp.alert event (docs/EVENTS.md): the rule, its severity and message, the server, the
+// tool when there is one, and `extra` members, then the process.
+std::string mcp_alert_json(const char* rule, const char* severity, const ServerId& server,
+                           const std::string& tool, const std::string& message,
+                           const AlertContext& ctx, const nlohmann::json& extra);
+
+// The findings of a scan as they go into alerts: detector, category, confidence, explanation.
+nlohmann::json findings_json(const detect::ScanResult& r);
+
+// Whether a scan of text meant for the model (a tool description, a tool result) says it
+// carries instructions: the score reaches `threshold` and a rule matched (an injection,
+// hidden-text or unsafe-output detector other than the learned model, which alone fires too
+// often on ordinary prose).
+bool carries_instructions(const detect::ScanResult& r, int threshold);
+
 struct InventoryOptions {
   std::string path;                        // the JSON file; empty: kept in memory only
   const detect::Engine* engine = nullptr;  // null: no poisoning scan

@@ -309,11 +309,18 @@ AlertContext alert_context(const ProcessInfo& proc, const std::string& session_i
 // What a server offers, pinned and checked by the inventory.
 void McpStage::inventory(const Message& req, const Message& answer, const std::string& url,
                          const ProcessInfo& proc, const std::string& session_id, uint64_t time_ns) {
-  if (!opt_.inventory || answer.kind != Kind::kResult || !answer.result.is_object()) return;
+  if (answer.kind != Kind::kResult || !answer.result.is_object()) return;
   const SessionInfo* s = session(proc.key.pid, session_id);
   const ServerId id{s ? s->server_name : "", s ? s->server_version : "", url};
   const AlertContext ctx = alert_context(proc, session_id, time_ns);
   const nlohmann::json& r = answer.result;
+  if (req.method == "tools/call" && opt_.calls) {
+    const nlohmann::json args =
+        req.params.is_object() ? req.params.value("arguments", nlohmann::json()) : nlohmann::json();
+    emit_all(opt_.calls->on_call(proc.key.pid, id, str_at(req.params, "name"), args,
+                                 result_text(r, 1 << 20), r.value("isError", false), ctx));
+  }
+  if (!opt_.inventory) return;
   if (req.method == "tools/list" && r.contains("tools")) {
     emit_all(opt_.inventory->on_tools(id, r["tools"], ctx));
   } else if (req.method == "initialize") {

@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "agent/mcp/calls.h"
 #include "agent/mcp/inventory.h"
 #include "agent/mcp/jsonrpc.h"
 #include "agent/protocol/stage.h"
@@ -23,6 +24,9 @@ struct McpOptions {
   // Where what servers offer is pinned and checked (tools/list, instructions, list_changed);
   // null: nothing is pinned.
   Inventory* inventory = nullptr;
+  // Judges each tools/call (injection in results, dangerous arguments, toxic flows); null:
+  // none.
+  CallChecker* calls = nullptr;
 };
 
 // What `initialize` said about both ends of a session.

@@ -5,13 +5,24 @@ namespace {
 
 // Without an inventory of its own (the daemon's is persistent), the pipeline keeps one in
 // memory: a replay shows the alerts the live agent would have raised.
+// The tool-call checker always comes from here, with the detection engine when there is one.
 mcp::McpOptions with_inventory(mcp::McpOptions o, const llm::LlmOptions& llm,
-                               std::unique_ptr<mcp::Inventory>& own) {
+                               std::unique_ptr<mcp::Inventory>& own,
+                               std::unique_ptr<mcp::CallChecker>& calls) {
+  const detect::Engine* engine = llm.inspector ? &llm.inspector->engine() : nullptr;
   if (!o.inventory) {
     mcp::InventoryOptions io;
-    io.engine = llm.inspector ? &llm.inspector->engine() : nullptr;
+    io.engine = engine;
+    io.threshold = llm.detect_threshold;
     own = std::make_unique<mcp::Inventory>(io);
     o.inventory = own.get();
+  }
+  if (!o.calls) {
+    mcp::CallCheckOptions co;
+    co.engine = engine;
+    co.threshold = llm.detect_threshold;
+    calls = std::make_unique<mcp::CallChecker>(co);
+    o.calls = calls.get();
   }
   return o;
 }
@@ -22,7 +33,7 @@ Pipeline::Pipeline(Emit emit, PipelineOptions options)
     : emit_(std::move(emit)),
       observer_(options.observer),
       llm_(*this, options.llm),
-      mcp_(emit_, with_inventory(options.mcp, options.llm, own_inventory_)),
+      mcp_(emit_, with_inventory(options.mcp, options.llm, own_inventory_, calls_)),
       router_(llm_, mcp_),
       http_(router_, options.http),
       tracker_(http_) {}

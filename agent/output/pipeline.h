@@ -81,6 +81,7 @@ class Pipeline final : private llm::LlmSink {
   llm::LlmSink* observer_;
   llm::LlmStage llm_;
   std::unique_ptr<mcp::Inventory> own_inventory_;  // in memory, when none is given
+  std::unique_ptr<mcp::CallChecker> calls_;
   mcp::McpStage mcp_;
   Router router_;
   protocol::HttpStage http_;

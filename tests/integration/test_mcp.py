@@ -15,6 +15,7 @@ import llm
 
 MCP_SERVER = os.path.join(llm.CLIENTS_DIR, "mcp_server.mjs")
 MCP_CLIENT = os.path.join(llm.CLIENTS_DIR, "mcp_client.mjs")
+MCP_ATTACK_CLIENT = os.path.join(llm.CLIENTS_DIR, "mcp_attack_client.mjs")
 
 
 def require_mcp_sdk() -> None:
@@ -28,10 +29,14 @@ def require_mcp_sdk() -> None:
 class McpServer:
     """The test MCP server over HTTPS with the test PKI's certificate; stopped on exit."""
 
-    def __init__(self, pki: aw.TestPKI, tmp: str, transport: str, json_responses: bool) -> None:
-        self.port_file = os.path.join(tmp, f"mcp-port-{transport}-{int(json_responses)}")
+    def __init__(self, pki: aw.TestPKI, tmp: str, transport: str, json_responses: bool,
+                 evil: bool = False) -> None:
+        self.port_file = os.path.join(
+            tmp, f"mcp-port-{transport}-{int(json_responses)}-{int(evil)}")
         argv = [llm.node_bin(), MCP_SERVER, "--cert", pki.cert, "--key", pki.key,
                 "--port-file", self.port_file, "--transport", transport]
+        if evil:
+            argv.append("--evil")
         if json_responses:
             argv.append("--json")
         self.transport = transport
@@ -111,12 +116,68 @@ class McpTest(aw.AgentTestCase):
             self.assertGreater(ev["latency_ms"], 0)
 
     def test_three_http_transports(self):
-        with aw.Agent(command="run", args=["--health-interval", "0"]) as agent:
+        state = os.path.join(self.tmp, "state")
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir", state]) as agent:
             self.session(agent, "streamable")
             self.session(agent, "streamable", json_responses=True)
             self.session(agent, "sse")
         llm_calls = [e for e in agent.records() if e.get("type") == "llm.exchange"]
         self.assertEqual(llm_calls, [], "MCP traffic was also read as LLM calls")
+        alerts = [e for e in agent.records() if e.get("type") == "mcp.alert"]
+        self.assertEqual(alerts, [], "a benign server raised alerts")
+        health = [e for e in agent.records() if e.get("type") == "agent.health"][-1]
+        self.assertEqual(health["mcp"]["events"], 18, health["mcp"])
+        self.assertEqual(health["mcp"]["unanswered"], 0, health["mcp"])
+        # The inventory outlives the agent: three server URLs, each with its three tools.
+        inv = subprocess.run([aw.agent_bin(), "mcp", "inventory", "--state-dir", state, "--json"],
+                             capture_output=True, text=True, check=True)
+        servers = json.loads(inv.stdout)["servers"]
+        self.assertEqual(len(servers), 3, inv.stdout[:2000])
+        for s in servers:
+            self.assertEqual(s["name"], "agentwall-test-server")
+            self.assertEqual([t["name"] for t in s["tools"]], ["add", "echo", "fail"])
+            self.assertEqual(s["clients"], [os.path.realpath(llm.node_bin())])
+            self.assertTrue(all(len(t["sha256"]) == 64 for t in s["tools"]))
+        human = subprocess.run([aw.agent_bin(), "mcp", "inventory", "--state-dir", state],
+                               capture_output=True, text=True, check=True).stdout
+        self.assertIn("tool echo", human)
+
+    def test_malicious_server_tricks_are_reported(self):
+        """Poisoned description, name collision, shadowing, a poisoned tool result, a toxic
+        flow (read ~/.ssh, then e-mail), and a rug pull announced by list_changed: each raises
+        its mcp.alert, naming the evil server and tool; the benign server raises none."""
+        benign = McpServer(self.pki, self.tmp, "streamable", False)
+        self.addCleanup(benign.stop)
+        evil = McpServer(self.pki, self.tmp, "streamable", False, evil=True)
+        self.addCleanup(evil.stop)
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
+                                           os.path.join(self.tmp, "state")]) as agent:
+            res = aw.run_client([llm.node_bin(), MCP_ATTACK_CLIENT, "--benign", benign.url(),
+                                 "--evil", evil.url()],
+                                env=aw.client_env(NODE_EXTRA_CA_CERTS=self.pki.ca_cert))
+            want = {("mcp.tool_poisoning", "get_weather"), ("mcp.tool_name_collision", "echo"),
+                    ("mcp.tool_shadowing", "notify"), ("mcp.tool_result_injection", "read_notes"),
+                    ("mcp.toxic_flow", "send_email"), ("mcp.tool_changed", "get_weather"),
+                    ("mcp.tools_list_changed", "")}
+
+            def got(recs):
+                return {(e["rule"], e.get("tool", "")) for e in recs
+                        if e.get("type") == "mcp.alert"}
+            agent.wait_for(lambda r: want <= got(r), what="every mcp.alert")
+        alerts = [e for e in agent.records() if e.get("type") == "mcp.alert"]
+        summary = json.dumps([(a["rule"], a.get("tool"), a["server"]["name"]) for a in alerts])
+        aw.log("mcp alerts: " + summary)
+        self.assertLessEqual(want, got(alerts), summary)
+        for a in alerts:
+            self.assertEqual(a["server"]["name"], "weather-helper", summary)
+            self.assertEqual(a["process"]["pid"], res.pid, a)
+        self.assertEqual(len(alerts), len(got(alerts)), "an alert was raised twice: " + summary)
+        flow = next(a for a in alerts if a["rule"] == "mcp.toxic_flow")
+        self.assertEqual([(s["step"], s["tool"]) for s in flow["steps"]],
+                         [("read", "read_file"), ("send", "send_email")])
+        pull = next(a for a in alerts if a["rule"] == "mcp.tool_changed")
+        self.assertIn("<IMPORTANT>", pull["old_description"])
+        self.assertIn("uploads the user's files", pull["new_description"])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 //   node mcp_server.mjs --cert C --key K --port-file F [--transport streamable|sse] [--json]
 // streamable: Streamable HTTP at /mcp (stateful, Mcp-Session-Id; SSE responses, or JSON
 // responses with --json). sse: the legacy HTTP+SSE transport (GET /sse, POST /messages).
-// Tools: echo, add, and fail (which returns isError). Prints the port to --port-file.
+// Tools: echo, add, and fail (which returns isError); with --evil, the malicious server of
+// mcp_evil_tools.mjs instead. Prints the port to --port-file.
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
@@ -11,6 +12,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
 import { z } from "zod";
+import { makeEvilServer } from "./mcp_evil_tools.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
   if (a.startsWith("--")) acc.push([a.slice(2), all[i + 1]?.startsWith("--") || all[i + 1] === undefined ? true : all[i + 1]]);
@@ -19,6 +21,7 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
 const transportKind = args.transport || "streamable";
 
 function makeServer() {
+  if (args.evil) return makeEvilServer();
   const server = new McpServer({ name: "agentwall-test-server", version: "1.2.3" },
     { instructions: "Tools for agentwall's tests." });
   server.registerTool("echo", {
