@@ -107,6 +107,15 @@ std::vector<HostCheck> host_checks() {
   return out;
 }
 
+bool has_capability(int bit) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.starts_with("CapEff:"))
+      return (std::strtoull(line.c_str() + 7, nullptr, 16) >> bit) & 1;
+  return false;
+}
+
 void log_host_checks(const std::vector<HostCheck>& checks) {
   for (const HostCheck& c : checks) {
     if (c.state == "ok" || c.state == "unknown")

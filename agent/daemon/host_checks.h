@@ -15,6 +15,9 @@ struct HostCheck {
 
 std::vector<HostCheck> host_checks();
 
+// Whether this process has capability `bit` in its effective set (CAP_KILL is 5).
+bool has_capability(int bit);
+
 // Logs every check: info for ok or unknown, warn for degraded, error for missing.
 void log_host_checks(const std::vector<HostCheck>& checks);
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/daemon/host_checks.h"
+
 namespace agentwall::daemon {
 namespace {
 
@@ -27,6 +29,18 @@ bool PolicyRuntime::install(std::shared_ptr<const policy::Policy> pol, std::stri
   auto g = std::make_unique<Generation>();
   g->policy = std::move(pol);
   const policy::Policy& p = *g->policy;
+  // A held process is resumed (or killed) with a signal: without CAP_KILL, one of another
+  // user would stay stopped. Such a policy is refused rather than half enforced.
+  if (p.gate_scope().gated && !has_capability(5)) {
+    error =
+        "this policy enforces (rule " + p.gate_scope().scopes.front().rule +
+        " blocks, redacts or kills), which needs CAP_KILL to resume or kill the processes it "
+        "holds, and the agent does not have it. Under systemd, add the drop-in: install -D -m "
+        "0644 /usr/share/agentwall/systemd/enforce.conf "
+        "/etc/systemd/system/agentwall.service.d/enforce.conf && systemctl daemon-reload && "
+        "systemctl restart agentwall; or set the policy's mode to monitor";
+    return false;
+  }
   if (!p.budgets().empty() || !p.rate_limits().empty()) {
     g->ledger = budget::Ledger::open(p.ledger(), p.budgets(), p.rate_limits(),
                                      p.settings().state_dir, error);

@@ -25,15 +25,21 @@ import llm
 import test_enforce  # TestCgroup, policy_text (module import: its tests are not collected)
 
 UNIT = os.path.join(aw.REPO, "systemd", "agentwall.service")
+ENFORCE_DROPIN = os.path.join(aw.REPO, "systemd", "enforce.conf")
 SECRET = test_enforce.SECRET
 
 
-def unit_capabilities() -> list[str]:
-    with open(UNIT) as f:
+def unit_capabilities(path: str = UNIT) -> list[str]:
+    with open(path) as f:
         for line in f:
             if line.startswith("CapabilityBoundingSet="):
                 return line.split("=", 1)[1].split()
-    raise AssertionError(f"no CapabilityBoundingSet= in {UNIT}")
+    raise AssertionError(f"no CapabilityBoundingSet= in {path}")
+
+
+def enforcing_capabilities() -> list[str]:
+    """The unit's set with the enforce.conf drop-in (systemd adds the sets up)."""
+    return unit_capabilities() + unit_capabilities(ENFORCE_DROPIN)
 
 
 CAP_BITS = {"CAP_DAC_READ_SEARCH": 2, "CAP_KILL": 5, "CAP_SYS_PTRACE": 19,
@@ -90,11 +96,7 @@ class ServiceTest(aw.AgentTestCase):
                 return hits
             time.sleep(0.1)
 
-    def test_least_privilege_capture_and_enforce(self):
-        """With only the unit's capabilities the agent captures and enforces."""
-        caps = unit_capabilities()
-        cg = test_enforce.TestCgroup()
-        self.addCleanup(cg.remove)
+    def block_policy(self, cg) -> str:
         rule = f"""
         - rule: block-secrets
           match:
@@ -108,6 +110,28 @@ class ServiceTest(aw.AgentTestCase):
         policy = os.path.join(self.tmp, "policy.yaml")
         with open(policy, "w") as f:
             f.write(test_enforce.policy_text("enforce", rule, state_dir=self.tmp))
+        return policy
+
+    def test_enforcing_without_cap_kill_is_refused(self):
+        """The unit alone has no CAP_KILL: an enforcing policy is refused with what to do,
+        rather than holding processes it could not resume."""
+        caps = unit_capabilities()
+        self.assertNotIn("CAP_KILL", caps)
+        cg = test_enforce.TestCgroup()
+        self.addCleanup(cg.remove)
+        agent = ConfinedAgent(caps, args=["--policy", self.block_policy(cg)])
+        res = subprocess.run(agent.argv(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 2, res.stderr[-2000:])
+        self.assertIn("needs CAP_KILL", res.stderr)
+        self.assertIn("enforce.conf", res.stderr)
+
+    def test_least_privilege_capture_and_enforce(self):
+        """With only the unit's capabilities and the enforce drop-in's, the agent captures and
+        enforces."""
+        caps = enforcing_capabilities()
+        cg = test_enforce.TestCgroup()
+        self.addCleanup(cg.remove)
+        policy = self.block_policy(cg)
         ok_tag, bad_tag = llm.new_tag(), llm.new_tag()
         agent = ConfinedAgent(caps, args=["--policy", policy, "--health-interval", "0"])
         with agent:
