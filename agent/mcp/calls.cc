@@ -100,7 +100,7 @@ std::vector<std::string> CallChecker::on_call(uint32_t client_pid, const ServerI
         private_result = private_result || f.category == detect::Category::kSecret ||
                          f.category == detect::Category::kPii;
       }
-      if (injection && carries_instructions(r, opt_.threshold))
+      if (injection && carries_instructions(r, opt_.threshold, false))
         out.push_back(
             mcp_alert_json("mcp.tool_result_injection", "high", server, tool,
                            "the result of tool " + tool + " of " + server.name +

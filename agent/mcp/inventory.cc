@@ -115,15 +115,20 @@ json findings_json(const detect::ScanResult& r) {
   return findings;
 }
 
-bool carries_instructions(const detect::ScanResult& r, int threshold) {
+bool carries_instructions(const detect::ScanResult& r, int threshold, bool written_for_model) {
   if (r.score < threshold) return false;
-  for (const detect::Finding& f : r.findings)
-    if ((f.category == detect::Category::kInjection ||
-         f.category == detect::Category::kHiddenText ||
-         f.category == detect::Category::kUnsafeOutput) &&
-        f.detector != "injection.model")
-      return true;
-  return false;
+  detect::ScanResult kept;
+  for (const detect::Finding& f : r.findings) {
+    const bool planted = f.category == detect::Category::kInjection ||
+                         f.category == detect::Category::kHiddenText ||
+                         f.category == detect::Category::kUnsafeOutput;
+    if (!planted || f.detector == "injection.model") continue;
+    if (written_for_model && f.detector == "injection.addressed_to_model") continue;
+    kept.findings.push_back(f);
+  }
+  if (kept.findings.empty()) return false;
+  detect::score_findings(kept);
+  return kept.score >= threshold;
 }
 
 std::string Inventory::alert(const char* rule, const char* severity, const Server& s,
@@ -144,7 +149,7 @@ void Inventory::scan(const Server& s, const std::string& tool, const std::string
                         ctx, {{"bytes", text.size()}}));
   if (!opt_.engine) return;
   const detect::ScanResult r = opt_.engine->scan(text, detect::Source::kToolDescription);
-  if (!carries_instructions(r, opt_.threshold)) return;
+  if (!carries_instructions(r, opt_.threshold, true)) return;
   const json findings = findings_json(r);
   std::string why = r.reasons.empty() ? "flagged by detection" : r.reasons.front();
   out.push_back(alert(

@@ -41,11 +41,12 @@ std::string mcp_alert_json(const char* rule, const char* severity, const ServerI
 // The findings of a scan as they go into alerts: detector, category, confidence, explanation.
 nlohmann::json findings_json(const detect::ScanResult& r);
 
-// Whether a scan of text meant for the model (a tool description, a tool result) says it
-// carries instructions: the score reaches `threshold` and a rule matched (an injection,
-// hidden-text or unsafe-output detector other than the learned model, which alone fires too
-// often on ordinary prose).
-bool carries_instructions(const detect::ScanResult& r, int threshold);
+// Whether a scan of text the model reads (a tool description, instructions, a tool result)
+// says it carries instructions an attacker planted: scored again from the rule-based
+// injection, hidden-text and unsafe-output findings only, the score reaches `threshold`.
+// The learned model is left out (alone, it fires on ordinary prose); so is "addresses the
+// model" when `written_for_model` (descriptions and server instructions are, by design).
+bool carries_instructions(const detect::ScanResult& r, int threshold, bool written_for_model);
 
 struct InventoryOptions {
   std::string path;                        // the JSON file; empty: kept in memory only

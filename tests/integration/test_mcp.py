@@ -16,6 +16,8 @@ import llm
 MCP_SERVER = os.path.join(llm.CLIENTS_DIR, "mcp_server.mjs")
 MCP_CLIENT = os.path.join(llm.CLIENTS_DIR, "mcp_client.mjs")
 MCP_ATTACK_CLIENT = os.path.join(llm.CLIENTS_DIR, "mcp_attack_client.mjs")
+MCP_EVERYTHING = os.path.join(llm.CLIENTS_DIR, "mcp_everything_https.mjs")
+MCP_EXPLORE_CLIENT = os.path.join(llm.CLIENTS_DIR, "mcp_explore_client.mjs")
 
 
 def require_mcp_sdk() -> None:
@@ -30,24 +32,28 @@ class McpServer:
     """The test MCP server over HTTPS with the test PKI's certificate; stopped on exit."""
 
     def __init__(self, pki: aw.TestPKI, tmp: str, transport: str, json_responses: bool,
-                 evil: bool = False) -> None:
+                 evil: bool = False, everything: bool = False) -> None:
         self.port_file = os.path.join(
-            tmp, f"mcp-port-{transport}-{int(json_responses)}-{int(evil)}")
-        argv = [llm.node_bin(), MCP_SERVER, "--cert", pki.cert, "--key", pki.key,
-                "--port-file", self.port_file, "--transport", transport]
+            tmp, f"mcp-port-{transport}-{int(json_responses)}-{int(evil)}-{int(everything)}")
+        argv = [llm.node_bin(), MCP_EVERYTHING if everything else MCP_SERVER, "--cert",
+                pki.cert, "--key", pki.key, "--port-file", self.port_file]
+        if not everything:
+            argv += ["--transport", transport]
         if evil:
             argv.append("--evil")
         if json_responses:
             argv.append("--json")
         self.transport = transport
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL if everything else subprocess.PIPE,
                                      env=aw.client_env())
         deadline = time.monotonic() + llm.START_TIMEOUT
         while not (os.path.exists(self.port_file) and os.path.getsize(self.port_file)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
+                err = self.proc.stderr.read() if self.proc.stderr else b""
                 raise AssertionError("the MCP test server did not start: " +
-                                     self.proc.stderr.read().decode(errors="replace")[-2000:])
+                                     err.decode(errors="replace")[-2000:])
             time.sleep(0.05)
         with open(self.port_file) as f:
             self.port = int(f.read())
@@ -141,6 +147,47 @@ class McpTest(aw.AgentTestCase):
         human = subprocess.run([aw.agent_bin(), "mcp", "inventory", "--state-dir", state],
                                capture_output=True, text=True, check=True).stdout
         self.assertIn("tool echo", human)
+
+    def test_server_everything_through_tls(self):
+        """The reference server from npm (@modelcontextprotocol/server-everything), behind a
+        TLS front end on loopback: every listing and call becomes an mcp.message that matches
+        what the client got, its inventory is recorded, and it raises no alert."""
+        server = McpServer(self.pki, self.tmp, "streamable", False, everything=True)
+        self.addCleanup(server.stop)
+        state = os.path.join(self.tmp, "state")
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir", state]) as agent:
+            res = aw.run_client([llm.node_bin(), MCP_EXPLORE_CLIENT, "--url", server.url(),
+                                 "--call", "echo", '{"message": "hello everything"}',
+                                 "--call", "get-sum", '{"a": 2, "b": 40}'],
+                                env=aw.client_env(NODE_EXTRA_CA_CERTS=self.pki.ca_cert))
+            client = json.loads(res.stdout)
+
+            def mine(recs):
+                return [e for e in recs if e.get("type") == "mcp.message"
+                        and e["process"]["pid"] == res.pid and e.get("kind") == "request"]
+            agent.wait_for(lambda r: len([e for e in mine(r) if e["method"] == "tools/call"]) >= 2,
+                           what="the two tools/call events")
+        events = mine(agent.records())
+        by_method = {}
+        for e in events:
+            by_method.setdefault(e["method"], []).append(e)
+        self.assertEqual(by_method["tools/list"][0]["tools"], client["tools"])
+        self.assertEqual(by_method["prompts/list"][0]["prompts"], client["prompts"])
+        self.assertEqual(by_method["resources/list"][0]["resources"], client["resources"])
+        for ev, call in zip(by_method["tools/call"], client["calls"]):
+            self.assertEqual((ev["tool"], ev["arguments"]), (call["name"], call["arguments"]))
+            self.assertEqual(ev["result_text"], call["result"]["content"][0]["text"])
+        for e in events:
+            self.assertEqual(e["server"]["name"], client["server"]["name"])
+            self.assertEqual(e["session_id"], client["session_id"])
+        alerts = [e for e in agent.records() if e.get("type") == "mcp.alert"]
+        self.assertEqual(alerts, [], "the reference server raised alerts: " +
+                         json.dumps([(a["rule"], a.get("tool")) for a in alerts]))
+        inv = subprocess.run([aw.agent_bin(), "mcp", "inventory", "--state-dir", state, "--json"],
+                             capture_output=True, text=True, check=True)
+        (s,) = json.loads(inv.stdout)["servers"]
+        self.assertEqual(sorted(t["name"] for t in s["tools"]), sorted(client["tools"]))
+        self.assertEqual(s["prompts"], sorted(client["prompts"]))
 
     def test_malicious_server_tricks_are_reported(self):
         """Poisoned description, name collision, shadowing, a poisoned tool result, a toxic
