@@ -448,6 +448,7 @@ int run_agent(const AgentOptions& opt) {
       return 2;
     }
     pipeline_options.observer = policy.get();
+    pipeline_options.mcp_observer = policy.get();
   }
   std::vector<std::string> policy_files = opt.policy_files;
   output::Pipeline pipeline(emit_event, pipeline_options);

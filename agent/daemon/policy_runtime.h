@@ -20,7 +20,7 @@
 
 namespace agentwall::daemon {
 
-class PolicyRuntime final : public llm::LlmSink {
+class PolicyRuntime final : public llm::LlmSink, public mcp::McpObserver {
  public:
   using Emit = std::function<void(const std::string& line)>;
   PolicyRuntime(capture::Capture& cap, enforce::Gate& gate, Emit emit,
@@ -47,6 +47,9 @@ class PolicyRuntime final : public llm::LlmSink {
   bool wants_request(uint64_t conn_id) const override;
   void on_llm_request(const llm::LlmRecord& request, std::string_view body) override;
   void on_llm_call(const llm::LlmRecord& record) override;
+  void on_mcp_call(const mcp::McpCall& call) override {
+    if (current_) current_->decider->on_mcp_call(call);
+  }
 
  private:
   struct Generation {

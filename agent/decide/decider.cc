@@ -42,8 +42,8 @@ enforce::Verdict to_verdict(policy::Action a) {
   return enforce::Verdict::kAllow;
 }
 
-json process_json(const llm::LlmRecord& r, const policy::Subject& s) {
-  json p = {{"pid", r.process.key.pid}, {"exe", r.process.exe}, {"name", s.name}};
+json process_json(const policy::Subject& s) {
+  json p = {{"pid", s.pid}, {"exe", s.exe}, {"name", s.name}};
   if (!s.user.empty()) p["user"] = s.user;
   if (!s.unit.empty()) p["unit"] = s.unit;
   if (!s.container.empty()) p["container"] = s.container;
@@ -104,6 +104,11 @@ Decider::Decider(DecideOptions options, Emit emit, OnVerdict on_verdict)
 
 void Decider::alert(const llm::LlmRecord& r, const policy::Subject& s, const policy::Decision& d,
                     const std::string& outcome) {
+  emit_alert(s, d, outcome, "llm", call_json(r));
+}
+
+void Decider::emit_alert(const policy::Subject& s, const policy::Decision& d,
+                         const std::string& outcome, const char* what, json call) {
   ++stats_.alerts;
   json j;
   j["type"] = "policy.alert";
@@ -116,8 +121,8 @@ void Decider::alert(const llm::LlmRecord& r, const policy::Subject& s, const pol
   j["direction"] = s.direction;
   j["message"] = d.message;
   if (!d.tags.empty()) j["tags"] = d.tags;
-  j["process"] = process_json(r, s);
-  j["llm"] = call_json(r);
+  j["process"] = process_json(s);
+  j[what] = std::move(call);
   json findings = json::array();
   for (size_t i : d.findings) {
     if (i >= s.findings.size()) continue;
@@ -219,7 +224,7 @@ void Decider::reserve(const llm::LlmRecord& r, std::string_view body, bool held,
   j["outcome"] = !enforce ? "would block" : held ? "block" : "not held: outside the gate";
   j["direction"] = "request";
   j["message"] = what;
-  j["process"] = process_json(r, s);
+  j["process"] = process_json(s);
   j["llm"] = call_json(r);
   ++stats_.alerts;
   emit_(dump(j));
@@ -327,6 +332,45 @@ void Decider::on_llm_call(const llm::LlmRecord& r) {
                      : "would " + std::string(policy::to_string(d.action)))
               : "too late to " + std::string(policy::to_string(d.action)) +
                     ": the response is already delivered");
+}
+
+void Decider::on_mcp_call(const mcp::McpCall& c) {
+  policy::Subject base = policy::subject_from_process(c.process);
+  base.kind = "mcp";
+  base.mcp_server = c.server;
+  base.mcp_tool = c.tool;
+  base.mcp_method = c.method;
+  base.operation = c.method;
+  if (const size_t at = c.url.find("://"); at != std::string::npos)
+    base.host = c.url.substr(at + 3, c.url.find_first_of(":/", at + 3) - (at + 3));
+  const json call = {{"server", c.server}, {"method", c.method},
+                     {"tool", c.tool},     {"session_id", c.session_id},
+                     {"url", c.url},       {"transport", c.transport}};
+  const detect::Engine* engine = opt_.inspector ? &opt_.inspector->engine() : nullptr;
+  auto judge = [&](const char* direction, const std::string& text, detect::Source source,
+                   const char* where) {
+    policy::Subject s = base;
+    s.direction = direction;
+    if (engine && !text.empty()) {
+      const detect::ScanResult r = engine->scan(text, source);
+      for (const detect::Finding& f : r.findings)
+        s.findings.push_back(
+            {f.detector, std::string(detect::to_string(f.category)), f.confidence, where, true});
+      s.score = r.score;
+    }
+    for (const policy::Decision& d : opt_.policy->evaluate(s))
+      emit_alert(
+          s, d,
+          d.action == policy::Action::kAlert
+              ? std::string("alert")
+              : (d.enforce ? "not enforced (MCP calls are not held yet): would " : "would ") +
+                    std::string(policy::to_string(d.action)),
+          "mcp", call);
+  };
+  ++stats_.requests;
+  judge("request", c.arguments.is_null() ? "" : dump(c.arguments), detect::Source::kToolArguments,
+        "arguments");
+  if (c.answered) judge("response", c.result_text, detect::Source::kToolResult, "result");
 }
 
 }  // namespace agentwall::decide

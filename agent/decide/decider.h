@@ -17,6 +17,7 @@
 #include "agent/enforce/gate.h"
 #include "agent/llm/inspect.h"
 #include "agent/llm/stage.h"
+#include "agent/mcp/stage.h"
 #include "agent/policy/policy.h"
 
 namespace agentwall::decide {
@@ -40,7 +41,7 @@ struct DecideStats {
   uint64_t ledger_errors = 0;
 };
 
-class Decider final : public llm::LlmSink {
+class Decider final : public llm::LlmSink, public mcp::McpObserver {
  public:
   using Emit = std::function<void(const std::string& line)>;
   using OnVerdict = std::function<void(uint64_t conn_id, enforce::RequestVerdict)>;
@@ -52,6 +53,10 @@ class Decider final : public llm::LlmSink {
   }
   void on_llm_request(const llm::LlmRecord& request, std::string_view body) override;
   void on_llm_call(const llm::LlmRecord& record) override;
+  // An MCP call with its answer: the rules that match it (kind mcp) raise policy.alert for
+  // what it sent (its arguments) and what came back (its result). MCP calls are not held:
+  // an enforcing rule's action is reported, not taken.
+  void on_mcp_call(const mcp::McpCall& call) override;
 
   const DecideStats& stats() const { return stats_; }
   // Calls whose request this decider judged and whose response has not come yet: after a
@@ -77,6 +82,8 @@ class Decider final : public llm::LlmSink {
                      const std::string& phase);
   void alert(const llm::LlmRecord& r, const policy::Subject& s, const policy::Decision& d,
              const std::string& outcome);
+  void emit_alert(const policy::Subject& s, const policy::Decision& d, const std::string& outcome,
+                  const char* what, nlohmann::ordered_json call);
 
   DecideOptions opt_;
   Emit emit_;

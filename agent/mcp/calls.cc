@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 namespace agentwall::mcp {
 namespace {
@@ -39,13 +38,33 @@ bool any_word(const std::string& tool, std::initializer_list<const char*> verbs)
   return false;
 }
 
-// Arguments that point at credentials or other private files.
+// Arguments that point at credentials or other private files: one of these names, not part
+// of a longer word.
 const char* sensitive_path(const std::string& text) {
-  static const std::regex re(
-      R"((^|[^\w])(\.ssh|id_rsa|id_ed25519|\.aws|\.env|\.netrc|\.git-credentials|\.kube/config|\.docker/config\.json|/etc/shadow|\.pgpass|credentials|secrets?)([^\w]|$))",
-      std::regex::icase);
-  std::smatch m;
-  if (std::regex_search(text, m, re)) return "its arguments name a private location";
+  static const char* const kNames[] = {".ssh",
+                                       "id_rsa",
+                                       "id_ed25519",
+                                       ".aws",
+                                       ".env",
+                                       ".netrc",
+                                       ".git-credentials",
+                                       ".kube/config",
+                                       ".docker/config.json",
+                                       "/etc/shadow",
+                                       ".pgpass",
+                                       "credentials",
+                                       "secret",
+                                       "secrets"};
+  const std::string t = lower(text);
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+  for (const char* name : kNames) {
+    const std::string_view n(name);
+    for (size_t at = t.find(n); at != std::string::npos; at = t.find(n, at + 1)) {
+      const bool before = at == 0 || !word(t[at - 1]) || n.front() == '.' || n.front() == '/';
+      const bool after = at + n.size() >= t.size() || !word(t[at + n.size()]);
+      if (before && after) return "its arguments name a private location";
+    }
+  }
   return nullptr;
 }
 

@@ -412,6 +412,26 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
   ++stats_.events;
   emit_(w.take());
   if (answer) inventory(req, *answer, p.url, p.process, session_id, answer_ns);
+  if (opt_.observer && p.from_client) {
+    McpCall c;
+    c.process = p.process;
+    const SessionInfo* s = session(p.process.key.pid, session_id);
+    c.server = s ? s->server_name : "";
+    c.method = req.method;
+    c.tool = str_at(req.params, "name");
+    c.session_id = session_id;
+    c.transport = p.transport;
+    c.url = p.url;
+    if (req.method == "tools/call" && req.params.is_object())
+      c.arguments = req.params.value("arguments", nlohmann::json::object());
+    c.answered = answer != nullptr;
+    if (answer && answer->kind == Kind::kResult && answer->result.is_object()) {
+      c.result_text = result_text(answer->result, 1 << 20);
+      c.is_error = answer->result.value("isError", false);
+    }
+    c.is_error = c.is_error || (answer && answer->kind == Kind::kError);
+    opt_.observer->on_mcp_call(c);
+  }
 }
 
 void McpStage::emit_notification(const Stream& s, const stream::Connection& conn,

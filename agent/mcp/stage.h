@@ -18,6 +18,21 @@
 
 namespace agentwall::mcp {
 
+// One MCP request from a client and what came back, for the policy (the decide stage).
+struct McpCall {
+  ProcessInfo process;  // the client
+  std::string server, method, tool, session_id, transport, url;
+  nlohmann::json arguments;  // tools/call's arguments; null otherwise
+  std::string result_text;   // tools/call's result text, uncapped
+  bool answered = false, is_error = false;
+};
+
+class McpObserver {
+ public:
+  virtual ~McpObserver() = default;
+  virtual void on_mcp_call(const McpCall& call) = 0;
+};
+
 struct McpOptions {
   size_t content_cap = 4096;   // bytes of arguments and result text written into events
   size_t max_pending = 10000;  // requests waiting for an answer, across sessions
@@ -27,6 +42,8 @@ struct McpOptions {
   // Judges each tools/call (injection in results, dangerous arguments, toxic flows); null:
   // none.
   CallChecker* calls = nullptr;
+  // Sees every request from a client with its answer (after its event); null: none.
+  McpObserver* observer = nullptr;
 };
 
 // What `initialize` said about both ends of a session.

@@ -7,7 +7,7 @@ namespace {
 // memory: a replay shows the alerts the live agent would have raised.
 // The tool-call checker always comes from here, with the detection engine when there is one.
 mcp::McpOptions with_inventory(mcp::McpOptions o, const llm::LlmOptions& llm,
-                               std::unique_ptr<mcp::Inventory>& own,
+                               mcp::McpObserver* observer, std::unique_ptr<mcp::Inventory>& own,
                                std::unique_ptr<mcp::CallChecker>& calls) {
   const detect::Engine* engine = llm.inspector ? &llm.inspector->engine() : nullptr;
   if (!o.inventory) {
@@ -17,6 +17,7 @@ mcp::McpOptions with_inventory(mcp::McpOptions o, const llm::LlmOptions& llm,
     own = std::make_unique<mcp::Inventory>(io);
     o.inventory = own.get();
   }
+  if (!o.observer) o.observer = observer;
   if (!o.calls) {
     mcp::CallCheckOptions co;
     co.engine = engine;
@@ -33,7 +34,8 @@ Pipeline::Pipeline(Emit emit, PipelineOptions options)
     : emit_(std::move(emit)),
       observer_(options.observer),
       llm_(*this, options.llm),
-      mcp_(emit_, with_inventory(options.mcp, options.llm, own_inventory_, calls_)),
+      mcp_(emit_,
+           with_inventory(options.mcp, options.llm, options.mcp_observer, own_inventory_, calls_)),
       router_(llm_, mcp_),
       http_(router_, options.http),
       tracker_(http_) {}

@@ -21,6 +21,8 @@ struct PipelineOptions {
   // Also sees every LLM call (after its event is emitted) and, if it wants them, every
   // request as soon as it is complete: the decide stage.
   llm::LlmSink* observer = nullptr;
+  // Sees every MCP call with its answer: the decide stage's policy.
+  mcp::McpObserver* mcp_observer = nullptr;
 };
 
 class Pipeline final : private llm::LlmSink {

@@ -81,16 +81,21 @@ std::string user_name(uint32_t uid) {
   return name;
 }
 
-Subject subject_from_llm(const llm::LlmRecord& r, std::string_view direction) {
+Subject subject_from_process(const ProcessInfo& p) {
   Subject s;
-  s.pid = r.process.key.pid;
-  s.uid = r.process.uid;
-  s.exe = r.process.exe;
-  s.name = r.process.comm;
-  s.user = user_name(r.process.uid);
-  s.cgroup = r.process.cgroup_path;
+  s.pid = p.key.pid;
+  s.uid = p.uid;
+  s.exe = p.exe;
+  s.name = p.comm;
+  s.user = user_name(p.uid);
+  s.cgroup = p.cgroup_path;
   s.unit = unit_from_cgroup(s.cgroup);
   s.container = container_from_cgroup(s.cgroup);
+  return s;
+}
+
+Subject subject_from_llm(const llm::LlmRecord& r, std::string_view direction) {
+  Subject s = subject_from_process(r.process);
   s.kind = "llm";
   s.provider = r.call.provider;
   s.host = r.host;

@@ -16,6 +16,9 @@ namespace agentwall::policy {
 // ledger to fill.
 Subject subject_from_llm(const llm::LlmRecord& record, std::string_view direction);
 
+// The process part of a subject (pid, uid, exe, name, user, cgroup, unit, container).
+Subject subject_from_process(const ProcessInfo& p);
+
 // From a cgroup v2 path: the systemd unit (the last element ending in .service or .scope)
 // and the container id (64 hex digits: docker-<id>.scope, /docker/<id>, cri-containerd-…).
 std::string unit_from_cgroup(std::string_view cgroup_path);

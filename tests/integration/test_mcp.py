@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import textwrap
 import time
 
 import aw
@@ -147,6 +148,43 @@ class McpTest(aw.AgentTestCase):
         human = subprocess.run([aw.agent_bin(), "mcp", "inventory", "--state-dir", state],
                                capture_output=True, text=True, check=True).stdout
         self.assertIn("tool echo", human)
+
+    def test_policy_rules_match_mcp_calls(self):
+        """Rules with `traffic: {kind: mcp}` and `mcp: {server, tool, method}` judge MCP calls:
+        the one that matches raises policy.alert naming the call; one for another tool does
+        not fire."""
+        policy = os.path.join(self.tmp, "mcp-policy.yaml")
+        with open(policy, "w") as f:
+            f.write(textwrap.dedent("""\
+                mode: monitor
+                rules:
+                  - rule: mcp-add-watch
+                    match:
+                      traffic: {kind: mcp, direction: request}
+                      mcp: {server: agentwall-test-*, tool: add, method: tools/call}
+                    action: block
+                    severity: medium
+                    message: "{exe} called MCP tool {tool}"
+                  - rule: mcp-never
+                    match:
+                      traffic: {kind: mcp}
+                      mcp: {tool: delete_everything}
+                    action: alert
+                    severity: high
+                """))
+        with aw.Agent(command="run", args=["--health-interval", "0", "--policy", policy,
+                                           "--state-dir", os.path.join(self.tmp, "s")]) as agent:
+            self.session(agent, "streamable")
+            agent.wait_for(lambda r: any(e.get("type") == "policy.alert" for e in r),
+                           what="the policy.alert")
+        alerts = [e for e in agent.records() if e.get("type") == "policy.alert"]
+        self.assertEqual(len(alerts), 1, json.dumps(alerts)[:2000])
+        a = alerts[0]
+        self.assertEqual((a["rule"], a["outcome"], a["direction"]),
+                         ("mcp-add-watch", "would block", "request"))
+        self.assertEqual((a["mcp"]["tool"], a["mcp"]["method"], a["mcp"]["server"]),
+                         ("add", "tools/call", "agentwall-test-server"))
+        self.assertIn("called MCP tool add", a["message"])
 
     def test_server_everything_through_tls(self):
         """The reference server from npm (@modelcontextprotocol/server-everything), behind a
