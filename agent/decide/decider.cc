@@ -335,29 +335,14 @@ void Decider::on_llm_call(const llm::LlmRecord& r) {
 }
 
 void Decider::on_mcp_call(const mcp::McpCall& c) {
-  policy::Subject base = policy::subject_from_process(c.process);
-  base.kind = "mcp";
-  base.mcp_server = c.server;
-  base.mcp_tool = c.tool;
-  base.mcp_method = c.method;
-  base.operation = c.method;
-  if (const size_t at = c.url.find("://"); at != std::string::npos)
-    base.host = c.url.substr(at + 3, c.url.find_first_of(":/", at + 3) - (at + 3));
   const json call = {{"server", c.server}, {"method", c.method},
                      {"tool", c.tool},     {"session_id", c.session_id},
                      {"url", c.url},       {"transport", c.transport}};
   const detect::Engine* engine = opt_.inspector ? &opt_.inspector->engine() : nullptr;
-  auto judge = [&](const char* direction, const std::string& text, detect::Source source,
-                   const char* where) {
-    policy::Subject s = base;
-    s.direction = direction;
-    if (engine && !text.empty()) {
-      const detect::ScanResult r = engine->scan(text, source);
-      for (const detect::Finding& f : r.findings)
-        s.findings.push_back(
-            {f.detector, std::string(detect::to_string(f.category)), f.confidence, where, true});
-      s.score = r.score;
-    }
+  ++stats_.requests;
+  for (const char* direction : {"request", "response"}) {
+    if (std::string_view(direction) == "response" && !c.answered) break;
+    const policy::Subject s = policy::subject_from_mcp(c, direction, engine);
     for (const policy::Decision& d : opt_.policy->evaluate(s))
       emit_alert(
           s, d,
@@ -366,11 +351,7 @@ void Decider::on_mcp_call(const mcp::McpCall& c) {
               : (d.enforce ? "not enforced (MCP calls are not held yet): would " : "would ") +
                     std::string(policy::to_string(d.action)),
           "mcp", call);
-  };
-  ++stats_.requests;
-  judge("request", c.arguments.is_null() ? "" : dump(c.arguments), detect::Source::kToolArguments,
-        "arguments");
-  if (c.answered) judge("response", c.result_text, detect::Source::kToolResult, "result");
+  }
 }
 
 }  // namespace agentwall::decide

@@ -94,6 +94,31 @@ Subject subject_from_process(const ProcessInfo& p) {
   return s;
 }
 
+Subject subject_from_mcp(const mcp::McpCall& c, std::string_view direction,
+                         const detect::Engine* engine) {
+  Subject s = subject_from_process(c.process);
+  s.kind = "mcp";
+  s.mcp_server = c.server;
+  s.mcp_tool = c.tool;
+  s.mcp_method = c.method;
+  s.operation = c.method;
+  s.direction = std::string(direction);
+  if (const size_t at = c.url.find("://"); at != std::string::npos)
+    s.host = c.url.substr(at + 3, c.url.find_first_of(":/", at + 3) - (at + 3));
+  const bool request = direction == "request";
+  const std::string text =
+      request ? (c.arguments.is_null() ? "" : c.arguments.dump()) : c.result_text;
+  if (engine && !text.empty()) {
+    const detect::ScanResult r =
+        engine->scan(text, request ? detect::Source::kToolArguments : detect::Source::kToolResult);
+    for (const detect::Finding& f : r.findings)
+      s.findings.push_back({f.detector, std::string(detect::to_string(f.category)), f.confidence,
+                            request ? "arguments" : "result", true});
+    s.score = r.score;
+  }
+  return s;
+}
+
 Subject subject_from_llm(const llm::LlmRecord& r, std::string_view direction) {
   Subject s = subject_from_process(r.process);
   s.kind = "llm";

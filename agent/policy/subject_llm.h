@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "agent/llm/stage.h"
+#include "agent/mcp/stage.h"
 #include "agent/policy/policy.h"
 
 namespace agentwall::policy {
@@ -15,6 +16,11 @@ namespace agentwall::policy {
 // recomputed over those findings only. Budget and rate-limit state are left empty for the
 // ledger to fill.
 Subject subject_from_llm(const llm::LlmRecord& record, std::string_view direction);
+
+// The policy's view of one MCP call in one direction: `request` with the findings of its
+// arguments, `response` with those of its result (scanned with `engine`, when given).
+Subject subject_from_mcp(const mcp::McpCall& call, std::string_view direction,
+                         const detect::Engine* engine);
 
 // The process part of a subject (pid, uid, exe, name, user, cgroup, unit, container).
 Subject subject_from_process(const ProcessInfo& p);
