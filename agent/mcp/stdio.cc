@@ -54,6 +54,7 @@ void StdioStage::on_data(const stream::Connection& conn, const ProcessInfo* proc
 }
 
 void StdioStage::on_line(Server& s, Direction dir, std::string_view line, uint64_t time_ns) {
+  if (s.state == State::kRejected) return;  // the rest of the read that rejected it
   if (s.state == State::kUnconfirmed) {
     // The server speaks only once spoken to: what it writes before is not MCP (a banner).
     if (dir == Direction::kOut) return;

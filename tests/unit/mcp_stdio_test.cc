@@ -259,8 +259,12 @@ TEST_CASE("stdio stage: the inventory pins a server by its command and sees it c
 TEST_CASE("stdio stage: a process whose first line is not initialize is let go") {
   StdioSession s;
   s.out("starting up\n");  // a banner on stdout before anything is asked: not MCP, not fatal
-  s.in("hello, this is not JSON-RPC\n");
-  s.in(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{}})"
+  // The lines after it in the same read, and in later ones, are not looked at.
+  s.in(
+      "hello, this is not JSON-RPC\n"
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize"})"
+      "\n");
+  s.in(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})"
        "\n");
   s.out(R"({"jsonrpc":"2.0","id":0,"result":{}})"
         "\n");
