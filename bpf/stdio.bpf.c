@@ -7,10 +7,13 @@
  * Only processes in `stdio_pids` are looked at: userspace puts MCP server candidates there
  * from exec events and takes them out when their first line is not a JSON-RPC `initialize`.
  * No other process, and no other fd, is ever copied. While the map is empty
- * (`watched_count` is 0) both programs return at their first instruction.
+ * (`watched_count` is 0) the program returns at its first instruction.
  *
- * The arguments are remembered at sys_enter (per thread) and the bytes copied at sys_exit,
- * when the call has said how many it really moved.
+ * Everything happens at sys_exit, when the call has said how many bytes it really moved: the
+ * syscall's number and arguments are still in its saved registers. (Remembering them at
+ * sys_enter would miss the read a server is already blocked in when it becomes watched —
+ * Python servers block in read(0) as soon as they start — and would cost a second program
+ * on every system call of the host.)
  */
 /* vmlinux.h first: the libbpf headers use its types. */
 #include "vmlinux.h"
@@ -38,14 +41,6 @@ const volatile u32 max_capture_bytes = 1 << 20; /* per call; the rest is marked 
 /* Processes in stdio_pids: written by userspace through the mapped .bss. */
 volatile u32 watched_count = 0;
 
-struct pipe_call {
-  u64 buf; /* the buffer, or the iovec array of readv/writev */
-  u32 count; /* bytes asked for, or number of iovecs */
-  s32 fd;
-  u8 call; /* enum aw_pipe_call */
-  u8 reserved[7];
-};
-
 struct pipe_key {
   u32 tgid;
   s32 fd;
@@ -67,13 +62,6 @@ struct {
   __type(key, u32); /* tgid */
   __type(value, u32);
 } stdio_pids SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 4096);
-  __type(key, u64); /* pid_tgid */
-  __type(value, struct pipe_call);
-} pipe_calls SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -164,26 +152,12 @@ static __always_inline bool is_stdio_channel(s32 fd) {
   return BPF_CORE_READ(sock, sk, __sk_common.skc_family) == AF_UNIX;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(stdio_sys_enter, struct pt_regs* regs, long id) {
-  if (!watched_count) return 0; /* nothing watched: the common case */
-  u8 call;
-  s32 want_fd;
-  if (!pipe_call_of(id, &call, &want_fd)) return 0;
-  s32 fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
-  if (fd != want_fd) return 0; /* reads of stdin and writes to stdout only */
-  u64 pid_tgid = bpf_get_current_pid_tgid();
-  u32 tgid = pid_tgid >> 32;
-  if (tgid == self_tgid || !bpf_map_lookup_elem(&stdio_pids, &tgid)) return 0;
-  if (!is_stdio_channel(fd)) return 0;
-  struct pipe_call c = {
-      .buf = PT_REGS_PARM2_CORE_SYSCALL(regs),
-      .count = (u32)PT_REGS_PARM3_CORE_SYSCALL(regs),
-      .fd = fd,
-      .call = call,
-  };
-  bpf_map_update_elem(&pipe_calls, &pid_tgid, &c, BPF_ANY);
-  return 0;
+static __always_inline long syscall_nr(struct pt_regs* regs) {
+#if defined(__TARGET_ARCH_x86)
+  return BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+  return BPF_CORE_READ(regs, syscallno);
+#endif
 }
 
 struct copy_ctx {
@@ -247,16 +221,28 @@ static __always_inline struct pipe_stream* stream_of(u32 tgid, s32 fd) {
   return bpf_map_lookup_elem(&pipe_streams, &key);
 }
 
+struct pipe_call {
+  u64 buf;   /* the buffer, or the iovec array of readv/writev */
+  u32 count; /* number of iovecs */
+  s32 fd;
+  u8 call; /* enum aw_pipe_call */
+};
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(stdio_sys_exit, struct pt_regs* regs, long ret) {
-  if (!watched_count) return 0;
+  if (!watched_count) return 0; /* nothing watched: the common case */
+  if (ret <= 0) return 0;       /* error, would-block or end of file: nothing moved */
+  struct pipe_call a = {};
+  s32 want_fd;
+  if (!pipe_call_of(syscall_nr(regs), &a.call, &want_fd)) return 0;
+  a.fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+  if (a.fd != want_fd) return 0; /* reads of stdin and writes to stdout only */
   u64 pid_tgid = bpf_get_current_pid_tgid();
-  struct pipe_call* pc = bpf_map_lookup_elem(&pipe_calls, &pid_tgid);
-  if (!pc) return 0; /* not a watched read or write: the common case */
-  struct pipe_call a = *pc;
-  bpf_map_delete_elem(&pipe_calls, &pid_tgid);
-  if (ret <= 0) return 0; /* error, would-block or end of file: nothing moved */
   u32 tgid = pid_tgid >> 32;
+  if (tgid == self_tgid || !bpf_map_lookup_elem(&stdio_pids, &tgid)) return 0;
+  if (!is_stdio_channel(a.fd)) return 0;
+  a.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+  a.count = (u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
   struct pipe_stream* st = stream_of(tgid, a.fd);
   if (!st) return 0;
   u32 zero = 0;

@@ -284,7 +284,7 @@ bool BpfCapture::load(std::string& error) {
     return false;
   }
   if (int err = stdio_bpf__load(stdio_); err) {
-    error = "cannot load the stdio capture programs: " + explain_load_failure(-err);
+    error = "cannot load the stdio capture program: " + explain_load_failure(-err);
     return false;
   }
   sys_enter_link_ = bpf_program__attach(tls_->progs.tls_sys_enter);
@@ -300,8 +300,8 @@ bool BpfCapture::load(std::string& error) {
     return false;
   }
   if (int err = stdio_bpf__attach(stdio_); err) {
-    error = "cannot attach the stdio capture programs (tp_btf sys_enter and sys_exit): " +
-            explain_load_failure(-err);
+    error =
+        "cannot attach the stdio capture program (tp_btf sys_exit): " + explain_load_failure(-err);
     return false;
   }
   data_rb_ = ring_buffer__new(bpf_map__fd(tls_->maps.data_rb), on_data_event, this, nullptr);
