@@ -153,6 +153,7 @@ class BpfCapture final : public Capture {
     if (proc_rb_) ring_buffer__free(proc_rb_);
     destroy_links_in_parallel(links_);
     if (sys_enter_link_) bpf_link__destroy(sys_enter_link_);
+    if (stdio_link_) bpf_link__destroy(stdio_link_);
     if (stdio_) stdio_bpf__destroy(stdio_);
     if (tls_) tls_bpf__destroy(tls_);
     if (proc_) proc_bpf__destroy(proc_);
@@ -227,6 +228,9 @@ class BpfCapture final : public Capture {
   ring_buffer* data_rb_ = nullptr;
   ring_buffer* proc_rb_ = nullptr;
   bpf_link* sys_enter_link_ = nullptr;
+  // Attached when the first process is watched: until an MCP server runs, the host's system
+  // calls do not pay for it.
+  bpf_link* stdio_link_ = nullptr;
 
   // Discovery state: touched by the discovery thread and by attach_existing().
   mutable std::mutex mu_;
@@ -297,11 +301,6 @@ bool BpfCapture::load(std::string& error) {
         "cannot attach the process discovery programs (tp_btf sched_process_exec/exit "
         "and sys_enter): " +
         explain_load_failure(-err);
-    return false;
-  }
-  if (int err = stdio_bpf__attach(stdio_); err) {
-    error =
-        "cannot attach the stdio capture program (tp_btf sys_exit): " + explain_load_failure(-err);
     return false;
   }
   data_rb_ = ring_buffer__new(bpf_map__fd(tls_->maps.data_rb), on_data_event, this, nullptr);
@@ -705,6 +704,14 @@ void BpfCapture::consider_stdio(const aw_proc_exec& ev) {
     auto client = std::make_shared<ProcessInfo>(
         proc::read_process({stdio_client_pid(ev.ppid, channel), 0}, ""));
     if (client->complete) w.client = std::move(client);
+  }
+  if (!stdio_link_) {
+    stdio_link_ = bpf_program__attach(stdio_->progs.stdio_sys_exit);
+    if (!stdio_link_) {
+      spdlog::warn("cannot attach the stdio capture program (tp_btf sys_exit): {}",
+                   explain_load_failure(errno));
+      return;
+    }
   }
   const uint32_t one = 1;
   if (const int rc = bpf_map__update_elem(stdio_->maps.stdio_pids, &ev.pid, sizeof(ev.pid), &one,
