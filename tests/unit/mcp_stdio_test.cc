@@ -1,9 +1,11 @@
 // MCP over stdio: line framing (split anywhere, several lines per read, one line across many
 // reads, oversized lines, holes), the stdio stage (confirmation by `initialize`, pairing,
 // interleaving, batches, the inventory) on made-up stdin/stdout streams fed through the
-// pipeline as the capture stage delivers them, and which command lines are candidates.
+// pipeline as the capture stage delivers them and on a live recording of the official SDK,
+// and which command lines are candidates.
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "agent/mcp/line_framer.h"
 #include "agent/mcp/stdio_scope.h"
 #include "agent/output/pipeline.h"
+#include "agent/record/recording.h"
 
 using namespace agentwall;
 using nlohmann::json;
@@ -336,4 +339,42 @@ TEST_CASE("stdio scope: MCP server command lines, and what the user names") {
   CHECK(mcp::StdioScope({{"/usr/bin/python3*"}, true}).is_candidate(p));
   p.cmdline = "uvx mcp-server-fetch";
   CHECK_FALSE(mcp::StdioScope({{}, false}).is_candidate(p));  // built-in guesses off
+}
+
+TEST_CASE("fixture: the SDK over stdio, recorded live, replays into the same events") {
+  // tests/integration/clients/mcp_stdio_client.mjs --calls 4 spawning mcp_server.mjs
+  // --transport stdio, under `agentwall run --record`, cut to the server's pid; the client's
+  // output beside it.
+  std::vector<json> events;
+  output::Pipeline pipeline([&](const std::string& line) { events.push_back(json::parse(line)); });
+  const auto r = record::replay_file(AGENTWALL_FIXTURES "/mcp/sdk-stdio.awrec", pipeline.input());
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  pipeline.flush();
+  std::ifstream in(AGENTWALL_FIXTURES "/mcp/sdk-stdio.client.json");
+  const json client = json::parse(in);
+  const std::string session = std::to_string(client["client_pid"].get<uint32_t>()) + "-" +
+                              std::to_string(client["server_pid"].get<uint32_t>());
+  REQUIRE(events.size() == 7);
+  for (const json& e : events) {
+    CHECK(e["type"] == "mcp.message");
+    CHECK(e["transport"] == "stdio");
+    CHECK(e["session_id"] == session);
+    CHECK(e["process"]["pid"] == client["client_pid"]);
+    CHECK(e["server_process"]["pid"] == client["server_pid"]);
+    CHECK(e["server"] == client["server"]);
+    CHECK(e["client"]["name"] == "agentwall-stdio-test-client");
+  }
+  CHECK(events[0]["method"] == "initialize");
+  CHECK(events[1]["method"] == "notifications/initialized");
+  CHECK(events[2]["tools"] == client["tools"]);
+  for (size_t c = 0; c < 4; ++c) {
+    const json& call = client["calls"][c];
+    const json& ev = events[3 + c];
+    CHECK(ev["tool"] == call["name"]);
+    CHECK(ev["arguments"] == call["arguments"]);
+    CHECK(ev["is_error"] == call["result"].value("isError", false));
+    CHECK(ev["result_text"] == call["result"]["content"][0]["text"]);
+  }
+  CHECK(pipeline.stdio_stats().sessions == 1);
+  CHECK(pipeline.mcp_stats().unanswered == 0);
 }
