@@ -23,7 +23,7 @@ struct Options {
   // MCP over stdio (bpf/stdio.bpf.c): asked at every exec, with what /proc says of the new
   // process, whether its stdin and stdout are to be captured. A child of a watched process
   // that shares its stdin (a wrapper's: npx, sh -c, uvx) is watched without asking. Null:
-  // no process is ever watched and the stdio programs cost one load and a branch.
+  // no process is ever watched (the stdio program is loaded, never attached).
   std::function<bool(const ProcessInfo&)> stdio_candidate;
 };
 

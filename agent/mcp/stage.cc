@@ -168,8 +168,8 @@ void McpStage::from_client(Stream& s, const stream::Connection& conn, const Proc
         pending_.erase(pending_.begin());
       }
       Pending& p = pending_[key];
-      p = Pending{std::move(m), time_ns, s.transport, s.session_key, s.url,
-                  proc,         conn,    true,        s.stdio_server};
+      p = Pending{std::move(m), time_ns, s.transport, s.session_key, s.url, proc, conn, true};
+      p.stdio_server = s.stdio_server;
       if (s.transport == kStreamable) s.filed.push_back(key);
     } else {
       // The client answers a request of the server (sampling, elicitation, roots).
@@ -194,8 +194,8 @@ void McpStage::from_server(Stream& s, const stream::Connection& conn, const Proc
       emit_notification(s, conn, proc, m, time_ns, false);
     } else if (m.kind == Kind::kRequest) {
       Pending& p = pending_[pid + "|" + s.session_key + "|s|" + m.id];
-      p = Pending{std::move(m), time_ns, s.transport, s.session_key, s.url,
-                  proc,         conn,    false,       s.stdio_server};
+      p = Pending{std::move(m), time_ns, s.transport, s.session_key, s.url, proc, conn, false};
+      p.stdio_server = s.stdio_server;
     } else {
       const auto it = pending_.find(pid + "|" + s.session_key + "|c|" + m.id);
       if (it == pending_.end()) {
