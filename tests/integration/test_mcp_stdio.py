@@ -114,18 +114,7 @@ class McpStdioTest(aw.AgentTestCase):
             self.assertEqual(e["server_process"]["pid"], server_pid)
             self.assertIn("mcp_server.mjs --transport stdio", e["server_process"]["cmdline"])
             self.assertNotIn("connection", e)
-        self.assertEqual(events[0]["status"], "ok")
-        self.assertEqual(events[0]["protocol_version"], "2025-11-25")
-        self.assertEqual(events[0]["instructions"], "Tools for agentwall's tests.")
-        self.assertEqual(events[1]["kind"], "notification")
-        self.assertEqual(events[2]["tools"], client["tools"])
-        for ev, call in zip(events[3:], client["calls"]):
-            self.assertEqual(ev["direction"], "client_to_server")
-            self.assertEqual(ev["tool"], call["name"])
-            self.assertEqual(ev["arguments"], call["arguments"])
-            self.assertEqual(ev["is_error"], call["result"].get("isError", False))
-            self.assertEqual(ev["result_text"], call["result"]["content"][0]["text"])
-            self.assertGreater(ev["latency_ms"], 0)
+        test_mcp.assert_session_messages(self, events, client)
 
     def test_sdk_over_stdio_and_nothing_else(self):
         node = llm.node_bin()
