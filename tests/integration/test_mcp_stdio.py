@@ -99,7 +99,8 @@ class McpStdioTest(aw.AgentTestCase):
         agent.wait_for(lambda r: len(mine(r)) >= want, what=f"{want} mcp.message events")
         return client, mine(agent.records())
 
-    def check_session(self, client: dict, events: list, server_pid: int) -> None:
+    def check_session(self, client: dict, events: list, server_pid: int,
+                      cmdline: str = "mcp_server.mjs --transport stdio") -> None:
         self.assertEqual([e["method"] for e in events],
                          ["initialize", "notifications/initialized", "tools/list"] +
                          ["tools/call"] * len(client["calls"]),
@@ -112,7 +113,7 @@ class McpStdioTest(aw.AgentTestCase):
                                            "version": "0.9.1"})
             self.assertEqual(e["process"]["exe"], os.path.realpath(llm.node_bin()))
             self.assertEqual(e["server_process"]["pid"], server_pid)
-            self.assertIn("mcp_server.mjs --transport stdio", e["server_process"]["cmdline"])
+            self.assertIn(cmdline, e["server_process"]["cmdline"])
             self.assertNotIn("connection", e)
         test_mcp.assert_session_messages(self, events, client)
 
@@ -130,6 +131,18 @@ class McpStdioTest(aw.AgentTestCase):
                 agent, ["/bin/sh", "-c", f"{node} {MCP_SERVER} --transport stdio; true"])
             self.assertEqual(events2[0]["server_process"]["ppid"], client2["server_pid"])
             self.check_session(client2, events2, events2[0]["server_process"]["pid"])
+            # A wrapper that is a candidate (its name says mcp-server) runs a server whose own
+            # command line says nothing: the server inherits the watch through the shared stdin.
+            plain = os.path.join(self.tmp, "plain.mjs")
+            os.symlink(MCP_SERVER, plain)  # node resolves the SDK from the real path
+            wrapper = os.path.join(self.tmp, "mcp-server-wrapper.sh")
+            with open(wrapper, "w") as f:
+                f.write(f"{node} {plain} --transport stdio\ntrue\n")
+            client4, events4 = self.session(agent, ["/bin/sh", wrapper])
+            self.assertEqual(events4[0]["server_process"]["cmdline"],
+                             f"{node} {plain} --transport stdio")
+            self.check_session(client4, events4, events4[0]["server_process"]["pid"],
+                               cmdline=f"{plain} --transport stdio")
             # Scope: the same JSON-RPC text through the pipes of processes that are no MCP
             # server candidates (cat, and a Python parent) is never looked at.
             cat_parent, cat_pid = pipe_through(agent, self.tmp, ["cat"], INITIALIZE + TOOLS_CALL,
@@ -146,16 +159,16 @@ class McpStdioTest(aw.AgentTestCase):
                   and (e["process"]["pid"] in strangers or
                        e.get("server_process", {}).get("pid") in strangers)]
         self.assertEqual(leaked, [])
-        ours = {c["client_pid"] for c in (client, client2, client3)}
+        ours = {c["client_pid"] for c in (client, client2, client3, client4)}
         self.assertEqual([e for e in agent.records() if e.get("type") == "llm.exchange"
                           and e["process"]["pid"] in ours], [])
         health = [e for e in agent.records() if e.get("type") == "agent.health"][-1]
         stdio = health["mcp"]["stdio"]
-        self.assertEqual(stdio["sessions"], 3, stdio)
+        self.assertEqual(stdio["sessions"], 4, stdio)
         self.assertEqual(stdio["rejected"], 1, stdio)  # tac
         # Per session: 3 + calls lines in (initialize, initialized, tools/list, the calls) and
         # 2 + calls out.
-        self.assertEqual(stdio["lines"], sum(5 + 2 * n for n in (5, 3, 3)), stdio)
+        self.assertEqual(stdio["lines"], sum(5 + 2 * n for n in (5, 3, 3, 3)), stdio)
         self.assertEqual(stdio["gaps"], 0, stdio)
         self.assertEqual(stdio["dropped_bytes"], 0, stdio)
         self.assertEqual(stdio["ringbuf_drop_bytes"], 0, stdio)
