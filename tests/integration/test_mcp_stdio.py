@@ -84,11 +84,12 @@ class McpStdioTest(aw.AgentTestCase):
         llm.node_bin()
         test_mcp.require_mcp_sdk()
 
-    def session(self, agent: aw.Agent, server_argv: list[str], calls: int = 3) -> tuple[dict, list]:
+    def session(self, agent: aw.Agent, server_argv: list[str], calls: int = 3,
+                message: str = "hello over stdio") -> tuple[dict, list]:
         """Runs the SDK client against a server it spawns; returns what the client printed and
         the events of its session."""
-        res = aw.run_client([llm.node_bin(), MCP_STDIO_CLIENT, "--calls", str(calls), "--",
-                             *server_argv])
+        res = aw.run_client([llm.node_bin(), MCP_STDIO_CLIENT, "--calls", str(calls),
+                             "--message", message, "--", *server_argv])
         client = json.loads(res.stdout)
         self.assertEqual(client["client_pid"], res.pid)
         want = 3 + calls  # initialize, notifications/initialized, tools/list, the calls
@@ -143,6 +144,18 @@ class McpStdioTest(aw.AgentTestCase):
                              f"{node} {plain} --transport stdio")
             self.check_session(client4, events4, events4[0]["server_process"]["pid"],
                                cmdline=f"{plain} --transport stdio")
+            # A message of 100 kB each way: several reads of the server's stdin, one write of
+            # many 16 KiB chunks, put back together.
+            big = "x" * 100_000
+            client5, events5 = self.session(agent, [node, MCP_SERVER, "--transport", "stdio"],
+                                            message=big)
+            echo = events5[3]
+            self.assertEqual(echo["tool"], "echo")
+            self.assertTrue(echo["arguments_truncated"])  # past the content cap, 4096 bytes
+            self.assertEqual(echo["arguments_text"], json.dumps({"message": big}, separators=(",", ":"))[:4096])
+            self.assertEqual(echo["result_text"], client5["calls"][0]["result"]["content"][0]
+                             ["text"][:4096])
+            self.assertEqual([e["method"] for e in events5[4:]], ["tools/call"] * 2)
             # Scope: the same JSON-RPC text through the pipes of processes that are no MCP
             # server candidates (cat, and a Python parent) is never looked at.
             cat_parent, cat_pid = pipe_through(agent, self.tmp, ["cat"], INITIALIZE + TOOLS_CALL,
@@ -159,19 +172,20 @@ class McpStdioTest(aw.AgentTestCase):
                   and (e["process"]["pid"] in strangers or
                        e.get("server_process", {}).get("pid") in strangers)]
         self.assertEqual(leaked, [])
-        ours = {c["client_pid"] for c in (client, client2, client3, client4)}
+        ours = {c["client_pid"] for c in (client, client2, client3, client4, client5)}
         self.assertEqual([e for e in agent.records() if e.get("type") == "llm.exchange"
                           and e["process"]["pid"] in ours], [])
         health = [e for e in agent.records() if e.get("type") == "agent.health"][-1]
         stdio = health["mcp"]["stdio"]
-        self.assertEqual(stdio["sessions"], 4, stdio)
+        self.assertEqual(stdio["sessions"], 5, stdio)
         self.assertEqual(stdio["rejected"], 1, stdio)  # tac
         # Per session: 3 + calls lines in (initialize, initialized, tools/list, the calls) and
         # 2 + calls out.
-        self.assertEqual(stdio["lines"], sum(5 + 2 * n for n in (5, 3, 3, 3)), stdio)
+        self.assertEqual(stdio["lines"], sum(5 + 2 * n for n in (5, 3, 3, 3, 3)), stdio)
         self.assertEqual(stdio["gaps"], 0, stdio)
         self.assertEqual(stdio["dropped_bytes"], 0, stdio)
         self.assertEqual(stdio["ringbuf_drop_bytes"], 0, stdio)
+        self.assertGreater(stdio["bytes"], 200_000, stdio)
         # Only the servers' own stdin and stdout were copied, and tac's first read and the
         # writes it made before it was let go.
         self.assertLessEqual(stdio["calls"], stdio["lines"] + 4, stdio)
