@@ -84,12 +84,12 @@ enum aw_pipe_call {
 
 /* Counters of bpf/stdio.bpf.c, one slot each in its per-CPU `stdio_counters` map. */
 enum aw_stdio_counter {
-  AW_STDIO_CALLS = 0,        /* reads and writes of watched processes that moved data */
-  AW_STDIO_BYTES,            /* bytes handed to the ring buffer */
-  AW_STDIO_RB_DROP_CHUNKS,   /* chunks lost: ring buffer full */
-  AW_STDIO_RB_DROP_BYTES,    /* bytes lost: ring buffer full */
-  AW_STDIO_TRUNC_BYTES,      /* bytes beyond the capture cap (or the iovec limit), not captured */
-  AW_STDIO_READ_FAULTS,      /* chunks whose user memory could not be read */
+  AW_STDIO_CALLS = 0,      /* reads and writes of watched processes that moved data */
+  AW_STDIO_BYTES,          /* bytes handed to the ring buffer */
+  AW_STDIO_RB_DROP_CHUNKS, /* chunks lost: ring buffer full */
+  AW_STDIO_RB_DROP_BYTES,  /* bytes lost: ring buffer full */
+  AW_STDIO_TRUNC_BYTES,    /* bytes beyond the capture cap (or the iovec limit), not captured */
+  AW_STDIO_READ_FAULTS,    /* chunks whose user memory could not be read */
   AW_STDIO_MAX,
 };
 

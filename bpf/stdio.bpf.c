@@ -215,8 +215,8 @@ static __always_inline struct pipe_stream* stream_of(u32 tgid, s32 fd) {
   if (!seq) return NULL;
   *seq += 1;
   /* low 8 bits: CPU; top bit: not a TLS connection. Unique while the agent runs. */
-  struct pipe_stream fresh = {
-      .stream_id = AW_PIPE_STREAM_BIT | (*seq << 8) | (bpf_get_smp_processor_id() & 0xff)};
+  struct pipe_stream fresh = {.stream_id = AW_PIPE_STREAM_BIT | (*seq << 8) |
+                                           (bpf_get_smp_processor_id() & 0xff)};
   bpf_map_update_elem(&pipe_streams, &key, &fresh, BPF_NOEXIST);
   return bpf_map_lookup_elem(&pipe_streams, &key);
 }
@@ -276,8 +276,7 @@ int BPF_PROG(stdio_sys_exit, struct pt_regs* regs, long ret) {
 
   u64 base_off = st->off[dir & 1];
   st->off[dir & 1] += moved; /* what is cut or lost still advances: holes stay visible */
-  struct copy_ctx c = {
-      .ev = ev, .to_copy = to_copy, .flags = flags, .base_off = base_off};
+  struct copy_ctx c = {.ev = ev, .to_copy = to_copy, .flags = flags, .base_off = base_off};
   if (a.call == AW_PIPE_READ || a.call == AW_PIPE_WRITE) {
     c.src = a.buf;
     c.seg_len = to_copy;
