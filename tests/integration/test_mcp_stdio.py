@@ -5,7 +5,8 @@ children). The agent must watch only that server (found at its exec by its comma
 and turn every request/response pair and notification into one `mcp.message` event of the
 process pair. A process that moves the same JSON-RPC text through pipes without being an MCP
 server candidate must produce nothing, and a candidate whose first line is not `initialize`
-must be let go."""
+must be let go. Also covered: a server behind a forking shell and behind a candidate wrapper,
+100 kB messages, and a server on pipes that reads with readv and writes with writev."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ INITIALIZE = (b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protoco
 TOOLS_CALL = (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo",'
               b'"arguments":{"message":"not captured"}}}\n')
 
-# A parent that pipes JSON-RPC lines through a child and reads them back: the child's stdin
-# and stdout are pipes that carry exactly what an MCP session would. It prints the child's
-# pid, then waits for a line on its own stdin before it writes.
+# A parent that pipes JSON-RPC lines through a child and reads back what it writes: the
+# child's stdin and stdout are pipes that carry exactly what an MCP session would. It prints
+# the child's pid, waits for a line on its own stdin, writes, then prints the child's output.
 PIPE_THROUGH = r"""
 import subprocess, sys
 data = open(sys.argv[1], "rb").read()
@@ -37,14 +38,42 @@ child = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.
 print(child.pid, flush=True)
 sys.stdin.readline()
 out, _ = child.communicate(data, timeout=30)
-sys.exit(0 if len(out) == len(data) else 1)
+sys.stdout.buffer.write(out)
+sys.exit(child.returncode)
+"""
+
+# A minimal MCP server that reads with readv (the first iovec 5 bytes, so lines straddle
+# them) and answers with writev in three pieces: the vectored system calls, which the SDKs
+# use when buffers queue up.
+VECTORED_SERVER = r"""
+import json, os
+buf = b""
+while True:
+    head, tail = bytearray(5), bytearray(65536)
+    n = os.readv(0, [head, tail])
+    if n == 0:
+        break
+    buf += (bytes(head) + bytes(tail))[:n]
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        m = json.loads(line)
+        if "id" not in m:
+            continue
+        if m["method"] == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "vectored", "version": "0.1"}}
+        else:
+            text = "v:" + m["params"]["arguments"]["message"]
+            result = {"content": [{"type": "text", "text": text}]}
+        out = json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": result}).encode()
+        os.writev(1, [out[:10], out[10:], b"\n"])
 """
 
 
 def pipe_through(agent: aw.Agent, tmp: str, argv: list[str], data: bytes,
-                 watched: bool) -> tuple[int, int]:
+                 watched: bool) -> tuple[int, int, bytes]:
     """Runs argv as the child of a Python parent that writes `data` to its stdin and reads its
-    stdout; returns (parent pid, child pid). When the child is to be `watched`, the data goes
+    stdout; returns (parent pid, child pid, what the child wrote). When the child is to be `watched`, the data goes
     only once the agent says it watches it (a busy host can take a while to handle the exec);
     otherwise after a second, time enough for a wrong watch to take hold."""
     path = os.path.join(tmp, "pipe-through.in")
@@ -66,6 +95,7 @@ def pipe_through(agent: aw.Agent, tmp: str, argv: list[str], data: bytes,
             time.sleep(1)
         parent.stdin.write(b"go\n")
         parent.stdin.close()
+        out = parent.stdout.read()
         if parent.wait(timeout=aw.CLIENT_TIMEOUT) != 0:
             raise AssertionError(f"pipe-through {argv} failed")
     finally:
@@ -73,7 +103,7 @@ def pipe_through(agent: aw.Agent, tmp: str, argv: list[str], data: bytes,
             parent.kill()
             parent.wait()
         parent.stdout.close()
-    return parent.pid, child
+    return parent.pid, child, out
 
 
 class McpStdioTest(aw.AgentTestCase):
@@ -158,15 +188,43 @@ class McpStdioTest(aw.AgentTestCase):
             self.assertEqual([e["method"] for e in events5[4:]], ["tools/call"] * 2)
             # Scope: the same JSON-RPC text through the pipes of processes that are no MCP
             # server candidates (cat, and a Python parent) is never looked at.
-            cat_parent, cat_pid = pipe_through(agent, self.tmp, ["cat"], INITIALIZE + TOOLS_CALL,
-                                               watched=False)
+            cat_parent, cat_pid, out = pipe_through(agent, self.tmp, ["cat"],
+                                                    INITIALIZE + TOOLS_CALL, watched=False)
+            self.assertEqual(out, INITIALIZE + TOOLS_CALL)
             # A candidate (named by --mcp-stdio-exe) whose first line is not initialize is
             # let go at once, whatever comes after.
-            tac_parent, tac_pid = pipe_through(agent, self.tmp, ["tac"],
-                                               b"hello\n" + INITIALIZE + TOOLS_CALL, watched=True)
+            tac_parent, tac_pid, _ = pipe_through(agent, self.tmp, ["tac"],
+                                                  b"hello\n" + INITIALIZE + TOOLS_CALL,
+                                                  watched=True)
+            # readv and writev, through pipes (not sockets), from a Python parent.
+            vectored = os.path.join(self.tmp, "mcp_server_vectored.py")
+            with open(vectored, "w") as f:
+                f.write(VECTORED_SERVER)
+            v_parent, v_pid, out = pipe_through(
+                agent, self.tmp, [sys.executable, vectored],
+                INITIALIZE + b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n' +
+                TOOLS_CALL, watched=True)
+            self.assertEqual(len(out.splitlines()), 2)
+            agent.wait_for(lambda r: len([e for e in r if e.get("type") == "mcp.message" and
+                                          e.get("server_process", {}).get("pid") == v_pid]) >= 3,
+                           what="the vectored session's events")
             # A third session after both, so that their data (if any) has been read.
             client3, events3 = self.session(agent, [node, MCP_SERVER, "--transport", "stdio"])
             self.check_session(client3, events3, client3["server_pid"])
+        vec = [e for e in agent.records() if e.get("type") == "mcp.message"
+               and e.get("server_process", {}).get("pid") == v_pid]
+        # All three lines went in one write, before any answer: the notification comes out
+        # first, before initialize is answered (so without the session's client and server).
+        self.assertEqual([e["method"] for e in vec],
+                         ["notifications/initialized", "initialize", "tools/call"], vec)
+        for e in vec:
+            self.assertEqual(e["session_id"], f"{v_parent}-{v_pid}", e)
+            self.assertEqual(e["process"]["pid"], v_parent, e)
+        for e in vec[1:]:
+            self.assertEqual(e["server"], {"name": "vectored", "version": "0.1"}, e)
+            self.assertEqual(e["client"], {"name": "impostor", "version": "1"}, e)
+        self.assertEqual(vec[2]["arguments"], {"message": "not captured"})
+        self.assertEqual(vec[2]["result_text"], "v:not captured")
         strangers = {cat_parent, cat_pid, tac_parent, tac_pid}
         leaked = [e for e in agent.records() if e.get("type", "").startswith("mcp.")
                   and (e["process"]["pid"] in strangers or
@@ -177,11 +235,12 @@ class McpStdioTest(aw.AgentTestCase):
                           and e["process"]["pid"] in ours], [])
         health = [e for e in agent.records() if e.get("type") == "agent.health"][-1]
         stdio = health["mcp"]["stdio"]
-        self.assertEqual(stdio["sessions"], 5, stdio)
+        self.assertEqual(stdio["sessions"], 6, stdio)
         self.assertEqual(stdio["rejected"], 1, stdio)  # tac
         # Per session: 3 + calls lines in (initialize, initialized, tools/list, the calls) and
         # 2 + calls out.
-        self.assertEqual(stdio["lines"], sum(5 + 2 * n for n in (5, 3, 3, 3, 3)), stdio)
+        # ... and the vectored session's 3 lines in, 2 out.
+        self.assertEqual(stdio["lines"], sum(5 + 2 * n for n in (5, 3, 3, 3, 3)) + 5, stdio)
         self.assertEqual(stdio["gaps"], 0, stdio)
         self.assertEqual(stdio["dropped_bytes"], 0, stdio)
         self.assertEqual(stdio["ringbuf_drop_bytes"], 0, stdio)
