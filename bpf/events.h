@@ -31,6 +31,7 @@ enum aw_event_kind {
   AW_EV_TLS_SNI = 2,   /* struct aw_tls_sni */
   AW_EV_TLS_CLOSE = 3, /* struct aw_tls_close */
   AW_EV_TLS_HOLD = 4,  /* struct aw_tls_hold: a gated write is stopped, waiting for a verdict */
+  AW_EV_PIPE_DATA = 5, /* struct aw_pipe_data: stdin/stdout of a watched process (stdio.bpf.c) */
   AW_EV_EXEC = 10,     /* struct aw_proc_exec */
   AW_EV_EXIT = 11,     /* struct aw_proc_exit */
   AW_EV_LIB_MAP = 12,  /* struct aw_lib_map */
@@ -73,6 +74,25 @@ enum aw_counter {
   AW_CNT_MAX,
 };
 
+/* The system call that moved the bytes of a pipe chunk. */
+enum aw_pipe_call {
+  AW_PIPE_READ = 0,
+  AW_PIPE_READV = 1,
+  AW_PIPE_WRITE = 2,
+  AW_PIPE_WRITEV = 3,
+};
+
+/* Counters of bpf/stdio.bpf.c, one slot each in its per-CPU `stdio_counters` map. */
+enum aw_stdio_counter {
+  AW_STDIO_CALLS = 0,      /* reads and writes of watched processes that moved data */
+  AW_STDIO_BYTES,          /* bytes handed to the ring buffer */
+  AW_STDIO_RB_DROP_CHUNKS, /* chunks lost: ring buffer full */
+  AW_STDIO_RB_DROP_BYTES,  /* bytes lost: ring buffer full */
+  AW_STDIO_TRUNC_BYTES,    /* bytes beyond the capture cap (or the iovec limit), not captured */
+  AW_STDIO_READ_FAULTS,    /* chunks whose user memory could not be read */
+  AW_STDIO_MAX,
+};
+
 struct aw_endpoint {
   u8 addr[16]; /* IPv4 in the first 4 bytes, network order */
   u16 port;    /* host order */
@@ -106,6 +126,37 @@ struct aw_tls_data {
 };
 
 #define AW_TLS_DATA_HDR_LEN ((unsigned long)&((struct aw_tls_data*)0)->data)
+
+/*
+ * Bytes a watched process (an MCP server over stdio) read from its stdin or wrote to its
+ * stdout, a pipe or a Unix stream socket. The layout of aw_tls_data's header where the two
+ * mean the same; `stream_id` names the (process, fd) stream the way conn_id names a TLS
+ * connection, and never collides with one (its top bit is set).
+ */
+struct aw_pipe_data {
+  u32 kind;
+  u32 flags; /* enum aw_chunk_flags: AW_F_LAST, AW_F_TRUNCATED, AW_F_READ_FAULT */
+  u64 ts_ns; /* at the return of the system call */
+  u64 proc_start_ns;
+  u64 cgroup_id;
+  u64 stream_id;
+  u64 stream_off; /* offset of this chunk in the stream of `fd` for `dir` */
+  u32 pid;
+  u32 tid;
+  u32 uid;
+  s32 fd;
+  u32 call_len; /* bytes the call really moved */
+  u32 call_off; /* offset of this chunk within the call */
+  u32 len;      /* bytes of data that follow */
+  u8 dir;       /* enum aw_dir: AW_DIR_IN for reads */
+  u8 call;      /* enum aw_pipe_call */
+  u16 reserved;
+  char comm[AW_COMM_LEN];
+  u8 data[AW_CHUNK_MAX];
+};
+
+#define AW_PIPE_DATA_HDR_LEN ((unsigned long)&((struct aw_pipe_data*)0)->data)
+#define AW_PIPE_STREAM_BIT (1ULL << 63)
 
 struct aw_tls_sni {
   u32 kind;

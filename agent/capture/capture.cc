@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "agent/proc/procfs.h"
 #include "events.h"
 #include "proc.skel.h"
+#include "stdio.skel.h"
 #include "tls.skel.h"
 
 namespace agentwall::capture {
@@ -151,6 +153,8 @@ class BpfCapture final : public Capture {
     if (proc_rb_) ring_buffer__free(proc_rb_);
     destroy_links_in_parallel(links_);
     if (sys_enter_link_) bpf_link__destroy(sys_enter_link_);
+    if (stdio_link_) bpf_link__destroy(stdio_link_);
+    if (stdio_) stdio_bpf__destroy(stdio_);
     if (tls_) tls_bpf__destroy(tls_);
     if (proc_) proc_bpf__destroy(proc_);
   }
@@ -169,6 +173,10 @@ class BpfCapture final : public Capture {
   bool gate_pid(uint32_t pid, bool on) override;
   bool gate_cgroup(uint64_t cgroup_id, bool on) override;
   bool gate_host(std::string_view host, bool on) override;
+  void unwatch_stdio(uint32_t pid) override {
+    std::lock_guard lock(mu_);
+    forget_stdio(pid);
+  }
   uint64_t holds_issued(uint32_t pid) const override {
     uint64_t n = 0;
     bpf_map__lookup_elem(tls_->maps.holds_issued, &pid, sizeof(pid), &n, sizeof(n), 0);
@@ -194,6 +202,8 @@ class BpfCapture final : public Capture {
   void scan_executables(const std::string& dir, int depth = 0);
   void scan_foreign_root(uint32_t pid, uint64_t event_ns);
   void retry_pending_maps();
+  void consider_stdio(const aw_proc_exec& ev);
+  void forget_stdio(uint32_t pid);
 
   // A library mapping announced by the kernel, not yet visible in /proc/PID/maps.
   struct PendingMap {
@@ -214,9 +224,13 @@ class BpfCapture final : public Capture {
   tls_bpf* tls_ = nullptr;
   std::function<void(uint32_t pid)> exec_hook_;  // under mu_
   proc_bpf* proc_ = nullptr;
+  stdio_bpf* stdio_ = nullptr;
   ring_buffer* data_rb_ = nullptr;
   ring_buffer* proc_rb_ = nullptr;
   bpf_link* sys_enter_link_ = nullptr;
+  // Attached when the first process is watched: until an MCP server runs, the host's system
+  // calls do not pay for it.
+  bpf_link* stdio_link_ = nullptr;
 
   // Discovery state: touched by the discovery thread and by attach_existing().
   mutable std::mutex mu_;
@@ -226,6 +240,12 @@ class BpfCapture final : public Capture {
   std::unordered_map<uint32_t, std::string> exec_filenames_;    // pid -> exec path, for short lives
   std::vector<std::pair<ProcessKey, uint64_t>> pending_exits_;  // process, due (boot ns)
   std::vector<PendingMap> pending_maps_;
+  // MCP over stdio: watched processes (in the kernel's stdio_pids too) and their clients.
+  struct StdioWatch {
+    std::string stdin_channel;  // readlink of /proc/PID/fd/0: "socket:[N]" or "pipe:[N]"
+    std::shared_ptr<const ProcessInfo> client;
+  };
+  std::unordered_map<uint32_t, StdioWatch> stdio_watched_;
   std::atomic<uint64_t> attach_failures_{0};
   std::atomic<uint64_t> attach_count_{0};
   std::atomic<uint64_t> latency_last_us_{0};
@@ -242,7 +262,8 @@ bool BpfCapture::load(std::string& error) {
   if (stat("/proc/self/ns/mnt", &ns) == 0) self_mnt_ns_ = ns.st_ino;
   tls_ = tls_bpf__open();
   proc_ = proc_bpf__open();
-  if (!tls_ || !proc_) {
+  stdio_ = stdio_bpf__open();
+  if (!tls_ || !proc_ || !stdio_) {
     error = "cannot open the BPF programs: " + explain_load_failure(errno);
     return false;
   }
@@ -251,6 +272,8 @@ bool BpfCapture::load(std::string& error) {
   tls_->rodata->targ_tgid = opt_.only_pid.value_or(0);
   tls_->rodata->max_capture_bytes = opt_.max_capture_bytes;
   proc_->rodata->self_tgid = self;
+  stdio_->rodata->self_tgid = self;
+  stdio_->rodata->max_capture_bytes = opt_.max_capture_bytes;
   if (int err = bpf_map__set_max_entries(tls_->maps.data_rb, opt_.ringbuf_bytes); err) {
     error = "invalid ring buffer size " + std::to_string(opt_.ringbuf_bytes) +
             ": it must be a power of two and a multiple of the page size";
@@ -262,6 +285,10 @@ bool BpfCapture::load(std::string& error) {
   }
   if (int err = proc_bpf__load(proc_); err) {
     error = "cannot load the process discovery programs: " + explain_load_failure(-err);
+    return false;
+  }
+  if (int err = stdio_bpf__load(stdio_); err) {
+    error = "cannot load the stdio capture program: " + explain_load_failure(-err);
     return false;
   }
   sys_enter_link_ = bpf_program__attach(tls_->progs.tls_sys_enter);
@@ -278,6 +305,11 @@ bool BpfCapture::load(std::string& error) {
   }
   data_rb_ = ring_buffer__new(bpf_map__fd(tls_->maps.data_rb), on_data_event, this, nullptr);
   proc_rb_ = ring_buffer__new(bpf_map__fd(proc_->maps.proc_rb), on_proc_event, this, nullptr);
+  if (data_rb_ &&
+      ring_buffer__add(data_rb_, bpf_map__fd(stdio_->maps.stdio_rb), on_data_event, this) != 0) {
+    ring_buffer__free(data_rb_);
+    data_rb_ = nullptr;
+  }
   if (!data_rb_ || !proc_rb_) {
     error = std::string("cannot map the ring buffers: ") + std::strerror(errno);
     return false;
@@ -531,6 +563,7 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
   if (kind == AW_EV_EXEC && size >= sizeof(aw_proc_exec)) {
     const auto* ev = static_cast<const aw_proc_exec*>(data);
     if (exec_hook_) exec_hook_(ev->pid);
+    if (opt_.stdio_candidate) consider_stdio(*ev);
     exec_filenames_[ev->pid] =
         std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
     const FileId id{ev->exe_dev, ev->exe_ino};
@@ -552,6 +585,7 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
   } else if (kind == AW_EV_EXIT && size >= sizeof(aw_proc_exit)) {
     const auto* ev = static_cast<const aw_proc_exit*>(data);
     exec_filenames_.erase(ev->pid);
+    forget_stdio(ev->pid);
     // Its last chunks may still be in the data ring: forget it a little later.
     pending_exits_.push_back({{ev->pid, ev->proc_start_ns}, boot_now_ns() + 2'000'000'000ull});
   } else if (kind == AW_EV_LIB_MAP && size >= sizeof(aw_lib_map)) {
@@ -610,11 +644,101 @@ void BpfCapture::announce_process(const ProcessKey& key, uint64_t cgroup_id,
   announced_.insert(key);
   ProcessInfo info = proc::read_process(key, comm);
   info.cgroup_id = cgroup_id;
-  if (!info.complete) {
+  {
     std::lock_guard lock(mu_);
-    if (auto it = exec_filenames_.find(key.pid); it != exec_filenames_.end()) info.exe = it->second;
+    if (!info.complete) {
+      if (auto it = exec_filenames_.find(key.pid); it != exec_filenames_.end())
+        info.exe = it->second;
+    }
+    if (auto it = stdio_watched_.find(key.pid); it != stdio_watched_.end())
+      info.stdio_client = it->second.client;
   }
   sink_->on_process(info);
+}
+
+namespace {
+
+std::string stdin_channel(uint32_t pid) {
+  char target[128];
+  const std::string link = "/proc/" + std::to_string(pid) + "/fd/0";
+  const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+  return n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string();
+}
+
+uint32_t parent_pid(uint32_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');  // the command name may hold spaces and parentheses
+  if (paren == std::string::npos) return 0;
+  char state = 0;
+  unsigned ppid = 0;
+  return std::sscanf(text.c_str() + paren + 1, " %c %u", &state, &ppid) == 2 ? ppid : 0;
+}
+
+// The process at the other end of a server's stdin: its nearest ancestor whose own stdin is
+// another channel (a shell or launcher in between shares the server's).
+uint32_t stdio_client_pid(uint32_t ppid, const std::string& channel) {
+  uint32_t pid = ppid;
+  for (int depth = 0; depth < 8 && pid > 1 && stdin_channel(pid) == channel; ++depth)
+    pid = parent_pid(pid);
+  return pid > 1 ? pid : ppid;
+}
+
+}  // namespace
+
+void BpfCapture::consider_stdio(const aw_proc_exec& ev) {
+  // Caller holds mu_. A process that execs again (sh -c "exec node server.js") stays watched.
+  if (stdio_watched_.count(ev.pid)) return;
+  const std::string channel = stdin_channel(ev.pid);
+  // Only a pipe or a socket can carry a stdio transport; a terminal or /dev/null cannot.
+  if (!channel.starts_with("pipe:") && !channel.starts_with("socket:")) return;
+  StdioWatch w{channel, nullptr};
+  // A wrapper (npx, uvx, sh -c) that is watched hands its stdin to the real server.
+  const auto parent = stdio_watched_.find(ev.ppid);
+  if (parent != stdio_watched_.end() && parent->second.stdin_channel == channel) {
+    w.client = parent->second.client;
+  } else {
+    const ProcessInfo info = proc::read_process(
+        {ev.pid, ev.proc_start_ns}, std::string_view(ev.comm, strnlen(ev.comm, sizeof(ev.comm))));
+    if (!info.complete || !opt_.stdio_candidate(info)) return;
+    auto client = std::make_shared<ProcessInfo>(
+        proc::read_process({stdio_client_pid(ev.ppid, channel), 0}, ""));
+    if (client->complete) w.client = std::move(client);
+  }
+  if (!stdio_link_) {
+    stdio_link_ = bpf_program__attach(stdio_->progs.stdio_sys_exit);
+    if (!stdio_link_) {
+      spdlog::warn("cannot attach the stdio capture program (tp_btf sys_exit): {}",
+                   explain_load_failure(errno));
+      return;
+    }
+  }
+  const uint32_t one = 1;
+  if (const int rc = bpf_map__update_elem(stdio_->maps.stdio_pids, &ev.pid, sizeof(ev.pid), &one,
+                                          sizeof(one), BPF_ANY);
+      rc != 0) {
+    spdlog::warn("cannot watch the stdio of pid {}: {}", ev.pid, std::strerror(-rc));
+    return;
+  }
+  spdlog::info("watching the stdio of pid {} ({}), an MCP server candidate started by pid {}",
+               ev.pid, std::string_view(ev.filename, strnlen(ev.filename, sizeof(ev.filename))),
+               w.client ? w.client->key.pid : ev.ppid);
+  stdio_watched_[ev.pid] = std::move(w);
+  stdio_->bss->watched_count = static_cast<uint32_t>(stdio_watched_.size());
+}
+
+void BpfCapture::forget_stdio(uint32_t pid) {
+  // Caller holds mu_.
+  if (!stdio_watched_.erase(pid)) return;
+  bpf_map__delete_elem(stdio_->maps.stdio_pids, &pid, sizeof(pid), 0);
+  for (const int32_t fd : {0, 1}) {
+    const struct {
+      uint32_t tgid;
+      int32_t fd;
+    } key{pid, fd};
+    bpf_map__delete_elem(stdio_->maps.pipe_streams, &key, sizeof(key), 0);
+  }
+  stdio_->bss->watched_count = static_cast<uint32_t>(stdio_watched_.size());
 }
 
 void BpfCapture::apply_due_exits() {
@@ -639,35 +763,53 @@ int BpfCapture::on_data_event(void* ctx, void* data, size_t size) {
   return 0;
 }
 
+namespace {
+
+// What TLS and pipe chunk events say alike; `data` is the event's, `len` already checked.
+template <typename Event>
+TlsChunk chunk_of(const Event* ev, size_t len, uint64_t boot_offset) {
+  TlsChunk c;
+  c.time_ns = ev->ts_ns + boot_offset;
+  c.process = {ev->pid, ev->proc_start_ns};
+  c.tid = ev->tid;
+  c.uid = ev->uid;
+  c.cgroup_id = ev->cgroup_id;
+  c.comm = std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+  c.fd = ev->fd;
+  c.dir = ev->dir == AW_DIR_IN ? Direction::kIn : Direction::kOut;
+  c.flags = ev->flags;
+  c.stream_off = ev->stream_off;
+  c.call_len = ev->call_len;
+  c.call_off = ev->call_off;
+  c.data = std::string_view(reinterpret_cast<const char*>(ev->data), len);
+  return c;
+}
+
+}  // namespace
+
 void BpfCapture::handle_data(const void* data, size_t size) {
   if (size < sizeof(uint32_t)) return;
   uint32_t kind;
   std::memcpy(&kind, data, sizeof(kind));
   if (kind == AW_EV_TLS_DATA && size >= AW_TLS_DATA_HDR_LEN) {
     const auto* ev = static_cast<const aw_tls_data*>(data);
-    const size_t len = std::min<size_t>(ev->len, size - AW_TLS_DATA_HDR_LEN);
-    TlsChunk c;
-    c.time_ns = ev->ts_ns + boot_offset_;
-    c.process = {ev->pid, ev->proc_start_ns};
-    c.tid = ev->tid;
-    c.uid = ev->uid;
-    c.cgroup_id = ev->cgroup_id;
-    c.comm = std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+    TlsChunk c = chunk_of(ev, std::min<size_t>(ev->len, size - AW_TLS_DATA_HDR_LEN), boot_offset_);
     c.conn_id = ev->conn_id;
     c.ssl = ev->ssl;
-    c.fd = ev->fd;
-    c.dir = ev->dir == AW_DIR_IN ? Direction::kIn : Direction::kOut;
     c.func = static_cast<TlsFunc>(ev->func & 3);
-    c.flags = ev->flags;
-    c.stream_off = ev->stream_off;
-    c.call_len = ev->call_len;
-    c.call_off = ev->call_off;
     for (auto [dst, src] : {std::pair{&c.local, &ev->local}, std::pair{&c.peer, &ev->peer}}) {
       dst->family = src->family;
       dst->port = src->port;
       std::memcpy(dst->addr.data(), src->addr, sizeof(src->addr));
     }
-    c.data = std::string_view(reinterpret_cast<const char*>(ev->data), len);
+    if (!announced_.count(c.process)) announce_process(c.process, c.cgroup_id, c.comm);
+    sink_->on_chunk(c);
+  } else if (kind == AW_EV_PIPE_DATA && size >= AW_PIPE_DATA_HDR_LEN) {
+    const auto* ev = static_cast<const aw_pipe_data*>(data);
+    TlsChunk c = chunk_of(ev, std::min<size_t>(ev->len, size - AW_PIPE_DATA_HDR_LEN), boot_offset_);
+    c.conn_id = ev->stream_id;
+    c.func = static_cast<TlsFunc>(static_cast<uint8_t>(TlsFunc::kRead) + (ev->call & 3));
+    c.flags |= kChunkPipe;
     if (!announced_.count(c.process)) announce_process(c.process, c.cgroup_id, c.comm);
     sink_->on_chunk(c);
   } else if (kind == AW_EV_TLS_HOLD && size >= sizeof(aw_tls_hold)) {
@@ -784,12 +926,22 @@ Counters BpfCapture::counters() const {
   c.holds = sum_percpu(fd, AW_CNT_HOLDS);
   c.hold_drops = sum_percpu(fd, AW_CNT_HOLD_DROPS);
   c.proc_event_drops = sum_percpu(bpf_map__fd(proc_->maps.proc_drops), 0);
+  const int sfd = bpf_map__fd(stdio_->maps.stdio_counters);
+  c.stdio_watched = stdio_->bss->watched_count;
+  c.stdio_calls = sum_percpu(sfd, AW_STDIO_CALLS);
+  c.stdio_bytes = sum_percpu(sfd, AW_STDIO_BYTES);
+  c.stdio_drop_chunks = sum_percpu(sfd, AW_STDIO_RB_DROP_CHUNKS);
+  c.stdio_drop_bytes = sum_percpu(sfd, AW_STDIO_RB_DROP_BYTES);
+  c.stdio_truncated_bytes = sum_percpu(sfd, AW_STDIO_TRUNC_BYTES);
+  c.stdio_read_faults = sum_percpu(sfd, AW_STDIO_READ_FAULTS);
   bpf_program* prog;
-  bpf_object__for_each_program(prog, tls_->obj) {
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
-      c.bpf_recursion_misses += info.recursion_misses;
+  for (bpf_object* obj : {tls_->obj, stdio_->obj}) {
+    bpf_object__for_each_program(prog, obj) {
+      bpf_prog_info info{};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+        c.bpf_recursion_misses += info.recursion_misses;
+    }
   }
   c.attach_failures = attach_failures_.load();
   c.attach_count = attach_count_.load();

@@ -20,6 +20,11 @@ struct Options {
   std::optional<uint32_t> only_pid;      // capture this process only (filtered in the kernel)
   // Extra library or executable paths to attach to, beside those found on the host.
   std::vector<std::string> extra_targets;
+  // MCP over stdio (bpf/stdio.bpf.c): asked at every exec, with what /proc says of the new
+  // process, whether its stdin and stdout are to be captured. A child of a watched process
+  // that shares its stdin (a wrapper's: npx, sh -c, uvx) is watched without asking. Null:
+  // no process is ever watched (the stdio program is loaded, never attached).
+  std::function<bool(const ProcessInfo&)> stdio_candidate;
 };
 
 enum class TargetKind { kLibrary, kExecutable };
@@ -53,6 +58,14 @@ struct Counters {
   double attach_latency_max_ms = 0;
   uint64_t holds = 0;       // gated writes stopped for a verdict
   uint64_t hold_drops = 0;  // gated writes let through unheld (ring buffer full)
+  // MCP over stdio: processes watched now, and what their stdin/stdout carried and lost.
+  uint64_t stdio_watched = 0;
+  uint64_t stdio_calls = 0;
+  uint64_t stdio_bytes = 0;
+  uint64_t stdio_drop_chunks = 0;
+  uint64_t stdio_drop_bytes = 0;
+  uint64_t stdio_truncated_bytes = 0;
+  uint64_t stdio_read_faults = 0;
 };
 
 class Capture {
@@ -84,6 +97,8 @@ class Capture {
   // Called (on the discovery thread) for every process that starts, with its pid, before
   // its executable is attached: where a policy gates processes by what they are.
   virtual void set_exec_hook(std::function<void(uint32_t pid)> hook) = 0;
+  // Stops capturing the stdio of `pid` (its first line was not an MCP `initialize`).
+  virtual void unwatch_stdio(uint32_t pid) = 0;
   virtual std::vector<AttachedTarget> attached() const = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,7 +17,18 @@
 namespace agentwall {
 
 enum class Direction : uint8_t { kOut = 0, kIn = 1 };
-enum class TlsFunc : uint8_t { kSslWrite = 0, kSslWriteEx = 1, kSslRead = 2, kSslReadEx = 3 };
+// The call that moved a chunk's bytes: an OpenSSL function, or for the stdio of a watched
+// process (kChunkPipe) a system call.
+enum class TlsFunc : uint8_t {
+  kSslWrite = 0,
+  kSslWriteEx = 1,
+  kSslRead = 2,
+  kSslReadEx = 3,
+  kRead = 4,
+  kReadv = 5,
+  kWrite = 6,
+  kWritev = 7,
+};
 
 inline std::string_view to_string(Direction d) {
   return d == Direction::kOut ? "out" : "in";
@@ -32,6 +44,14 @@ inline std::string_view to_string(TlsFunc f) {
       return "SSL_read";
     case TlsFunc::kSslReadEx:
       return "SSL_read_ex";
+    case TlsFunc::kRead:
+      return "read";
+    case TlsFunc::kReadv:
+      return "readv";
+    case TlsFunc::kWrite:
+      return "write";
+    case TlsFunc::kWritev:
+      return "writev";
   }
   return "unknown";
 }
@@ -76,6 +96,9 @@ struct ProcessInfo {
   std::string cmdline;      // arguments joined by spaces, capped
   std::string cgroup_path;  // cgroup v2 path, e.g. /system.slice/foo.service
   bool complete = false;    // false when the process was gone before /proc could be read
+  // MCP over stdio: for a process whose stdin and stdout are captured (kChunkPipe), the
+  // process at the other end of them (the MCP client that started it), when known.
+  std::shared_ptr<const ProcessInfo> stdio_client;
 };
 
 enum ChunkFlags : uint32_t {
@@ -83,6 +106,8 @@ enum ChunkFlags : uint32_t {
   kChunkTruncated = 2,  // the call moved more than the capture cap
   kChunkReadFault = 4,  // the buffer could not be read: data is zeros
   kChunkHeld = 8,       // copied at the entry of a gated write, before it ran (TlsHold follows)
+  kChunkPipe = 16,      // not TLS: stdin (kIn) or stdout (kOut) of a watched process;
+                        // conn_id names the (process, fd) stream, ssl is 0
 };
 
 // One piece of plaintext: at most 16 KiB of one SSL read or write call.

@@ -25,6 +25,7 @@
 #include "agent/detect/engine.h"
 #include "agent/llm/prices.h"
 #include "agent/mcp/inventory.h"
+#include "agent/mcp/stdio_scope.h"
 #include "agent/output/pipeline.h"
 #include "agent/output/sniff_printer.h"
 #include "agent/policy/policy.h"
@@ -273,6 +274,11 @@ int cmd_run(int argc, char** argv) {
   desc.add_options()("control", po::value(&opt.control_socket)->default_value(opt.control_socket),
                      "serve `agentwall status`, `top` and `tail` on this Unix socket (root "
                      "only; '' or none: no socket)");
+  std::vector<std::string> stdio_exes;
+  desc.add_options()("mcp-stdio-exe", po::value(&stdio_exes)->composing(),
+                     "capture MCP over stdio for servers whose executable or a command-line "
+                     "word matches GLOB (`*` spans /), beside the built-in guesses "
+                     "(repeatable)");
   desc.add(capture_options(opt.capture));
   desc.add(pipeline_options(pargs));
   po::variables_map vm;
@@ -319,6 +325,13 @@ int cmd_run(int argc, char** argv) {
   if (!given(vm, "ringbuf-mb")) vm.at("ringbuf-mb").value() = cfg.ringbuf_mb;
   opt.capture.extra_targets.insert(opt.capture.extra_targets.begin(), cfg.attach.begin(),
                                    cfg.attach.end());
+  {
+    mcp::StdioScopeOptions scope_options;
+    scope_options.exes = cfg.mcp_stdio_exes;
+    scope_options.exes.insert(scope_options.exes.end(), stdio_exes.begin(), stdio_exes.end());
+    auto scope = std::make_shared<const mcp::StdioScope>(scope_options);
+    opt.capture.stdio_candidate = [scope](const ProcessInfo& p) { return scope->is_candidate(p); };
+  }
   if (!given(vm, "content-cap")) pargs.content_cap = cfg.content_cap;
   if (!given(vm, "max-body-mb")) pargs.max_body_mb = cfg.max_body_mb;
   if (!given(vm, "detect-threshold")) pargs.detect_threshold = cfg.detect_threshold;

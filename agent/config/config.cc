@@ -152,6 +152,8 @@ const std::vector<Key>& keys() {
                          [](Diagnostics& d, policy::Pos at, const std::string& s) {
                            return absolute_item(d, at, s, "prices");
                          }));
+    v.push_back(list_key("mcp.stdio_exes", &Config::mcp_stdio_exes,
+                         [](Diagnostics&, policy::Pos, const std::string&) { return true; }));
     return v;
   }();
   return k;

@@ -37,6 +37,7 @@ struct Config {
   uint64_t content_cap = 4096;
   uint64_t max_body_mb = 8;
   std::vector<std::string> prices;
+  std::vector<std::string> mcp_stdio_exes;  // MCP servers over stdio, named by the user (globs)
 
   // Keys some file set ("capture.max_bytes"), and the files read, in order.
   std::set<std::string> set_keys;

@@ -196,6 +196,19 @@ std::string health_json(const HealthSnapshot& h) {
   j["mcp"] = {{"exchanges", h.mcp.exchanges}, {"messages", h.mcp.messages},
               {"events", h.mcp.events},       {"unanswered", h.mcp.unanswered},
               {"unmatched", h.mcp.unmatched}, {"bad_json", h.mcp.bad_json}};
+  j["mcp"]["stdio"] = {{"watched", c.stdio_watched},
+                       {"sessions", h.stdio.sessions},
+                       {"sessions_open", h.stdio.sessions_open},
+                       {"rejected", h.stdio.rejected},
+                       {"lines", h.stdio.lines},
+                       {"oversized_lines", h.stdio.oversized_lines},
+                       {"gaps", h.stdio.gaps},
+                       {"dropped_bytes", h.stdio.dropped_bytes},
+                       {"calls", c.stdio_calls},
+                       {"bytes", c.stdio_bytes},
+                       {"ringbuf_drop_chunks", c.stdio_drop_chunks},
+                       {"ringbuf_drop_bytes", c.stdio_drop_bytes},
+                       {"truncated_bytes", c.stdio_truncated_bytes}};
   j["llm"] = {{"calls", h.llm.calls},
               {"estimated_usage", h.llm.estimated},
               {"unpriced", h.llm.unpriced},
@@ -451,6 +464,8 @@ int run_agent(const AgentOptions& opt) {
     pipeline_options.mcp_observer = policy.get();
   }
   std::vector<std::string> policy_files = opt.policy_files;
+  // A watched process whose first line is not an MCP `initialize` is let go at once.
+  pipeline_options.stdio.reject = [&cap](uint32_t pid) { cap->unwatch_stdio(pid); };
   output::Pipeline pipeline(emit_event, pipeline_options);
   Fanout fanout;
   if (recorder) fanout.add(recorder.get());
@@ -495,6 +510,7 @@ int run_agent(const AgentOptions& opt) {
     h.http = pipeline.http_stats();
     h.llm = pipeline.llm_stats();
     h.mcp = pipeline.mcp_stats();
+    h.stdio = pipeline.stdio_stats();
     if (policy) {
       h.decide = policy->stats();
       h.gated_processes = policy->gated_processes();

@@ -64,6 +64,7 @@ struct HealthSnapshot {
   protocol::HttpStageStats http;
   llm::LlmStats llm;
   mcp::McpStats mcp;
+  mcp::StdioStats stdio;
   decide::DecideStats decide;
   enforce::GateStats gate;
   size_t gated_processes = 0;

@@ -91,6 +91,7 @@ struct McpStage::Pending {
   ProcessInfo process;
   stream::Connection conn;
   bool from_client = true;
+  std::shared_ptr<const ProcessInfo> stdio_server;  // stdio: the server (process: the client)
 };
 
 struct McpStage::Stream final : protocol::ExchangeState {
@@ -101,6 +102,7 @@ struct McpStage::Stream final : protocol::ExchangeState {
   bool sse = false;
   protocol::SseParser parser;
   std::vector<std::string> filed;  // pending keys this POST filed: answered on it, or never
+  std::shared_ptr<const ProcessInfo> stdio_server;
 };
 
 McpStage::McpStage(Emit emit, McpOptions options) : emit_(std::move(emit)), opt_(options) {}
@@ -148,16 +150,16 @@ void McpStage::on_request(const stream::Connection& conn, const ProcessInfo& pro
     ++stats_.bad_json;
     return;
   }
-  from_client(st, conn, proc, x, std::move(msgs));
+  from_client(st, conn, proc, x.request.first_ns, std::move(msgs));
 }
 
 void McpStage::from_client(Stream& s, const stream::Connection& conn, const ProcessInfo& proc,
-                           const HttpExchange& x, std::vector<Message> msgs) {
+                           uint64_t time_ns, std::vector<Message> msgs) {
   const std::string pid = std::to_string(proc.key.pid);
   for (Message& m : msgs) {
     ++stats_.messages;
     if (m.kind == Kind::kNotification) {
-      emit_notification(s, conn, proc, m, x.request.first_ns, true);
+      emit_notification(s, conn, proc, m, time_ns, true);
     } else if (m.kind == Kind::kRequest) {
       const std::string key = pid + "|" + s.session_key + "|c|" + m.id;
       if (pending_.size() >= opt_.max_pending) {
@@ -166,8 +168,8 @@ void McpStage::from_client(Stream& s, const stream::Connection& conn, const Proc
         pending_.erase(pending_.begin());
       }
       Pending& p = pending_[key];
-      p = Pending{std::move(m), x.request.first_ns, s.transport, s.session_key, s.url, proc, conn,
-                  true};
+      p = Pending{std::move(m), time_ns, s.transport, s.session_key, s.url, proc, conn, true};
+      p.stdio_server = s.stdio_server;
       if (s.transport == kStreamable) s.filed.push_back(key);
     } else {
       // The client answers a request of the server (sampling, elicitation, roots).
@@ -177,7 +179,7 @@ void McpStage::from_client(Stream& s, const stream::Connection& conn, const Proc
         ++stats_.unmatched;
         continue;
       }
-      emit_pair(it->second, &m, x.request.first_ns, s.session_id);
+      emit_pair(it->second, &m, time_ns, s.session_id);
       pending_.erase(it);
     }
   }
@@ -193,6 +195,7 @@ void McpStage::from_server(Stream& s, const stream::Connection& conn, const Proc
     } else if (m.kind == Kind::kRequest) {
       Pending& p = pending_[pid + "|" + s.session_key + "|s|" + m.id];
       p = Pending{std::move(m), time_ns, s.transport, s.session_key, s.url, proc, conn, false};
+      p.stdio_server = s.stdio_server;
     } else {
       const auto it = pending_.find(pid + "|" + s.session_key + "|c|" + m.id);
       if (it == pending_.end()) {
@@ -289,6 +292,21 @@ void session_fields(JsonWriter& w, const std::string& session_id, const SessionI
   w.field("version", s->server_version).end_object();
 }
 
+// `process` is the client's; over HTTPS `connection` says where it talked to, over stdio
+// `server_process` which process it talked to.
+void where_json(JsonWriter& w, const ProcessInfo& process, const ProcessInfo* stdio_server,
+                const stream::Connection& conn) {
+  w.key("process");
+  stream::process_json(w, process);
+  if (stdio_server) {
+    w.key("server_process");
+    stream::process_json(w, *stdio_server);
+  } else {
+    w.key("connection");
+    stream::connection_json(w, conn);
+  }
+}
+
 }  // namespace
 
 void McpStage::emit_all(const std::vector<std::string>& lines) {
@@ -356,7 +374,7 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
   w.field("direction", p.from_client ? "client_to_server" : "server_to_client");
   w.field("method", req.method).key("id").raw(req.id);
   session_fields(w, session_id, session(p.process.key.pid, session_id));
-  w.field("url", p.url);
+  if (!p.stdio_server) w.field("url", p.url);
   if (req.method == "tools/call") {
     w.field("tool", str_at(req.params, "name"));
     if (req.params.is_object() && req.params.contains("arguments"))
@@ -404,10 +422,7 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
     if (answer_ns >= p.time_ns && p.time_ns)
       w.field("latency_ms", double(answer_ns - p.time_ns) / 1e6);
   }
-  w.key("process");
-  stream::process_json(w, p.process);
-  w.key("connection");
-  stream::connection_json(w, p.conn);
+  where_json(w, p.process, p.stdio_server.get(), p.conn);
   w.end_object();
   ++stats_.events;
   emit_(w.take());
@@ -444,12 +459,9 @@ void McpStage::emit_notification(const Stream& s, const stream::Connection& conn
   w.field("direction", from_client ? "client_to_server" : "server_to_client");
   w.field("method", m.method);
   session_fields(w, s.session_id, session(proc.key.pid, s.session_id));
-  w.field("url", s.url);
+  if (!s.stdio_server) w.field("url", s.url);
   if (!m.params.is_null()) capped_json(w, "params", m.params, opt_.content_cap);
-  w.key("process");
-  stream::process_json(w, proc);
-  w.key("connection");
-  stream::connection_json(w, conn);
+  where_json(w, proc, s.stdio_server.get(), conn);
   w.end_object();
   ++stats_.events;
   emit_(w.take());
@@ -459,5 +471,51 @@ void McpStage::emit_notification(const Stream& s, const stream::Connection& conn
     emit_all(opt_.inventory->on_list_changed(id, alert_context(proc, s.session_id, time_ns)));
   }
 }
+
+// ---- MCP over stdio ----
+
+std::string StdioKey::session_id() const {
+  return std::to_string(client_pid) + "-" + std::to_string(server.pid);
+}
+
+void McpStage::on_stdio(const StdioKey& key, const ProcessInfo& server, const ProcessInfo* client,
+                        Direction dir, std::string_view line, uint64_t time_ns) {
+  const std::string sid = key.session_id();
+  std::unique_ptr<Stream>& s = stdio_[sid];
+  if (!s) {
+    s = std::make_unique<Stream>();
+    s->transport = "stdio";
+    s->session_key = s->session_id = sid;
+    // What the inventory pins the server under: the command that starts it, as stable across
+    // runs as an HTTP server's URL.
+    s->url = "stdio:" + (server.cmdline.empty() ? server.exe : server.cmdline);
+    s->stdio_server = std::make_shared<const ProcessInfo>(server);
+  }
+  std::vector<Message> msgs;
+  if (!parse(line, msgs)) {
+    ++stats_.bad_json;
+    return;
+  }
+  const ProcessInfo& proc = client ? *client : server;
+  const stream::Connection no_connection;
+  if (dir == Direction::kIn)
+    from_client(*s, no_connection, proc, time_ns, std::move(msgs));
+  else
+    from_server(*s, no_connection, proc, std::move(msgs), time_ns);
+}
+
+void McpStage::end_stdio(const StdioKey& key) {
+  const std::string sid = key.session_id();
+  if (!stdio_.erase(sid)) return;
+  std::erase_if(pending_, [&](auto& kv) {
+    if (kv.second.transport != "stdio" || kv.second.session_key != sid) return false;
+    ++stats_.unanswered;
+    emit_pair(kv.second, nullptr, 0, sid);
+    return true;
+  });
+  std::erase_if(sessions_, [&](const auto& kv) { return kv.first.ends_with("|" + sid); });
+}
+
+// ---- end MCP over stdio ----
 
 }  // namespace agentwall::mcp

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -60,6 +61,15 @@ struct McpStats {
   uint64_t bad_json = 0;    // bodies or SSE events that were not JSON-RPC
 };
 
+// MCP over stdio: a session is the pair of processes at the two ends of a server's stdin
+// and stdout.
+struct StdioKey {
+  ProcessKey server;
+  uint32_t client_pid = 0;  // 0 when unknown
+  // What events name the session: "CLIENT_PID-SERVER_PID".
+  std::string session_id() const;
+};
+
 class McpStage final : public protocol::ExchangeSink {
  public:
   using Emit = std::function<void(const std::string& line)>;
@@ -77,6 +87,15 @@ class McpStage final : public protocol::ExchangeSink {
                         std::string_view decoded) override;
   void on_exchange(const stream::Connection&, const ProcessInfo&, protocol::HttpExchange&) override;
 
+  // ---- MCP over stdio ----
+  // One line of the server's stdin (`kIn`: client to server) or stdout (`kOut`), framed by
+  // StdioStage. `client` is null when the process at the other end is not known.
+  void on_stdio(const StdioKey& key, const ProcessInfo& server, const ProcessInfo* client,
+                Direction dir, std::string_view line, uint64_t time_ns);
+  // The server is gone: its requests still waiting come out, marked unanswered.
+  void end_stdio(const StdioKey& key);
+  // ---- end MCP over stdio ----
+
   // Requests still waiting come out, marked unanswered (end of a replay, agent stopping).
   void flush();
   const McpStats& stats() const { return stats_; }
@@ -84,8 +103,8 @@ class McpStage final : public protocol::ExchangeSink {
  private:
   struct Pending;
   struct Stream;
-  void from_client(Stream& s, const stream::Connection&, const ProcessInfo&,
-                   const protocol::HttpExchange&, std::vector<Message> msgs);
+  void from_client(Stream& s, const stream::Connection&, const ProcessInfo&, uint64_t time_ns,
+                   std::vector<Message> msgs);
   void from_server(Stream& s, const stream::Connection&, const ProcessInfo&,
                    std::vector<Message> msgs, uint64_t time_ns);
   void server_payload(Stream& s, const stream::Connection&, const ProcessInfo&,
@@ -102,8 +121,9 @@ class McpStage final : public protocol::ExchangeSink {
   Emit emit_;
   McpOptions opt_;
   McpStats stats_;
-  std::map<std::string, Pending> pending_;                 // by pid|session|direction|id
-  std::unordered_map<std::string, SessionInfo> sessions_;  // by pid|session
+  std::map<std::string, Pending> pending_;                          // by pid|session|direction|id
+  std::unordered_map<std::string, SessionInfo> sessions_;           // by pid|session
+  std::unordered_map<std::string, std::unique_ptr<Stream>> stdio_;  // by session id
 };
 
 }  // namespace agentwall::mcp

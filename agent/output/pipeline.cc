@@ -38,7 +38,9 @@ Pipeline::Pipeline(Emit emit, PipelineOptions options)
            with_inventory(options.mcp, options.llm, options.mcp_observer, own_inventory_, calls_)),
       router_(llm_, mcp_),
       http_(router_, options.http),
-      tracker_(http_) {}
+      stdio_(mcp_, options.stdio),
+      streams_(http_, stdio_),
+      tracker_(streams_) {}
 
 void Pipeline::on_llm_call(const llm::LlmRecord& r) {
   emit_(llm::llm_exchange_json(r, llm_.options()));

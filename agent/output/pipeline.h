@@ -9,6 +9,7 @@
 
 #include "agent/llm/stage.h"
 #include "agent/mcp/stage.h"
+#include "agent/mcp/stdio.h"
 #include "agent/protocol/stage.h"
 #include "agent/stream/tracker.h"
 
@@ -18,6 +19,7 @@ struct PipelineOptions {
   protocol::StageLimits http;
   llm::LlmOptions llm;
   mcp::McpOptions mcp;
+  mcp::StdioOptions stdio;  // MCP over stdio: line framing, and what is not MCP after all
   // Also sees every LLM call (after its event is emitted) and, if it wants them, every
   // request as soon as it is complete: the decide stage.
   llm::LlmSink* observer = nullptr;
@@ -43,6 +45,7 @@ class Pipeline final : private llm::LlmSink {
   protocol::HttpStageStats http_stats() const { return http_.stats(); }
   const llm::LlmStats& llm_stats() const { return llm_.stats(); }
   const mcp::McpStats& mcp_stats() const { return mcp_.stats(); }
+  mcp::StdioStats stdio_stats() const { return stdio_.stats(); }
 
  private:
   void on_llm_call(const llm::LlmRecord& r) override;
@@ -79,6 +82,32 @@ class Pipeline final : private llm::LlmSink {
     std::unordered_set<uint64_t> mcp_ids_;  // exchanges of the MCP stage, until they end
   };
 
+  // Each byte stream goes to one protocol: the stdio of watched processes to the stdio stage,
+  // TLS connections to HTTP.
+  class StreamRouter final : public stream::StreamSink {
+   public:
+    StreamRouter(stream::StreamSink& http, stream::StreamSink& stdio)
+        : http_(http), stdio_(stdio) {}
+    void on_process(const ProcessInfo& p) override {
+      http_.on_process(p);
+      stdio_.on_process(p);
+    }
+    void on_data(const stream::Connection& c, const ProcessInfo* p, const TlsChunk& x) override {
+      to(c).on_data(c, p, x);
+    }
+    void on_gap(const stream::Connection& c, Direction d, uint64_t off, uint64_t len,
+                stream::GapReason r) override {
+      to(c).on_gap(c, d, off, len, r);
+    }
+    void on_close(const stream::Connection& c, const TlsClose& x) override { to(c).on_close(c, x); }
+    void on_forget(const stream::Connection& c) override { to(c).on_forget(c); }
+
+   private:
+    stream::StreamSink& to(const stream::Connection& c) { return c.pipe ? stdio_ : http_; }
+    stream::StreamSink& http_;
+    stream::StreamSink& stdio_;
+  };
+
   Emit emit_;
   llm::LlmSink* observer_;
   llm::LlmStage llm_;
@@ -87,6 +116,8 @@ class Pipeline final : private llm::LlmSink {
   mcp::McpStage mcp_;
   Router router_;
   protocol::HttpStage http_;
+  mcp::StdioStage stdio_;
+  StreamRouter streams_;
   stream::Tracker tracker_;
 };
 

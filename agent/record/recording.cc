@@ -125,7 +125,7 @@ bool decode_chunk(std::string_view body, TlsChunk& c, std::string& comm_storage)
   c.local = get_endpoint(in);
   c.peer = get_endpoint(in);
   const auto comm = in.take(16);
-  if (!in.ok || dir > 1 || func > 3) return false;
+  if (!in.ok || dir > 1 || func > 7) return false;
   c.dir = static_cast<Direction>(dir);
   c.func = static_cast<TlsFunc>(func);
   comm_storage.assign(comm.data(), strnlen(comm.data(), comm.size()));
@@ -176,7 +176,9 @@ void Writer::write_record(RecordType type, const std::string& body) {
   ++records_;
 }
 
-void Writer::on_process(const ProcessInfo& p) {
+namespace {
+
+json process_record(const ProcessInfo& p) {
   json j = process_json(p.key);
   j["ppid"] = p.ppid;
   j["uid"] = p.uid;
@@ -186,7 +188,15 @@ void Writer::on_process(const ProcessInfo& p) {
   j["cmdline"] = p.cmdline;
   j["cgroup"] = p.cgroup_path;
   j["complete"] = p.complete;
-  write_record(RecordType::kProcess, j.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (p.stdio_client) j["stdio_client"] = process_record(*p.stdio_client);
+  return j;
+}
+
+}  // namespace
+
+void Writer::on_process(const ProcessInfo& p) {
+  write_record(RecordType::kProcess,
+               process_record(p).dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 void Writer::on_chunk(const TlsChunk& c) {
@@ -214,6 +224,26 @@ void Writer::on_close(const TlsClose& c) {
   j["bytes_in"] = c.bytes_in;
   write_record(RecordType::kClose, j.dump());
 }
+
+namespace {
+
+ProcessInfo process_from_record(const json& j) {
+  ProcessInfo p;
+  p.key = process_key(j);
+  p.ppid = j.value("ppid", 0u);
+  p.uid = j.value("uid", 0u);
+  p.cgroup_id = j.value("cgroup_id", uint64_t{0});
+  p.comm = j.value("comm", "");
+  p.exe = j.value("exe", "");
+  p.cmdline = j.value("cmdline", "");
+  p.cgroup_path = j.value("cgroup", "");
+  p.complete = j.value("complete", false);
+  if (const auto c = j.find("stdio_client"); c != j.end() && c->is_object())
+    p.stdio_client = std::make_shared<const ProcessInfo>(process_from_record(*c));
+  return p;
+}
+
+}  // namespace
 
 ReadResult replay_file(const std::string& path, CaptureSink& sink) {
   ReadResult result;
@@ -262,18 +292,7 @@ ReadResult replay_file(const std::string& path, CaptureSink& sink) {
           break;
         }
         case RecordType::kProcess: {
-          const json j = json::parse(body);
-          ProcessInfo p;
-          p.key = process_key(j);
-          p.ppid = j.value("ppid", 0u);
-          p.uid = j.value("uid", 0u);
-          p.cgroup_id = j.value("cgroup_id", uint64_t{0});
-          p.comm = j.value("comm", "");
-          p.exe = j.value("exe", "");
-          p.cmdline = j.value("cmdline", "");
-          p.cgroup_path = j.value("cgroup", "");
-          p.complete = j.value("complete", false);
-          sink.on_process(p);
+          sink.on_process(process_from_record(json::parse(body)));
           break;
         }
         case RecordType::kSni: {

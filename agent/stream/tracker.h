@@ -22,6 +22,7 @@ struct Connection {
   std::string comm;
   uint64_t ssl = 0;
   int32_t fd = -1;
+  bool pipe = false;  // the stdin or stdout of a watched process, not TLS (kChunkPipe)
   Endpoint local;
   Endpoint peer;
   std::string sni;

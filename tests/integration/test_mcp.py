@@ -29,6 +29,23 @@ def require_mcp_sdk() -> None:
                              "run scripts/install-deps.sh --test")
 
 
+def assert_session_messages(tc, events: list, client: dict) -> None:
+    """The events of one SDK session (initialize, notifications/initialized, tools/list, then
+    the tools/call of each call) against what the client printed."""
+    tc.assertEqual(events[0]["status"], "ok")
+    tc.assertEqual(events[0]["protocol_version"], "2025-11-25")
+    tc.assertEqual(events[0]["instructions"], "Tools for agentwall's tests.")
+    tc.assertEqual(events[1]["kind"], "notification")
+    tc.assertEqual(events[2]["tools"], client["tools"])
+    for ev, call in zip(events[3:], client["calls"]):
+        tc.assertEqual(ev["direction"], "client_to_server")
+        tc.assertEqual(ev["tool"], call["name"])
+        tc.assertEqual(ev["arguments"], call["arguments"])
+        tc.assertEqual(ev["is_error"], call["result"].get("isError", False))
+        tc.assertEqual(ev["result_text"], call["result"]["content"][0]["text"])
+        tc.assertGreater(ev["latency_ms"], 0)
+
+
 class McpServer:
     """The test MCP server over HTTPS with the test PKI's certificate; stopped on exit."""
 
@@ -111,16 +128,7 @@ class McpTest(aw.AgentTestCase):
                 self.assertEqual(e["session_id"], client["session_id"])
             else:
                 self.assertTrue(e["session_id"], e)  # the legacy transport's sessionId
-        self.assertEqual(events[0]["status"], "ok")
-        self.assertEqual(events[0]["protocol_version"], "2025-11-25")
-        self.assertEqual(events[1]["kind"], "notification")
-        self.assertEqual(events[2]["tools"], client["tools"])
-        for ev, call in zip(events[3:], client["calls"]):
-            self.assertEqual(ev["tool"], call["name"])
-            self.assertEqual(ev["arguments"], call["arguments"])
-            self.assertEqual(ev["is_error"], call["result"].get("isError", False))
-            self.assertEqual(ev["result_text"], call["result"]["content"][0]["text"])
-            self.assertGreater(ev["latency_ms"], 0)
+        assert_session_messages(self, events, client)
 
     def test_three_http_transports(self):
         state = os.path.join(self.tmp, "state")

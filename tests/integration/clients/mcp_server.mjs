@@ -1,6 +1,7 @@
 // An MCP server for agentwall's tests, built on the official SDK (@modelcontextprotocol/sdk),
-// served over HTTPS on 127.0.0.1 with either transport:
+// served over HTTPS on 127.0.0.1 with either HTTP transport, or over stdio:
 //   node mcp_server.mjs --cert C --key K --port-file F [--transport streamable|sse] [--json]
+//   node mcp_server.mjs --transport stdio      (newline-delimited JSON-RPC on stdin/stdout)
 // streamable: Streamable HTTP at /mcp (stateful, Mcp-Session-Id; SSE responses, or JSON
 // responses with --json). sse: the legacy HTTP+SSE transport (GET /sse, POST /messages).
 // Tools: echo, add, and fail (which returns isError); with --evil, the malicious server of
@@ -11,6 +12,7 @@ import https from "node:https";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { z } from "zod";
 import { makeEvilServer } from "./mcp_evil_tools.mjs";
 
@@ -46,6 +48,16 @@ async function readBody(req) {
   return text ? JSON.parse(text) : undefined;
 }
 
+if (transportKind === "stdio") {
+  const transport = new StdioServerTransport();
+  transport.onclose = () => process.exit(0);
+  await makeServer().connect(transport);
+  process.stdin.on("end", () => process.exit(0));
+} else {
+  serveHttps();
+}
+
+function serveHttps() {
 const streamable = {};  // session id -> transport
 const sse = {};
 const httpsServer = https.createServer({
@@ -90,5 +102,6 @@ const httpsServer = https.createServer({
 httpsServer.listen(0, "127.0.0.1", () => {
   fs.writeFileSync(args["port-file"], String(httpsServer.address().port));
 });
+}
 process.on("SIGTERM", () => process.exit(0));
 process.on("SIGINT", () => process.exit(0));

@@ -1,0 +1,254 @@
+"""MCP over stdio, live: the official SDK's StdioClientTransport (clients/mcp_stdio_client.mjs)
+spawns the SDK's StdioServerTransport server (clients/mcp_server.mjs --transport stdio) and
+talks to it through the server's stdin and stdout (Unix socketpairs, as Node gives its
+children). The agent must watch only that server (found at its exec by its command line),
+and turn every request/response pair and notification into one `mcp.message` event of the
+process pair. A process that moves the same JSON-RPC text through pipes without being an MCP
+server candidate must produce nothing, and a candidate whose first line is not `initialize`
+must be let go. Also covered: a server behind a forking shell and behind a candidate wrapper,
+100 kB messages, and a server on pipes that reads with readv and writes with writev."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import aw
+import llm
+import test_mcp
+
+MCP_SERVER = os.path.join(llm.CLIENTS_DIR, "mcp_server.mjs")
+MCP_STDIO_CLIENT = os.path.join(llm.CLIENTS_DIR, "mcp_stdio_client.mjs")
+
+INITIALIZE = (b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":'
+              b'"2025-11-25","capabilities":{},"clientInfo":{"name":"impostor","version":"1"}}}\n')
+TOOLS_CALL = (b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo",'
+              b'"arguments":{"message":"not captured"}}}\n')
+
+# A parent that pipes JSON-RPC lines through a child and reads back what it writes: the
+# child's stdin and stdout are pipes that carry exactly what an MCP session would. It prints
+# the child's pid, waits for a line on its own stdin, writes, then prints the child's output.
+PIPE_THROUGH = r"""
+import subprocess, sys
+data = open(sys.argv[1], "rb").read()
+child = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+print(child.pid, flush=True)
+sys.stdin.readline()
+out, _ = child.communicate(data, timeout=30)
+sys.stdout.buffer.write(out)
+sys.exit(child.returncode)
+"""
+
+# A minimal MCP server that reads with readv (the first iovec 5 bytes, so lines straddle
+# them) and answers with writev in three pieces: the vectored system calls, which the SDKs
+# use when buffers queue up.
+VECTORED_SERVER = r"""
+import json, os
+buf = b""
+while True:
+    head, tail = bytearray(5), bytearray(65536)
+    n = os.readv(0, [head, tail])
+    if n == 0:
+        break
+    buf += (bytes(head) + bytes(tail))[:n]
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        m = json.loads(line)
+        if "id" not in m:
+            continue
+        if m["method"] == "initialize":
+            result = {"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                      "serverInfo": {"name": "vectored", "version": "0.1"}}
+        else:
+            text = "v:" + m["params"]["arguments"]["message"]
+            result = {"content": [{"type": "text", "text": text}]}
+        out = json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": result}).encode()
+        os.writev(1, [out[:10], out[10:], b"\n"])
+"""
+
+
+def pipe_through(agent: aw.Agent, tmp: str, argv: list[str], data: bytes,
+                 watched: bool) -> tuple[int, int, bytes]:
+    """Runs argv as the child of a Python parent that writes `data` to its stdin and reads its
+    stdout; returns (parent pid, child pid, what the child wrote). When the child is to be `watched`, the data goes
+    only once the agent says it watches it (a busy host can take a while to handle the exec);
+    otherwise after a second, time enough for a wrong watch to take hold."""
+    path = os.path.join(tmp, "pipe-through.in")
+    with open(path, "wb") as f:
+        f.write(data)
+    parent = subprocess.Popen([sys.executable, "-c", PIPE_THROUGH, path, *argv],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env=aw.client_env())
+    try:
+        child = int(parent.stdout.readline())
+        deadline = time.monotonic() + aw.DATA_TIMEOUT
+        line = f"watching the stdio of pid {child} "
+        while watched and line not in agent.stderr_tail(10000):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the agent did not watch pid {child} ({argv})\n" +
+                                     agent.stderr_tail())
+            time.sleep(0.05)
+        if not watched:
+            time.sleep(1)
+        parent.stdin.write(b"go\n")
+        parent.stdin.close()
+        out = parent.stdout.read()
+        if parent.wait(timeout=aw.CLIENT_TIMEOUT) != 0:
+            raise AssertionError(f"pipe-through {argv} failed")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        parent.stdout.close()
+    return parent.pid, child, out
+
+
+class McpStdioTest(aw.AgentTestCase):
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        llm.node_bin()
+        test_mcp.require_mcp_sdk()
+
+    def session(self, agent: aw.Agent, server_argv: list[str], calls: int = 3,
+                message: str = "hello over stdio") -> tuple[dict, list]:
+        """Runs the SDK client against a server it spawns; returns what the client printed and
+        the events of its session."""
+        res = aw.run_client([llm.node_bin(), MCP_STDIO_CLIENT, "--calls", str(calls),
+                             "--message", message, "--", *server_argv])
+        client = json.loads(res.stdout)
+        self.assertEqual(client["client_pid"], res.pid)
+        want = 3 + calls  # initialize, notifications/initialized, tools/list, the calls
+
+        def mine(recs):
+            return [e for e in recs if e.get("type") == "mcp.message"
+                    and e["process"]["pid"] == res.pid]
+        agent.wait_for(lambda r: len(mine(r)) >= want, what=f"{want} mcp.message events")
+        return client, mine(agent.records())
+
+    def check_session(self, client: dict, events: list, server_pid: int,
+                      cmdline: str = "mcp_server.mjs --transport stdio") -> None:
+        self.assertEqual([e["method"] for e in events],
+                         ["initialize", "notifications/initialized", "tools/list"] +
+                         ["tools/call"] * len(client["calls"]),
+                         json.dumps(events, indent=1)[:4000])
+        for e in events:
+            self.assertEqual(e["transport"], "stdio", e)
+            self.assertEqual(e["session_id"], f"{client['client_pid']}-{server_pid}", e)
+            self.assertEqual(e["server"], client["server"], e)
+            self.assertEqual(e["client"], {"name": "agentwall-stdio-test-client",
+                                           "version": "0.9.1"})
+            self.assertEqual(e["process"]["exe"], os.path.realpath(llm.node_bin()))
+            self.assertEqual(e["server_process"]["pid"], server_pid)
+            self.assertIn(cmdline, e["server_process"]["cmdline"])
+            self.assertNotIn("connection", e)
+        test_mcp.assert_session_messages(self, events, client)
+
+    def test_sdk_over_stdio_and_nothing_else(self):
+        node = llm.node_bin()
+        with aw.Agent(command="run", args=["--health-interval", "0",
+                                           "--mcp-stdio-exe", "*/tac"]) as agent:
+            # The SDK client spawns the server itself.
+            client, events = self.session(agent, [node, MCP_SERVER, "--transport", "stdio"],
+                                          calls=5)
+            self.check_session(client, events, client["server_pid"])
+            # Through a shell that forks: the server is the shell's child, the client still
+            # the SDK's process (the nearest ancestor whose stdin is not the server's).
+            client2, events2 = self.session(
+                agent, ["/bin/sh", "-c", f"{node} {MCP_SERVER} --transport stdio; true"])
+            self.assertEqual(events2[0]["server_process"]["ppid"], client2["server_pid"])
+            self.check_session(client2, events2, events2[0]["server_process"]["pid"])
+            # A wrapper that is a candidate (its name says mcp-server) runs a server whose own
+            # command line says nothing: the server inherits the watch through the shared stdin.
+            plain = os.path.join(self.tmp, "plain.mjs")
+            os.symlink(MCP_SERVER, plain)  # node resolves the SDK from the real path
+            wrapper = os.path.join(self.tmp, "mcp-server-wrapper.sh")
+            with open(wrapper, "w") as f:
+                f.write(f"{node} {plain} --transport stdio\ntrue\n")
+            client4, events4 = self.session(agent, ["/bin/sh", wrapper])
+            self.assertEqual(events4[0]["server_process"]["cmdline"],
+                             f"{node} {plain} --transport stdio")
+            self.check_session(client4, events4, events4[0]["server_process"]["pid"],
+                               cmdline=f"{plain} --transport stdio")
+            # A message of 100 kB each way: several reads of the server's stdin, one write of
+            # many 16 KiB chunks, put back together.
+            big = "x" * 100_000
+            client5, events5 = self.session(agent, [node, MCP_SERVER, "--transport", "stdio"],
+                                            message=big)
+            echo = events5[3]
+            self.assertEqual(echo["tool"], "echo")
+            self.assertTrue(echo["arguments_truncated"])  # past the content cap, 4096 bytes
+            self.assertEqual(echo["arguments_text"], json.dumps({"message": big}, separators=(",", ":"))[:4096])
+            self.assertEqual(echo["result_text"], client5["calls"][0]["result"]["content"][0]
+                             ["text"][:4096])
+            self.assertEqual([e["method"] for e in events5[4:]], ["tools/call"] * 2)
+            # Scope: the same JSON-RPC text through the pipes of processes that are no MCP
+            # server candidates (cat, and a Python parent) is never looked at.
+            cat_parent, cat_pid, out = pipe_through(agent, self.tmp, ["cat"],
+                                                    INITIALIZE + TOOLS_CALL, watched=False)
+            self.assertEqual(out, INITIALIZE + TOOLS_CALL)
+            # A candidate (named by --mcp-stdio-exe) whose first line is not initialize is
+            # let go at once, whatever comes after.
+            tac_parent, tac_pid, _ = pipe_through(agent, self.tmp, ["tac"],
+                                                  b"hello\n" + INITIALIZE + TOOLS_CALL,
+                                                  watched=True)
+            # readv and writev, through pipes (not sockets), from a Python parent.
+            vectored = os.path.join(self.tmp, "mcp_server_vectored.py")
+            with open(vectored, "w") as f:
+                f.write(VECTORED_SERVER)
+            v_parent, v_pid, out = pipe_through(
+                agent, self.tmp, [sys.executable, vectored],
+                INITIALIZE + b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n' +
+                TOOLS_CALL, watched=True)
+            self.assertEqual(len(out.splitlines()), 2)
+            agent.wait_for(lambda r: len([e for e in r if e.get("type") == "mcp.message" and
+                                          e.get("server_process", {}).get("pid") == v_pid]) >= 3,
+                           what="the vectored session's events")
+            # A third session after both, so that their data (if any) has been read.
+            client3, events3 = self.session(agent, [node, MCP_SERVER, "--transport", "stdio"])
+            self.check_session(client3, events3, client3["server_pid"])
+        vec = [e for e in agent.records() if e.get("type") == "mcp.message"
+               and e.get("server_process", {}).get("pid") == v_pid]
+        # All three lines went in one write, before any answer: the notification comes out
+        # first, before initialize is answered (so without the session's client and server).
+        self.assertEqual([e["method"] for e in vec],
+                         ["notifications/initialized", "initialize", "tools/call"], vec)
+        for e in vec:
+            self.assertEqual(e["session_id"], f"{v_parent}-{v_pid}", e)
+            self.assertEqual(e["process"]["pid"], v_parent, e)
+        for e in vec[1:]:
+            self.assertEqual(e["server"], {"name": "vectored", "version": "0.1"}, e)
+            self.assertEqual(e["client"], {"name": "impostor", "version": "1"}, e)
+        self.assertEqual(vec[2]["arguments"], {"message": "not captured"})
+        self.assertEqual(vec[2]["result_text"], "v:not captured")
+        strangers = {cat_parent, cat_pid, tac_parent, tac_pid}
+        leaked = [e for e in agent.records() if e.get("type", "").startswith("mcp.")
+                  and (e["process"]["pid"] in strangers or
+                       e.get("server_process", {}).get("pid") in strangers)]
+        self.assertEqual(leaked, [])
+        ours = {c["client_pid"] for c in (client, client2, client3, client4, client5)}
+        self.assertEqual([e for e in agent.records() if e.get("type") == "llm.exchange"
+                          and e["process"]["pid"] in ours], [])
+        health = [e for e in agent.records() if e.get("type") == "agent.health"][-1]
+        stdio = health["mcp"]["stdio"]
+        self.assertEqual(stdio["sessions"], 6, stdio)
+        self.assertEqual(stdio["rejected"], 1, stdio)  # tac
+        # Per session: 3 + calls lines in (initialize, initialized, tools/list, the calls) and
+        # 2 + calls out.
+        # ... and the vectored session's 3 lines in, 2 out.
+        self.assertEqual(stdio["lines"], sum(5 + 2 * n for n in (5, 3, 3, 3, 3)) + 5, stdio)
+        self.assertEqual(stdio["gaps"], 0, stdio)
+        self.assertEqual(stdio["dropped_bytes"], 0, stdio)
+        self.assertEqual(stdio["ringbuf_drop_bytes"], 0, stdio)
+        self.assertGreater(stdio["bytes"], 200_000, stdio)
+        # Only the servers' own stdin and stdout were copied, and tac's first read and the
+        # writes it made before it was let go.
+        self.assertLessEqual(stdio["calls"], stdio["lines"] + 4, stdio)
+
+
+if __name__ == "__main__":
+    aw.main()
