@@ -167,7 +167,7 @@ class ControlTest(llm.StandInTestCase):
             self.assertIn("SSL_write", libssl[0]["functions"])
             self.assertGreaterEqual(status["processes"]["monitored"], 1)
             # --events, and the built-in default: alerts on stdout
-        self.assertEqual([s["name"] for s in status["sinks"]], ["events", "stdout"])
+            self.assertEqual([s["name"] for s in status["sinks"]], ["events", "stdout"])
             self.assertTrue(status["sinks"][0]["healthy"])
             self.assertEqual(status["policy"]["mode"], "monitor")
             self.assertEqual(status["budgets"], [])
