@@ -731,15 +731,24 @@ int cmd_scan(int argc, char** argv) {
 
 // `agentwall policy test`: every call of a recording judged by the policy, as the daemon
 // would, printed instead of enforced.
-class PolicyTestReport final : public llm::LlmSink {
+class PolicyTestReport final : public llm::LlmSink, public mcp::McpObserver {
  public:
-  PolicyTestReport(const policy::Policy& p, bool json) : policy_(p), json_(json) {}
+  PolicyTestReport(const policy::Policy& p, bool json, const detect::Engine* engine)
+      : policy_(p), json_(json), engine_(engine) {}
 
   void on_llm_call(const llm::LlmRecord& r) override {
     ++calls_;
     bool fired = false;
-    if (r.has_request) fired = report(r, "request") || fired;
-    if (r.has_response) fired = report(r, "response") || fired;
+    for (const char* direction : {"request", "response"})
+      if (direction == std::string_view("request") ? r.has_request : r.has_response)
+        fired = report(policy::subject_from_llm(r, direction), r.time_ns, r.exchange_id) || fired;
+    if (fired) ++calls_with_decisions_;
+  }
+  void on_mcp_call(const mcp::McpCall& c) override {
+    ++calls_;
+    bool fired = report(policy::subject_from_mcp(c, "request", engine_), c.time_ns, 0);
+    if (c.answered)
+      fired = report(policy::subject_from_mcp(c, "response", engine_), c.time_ns, 0) || fired;
     if (fired) ++calls_with_decisions_;
   }
   uint64_t calls() const { return calls_; }
@@ -747,8 +756,12 @@ class PolicyTestReport final : public llm::LlmSink {
   const std::map<std::string, uint64_t>& by_rule() const { return by_rule_; }
 
  private:
-  bool report(const llm::LlmRecord& r, std::string_view direction) {
-    const policy::Subject s = policy::subject_from_llm(r, direction);
+  bool report(const policy::Subject& s, uint64_t time_ns, uint64_t id) {
+    const std::string& direction = s.direction;
+    // What was called: the model, or the MCP server and tool.
+    const std::string what = s.kind == "mcp" ? "mcp:" + s.mcp_server + "/" +
+                                                   (s.mcp_tool.empty() ? s.mcp_method : s.mcp_tool)
+                                             : s.model;
     const std::vector<policy::Decision> decisions = policy_.evaluate(s);
     for (const policy::Decision& d : decisions) {
       ++by_rule_[d.rule];
@@ -758,14 +771,17 @@ class PolicyTestReport final : public llm::LlmSink {
       const std::string action =
           (only_reported ? "would " : "") + std::string(policy::to_string(d.action));
       if (json_) {
-        nlohmann::json j = {{"time", format_rfc3339(r.time_ns)},
-                            {"id", r.exchange_id},
+        nlohmann::json j = {{"time", format_rfc3339(time_ns)},
+                            {"id", id},
+                            {"kind", s.kind},
                             {"direction", direction},
                             {"pid", s.pid},
                             {"exe", s.exe},
                             {"user", s.user},
                             {"provider", s.provider},
                             {"model", s.model},
+                            {"mcp_server", s.mcp_server},
+                            {"mcp_tool", s.mcp_tool},
                             {"rule", d.rule},
                             {"action", policy::to_string(d.action)},
                             {"enforce", d.enforce},
@@ -778,9 +794,9 @@ class PolicyTestReport final : public llm::LlmSink {
         std::printf("%s\n",
                     j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       } else {
-        std::printf("%s  %-8s  %s  %s  %s  %s  %s  %s\n", format_rfc3339(r.time_ns).c_str(),
-                    std::string(direction).c_str(), s.exe.empty() ? "?" : s.exe.c_str(),
-                    s.model.empty() ? "?" : s.model.c_str(), d.rule.c_str(), action.c_str(),
+        std::printf("%s  %-8s  %s  %s  %s  %s  %s  %s\n", format_rfc3339(time_ns).c_str(),
+                    direction.c_str(), s.exe.empty() ? "?" : s.exe.c_str(),
+                    what.empty() ? "?" : what.c_str(), d.rule.c_str(), action.c_str(),
                     d.severity.c_str(), d.message.c_str());
       }
     }
@@ -789,6 +805,7 @@ class PolicyTestReport final : public llm::LlmSink {
 
   const policy::Policy& policy_;
   const bool json_;
+  const detect::Engine* engine_;
   uint64_t calls_ = 0, calls_with_decisions_ = 0;
   std::map<std::string, uint64_t> by_rule_;
 };
@@ -829,13 +846,14 @@ int policy_test(const std::vector<std::string>& files, const std::string& record
     std::fprintf(stderr, "agentwall: policy test needs detection: drop --no-detect\n");
     return 2;
   }
-  PolicyTestReport report(*p, json);
+  PolicyTestReport report(*p, json, &popt.llm.inspector->engine());
   popt.observer = &report;
+  popt.mcp_observer = &report;
   if (!json) {
     std::printf(
         "# policy test of %s: budgets and rate limits are not counted here (their "
         "conditions never hold); \"would\" marks actions a monitor-mode rule only reports\n"
-        "# time  direction  exe  model  rule  action  severity  message\n",
+        "# time  direction  exe  model (or mcp:SERVER/TOOL)  rule  action  severity  message\n",
         recording.c_str());
   }
   output::Pipeline pipeline([](const std::string&) {}, popt);

@@ -440,6 +440,7 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
     if (req.method == "tools/call" && req.params.is_object())
       c.arguments = req.params.value("arguments", nlohmann::json::object());
     c.answered = answer != nullptr;
+    c.time_ns = p.time_ns;
     if (answer && answer->kind == Kind::kResult && answer->result.is_object()) {
       c.result_text = result_text(answer->result, 1 << 20);
       c.is_error = answer->result.value("isError", false);

@@ -26,6 +26,7 @@ struct McpCall {
   nlohmann::json arguments;  // tools/call's arguments; null otherwise
   std::string result_text;   // tools/call's result text, uncapped
   bool answered = false, is_error = false;
+  uint64_t time_ns = 0;  // when the request was sent
 };
 
 class McpObserver {
