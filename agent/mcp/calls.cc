@@ -1,5 +1,7 @@
 #include "agent/mcp/calls.h"
 
+#include "agent/mcp/text.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -7,11 +9,6 @@ namespace agentwall::mcp {
 namespace {
 
 using nlohmann::json;
-
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Words of a tool name: read_file, readFile, read-file → read, file.
 std::vector<std::string> words(const std::string& name) {
@@ -56,20 +53,9 @@ const char* sensitive_path(const std::string& text) {
                                        "secret",
                                        "secrets"};
   const std::string t = lower(text);
-  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-  for (const char* name : kNames) {
-    const std::string_view n(name);
-    for (size_t at = t.find(n); at != std::string::npos; at = t.find(n, at + 1)) {
-      const bool before = at == 0 || !word(t[at - 1]) || n.front() == '.' || n.front() == '/';
-      const bool after = at + n.size() >= t.size() || !word(t[at + n.size()]);
-      if (before && after) return "its arguments name a private location";
-    }
-  }
+  for (const char* name : kNames)
+    if (contains_word(t, name)) return "its arguments name a private location";
   return nullptr;
-}
-
-std::string cap(const std::string& s, size_t n) {
-  return s.size() <= n ? s : s.substr(0, n) + "…";
 }
 
 }  // namespace
@@ -108,7 +94,7 @@ std::vector<std::string> CallChecker::on_call(uint32_t client_pid, const ServerI
                            ctx,
                            {{"score", r.score},
                             {"findings", findings_json(r)},
-                            {"arguments", cap(args, opt_.content_cap)}}));
+                            {"arguments", capped(args, opt_.content_cap)}}));
     }
     if (!result_text.empty() && !is_error) {
       const detect::ScanResult r = opt_.engine->scan(result_text, detect::Source::kToolResult);
@@ -128,7 +114,7 @@ std::vector<std::string> CallChecker::on_call(uint32_t client_pid, const ServerI
                            ctx,
                            {{"score", r.score},
                             {"findings", findings_json(r)},
-                            {"result_text", cap(result_text, opt_.content_cap)}}));
+                            {"result_text", capped(result_text, opt_.content_cap)}}));
     }
   }
   // Toxic flows: a private read, then a send, by the same client process.
@@ -148,7 +134,7 @@ std::vector<std::string> CallChecker::on_call(uint32_t client_pid, const ServerI
                  {{"step", "send"},
                   {"server", server.name},
                   {"tool", tool},
-                  {"arguments", cap(args, opt_.content_cap)}}})}}));
+                  {"arguments", capped(args, opt_.content_cap)}}})}}));
     }
     recent.clear();  // one alert per read and send
   }

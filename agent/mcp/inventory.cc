@@ -13,6 +13,7 @@
 
 #include "agent/common/json_writer.h"
 #include "agent/common/time.h"
+#include "agent/mcp/text.h"
 
 namespace agentwall::mcp {
 namespace {
@@ -30,33 +31,6 @@ std::string hex_sha256(std::string_view data) {
     out += kHex[c & 15];
   }
   return out;
-}
-
-std::string str_at(const json& j, const char* key) {
-  if (!j.is_object()) return {};
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::string cap(const std::string& s, size_t n) {
-  return s.size() <= n ? s : s.substr(0, n) + "…";
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// `name` appears in `text` as a word of its own (tool names are snake_case or kebab-case).
-bool mentions(const std::string& text_lower, const std::string& name) {
-  const std::string n = lower(name);
-  for (size_t at = text_lower.find(n); at != std::string::npos; at = text_lower.find(n, at + 1)) {
-    auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-    const bool before = at == 0 || !word(text_lower[at - 1]);
-    const bool after = at + n.size() >= text_lower.size() || !word(text_lower[at + n.size()]);
-    if (before && after) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -156,7 +130,7 @@ void Inventory::scan(const Server& s, const std::string& tool, const std::string
       rule, "high", s, tool,
       (tool.empty() ? std::string("the instructions") : "tool " + tool) + " of " + s.id.name +
           " carry instructions for the model: " + why,
-      ctx, {{"score", r.score}, {"findings", findings}, {"text", cap(text, opt_.content_cap)}}));
+      ctx, {{"score", r.score}, {"findings", findings}, {"text", capped(text, opt_.content_cap)}}));
 }
 
 std::vector<std::string> Inventory::on_tools(const ServerId& id, const json& tools,
@@ -195,8 +169,8 @@ std::vector<std::string> Inventory::on_tools(const ServerId& id, const json& too
                 ctx,
                 {{"old_hash", old.hash},
                  {"new_hash", now.hash},
-                 {"old_description", cap(old.description, opt_.content_cap)},
-                 {"new_description", cap(now.description, opt_.content_cap)},
+                 {"old_description", capped(old.description, opt_.content_cap)},
+                 {"new_description", capped(now.description, opt_.content_cap)},
                  {"schema_changed", old.schema != now.schema}}));
       now.first_ns = old.first_ns;
       now.changes = old.changes + 1;
@@ -233,20 +207,24 @@ std::vector<std::string> Inventory::on_tools(const ServerId& id, const json& too
                   ctx, {{"other_server", other.id.name}}));
       const std::string text = lower(tool.description + " " + tool.schema);
       for (const auto& [other_name, other_tool] : other.tools) {
-        if (other_name.size() < 4 || other_name == name || !mentions(text, other_name)) continue;
+        if (other_name.size() < 4 || other_name == name || !contains_word(text, lower(other_name)))
+          continue;
         out.push_back(alert("mcp.tool_shadowing", "high", s, name,
                             "tool " + name + " of " + s.id.name + " speaks of tool " + other_name +
                                 " of another server, " + other.id.name,
                             ctx,
                             {{"other_server", other.id.name},
                              {"other_tool", other_name},
-                             {"description", cap(tool.description, opt_.content_cap)}}));
+                             {"description", capped(tool.description, opt_.content_cap)}}));
       }
     }
   }
-  if (first || !out.empty() || seen.size() != s.tools.size()) dirty_ = true;
-  for (const auto& [name, t] : seen)
-    if (!s.tools.count(name) || s.tools.at(name).hash != t.hash) dirty_ = true;
+  const bool same =
+      !first && std::equal(seen.begin(), seen.end(), s.tools.begin(), s.tools.end(),
+                           [](const auto& a, const auto& b) {
+                             return a.first == b.first && a.second.hash == b.second.hash;
+                           });
+  if (!same) dirty_ = true;
   s.tools = std::move(seen);
   s.listed = true;
   return out;
@@ -260,10 +238,10 @@ std::vector<std::string> Inventory::on_instructions(const ServerId& id, const st
   if (hash == s.instructions_hash) return out;
   scan(s, "", text, "mcp.instructions_poisoning", ctx, out);
   if (!s.instructions_hash.empty() && !text.empty())
-    out.push_back(alert(
-        "mcp.instructions_changed", "medium", s, "",
-        "the instructions of " + s.id.name + " changed", ctx,
-        {{"old", cap(s.instructions, opt_.content_cap)}, {"new", cap(text, opt_.content_cap)}}));
+    out.push_back(alert("mcp.instructions_changed", "medium", s, "",
+                        "the instructions of " + s.id.name + " changed", ctx,
+                        {{"old", capped(s.instructions, opt_.content_cap)},
+                         {"new", capped(text, opt_.content_cap)}}));
   s.instructions = text;
   s.instructions_hash = hash;
   dirty_ = true;

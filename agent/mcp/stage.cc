@@ -1,5 +1,7 @@
 #include "agent/mcp/stage.h"
 
+#include "agent/mcp/text.h"
+
 #include <algorithm>
 
 #include "agent/common/json_writer.h"
@@ -40,12 +42,6 @@ std::string path_only(std::string_view target) {
 
 bool is_event_stream(const protocol::Headers& h, std::string_view name) {
   return header_value(h, name).find("text/event-stream") != std::string_view::npos;
-}
-
-std::string str_at(const nlohmann::json& j, const char* key) {
-  if (!j.is_object()) return {};
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 std::string dump(const nlohmann::json& j) {
