@@ -22,6 +22,7 @@
 #include "agent/common/time.h"
 #include "agent/config/config.h"
 #include "agent/daemon/agent.h"
+#include "agent/daemon/host_checks.h"
 #include "agent/detect/engine.h"
 #include "agent/llm/prices.h"
 #include "agent/mcp/inventory.h"
@@ -162,18 +163,11 @@ int finish_capture_options(const po::variables_map& vm, capture::Options& c) {
   }
   // What capture needs, checked in the effective set (root without them, e.g. under a
   // systemd CapabilityBoundingSet, fails here with the names rather than at the first EPERM).
-  uint64_t eff = 0;
-  {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-      if (line.starts_with("CapEff:")) eff = std::strtoull(line.c_str() + 7, nullptr, 16);
-  }
   const std::pair<int, const char*> needed[] = {
       {39, "CAP_BPF"}, {38, "CAP_PERFMON"}, {19, "CAP_SYS_PTRACE"}, {2, "CAP_DAC_READ_SEARCH"}};
   std::string missing;
   for (const auto& [bit, name] : needed)
-    if (!(eff & (1ull << bit))) missing += std::string(missing.empty() ? "" : ", ") + name;
+    if (!daemon::has_capability(bit)) missing += std::string(missing.empty() ? "" : ", ") + name;
   if (!missing.empty()) {
     std::fprintf(stderr,
                  "agentwall: capture loads BPF programs and attaches uprobes: it needs root or "
@@ -184,7 +178,7 @@ int finish_capture_options(const po::variables_map& vm, capture::Options& c) {
                  missing.c_str());
     return 1;
   }
-  if (!(eff & (1ull << 21)))
+  if (!daemon::has_capability(21))
     std::fprintf(stderr,
                  "agentwall: warning: no CAP_SYS_ADMIN: some kernels (6.18 measured) refuse the "
                  "return probes on SSL_read/SSL_write without it, and nothing is captured\n");
@@ -369,21 +363,17 @@ int cmd_run(int argc, char** argv) {
     opt.state_dir = cfg.state_dir;
   // Sinks: the configured ones, then --sink. Standard output already gets every event when
   // `events` is "-": a stdout sink would print alerts twice.
-  std::vector<std::string> uris;
-  for (const std::string& u : cfg.sinks) {
-    std::string error;
-    auto c = sinks::parse_sink_uri(u, error);
-    if (c && c->kind == sinks::SinkKind::kStdout && opt.events_path == "-") continue;
-    uris.push_back(u);
-  }
+  const size_t configured = cfg.sinks.size();
+  std::vector<std::string> uris = cfg.sinks;
   uris.insert(uris.end(), sink_uris.begin(), sink_uris.end());
-  for (const std::string& uri : uris) {
+  for (size_t i = 0; i < uris.size(); ++i) {
     std::string error;
-    std::optional<sinks::SinkConfig> c = sinks::parse_sink_uri(uri, error);
+    std::optional<sinks::SinkConfig> c = sinks::parse_sink_uri(uris[i], error);
     if (!c) {
       std::fprintf(stderr, "agentwall: %s\n", error.c_str());
       return 2;
     }
+    if (i < configured && c->kind == sinks::SinkKind::kStdout && opt.events_path == "-") continue;
     opt.sinks.push_back(std::move(*c));
   }
   if (opt.events_path != "-" && !opt.events_path.empty()) {

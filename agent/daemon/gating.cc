@@ -1,5 +1,7 @@
 #include "agent/daemon/gating.h"
 
+#include "agent/daemon/host_checks.h"
+
 #include <dirent.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -13,19 +15,6 @@
 
 namespace agentwall::daemon {
 namespace {
-
-// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on
-// hosts that still mount v1 controllers beside it.
-std::string cgroup2_root() {
-  std::ifstream mounts("/proc/self/mounts");
-  std::string dev, dir, type;
-  std::string rest;
-  while (mounts >> dev >> dir >> type) {
-    std::getline(mounts, rest);
-    if (type == "cgroup2") return dir;
-  }
-  return {};
-}
 
 // Calls `fn(relative path, inode)` for every cgroup below `root`.
 void walk_cgroups(const std::string& root, const std::string& rel,
@@ -99,7 +88,7 @@ void Gating::consider(uint32_t pid) {
 }
 
 void Gating::gate_cgroups() {
-  const std::string root = cgroup2_root();
+  const std::string root = mount_point("cgroup2");
   if (root.empty()) return;
   size_t n = 0;
   walk_cgroups(

@@ -20,20 +20,17 @@ std::string read_all(const char* path) {
   return out;
 }
 
-bool mounted(const std::string& type, std::string* where = nullptr) {
-  std::ifstream mounts("/proc/self/mounts");
-  std::string dev, dir, fstype, rest;
-  while (mounts >> dev >> dir >> fstype) {
-    std::getline(mounts, rest);
-    if (fstype == type) {
-      if (where) *where = dir;
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
+
+std::string mount_point(std::string_view fstype) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string dev, dir, type, rest;
+  while (mounts >> dev >> dir >> type) {
+    std::getline(mounts, rest);
+    if (type == fstype) return dir;
+  }
+  return {};
+}
 
 std::vector<HostCheck> host_checks() {
   std::vector<HostCheck> out;
@@ -71,16 +68,15 @@ std::vector<HostCheck> host_checks() {
   if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) == 0) {
     out.push_back({"uprobe_pmu", "ok", "uprobes attach through perf events"});
   } else {
-    std::string tracefs;
-    const bool has_tracefs = mounted("tracefs", &tracefs);
+    const std::string tracefs = mount_point("tracefs");
+    const bool has_tracefs = !tracefs.empty();
     out.push_back({"uprobe_pmu", has_tracefs ? "degraded" : "missing",
                    has_tracefs ? "no uprobe PMU: libbpf attaches through tracefs at " + tracefs
                                : "no uprobe PMU and no tracefs mounted: uprobes cannot attach "
                                  "(mount -t tracefs nodev /sys/kernel/tracing)"});
   }
 
-  std::string cg2;
-  if (mounted("cgroup2", &cg2))
+  if (const std::string cg2 = mount_point("cgroup2"); !cg2.empty())
     out.push_back({"cgroup2", "ok", "at " + cg2 + " (policies can select and gate cgroups)"});
   else
     out.push_back({"cgroup2", "degraded",

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace agentwall::daemon {
@@ -14,6 +15,9 @@ struct HostCheck {
 };
 
 std::vector<HostCheck> host_checks();
+
+// Where a file system of this type is mounted (the first), e.g. "cgroup2"; empty: nowhere.
+std::string mount_point(std::string_view fstype);
 
 // Whether this process has capability `bit` in its effective set (CAP_KILL is 5).
 bool has_capability(int bit);

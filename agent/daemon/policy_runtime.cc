@@ -32,13 +32,12 @@ bool PolicyRuntime::install(std::shared_ptr<const policy::Policy> pol, std::stri
   // A held process is resumed (or killed) with a signal: without CAP_KILL, one of another
   // user would stay stopped. Such a policy is refused rather than half enforced.
   if (p.gate_scope().gated && !has_capability(5)) {
-    error =
-        "this policy enforces (rule " + p.gate_scope().scopes.front().rule +
-        " blocks, redacts or kills), which needs CAP_KILL to resume or kill the processes it "
-        "holds, and the agent does not have it. Under systemd, add the drop-in: install -D -m "
-        "0644 /usr/share/agentwall/systemd/enforce.conf "
-        "/etc/systemd/system/agentwall.service.d/enforce.conf && systemctl daemon-reload && "
-        "systemctl restart agentwall; or set the policy's mode to monitor";
+    error = "this policy enforces (rule " + p.gate_scope().scopes.front().rule +
+            " blocks, redacts or kills), which needs CAP_KILL to resume or kill the processes it "
+            "holds, and the agent does not have it. Under systemd, add the drop-in: install -D -m "
+            "0644 /usr/share/agentwall/systemd/enforce.conf "
+            "/etc/systemd/system/agentwall.service.d/enforce.conf && systemctl daemon-reload && "
+            "systemctl restart agentwall; or set the policy's mode to monitor";
     return false;
   }
   if (!p.budgets().empty() || !p.rate_limits().empty()) {
