@@ -1,8 +1,8 @@
 // The MCP layer on hostile bytes: JSON-RPC framing and pairing. The input is cut by NUL
 // bytes into a request body and a response body; byte 0 picks the response's content type
 // (SSE or JSON), whether the request names a session, and the piece size the response is fed
-// in. Whatever the bytes, the stage must not crash, and nothing it emits may be anything but
-// one JSON object with a type.
+// in. Whatever the bytes, the stage must not crash, it emits only mcp.message and mcp.alert
+// objects, and flush() leaves nothing waiting.
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -46,6 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ++emitted;
         const auto j = nlohmann::json::parse(line, nullptr, false);
         check(!j.is_discarded() && j.is_object() && j.contains("type"));
+        const auto& type = j["type"];
+        check(type == "mcp.message" || type == "mcp.alert");
       },
       options);
 
@@ -78,7 +80,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     stage.on_exchange(conn, proc, x);
   }
   stage.flush();
-  // Every mcp.message counted was emitted (alerts come on top).
+  // Every mcp.message counted came out (alerts come on top).
   check(emitted >= stage.stats().events);
+  // After flush nothing waits: a second flush emits nothing.
+  const uint64_t before = emitted;
+  stage.flush();
+  check(emitted == before);
   return 0;
 }
