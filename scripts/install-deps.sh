@@ -41,11 +41,11 @@ mode="${1:-}"
 
 missing=()
 for p in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  grep -q "install ok installed" <<<"$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" || missing+=("$p")
 done
 # The build fetches the tokenizer's rank data with npm (cmake/tokenizer.cmake). NodeSource's
 # nodejs package brings npm along; Debian's does not, its npm is a package of its own.
-if ! command -v npm >/dev/null 2>&1 && ! printf '%s\n' "${missing[@]}" | grep -qx npm; then
+if ! command -v npm >/dev/null 2>&1 && ! grep -qx npm <<<"$(printf '%s\n' "${missing[@]}")"; then
   missing+=(npm)
 fi
 [ ${#missing[@]} -eq 0 ] && { install_test_node_modules; exit 0; }

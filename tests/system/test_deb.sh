@@ -90,7 +90,7 @@ dpkg_do() {
       printf '%s\n' "$out" | sed 's/^/  dpkg: /'
       return 0
     fi
-    if [ "$i" -lt 60 ] && printf '%s\n' "$out" | grep -q 'lock'; then
+    if [ "$i" -lt 60 ] && grep -q 'lock' <<<"$out"; then
       sleep 2
       continue
     fi
@@ -117,7 +117,7 @@ deb1=$(build_deb "$v1" "$tmp/v1")
 deb2=$(build_deb "$v2" "$tmp/v2")
 dpkg --compare-versions "$v2" gt "$v1" || fail "$v2 is not higher than $v1"
 ok "built $(basename "$deb1") and $(basename "$deb2")"
-dpkg-deb -f "$deb1" Depends | grep -q 'libc6' || fail "Depends was not computed (dpkg-shlibdeps): $(dpkg-deb -f "$deb1" Depends)"
+grep -q 'libc6' <<<"$(dpkg-deb -f "$deb1" Depends)" || fail "Depends was not computed (dpkg-shlibdeps): $(dpkg-deb -f "$deb1" Depends)"
 ok "Depends: $(dpkg-deb -f "$deb1" Depends)"
 
 if command -v lintian >/dev/null; then
@@ -192,7 +192,7 @@ cmp -s /etc/agentwall/policies.d/00-default.yaml "$SRC/policies/default.yaml" ||
 ok "files in place"
 listed=$(dpkg-query -W -f='${Conffiles}\n' "$PKG")
 for f in "${conffiles[@]}"; do
-  printf '%s\n' "$listed" | grep -q "^ $f " || fail "$f is not a conffile; dpkg lists: $listed"
+  grep -q "^ $f " <<<"$listed" || fail "$f is not a conffile; dpkg lists: $listed"
 done
 ok "conffiles: ${conffiles[*]}"
 expect_mode 700 /var/lib/agentwall
@@ -203,8 +203,8 @@ ok "directories: /var/lib/agentwall 0700, /var/log/agentwall 0750, /etc/agentwal
 out=$(/usr/sbin/agentwall version) || fail "agentwall version failed"
 [ "$out" = "agentwall $base" ] || fail "agentwall version printed '$out'"
 ok "$out"
-/usr/sbin/agentwall --help | grep -q '^  run ' || fail "agentwall --help does not list the commands"
-/usr/sbin/agentwall run --help | grep -q -- '--policy' || fail "agentwall run --help does not describe its options"
+grep -q '^  run ' <<<"$(/usr/sbin/agentwall --help)" || fail "agentwall --help does not list the commands"
+grep -q -- '--policy' <<<"$(/usr/sbin/agentwall run --help)" || fail "agentwall run --help does not describe its options"
 ok "--help and run --help"
 if command -v man >/dev/null && [ -x /usr/bin/mandb ]; then
   [ "$(man -w agentwall)" = /usr/share/man/man8/agentwall.8.gz ] || fail "man -w agentwall: $(man -w agentwall 2>&1)"
@@ -216,12 +216,12 @@ if command -v groff >/dev/null; then
     warnings=$(zcat "$page" | LC_ALL=C.UTF-8 groff -man -ww -z 2>&1) || fail "groff failed on $page"
     [ -z "$warnings" ] || fail "groff warns on $page: $warnings"
   done
-  zcat /usr/share/man/man8/agentwall.8.gz | grep -q '^\.SH SIGNALS' || fail "agentwall(8) has no SIGNALS"
+  grep -q '^\.SH SIGNALS' <<<"$(zcat /usr/share/man/man8/agentwall.8.gz)" || fail "agentwall(8) has no SIGNALS"
   ok "man pages render without warnings"
 fi
 if command -v logrotate >/dev/null; then
   if ! out=$(logrotate -d -s "$tmp/logrotate.state" /etc/logrotate.d/agentwall 2>&1) ||
-    printf '%s\n' "$out" | grep -qi 'error'; then
+    grep -qi 'error' <<<"$out"; then
     fail "logrotate -d /etc/logrotate.d/agentwall: $(printf '%s\n' "$out" | grep -i error)"
   fi
   ok "logrotate reads /etc/logrotate.d/agentwall"
@@ -281,6 +281,6 @@ expect_absent /etc/agentwall /etc/default/agentwall /etc/logrotate.d/agentwall \
   /var/lib/systemd/deb-systemd-helper-masked/agentwall.service
 ok "configuration, state, logs and the unit's enablement removed"
 if dpkg -s "$PKG" >/dev/null 2>&1; then fail "dpkg -s $PKG still knows the package"; fi
-ok "dpkg -s $PKG: $(dpkg -s "$PKG" 2>&1 | head -1)"
+ok "dpkg -s $PKG: $(dpkg -s "$PKG" 2>&1 | sed -n 1p)"
 installed=0
 echo "PASS: install, upgrade, remove and purge of $PKG"
