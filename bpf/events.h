@@ -27,14 +27,17 @@ typedef __u64 u64;
 #define AW_LIBNAME_MAX 64
 
 enum aw_event_kind {
-  AW_EV_TLS_DATA = 1,  /* struct aw_tls_data */
-  AW_EV_TLS_SNI = 2,   /* struct aw_tls_sni */
-  AW_EV_TLS_CLOSE = 3, /* struct aw_tls_close */
-  AW_EV_TLS_HOLD = 4,  /* struct aw_tls_hold: a gated write is stopped, waiting for a verdict */
-  AW_EV_PIPE_DATA = 5, /* struct aw_pipe_data: stdin/stdout of a watched process (stdio.bpf.c) */
-  AW_EV_EXEC = 10,     /* struct aw_proc_exec */
-  AW_EV_EXIT = 11,     /* struct aw_proc_exit */
-  AW_EV_LIB_MAP = 12,  /* struct aw_lib_map */
+  AW_EV_TLS_DATA = 1,   /* struct aw_tls_data */
+  AW_EV_TLS_SNI = 2,    /* struct aw_tls_sni */
+  AW_EV_TLS_CLOSE = 3,  /* struct aw_tls_close */
+  AW_EV_TLS_HOLD = 4,   /* struct aw_tls_hold: a gated write is stopped, waiting for a verdict */
+  AW_EV_PIPE_DATA = 5,  /* struct aw_pipe_data: stdin/stdout of a watched process (stdio.bpf.c) */
+  AW_EV_SOCK_DATA = 6,  /* struct aw_pipe_data: a watched plaintext loopback TCP connection */
+  AW_EV_SOCK_OPEN = 7,  /* struct aw_sock_open: such a connection was made (connect) */
+  AW_EV_SOCK_CLOSE = 8, /* struct aw_tls_close: it was closed; conn_id is its stream_id */
+  AW_EV_EXEC = 10,      /* struct aw_proc_exec */
+  AW_EV_EXIT = 11,      /* struct aw_proc_exit */
+  AW_EV_LIB_MAP = 12,   /* struct aw_lib_map */
 };
 
 enum aw_dir {
@@ -74,12 +77,16 @@ enum aw_counter {
   AW_CNT_MAX,
 };
 
-/* The system call that moved the bytes of a pipe chunk. */
+/* The system call that moved the bytes of a pipe or socket chunk. */
 enum aw_pipe_call {
   AW_PIPE_READ = 0,
   AW_PIPE_READV = 1,
   AW_PIPE_WRITE = 2,
   AW_PIPE_WRITEV = 3,
+  AW_PIPE_RECVFROM = 4, /* sockets only, as the three below */
+  AW_PIPE_RECVMSG = 5,
+  AW_PIPE_SENDTO = 6,
+  AW_PIPE_SENDMSG = 7,
 };
 
 /* Counters of bpf/stdio.bpf.c, one slot each in its per-CPU `stdio_counters` map. */
@@ -90,6 +97,10 @@ enum aw_stdio_counter {
   AW_STDIO_RB_DROP_BYTES,  /* bytes lost: ring buffer full */
   AW_STDIO_TRUNC_BYTES,    /* bytes beyond the capture cap (or the iovec limit), not captured */
   AW_STDIO_READ_FAULTS,    /* chunks whose user memory could not be read */
+  AW_STDIO_SOCK_OPENS,     /* plaintext loopback connections watched (connect to a listed port) */
+  AW_STDIO_SOCK_FULL,      /* such connections not watched: the sock_streams map was full */
+  AW_STDIO_SOCK_CALLS,     /* their reads and writes that moved data */
+  AW_STDIO_SOCK_BYTES,     /* their bytes handed to the ring buffer */
   AW_STDIO_MAX,
 };
 
@@ -157,6 +168,27 @@ struct aw_pipe_data {
 
 #define AW_PIPE_DATA_HDR_LEN ((unsigned long)&((struct aw_pipe_data*)0)->data)
 #define AW_PIPE_STREAM_BIT (1ULL << 63)
+
+/*
+ * A TCP connection to a loopback address and a listed port (a local model server, an MCP
+ * server over plain HTTP) that the process just made: its AW_EV_SOCK_DATA chunks follow, with
+ * this stream_id, until an AW_EV_SOCK_CLOSE (struct aw_tls_close) or the process's exit.
+ */
+struct aw_sock_open {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 cgroup_id;
+  u64 stream_id;
+  u32 tid;
+  u32 uid;
+  s32 fd;
+  u32 reserved;
+  struct aw_endpoint local;
+  struct aw_endpoint peer;
+  char comm[AW_COMM_LEN];
+};
 
 struct aw_tls_sni {
   u32 kind;

@@ -254,6 +254,16 @@ class BpfCapture final : public Capture {
   // Data path state: the data thread only.
   CaptureSink* sink_ = nullptr;
   std::unordered_set<ProcessKey, ProcessKeyHash> announced_;
+  // Plaintext loopback connections being watched, by stream id (from their AW_EV_SOCK_OPEN).
+  struct PlainConn {
+    uint32_t pid = 0;
+    int32_t fd = -1;
+    Endpoint local;
+    Endpoint peer;
+  };
+  std::unordered_map<uint64_t, PlainConn> plain_conns_;
+  void forget_plain(uint32_t pid);
+  bool watch_plaintext_ports(std::string& error);
 };
 
 bool BpfCapture::load(std::string& error) {
@@ -291,6 +301,7 @@ bool BpfCapture::load(std::string& error) {
     error = "cannot load the stdio capture program: " + explain_load_failure(-err);
     return false;
   }
+  if (!watch_plaintext_ports(error)) return false;
   sys_enter_link_ = bpf_program__attach(tls_->progs.tls_sys_enter);
   if (!sys_enter_link_) {
     error = "cannot attach to the sys_enter tracepoint (tp_btf): " + explain_load_failure(errno);
@@ -754,7 +765,46 @@ void BpfCapture::apply_due_exits() {
     });
   }
   for (const ProcessKey& key : due) {
+    forget_plain(key.pid);
     if (announced_.erase(key)) sink_->on_exit(key);
+  }
+}
+
+bool BpfCapture::watch_plaintext_ports(std::string& error) {
+  const uint8_t one = 1;
+  for (const uint16_t port : opt_.plaintext_ports) {
+    if (const int rc = bpf_map__update_elem(stdio_->maps.plain_ports, &port, sizeof(port), &one,
+                                            sizeof(one), BPF_ANY);
+        rc != 0) {
+      error = "cannot watch plaintext port " + std::to_string(port) + ": " + std::strerror(-rc);
+      return false;
+    }
+  }
+  if (opt_.plaintext_ports.empty()) return true;
+  stdio_link_ = bpf_program__attach(stdio_->progs.stdio_sys_exit);
+  if (!stdio_link_) {
+    error = "cannot attach the plaintext capture program (tp_btf sys_exit): " +
+            explain_load_failure(errno);
+    return false;
+  }
+  stdio_->bss->plain_port_count = static_cast<uint32_t>(opt_.plaintext_ports.size());
+  return true;
+}
+
+// A process that exited closes its connections without close(): they leave the kernel's map.
+void BpfCapture::forget_plain(uint32_t pid) {
+  for (auto it = plain_conns_.begin(); it != plain_conns_.end();) {
+    if (it->second.pid != pid) {
+      ++it;
+      continue;
+    }
+    const struct {
+      uint32_t tgid;
+      int32_t fd;
+    } key{pid, it->second.fd};
+    if (bpf_map__delete_elem(stdio_->maps.sock_streams, &key, sizeof(key), 0) == 0)
+      __atomic_fetch_sub(&stdio_->bss->sock_count, 1, __ATOMIC_RELAXED);
+    it = plain_conns_.erase(it);
   }
 }
 
@@ -764,6 +814,14 @@ int BpfCapture::on_data_event(void* ctx, void* data, size_t size) {
 }
 
 namespace {
+
+Endpoint endpoint_of(const aw_endpoint& e) {
+  Endpoint out;
+  out.family = e.family;
+  out.port = e.port;
+  std::memcpy(out.addr.data(), e.addr, sizeof(e.addr));
+  return out;
+}
 
 // What TLS and pipe chunk events say alike; `data` is the event's, `len` already checked.
 template <typename Event>
@@ -797,21 +855,45 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     c.conn_id = ev->conn_id;
     c.ssl = ev->ssl;
     c.func = static_cast<TlsFunc>(ev->func & 3);
-    for (auto [dst, src] : {std::pair{&c.local, &ev->local}, std::pair{&c.peer, &ev->peer}}) {
-      dst->family = src->family;
-      dst->port = src->port;
-      std::memcpy(dst->addr.data(), src->addr, sizeof(src->addr));
-    }
+    c.local = endpoint_of(ev->local);
+    c.peer = endpoint_of(ev->peer);
     if (!announced_.count(c.process)) announce_process(c.process, c.cgroup_id, c.comm);
     sink_->on_chunk(c);
-  } else if (kind == AW_EV_PIPE_DATA && size >= AW_PIPE_DATA_HDR_LEN) {
+  } else if ((kind == AW_EV_PIPE_DATA || kind == AW_EV_SOCK_DATA) && size >= AW_PIPE_DATA_HDR_LEN) {
     const auto* ev = static_cast<const aw_pipe_data*>(data);
     TlsChunk c = chunk_of(ev, std::min<size_t>(ev->len, size - AW_PIPE_DATA_HDR_LEN), boot_offset_);
     c.conn_id = ev->stream_id;
-    c.func = static_cast<TlsFunc>(static_cast<uint8_t>(TlsFunc::kRead) + (ev->call & 3));
-    c.flags |= kChunkPipe;
+    c.func = static_cast<TlsFunc>(static_cast<uint8_t>(TlsFunc::kRead) + (ev->call & 7));
+    if (kind == AW_EV_PIPE_DATA) {
+      c.flags |= kChunkPipe;
+    } else {
+      c.flags |= kChunkPlain;
+      if (const auto it = plain_conns_.find(ev->stream_id); it != plain_conns_.end()) {
+        c.local = it->second.local;
+        c.peer = it->second.peer;
+      }
+    }
     if (!announced_.count(c.process)) announce_process(c.process, c.cgroup_id, c.comm);
     sink_->on_chunk(c);
+  } else if (kind == AW_EV_SOCK_OPEN && size >= sizeof(aw_sock_open)) {
+    const auto* ev = static_cast<const aw_sock_open*>(data);
+    PlainConn& pc = plain_conns_[ev->stream_id];
+    pc.pid = ev->pid;
+    pc.fd = ev->fd;
+    pc.local = endpoint_of(ev->local);
+    pc.peer = endpoint_of(ev->peer);
+    spdlog::debug("watching plaintext connection {} of pid {} ({} -> {})", ev->stream_id, ev->pid,
+                  pc.local.to_string(), pc.peer.to_string());
+  } else if (kind == AW_EV_SOCK_CLOSE && size >= sizeof(aw_tls_close)) {
+    const auto* ev = static_cast<const aw_tls_close*>(data);
+    plain_conns_.erase(ev->conn_id);
+    sink_->on_close({ev->ts_ns + boot_offset_,
+                     {ev->pid, ev->proc_start_ns},
+                     ev->tid,
+                     ev->conn_id,
+                     0,
+                     ev->bytes_out,
+                     ev->bytes_in});
   } else if (kind == AW_EV_TLS_HOLD && size >= sizeof(aw_tls_hold)) {
     const auto* ev = static_cast<const aw_tls_hold*>(data);
     TlsHold h;
@@ -934,6 +1016,11 @@ Counters BpfCapture::counters() const {
   c.stdio_drop_bytes = sum_percpu(sfd, AW_STDIO_RB_DROP_BYTES);
   c.stdio_truncated_bytes = sum_percpu(sfd, AW_STDIO_TRUNC_BYTES);
   c.stdio_read_faults = sum_percpu(sfd, AW_STDIO_READ_FAULTS);
+  c.plain_connections = sum_percpu(sfd, AW_STDIO_SOCK_OPENS);
+  c.plain_open = static_cast<uint64_t>(std::max(0, stdio_->bss->sock_count));
+  c.plain_map_full = sum_percpu(sfd, AW_STDIO_SOCK_FULL);
+  c.plain_calls = sum_percpu(sfd, AW_STDIO_SOCK_CALLS);
+  c.plain_bytes = sum_percpu(sfd, AW_STDIO_SOCK_BYTES);
   bpf_program* prog;
   for (bpf_object* obj : {tls_->obj, stdio_->obj}) {
     bpf_object__for_each_program(prog, obj) {

@@ -25,6 +25,10 @@ struct Options {
   // that shares its stdin (a wrapper's: npx, sh -c, uvx) is watched without asking. Null:
   // no process is ever watched (the stdio program is loaded, never attached).
   std::function<bool(const ProcessInfo&)> stdio_candidate;
+  // Plaintext HTTP on loopback (bpf/stdio.bpf.c): TCP connections that a process makes to
+  // 127.0.0.0/8 or ::1 on one of these ports are captured from connect() to close(), at the
+  // read/write/send/recv system calls. Empty: none is.
+  std::vector<uint16_t> plaintext_ports;
 };
 
 enum class TargetKind { kLibrary, kExecutable };
@@ -66,6 +70,13 @@ struct Counters {
   uint64_t stdio_drop_bytes = 0;
   uint64_t stdio_truncated_bytes = 0;
   uint64_t stdio_read_faults = 0;
+  // Plaintext loopback connections: watched (ever, and now), refused for a full map, and
+  // what they carried.
+  uint64_t plain_connections = 0;
+  uint64_t plain_open = 0;
+  uint64_t plain_map_full = 0;
+  uint64_t plain_calls = 0;
+  uint64_t plain_bytes = 0;
 };
 
 class Capture {

@@ -18,7 +18,7 @@ namespace agentwall {
 
 enum class Direction : uint8_t { kOut = 0, kIn = 1 };
 // The call that moved a chunk's bytes: an OpenSSL function, or for the stdio of a watched
-// process (kChunkPipe) a system call.
+// process (kChunkPipe) and a plaintext connection (kChunkPlain) a system call.
 enum class TlsFunc : uint8_t {
   kSslWrite = 0,
   kSslWriteEx = 1,
@@ -28,7 +28,12 @@ enum class TlsFunc : uint8_t {
   kReadv = 5,
   kWrite = 6,
   kWritev = 7,
+  kRecvfrom = 8,
+  kRecvmsg = 9,
+  kSendto = 10,
+  kSendmsg = 11,
 };
+inline constexpr uint8_t kTlsFuncMax = 11;
 
 inline std::string_view to_string(Direction d) {
   return d == Direction::kOut ? "out" : "in";
@@ -52,6 +57,14 @@ inline std::string_view to_string(TlsFunc f) {
       return "write";
     case TlsFunc::kWritev:
       return "writev";
+    case TlsFunc::kRecvfrom:
+      return "recvfrom";
+    case TlsFunc::kRecvmsg:
+      return "recvmsg";
+    case TlsFunc::kSendto:
+      return "sendto";
+    case TlsFunc::kSendmsg:
+      return "sendmsg";
   }
   return "unknown";
 }
@@ -108,6 +121,8 @@ enum ChunkFlags : uint32_t {
   kChunkHeld = 8,       // copied at the entry of a gated write, before it ran (TlsHold follows)
   kChunkPipe = 16,      // not TLS: stdin (kIn) or stdout (kOut) of a watched process;
                         // conn_id names the (process, fd) stream, ssl is 0
+  kChunkPlain = 32,     // not TLS: a plaintext TCP connection to loopback on a watched port
+                        // (a local model or MCP server); conn_id names it, ssl is 0
 };
 
 // One piece of plaintext: at most 16 KiB of one SSL read or write call.

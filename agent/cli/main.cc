@@ -77,7 +77,10 @@ po::options_description capture_options(capture::Options& c) {
       "ringbuf-mb", po::value<uint32_t>()->default_value(c.ringbuf_bytes >> 20),
       "size of the kernel ring buffer in MiB (a power of two)")(
       "attach", po::value(&c.extra_targets)->composing(),
-      "also attach to this library or executable (repeatable)");
+      "also attach to this library or executable (repeatable)")(
+      "plaintext-port", po::value(&c.plaintext_ports)->composing(),
+      "also capture plaintext HTTP on TCP connections to 127.0.0.0/8 or ::1 on this port, "
+      "beside capture.plaintext_ports (default: 11434, 1234, 8000, 8080) (repeatable)");
   return d;
 }
 
@@ -319,6 +322,8 @@ int cmd_run(int argc, char** argv) {
   if (!given(vm, "ringbuf-mb")) vm.at("ringbuf-mb").value() = cfg.ringbuf_mb;
   opt.capture.extra_targets.insert(opt.capture.extra_targets.begin(), cfg.attach.begin(),
                                    cfg.attach.end());
+  opt.capture.plaintext_ports.insert(opt.capture.plaintext_ports.begin(),
+                                     cfg.plaintext_ports.begin(), cfg.plaintext_ports.end());
   {
     mcp::StdioScopeOptions scope_options;
     scope_options.exes = cfg.mcp_stdio_exes;
@@ -547,6 +552,9 @@ int cmd_sniff(int argc, char** argv) {
   }
   setup_logging(verbose);
   if (int rc = finish_capture_options(vm, opt.capture)) return rc;
+  opt.capture.plaintext_ports.insert(opt.capture.plaintext_ports.begin(),
+                                     config::kDefaultPlaintextPorts.begin(),
+                                     config::kDefaultPlaintextPorts.end());
   if (vm.count("pid")) {
     opt.capture.only_pid = pid;
     opt.sniff_filter.pid = pid;

@@ -138,6 +138,33 @@ const std::vector<Key>& keys() {
                          [](Diagnostics& d, policy::Pos at, const std::string& s) {
                            return absolute_item(d, at, s, "capture.attach");
                          }));
+    v.push_back({"capture.plaintext_ports",
+                 [](Diagnostics& d, const Ref& r, Config& c) {
+                   std::vector<uint16_t> ports;
+                   if (!r.node.IsNull() && !r.node.IsSequence()) {
+                     d.error(r.pos(),
+                             "capture.plaintext_ports: expected a list of TCP ports, "
+                             "e.g. [11434, 8080]");
+                     return false;
+                   }
+                   bool ok = true;
+                   for (const YAML::Node& item : r.node) {
+                     auto port = policy::read_integer(d, r.child(item), "",
+                                                      "capture.plaintext_ports", 1, 65535);
+                     if (port)
+                       ports.push_back(static_cast<uint16_t>(*port));
+                     else
+                       ok = false;
+                   }
+                   if (ok) c.plaintext_ports = std::move(ports);
+                   return ok;
+                 },
+                 [](const Config& c) {
+                   YAML::Node n(YAML::NodeType::Sequence);
+                   for (const uint16_t p : c.plaintext_ports) n.push_back(p);
+                   n.SetStyle(YAML::EmitterStyle::Flow);
+                   return n;
+                 }});
     v.push_back({"detection.enabled",
                  [](Diagnostics& d, const Ref& r, Config& c) {
                    auto b = policy::read_bool(d, r, "", "detection.enabled");

@@ -15,6 +15,9 @@ namespace agentwall::config {
 
 inline constexpr const char* kDefaultFile = "/etc/agentwall/agentwall.yaml";
 
+// Local model servers' default ports: Ollama, LM Studio, vLLM, llama.cpp's server.
+inline const std::vector<uint16_t> kDefaultPlaintextPorts = {11434, 1234, 8000, 8080};
+
 struct Config {
   // Policy files and directories (their *.yaml in name order), merged in order; when they
   // name no file at all, the built-in default policy applies.
@@ -32,6 +35,8 @@ struct Config {
   uint32_t max_bytes = 1u << 20;
   uint32_t ringbuf_mb = 16;
   std::vector<std::string> attach;
+  // Plaintext HTTP on loopback: TCP ports whose connections to 127.0.0.0/8 and ::1 are captured.
+  std::vector<uint16_t> plaintext_ports = kDefaultPlaintextPorts;
   bool detect = true;
   int detect_threshold = 50;
   uint64_t content_cap = 4096;

@@ -209,6 +209,11 @@ std::string health_json(const HealthSnapshot& h) {
                        {"ringbuf_drop_chunks", c.stdio_drop_chunks},
                        {"ringbuf_drop_bytes", c.stdio_drop_bytes},
                        {"truncated_bytes", c.stdio_truncated_bytes}};
+  j["plaintext"] = {{"connections", c.plain_connections},
+                    {"open", c.plain_open},
+                    {"map_full", c.plain_map_full},
+                    {"calls", c.plain_calls},
+                    {"bytes", c.plain_bytes}};
   j["llm"] = {{"calls", h.llm.calls},
               {"estimated_usage", h.llm.estimated},
               {"unpriced", h.llm.unpriced},

@@ -128,7 +128,7 @@ void McpStage::on_request(const stream::Connection& conn, const ProcessInfo& pro
   ++stats_.exchanges;
   auto s = std::make_unique<Stream>();
   const protocol::HttpMessage& r = x.request;
-  s->url = "https://" + r.authority + path_only(r.path);
+  s->url = (conn.plain ? "http://" : "https://") + r.authority + path_only(r.path);
   const std::string legacy_session = query_param(r.path, "sessionId");
   const std::string_view header_session = header_value(r.headers, "mcp-session-id");
   if (!legacy_session.empty() && header_session.empty()) {

@@ -49,6 +49,8 @@ std::string tls_data_json(const stream::Connection& conn, const ProcessInfo* pro
   if (c.local.is_ip()) j["local"] = c.local.to_string();
   if (c.peer.is_ip()) j["peer"] = c.peer.to_string();
   if (!conn.sni.empty()) j["sni"] = conn.sni;
+  if (c.flags & kChunkPlain) j["tls"] = false;  // plaintext loopback TCP, not TLS
+  if (c.flags & kChunkPipe) j["stdio"] = true;  // stdin/stdout of a watched process
   j["data_b64"] = base64_encode(c.data);
   return dump(j);
 }

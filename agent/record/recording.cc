@@ -125,7 +125,7 @@ bool decode_chunk(std::string_view body, TlsChunk& c, std::string& comm_storage)
   c.local = get_endpoint(in);
   c.peer = get_endpoint(in);
   const auto comm = in.take(16);
-  if (!in.ok || dir > 1 || func > 7) return false;
+  if (!in.ok || dir > 1 || func > kTlsFuncMax) return false;
   c.dir = static_cast<Direction>(dir);
   c.func = static_cast<TlsFunc>(func);
   comm_storage.assign(comm.data(), strnlen(comm.data(), comm.size()));

@@ -18,6 +18,7 @@ void connection_json(JsonWriter& w, const stream::Connection& c) {
   if (c.local.is_ip()) w.field("local", c.local.to_string());
   if (c.peer.is_ip()) w.field("peer", c.peer.to_string());
   if (!c.sni.empty()) w.field("sni", c.sni);
+  if (c.plain) w.field("tls", false);
   if (c.fd >= 0) w.field("fd", int64_t(c.fd));
   w.end_object();
 }

@@ -36,6 +36,7 @@ void Tracker::on_chunk(const TlsChunk& chunk) {
   if (c.comm.empty()) c.comm = chunk.comm;
   if (chunk.fd >= 0) c.fd = chunk.fd;
   if (chunk.flags & kChunkPipe) c.pipe = true;
+  if (chunk.flags & kChunkPlain) c.plain = true;
   if (chunk.local.family) c.local = chunk.local;
   if (chunk.peer.family) c.peer = chunk.peer;
   const int d = static_cast<int>(chunk.dir);

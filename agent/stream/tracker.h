@@ -22,7 +22,8 @@ struct Connection {
   std::string comm;
   uint64_t ssl = 0;
   int32_t fd = -1;
-  bool pipe = false;  // the stdin or stdout of a watched process, not TLS (kChunkPipe)
+  bool pipe = false;   // the stdin or stdout of a watched process, not TLS (kChunkPipe)
+  bool plain = false;  // a plaintext TCP connection, not TLS (kChunkPlain)
   Endpoint local;
   Endpoint peer;
   std::string sni;

@@ -75,9 +75,12 @@ class StandIn:
     client tagged with `x-standin-tag`.
     """
 
-    def __init__(self, pki: aw.TestPKI, delay_ms: int | None = None) -> None:
+    def __init__(self, pki: aw.TestPKI | None, delay_ms: int | None = None,
+                 plain: bool = False) -> None:
+        """plain: plaintext HTTP/1.1 (a local model server such as Ollama) instead of HTTPS."""
         self.pki = pki
         self.delay_ms = delay_ms
+        self.plain = plain
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.entries: list[dict] = []
@@ -90,11 +93,12 @@ class StandIn:
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"{'http' if self.plain else 'https'}://127.0.0.1:{self.port}"
 
     def start(self) -> "StandIn":
-        argv = [node_bin(), STANDIN, "--cert", self.pki.cert, "--key", self.pki.key,
-                "--port", "0", "--host", "127.0.0.1", "--exit-on-stdin-eof"]
+        tls = ["--plain"] if self.plain else ["--cert", self.pki.cert, "--key", self.pki.key]
+        argv = [node_bin(), STANDIN, *tls, "--port", "0", "--host", "127.0.0.1",
+                "--exit-on-stdin-eof"]
         if self.delay_ms is not None:
             argv += ["--delay-ms", str(self.delay_ms)]
         setpriv = shutil.which("setpriv")

@@ -50,11 +50,15 @@ class McpServer:
     """The test MCP server over HTTPS with the test PKI's certificate; stopped on exit."""
 
     def __init__(self, pki: aw.TestPKI, tmp: str, transport: str, json_responses: bool,
-                 evil: bool = False, everything: bool = False) -> None:
+                 evil: bool = False, everything: bool = False, plain: bool = False) -> None:
+        """plain: plaintext HTTP on 127.0.0.1 instead of HTTPS (the test server only)."""
         self.port_file = os.path.join(
-            tmp, f"mcp-port-{transport}-{int(json_responses)}-{int(evil)}-{int(everything)}")
-        argv = [llm.node_bin(), MCP_EVERYTHING if everything else MCP_SERVER, "--cert",
-                pki.cert, "--key", pki.key, "--port-file", self.port_file]
+            tmp, f"mcp-port-{transport}-{int(json_responses)}-{int(evil)}-{int(everything)}-"
+            f"{int(plain)}")
+        tls = ["--plain"] if plain else ["--cert", pki.cert, "--key", pki.key]
+        argv = [llm.node_bin(), MCP_EVERYTHING if everything else MCP_SERVER, *tls,
+                "--port-file", self.port_file]
+        self.plain = plain
         if not everything:
             argv += ["--transport", transport]
         if evil:
@@ -77,6 +81,8 @@ class McpServer:
             self.port = int(f.read())
 
     def url(self) -> str:
+        if self.plain:
+            return f"http://127.0.0.1:{self.port}/" + ("sse" if self.transport == "sse" else "mcp")
         return f"https://localhost:{self.port}/" + ("sse" if self.transport == "sse" else "mcp")
 
     def stop(self) -> None:

@@ -1,6 +1,7 @@
 // An MCP server for agentwall's tests, built on the official SDK (@modelcontextprotocol/sdk),
 // served over HTTPS on 127.0.0.1 with either HTTP transport, or over stdio:
 //   node mcp_server.mjs --cert C --key K --port-file F [--transport streamable|sse] [--json]
+//   node mcp_server.mjs --plain --port-file F [...]  (plaintext HTTP on 127.0.0.1)
 //   node mcp_server.mjs --transport stdio      (newline-delimited JSON-RPC on stdin/stdout)
 // streamable: Streamable HTTP at /mcp (stateful, Mcp-Session-Id; SSE responses, or JSON
 // responses with --json). sse: the legacy HTTP+SSE transport (GET /sse, POST /messages).
@@ -8,6 +9,7 @@
 // mcp_evil_tools.mjs instead. Prints the port to --port-file.
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -60,9 +62,7 @@ if (transportKind === "stdio") {
 function serveHttps() {
 const streamable = {};  // session id -> transport
 const sse = {};
-const httpsServer = https.createServer({
-  cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key),
-}, async (req, res) => {
+const handler = async (req, res) => {
   try {
     const url = new URL(req.url, "https://localhost");
     if (transportKind === "streamable" && url.pathname === "/mcp") {
@@ -98,7 +98,10 @@ const httpsServer = https.createServer({
     process.stderr.write(`mcp_server: ${e.stack || e}\n`);
     if (!res.headersSent) res.writeHead(500).end(String(e));
   }
-});
+};
+const httpsServer = args.plain ? http.createServer(handler) : https.createServer({
+  cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key),
+}, handler);
 httpsServer.listen(0, "127.0.0.1", () => {
   fs.writeFileSync(args["port-file"], String(httpsServer.address().port));
 });

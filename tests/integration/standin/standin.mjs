@@ -4,9 +4,10 @@
 //
 //   node standin.mjs --cert server.crt --key server.key [--port 0] [--host 127.0.0.1]
 //                    [--delay-ms 4] [--exit-on-stdin-eof]
+//   node standin.mjs --plain [...]
 //
 // Serves HTTPS on 127.0.0.1 with ALPN h2 and http/1.1 (http2.createSecureServer with
-// allowHTTP1). Prints on stdout one JSON line {"port": N} once listening, then one JSON line per
+// allowHTTP1); with --plain, plaintext HTTP/1.1 instead (a local model server, like Ollama). Prints on stdout one JSON line {"port": N} once listening, then one JSON line per
 // answered request:
 //
 //   {"method", "path", "http_version": "1.1"|"2.0", "client_port", "server_port", "tag",
@@ -27,6 +28,7 @@
 // x-standin-tag: <text> is echoed as "tag" in the log line.
 
 import fs from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
@@ -78,15 +80,16 @@ function parseArgs(argv) {
     else if (a === '--host') opt.host = next();
     else if (a === '--delay-ms') opt.delayMs = Number(next());
     else if (a === '--exit-on-stdin-eof') opt.exitOnStdinEof = true;
+    else if (a === '--plain') opt.plain = true;
     else usage(`unknown argument ${a}`);
   }
-  if (!opt.cert || !opt.key) usage('--cert and --key are required');
+  if (!opt.plain && (!opt.cert || !opt.key)) usage('--cert and --key are required (or --plain)');
   return opt;
 }
 
 function usage(msg) {
-  process.stderr.write(`standin: ${msg}\nusage: node standin.mjs --cert C --key K [--port 0] ` +
-                       `[--host 127.0.0.1] [--delay-ms 4] [--exit-on-stdin-eof]\n`);
+  process.stderr.write(`standin: ${msg}\nusage: node standin.mjs --cert C --key K|--plain ` +
+                       `[--port 0] [--host 127.0.0.1] [--delay-ms 4] [--exit-on-stdin-eof]\n`);
   process.exit(2);
 }
 
@@ -702,7 +705,7 @@ function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
-const server = http2.createSecureServer({
+const server = opt.plain ? http.createServer() : http2.createSecureServer({
   cert: fs.readFileSync(opt.cert), key: fs.readFileSync(opt.key), allowHTTP1: true,
 });
 
