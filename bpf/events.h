@@ -50,6 +50,8 @@ enum aw_func {
   AW_FN_SSL_WRITE_EX = 1,
   AW_FN_SSL_READ = 2,
   AW_FN_SSL_READ_EX = 3,
+  AW_FN_GNUTLS_SEND = 4, /* gnutls_record_send: returns ssize_t, the bytes sent */
+  AW_FN_GNUTLS_RECV = 5, /* gnutls_record_recv */
 };
 
 enum aw_chunk_flags {

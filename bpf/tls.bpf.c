@@ -414,10 +414,15 @@ static __always_inline int exit_call(struct pt_regs* ctx) {
   struct call_args a = *args;
   bpf_map_delete_elem(&active_calls, &pid_tgid);
 
-  /* The four functions return int: only the low 32 bits of the register are theirs. */
+  /* OpenSSL's four functions return int: only the low 32 bits of the register are theirs.
+   * GnuTLS's return ssize_t: the bytes moved, or a negative error code. */
   int ret = (int)PT_REGS_RC(ctx);
   u64 moved = 0;
-  if (a.func == AW_FN_SSL_WRITE || a.func == AW_FN_SSL_READ) {
+  if (a.func == AW_FN_GNUTLS_SEND || a.func == AW_FN_GNUTLS_RECV) {
+    long r = (long)PT_REGS_RC(ctx);
+    if (r <= 0) return 0;
+    moved = (u64)r;
+  } else if (a.func == AW_FN_SSL_WRITE || a.func == AW_FN_SSL_READ) {
     if (ret <= 0) return 0; /* error, would-block or close: nothing moved */
     moved = (u64)ret;
   } else {
@@ -456,7 +461,8 @@ static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 
   /* SSL_write's length is an int, SSL_write_ex's a size_t. */
   u64 len = PT_REGS_PARM3(ctx);
   if (func == AW_FN_SSL_WRITE) len = (s32)len > 0 ? (u32)len : 0;
-  if (dir == AW_DIR_OUT && gate_enabled && len && process_gated(tgid))
+  /* Holding is built for OpenSSL's calls only (the enforcer rewrites their return value). */
+  if (dir == AW_DIR_OUT && gate_enabled && len && func != AW_FN_GNUTLS_SEND && process_gated(tgid))
     args.held = hold_write(ctx, &args, len) == 0;
   /* Overwrites whatever a thread killed mid-call left behind. */
   bpf_map_update_elem(&active_calls, &pid_tgid, &args, BPF_ANY);
@@ -488,11 +494,8 @@ int BPF_KRETPROBE(ssl_call_exit) {
   return exit_call(ctx);
 }
 
-/* BPF_KPROBE works for uprobes too (libbpf 1.1 has no BPF_UPROBE).
- * SSL_set_tlsext_host_name() is a macro over SSL_ctrl(). */
-SEC("uprobe")
-int BPF_KPROBE(ssl_ctrl_enter, void* ssl, int cmd, long larg, void* parg) {
-  if (cmd != SSL_CTRL_SET_TLSEXT_HOSTNAME || !parg) return 0;
+/* The host name a client asked for, `len` bytes at `name` (or up to its NUL when len is 0). */
+static __always_inline int emit_sni(void* ssl, const void* name, u64 len) {
   u64 pid_tgid = bpf_get_current_pid_tgid();
   u32 tgid = pid_tgid >> 32;
   if (skip_process(tgid)) return 0;
@@ -511,7 +514,8 @@ int BPF_KPROBE(ssl_ctrl_enter, void* ssl, int cmd, long larg, void* parg) {
   ev->proc_start_ns = proc_start_ns();
   ev->conn_id = st->conn_id;
   ev->ssl = (u64)ssl;
-  if (bpf_probe_read_user_str(ev->sni, sizeof(ev->sni), parg) < 0) ev->sni[0] = 0;
+  if (bpf_probe_read_user_str(ev->sni, sizeof(ev->sni), name) < 0) ev->sni[0] = 0;
+  if (len && len < sizeof(ev->sni)) ev->sni[len] = 0; /* a counted name need not end in NUL */
   u64 h = AW_HOST_HASH_SEED;
   for (int i = 0; i < AW_SNI_MAX && ev->sni[i]; i++) h = aw_host_hash_step(h, ev->sni[i]);
   st->host_gated = bpf_map_lookup_elem(&gate_hosts, &h) != NULL;
@@ -519,6 +523,34 @@ int BPF_KPROBE(ssl_ctrl_enter, void* ssl, int cmd, long larg, void* parg) {
   return 0;
 }
 
+/* BPF_KPROBE works for uprobes too (libbpf 1.1 has no BPF_UPROBE).
+ * SSL_set_tlsext_host_name() is a macro over SSL_ctrl(). */
+SEC("uprobe")
+int BPF_KPROBE(ssl_ctrl_enter, void* ssl, int cmd, long larg, void* parg) {
+  if (cmd != SSL_CTRL_SET_TLSEXT_HOSTNAME || !parg) return 0;
+  return emit_sni(ssl, parg, 0);
+}
+
+/* GnuTLS: gnutls_record_send/recv(session, data, size) have SSL_write/SSL_read's shape. */
+SEC("uprobe")
+int BPF_KPROBE(gnutls_send_enter) {
+  return enter_call(ctx, AW_FN_GNUTLS_SEND, AW_DIR_OUT, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(gnutls_recv_enter) {
+  return enter_call(ctx, AW_FN_GNUTLS_RECV, AW_DIR_IN, 0);
+}
+
+#define GNUTLS_NAME_DNS 1
+
+SEC("uprobe")
+int BPF_KPROBE(gnutls_sni_enter, void* session, int type, const void* name, size_t len) {
+  if (type != GNUTLS_NAME_DNS || !name || !len) return 0;
+  return emit_sni(session, name, len);
+}
+
+/* SSL_free(ssl) and gnutls_deinit(session) both end a connection. */
 SEC("uprobe")
 int BPF_KPROBE(ssl_free_enter, void* ssl) {
   u64 pid_tgid = bpf_get_current_pid_tgid();

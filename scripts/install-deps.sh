@@ -14,7 +14,9 @@ test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpft
   # tests/system/test_systemd.sh: the unit under a real systemd, booted from the host's own /usr
   # in a volatile container (systemd-nspawn); dbus for `systemd-analyze security` on the live
   # unit; capsh to read the running agent's capability bounding set.
-  systemd-container dbus libcap2-bin)
+  systemd-container dbus libcap2-bin
+  # tests/integration/test_gnutls.py: a GnuTLS client (gnutls-cli).
+  gnutls-bin)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

@@ -49,6 +49,10 @@ constexpr const char* kLibraryGlobs[] = {
     "/usr/local/lib64/libssl.so*",
     "/lib/*-linux-gnu*/libssl.so*",
     "/usr/lib/*-linux-gnu*/libssl.so*",
+    "/lib/*-linux-gnu*/libgnutls.so*",
+    "/usr/lib/*-linux-gnu*/libgnutls.so*",
+    "/usr/lib/libgnutls.so*",
+    "/usr/lib64/libgnutls.so*",
 };
 
 // Where executables that may link OpenSSL statically are looked for at start.
@@ -341,8 +345,11 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
                                const std::string& shown, TargetKind kind) {
   // Caller holds mu_.
   if (seen_files_.count(id)) return false;
-  static const std::vector<std::string> kFunctions = {"SSL_write",   "SSL_write_ex", "SSL_read",
-                                                      "SSL_read_ex", "SSL_ctrl",     "SSL_free"};
+  static const std::vector<std::string> kFunctions = {
+      "SSL_write",          "SSL_write_ex",       "SSL_read",
+      "SSL_read_ex",        "SSL_ctrl",           "SSL_free",
+      "gnutls_record_send", "gnutls_record_recv", "gnutls_server_name_set",
+      "gnutls_deinit"};
   // Hold the file open while working on it: a /proc/PID/... path can vanish at any moment
   // (the process exits, the loader remaps), the open file cannot.
   const int fd = ::open(open_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -365,8 +372,11 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
     remember_file(id);
     return false;
   }
-  if (!syms.offsets.count("SSL_write") || !syms.offsets.count("SSL_read")) {
-    remember_file(id);  // not OpenSSL (NSS's libssl3.so, a binary without TLS)
+  const bool openssl = syms.offsets.count("SSL_write") && syms.offsets.count("SSL_read");
+  const bool gnutls =
+      syms.offsets.count("gnutls_record_send") && syms.offsets.count("gnutls_record_recv");
+  if (!openssl && !gnutls) {
+    remember_file(id);  // not OpenSSL or GnuTLS (NSS's libssl3.so, a binary without TLS)
     return false;
   }
   struct Probe {
@@ -385,6 +395,12 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       {"SSL_read_ex", tls_->progs.ssl_call_exit, true},
       {"SSL_ctrl", tls_->progs.ssl_ctrl_enter, false},
       {"SSL_free", tls_->progs.ssl_free_enter, false},
+      {"gnutls_record_send", tls_->progs.gnutls_send_enter, false},
+      {"gnutls_record_send", tls_->progs.ssl_call_exit, true},
+      {"gnutls_record_recv", tls_->progs.gnutls_recv_enter, false},
+      {"gnutls_record_recv", tls_->progs.ssl_call_exit, true},
+      {"gnutls_server_name_set", tls_->progs.gnutls_sni_enter, false},
+      {"gnutls_deinit", tls_->progs.ssl_free_enter, false},
   };
   // Return probes first: an entry without its return would leave a call pending.
   std::vector<bpf_link*> new_links;
@@ -431,7 +447,7 @@ void BpfCapture::scan_process(uint32_t pid) {
     const FileId id{kernel_dev(m.dev_major, m.dev_minor), m.inode};
     if (seen_files_.count(id)) continue;
     const std::string_view base = std::string_view(m.path).substr(m.path.rfind('/') + 1);
-    if (!base.starts_with("libssl")) continue;
+    if (!base.starts_with("libssl") && !base.starts_with("libgnutls.so")) continue;
     char range[64];
     snprintf(range, sizeof(range), "%llx-%llx", static_cast<unsigned long long>(m.start),
              static_cast<unsigned long long>(m.end));
@@ -815,6 +831,17 @@ int BpfCapture::on_data_event(void* ctx, void* data, size_t size) {
 
 namespace {
 
+TlsFunc tls_func_of(uint8_t func) {
+  switch (func) {
+    case AW_FN_GNUTLS_SEND:
+      return TlsFunc::kGnutlsRecordSend;
+    case AW_FN_GNUTLS_RECV:
+      return TlsFunc::kGnutlsRecordRecv;
+    default:
+      return static_cast<TlsFunc>(func & 3);
+  }
+}
+
 Endpoint endpoint_of(const aw_endpoint& e) {
   Endpoint out;
   out.family = e.family;
@@ -854,7 +881,7 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     TlsChunk c = chunk_of(ev, std::min<size_t>(ev->len, size - AW_TLS_DATA_HDR_LEN), boot_offset_);
     c.conn_id = ev->conn_id;
     c.ssl = ev->ssl;
-    c.func = static_cast<TlsFunc>(ev->func & 3);
+    c.func = tls_func_of(ev->func);
     c.local = endpoint_of(ev->local);
     c.peer = endpoint_of(ev->peer);
     if (!announced_.count(c.process)) announce_process(c.process, c.cgroup_id, c.comm);
@@ -908,7 +935,7 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     h.stream_off = ev->stream_off;
     h.len = ev->len;
     h.fd = ev->fd;
-    h.func = static_cast<TlsFunc>(ev->func & 3);
+    h.func = tls_func_of(ev->func);
     h.seq = ev->seq;
     sink_->on_hold(h);
   } else if (kind == AW_EV_TLS_SNI && size >= sizeof(aw_tls_sni)) {

@@ -17,7 +17,7 @@
 namespace agentwall {
 
 enum class Direction : uint8_t { kOut = 0, kIn = 1 };
-// The call that moved a chunk's bytes: an OpenSSL function, or for the stdio of a watched
+// The call that moved a chunk's bytes: an OpenSSL or GnuTLS function, or for the stdio of a watched
 // process (kChunkPipe) and a plaintext connection (kChunkPlain) a system call.
 enum class TlsFunc : uint8_t {
   kSslWrite = 0,
@@ -32,8 +32,10 @@ enum class TlsFunc : uint8_t {
   kRecvmsg = 9,
   kSendto = 10,
   kSendmsg = 11,
+  kGnutlsRecordSend = 12,
+  kGnutlsRecordRecv = 13,
 };
-inline constexpr uint8_t kTlsFuncMax = 11;
+inline constexpr uint8_t kTlsFuncMax = 13;
 
 inline std::string_view to_string(Direction d) {
   return d == Direction::kOut ? "out" : "in";
@@ -65,6 +67,10 @@ inline std::string_view to_string(TlsFunc f) {
       return "sendto";
     case TlsFunc::kSendmsg:
       return "sendmsg";
+    case TlsFunc::kGnutlsRecordSend:
+      return "gnutls_record_send";
+    case TlsFunc::kGnutlsRecordRecv:
+      return "gnutls_record_recv";
   }
   return "unknown";
 }

@@ -1,0 +1,90 @@
+"""GnuTLS, live: gnutls-cli (Debian's gnutls-bin, linked to libgnutls.so.30) speaks HTTP/1.1
+over TLS to the provider stand-in on 127.0.0.1; the agent, attached to libgnutls with uprobes
+on gnutls_record_send/gnutls_record_recv (and gnutls_server_name_set for SNI, gnutls_deinit
+for the close), must give the exact bytes and the same llm.exchange an OpenSSL client gives."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import aw
+import llm
+
+
+def gnutls_cli() -> str:
+    path = shutil.which("gnutls-cli")
+    if not path:
+        raise AssertionError("gnutls-cli is not installed: run scripts/install-deps.sh --test "
+                             "(package gnutls-bin)")
+    return path
+
+
+class GnutlsTest(aw.AgentTestCase):
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        gnutls_cli()
+        cls.standin = llm.StandIn(cls.pki).start()
+        cls.addClassCleanup(cls.standin.stop)
+
+    def request(self, tag: str) -> tuple[bytes, dict]:
+        body = {"model": "gpt-4o-mini", "max_tokens": 50,
+                "messages": [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": "Say hello over GnuTLS."}]}
+        raw = json.dumps(body).encode()
+        req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+               b"Content-Type: application/json\r\nAuthorization: Bearer sk-test-gnutls\r\n"
+               b"x-standin-tag: " + tag.encode() + b"\r\nConnection: close\r\n"
+               b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
+        return req, body
+
+    def test_chat_completion_over_gnutls(self):
+        tag = llm.new_tag()
+        req, body = self.request(tag)
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
+                                           self.tmp + "/state"]) as agent:
+            tail = agent.stderr_tail(400)
+            self.assertRegex(tail, r"attached to library \S*libgnutls\.so", tail)
+            # The server closes after its answer (Connection: close), which ends gnutls-cli.
+            res = aw.run_client([gnutls_cli(), "--x509cafile", self.pki.ca_cert, "-p",
+                                 str(self.standin.port), "localhost"], input=req)
+            entry = self.standin.wait_entry(tag)
+            self.assertIn(entry["answer"]["output_text"].encode(), res.stdout, res.describe())
+            event = llm.wait_exchange(agent, res.pid, aw.DATA_TIMEOUT)
+            self.assertIsNotNone(event, llm.describe_events(agent, res.pid))
+        self.assertEqual(event["provider"], "openai")
+        self.assertEqual(event["model"], body["model"])
+        self.assertEqual(event["system"], "Be brief.")
+        self.assertEqual(event["messages"], [{"role": "user", "text": "Say hello over GnuTLS."}])
+        self.assertEqual(event["output_text"], entry["answer"]["output_text"])
+        self.assertEqual(event["usage"]["input_tokens"], entry["answer"]["usage"]["prompt_tokens"])
+        self.assertEqual(event["connection"]["sni"], "localhost")
+        self.assertEqual(event["connection"]["peer"], f"127.0.0.1:{self.standin.port}")
+        self.assertEqual(event["process"]["exe"], gnutls_cli())
+
+    def test_bytes_exact(self):
+        data = aw.random_text(6000, newline_every=73) + b"\nEND\n"
+        with aw.RecordingTlsServer(self.pki, mode="raw") as srv:
+            with aw.Agent() as agent:
+                res = aw.run_client([gnutls_cli(), "--x509cafile", self.pki.ca_cert, "-p",
+                                     str(srv.port), "localhost"], input=data)
+                (conn,) = srv.wait_connections(1)
+                agent.wait_for_bytes(res.pid, "out", len(conn.received))
+                agent.wait_for_bytes(res.pid, "in", len(conn.sent))
+            recs = agent.records()
+        self.assertIsNone(conn.error)
+        self.assertEqual(bytes(conn.received), data, "gnutls-cli sent stdin unchanged")
+        self.assert_exact_single_conn(recs, res.pid, conn, "gnutls-cli")
+        funcs = set()
+        for r in aw.tls_data(recs, res.pid):
+            funcs.add(r.get("func"))
+            self.assertGreaterEqual(r.get("fd", -1), 0, aw.summarize(r))
+            self.assertEqual(r.get("peer"), f"127.0.0.1:{srv.port}", aw.summarize(r))
+            self.assertEqual(r.get("sni"), "localhost", aw.summarize(r))
+        self.assertEqual(funcs, {"gnutls_record_send", "gnutls_record_recv"})
+
+
+if __name__ == "__main__":
+    aw.main()
