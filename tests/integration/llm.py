@@ -76,11 +76,13 @@ class StandIn:
     """
 
     def __init__(self, pki: aw.TestPKI | None, delay_ms: int | None = None,
-                 plain: bool = False) -> None:
-        """plain: plaintext HTTP/1.1 (a local model server such as Ollama) instead of HTTPS."""
+                 plain: bool = False, host: str = "127.0.0.1") -> None:
+        """plain: plaintext HTTP/1.1 (a local model server such as Ollama) instead of HTTPS.
+        host: the address it listens on (127.0.0.1, or ::1)."""
         self.pki = pki
         self.delay_ms = delay_ms
         self.plain = plain
+        self.host = host
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.entries: list[dict] = []
@@ -93,11 +95,12 @@ class StandIn:
 
     @property
     def base_url(self) -> str:
-        return f"{'http' if self.plain else 'https'}://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'http' if self.plain else 'https'}://{host}:{self.port}"
 
     def start(self) -> "StandIn":
         tls = ["--plain"] if self.plain else ["--cert", self.pki.cert, "--key", self.pki.key]
-        argv = [node_bin(), STANDIN, *tls, "--port", "0", "--host", "127.0.0.1",
+        argv = [node_bin(), STANDIN, *tls, "--port", "0", "--host", self.host,
                 "--exit-on-stdin-eof"]
         if self.delay_ms is not None:
             argv += ["--delay-ms", str(self.delay_ms)]
@@ -121,7 +124,7 @@ class StandIn:
                     raise AssertionError(f"stand-in not listening after {START_TIMEOUT}s:\n"
                                          f"{self.stderr()}")
                 self._cond.wait(0.1)
-        aw.log(f"stand-in listening on 127.0.0.1:{self.port} (pid {self.proc.pid})")
+        aw.log(f"stand-in listening on {self.host} port {self.port} (pid {self.proc.pid})")
         return self
 
     def _read(self) -> None:

@@ -41,9 +41,15 @@ class PlaintextTest(aw.AgentTestCase):
         cls.addClassCleanup(cls.unlisted.stop)
         cls.mcp = McpServer(cls.pki, cls.class_tmp, "streamable", False, plain=True)
         cls.addClassCleanup(cls.mcp.stop)
+        cls.mcp_sse = McpServer(cls.pki, cls.class_tmp, "sse", False, plain=True)
+        cls.addClassCleanup(cls.mcp_sse.stop)
+        # IPv6 loopback, listed as well.
+        cls.standin6 = llm.StandIn(cls.pki, plain=True, host="::1").start()
+        cls.addClassCleanup(cls.standin6.stop)
         # The built-in ports (11434, ...) stay listed: --plaintext-port adds.
         agent = aw.Agent(command="run", args=[
             "--plaintext-port", str(cls.standin.port), "--plaintext-port", str(cls.mcp.port),
+            "--plaintext-port", str(cls.mcp_sse.port), "--plaintext-port", str(cls.standin6.port),
             "--health-interval", "0", "--state-dir", os.path.join(cls.class_tmp, "state")])
         agent.__enter__()
         cls.agent = agent
@@ -116,10 +122,10 @@ class PlaintextTest(aw.AgentTestCase):
         self.assertEqual(event["process"]["exe"], os.path.realpath(curl))
         self.assertIs(event["connection"]["tls"], False)
 
-    # MCP's Streamable HTTP over plain HTTP: the SDK client and server.
-    def test_mcp_streamable_http(self):
-        res = aw.run_client([llm.node_bin(), MCP_CLIENT, "--url", self.mcp.url(), "--transport",
-                             "streamable", "--message", "hello over plain HTTP"],
+    # MCP over plain HTTP: the SDK client and server, Streamable HTTP and legacy HTTP+SSE.
+    def mcp_session(self, server: McpServer, transport: str) -> None:
+        res = aw.run_client([llm.node_bin(), MCP_CLIENT, "--url", server.url(), "--transport",
+                             transport, "--message", "hello over plain HTTP"],
                             env=aw.client_env())
         client = json.loads(res.stdout)
 
@@ -132,11 +138,36 @@ class PlaintextTest(aw.AgentTestCase):
                          ["initialize", "notifications/initialized", "tools/list",
                           "tools/call", "tools/call", "tools/call"])
         for e in events:
-            self.assertEqual(e["transport"], "streamable_http", e)
-            self.assertEqual(e["url"], f"http://127.0.0.1:{self.mcp.port}/mcp", e)
-            self.assertEqual(e["session_id"], client["session_id"], e)
+            self.assertEqual(e["transport"],
+                             "http+sse" if transport == "sse" else "streamable_http", e)
+            self.assertTrue(e["url"].startswith(f"http://127.0.0.1:{server.port}/"), e)
+            if client["session_id"]:
+                self.assertEqual(e["session_id"], client["session_id"], e)
+            else:
+                self.assertTrue(e["session_id"], e)  # the legacy transport's sessionId
             self.assertIs(e["connection"]["tls"], False, e)
         assert_session_messages(self, events, client)
+
+    def test_mcp_streamable_http(self):
+        self.mcp_session(self.mcp, "streamable")
+
+    def test_mcp_legacy_sse(self):
+        self.mcp_session(self.mcp_sse, "sse")
+
+    # ::1: curl's sendto/recvfrom on an IPv6 loopback connection.
+    def test_ipv6_loopback(self):
+        tag = llm.new_tag()
+        body = {"model": "llama3.2", "stream": False,
+                "messages": [{"role": "user", "content": "Say hello over IPv6."}]}
+        res = aw.run_client(["curl", "-sS", "--fail", f"{self.standin6.base_url}/api/chat",
+                             "-H", f"x-standin-tag: {tag}", "--data-binary", json.dumps(body)])
+        answer = json.loads(res.stdout)
+        self.standin6.wait_entry(tag)
+        event = llm.wait_exchange(self.agent, res.pid, aw.DATA_TIMEOUT)
+        self.assertIsNotNone(event, llm.describe_events(self.agent, res.pid))
+        self.assertEqual(event["output_text"], answer["message"]["content"])
+        self.assertEqual(event["connection"]["peer"], f"[::1]:{self.standin6.port}")
+        self.assertIs(event["connection"]["tls"], False)
 
     # Not listed: not captured. The listed server's call, made after, proves the agent was
     # reading by the time the unlisted one was done.
