@@ -108,6 +108,31 @@ TEST_CASE("every mistake is reported with FILE:LINE:COL and what was expected") 
   CHECK(all.find("YAML syntax") != std::string::npos);
 }
 
+TEST_CASE("capture.plaintext_ports: TCP ports, an empty list turns the capture off") {
+  const config::Loaded ok =
+      config::load_strings({{"a.yaml", "capture:\n  plaintext_ports: [11434, 3001]\n"},
+                            {"b.yaml", "capture:\n  plaintext_ports:\n    - 9000\n"}});
+  REQUIRE(ok.config);
+  CHECK(ok.config->plaintext_ports == std::vector<uint16_t>{9000});  // b.yaml replaces a.yaml
+  const config::Loaded off =
+      config::load_strings({{"a.yaml", "capture:\n  plaintext_ports: []\n"}});
+  REQUIRE(off.config);
+  CHECK(off.config->plaintext_ports.empty());
+  CHECK(config::Config{}.plaintext_ports == config::kDefaultPlaintextPorts);
+
+  const config::Loaded bad =
+      config::load_strings({{"a.yaml", "capture:\n  plaintext_ports: [80, 0, http]\n"},
+                            {"b.yaml", "capture:\n  plaintext_ports: 8080\n"}});
+  CHECK_FALSE(bad.config);
+  const std::string all = joined(bad.errors);
+  INFO(all);
+  CHECK(all.find("a.yaml:2:25: capture.plaintext_ports: expected a whole number from 1 to "
+                 "65535, found \"0\"") != std::string::npos);
+  CHECK(all.find("a.yaml:2:28: capture.plaintext_ports") != std::string::npos);
+  CHECK(all.find("b.yaml:2:20: capture.plaintext_ports: expected a list of TCP ports") !=
+        std::string::npos);
+}
+
 TEST_CASE("policy paths: directories give their *.yaml in name order") {
   TempDir d;
   d.write("p/50-site.yaml", "rules: []\n");
