@@ -363,6 +363,10 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
     s.server_version = str_at(server, "version");
     s.protocol_version = str_at(answer->result, "protocolVersion");
   }
+  if (req.method == "tools/list" && answer && answer->kind == Kind::kResult) {
+    const auto it = sessions_.find(std::to_string(p.process.key.pid) + "|" + session_id);
+    if (it != sessions_.end()) it->second.tools_listed = true;
+  }
   JsonWriter w;
   w.begin_object();
   w.field("type", "mcp.message").field("time", format_rfc3339(p.time_ns));
@@ -455,15 +459,19 @@ void McpStage::emit_notification(const Stream& s, const stream::Connection& conn
   w.field("transport", s.transport).field("kind", "notification");
   w.field("direction", from_client ? "client_to_server" : "server_to_client");
   w.field("method", m.method);
-  session_fields(w, s.session_id, session(proc.key.pid, s.session_id));
+  const SessionInfo* si = session(proc.key.pid, s.session_id);
+  session_fields(w, s.session_id, si);
   if (!s.stdio_server) w.field("url", s.url);
   if (!m.params.is_null()) capped_json(w, "params", m.params, opt_.content_cap);
   where_json(w, proc, s.stdio_server.get(), conn);
   w.end_object();
   ++stats_.events;
   emit_(w.take());
-  if (opt_.inventory && !from_client && m.method == "notifications/tools/list_changed") {
-    const SessionInfo* si = session(proc.key.pid, s.session_id);
+  // Announced before the session listed the tools (the reference servers do so as they add
+  // tools at `initialized`), it concerns no listing the client holds; the first listing is
+  // checked against the pins anyway. A session whose start was not seen cannot tell.
+  if (opt_.inventory && !from_client && m.method == "notifications/tools/list_changed" &&
+      (!si || si->tools_listed)) {
     const ServerId id{si ? si->server_name : "", si ? si->server_version : "", s.url};
     emit_all(opt_.inventory->on_list_changed(id, alert_context(proc, s.session_id, time_ns)));
   }

@@ -51,6 +51,7 @@ struct McpOptions {
 // What `initialize` said about both ends of a session.
 struct SessionInfo {
   std::string client_name, client_version, server_name, server_version, protocol_version;
+  bool tools_listed = false;  // a tools/list of this session was answered
 };
 
 struct McpStats {

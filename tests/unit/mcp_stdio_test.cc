@@ -259,6 +259,25 @@ TEST_CASE("stdio stage: the inventory pins a server by its command and sees it c
   CHECK(alerts[0]["rule"] == "mcp.tool_changed");
 }
 
+TEST_CASE("stdio stage: tools/list_changed is an alert once the session has listed the tools") {
+  // The reference servers add tools at `initialized` and say so before the first listing:
+  // that concerns no listing the client holds (and the first one is checked against the pins).
+  StdioSession s;
+  s.handshake();
+  s.out(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})"
+        "\n");
+  s.in(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})"
+       "\n");
+  s.out(tools_list_answer(1, "Reads a file."));
+  CHECK(s.of_type("mcp.message").size() == 4);
+  CHECK(s.of_type("mcp.alert").empty());
+  s.out(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})"
+        "\n");
+  const std::vector<json> alerts = s.of_type("mcp.alert");
+  REQUIRE(alerts.size() == 1);
+  CHECK(alerts[0]["rule"] == "mcp.tools_list_changed");
+}
+
 TEST_CASE("stdio stage: a process whose first line is not initialize is let go") {
   StdioSession s;
   s.out("starting up\n");  // a banner on stdout before anything is asked: not MCP, not fatal
