@@ -46,7 +46,21 @@ std::string Inventory::tool_hash(const std::string& name, const std::string& des
   return hex_sha256(data);
 }
 
-Inventory::Server& Inventory::server(const ServerId& id, const AlertContext& ctx) {
+Inventory::Server& Inventory::server(const ServerId& named, const AlertContext& ctx) {
+  // A session whose `initialize` was not seen (joined mid-way) does not know the server's
+  // name: the one named server pinned under the same URL (for stdio, the same command line)
+  // is it; with none, or several, it stays nameless.
+  ServerId id = named;
+  if (id.name.empty()) {
+    const Server* found = nullptr;
+    size_t named_here = 0;
+    for (const auto& [key, other] : servers_) {
+      if (other.id.url != id.url || other.id.name.empty()) continue;
+      found = &other;
+      ++named_here;
+    }
+    if (named_here == 1) id = found->id;
+  }
   Server& s = servers_[id.key()];
   if (!s.first_ns) {
     s.id = id;
@@ -196,7 +210,7 @@ std::vector<std::string> Inventory::on_tools(const ServerId& id, const json& too
   // Other servers: the same tool name (a collision the model cannot tell apart), and
   // descriptions that speak of another server's tools (shadowing).
   for (const auto& [key, other] : servers_) {
-    if (key == id.key() || other.id.name == id.name) continue;
+    if (key == s.id.key() || other.id.name == s.id.name) continue;
     for (const auto& [name, tool] : seen) {
       const bool known = s.tools.count(name) && s.tools.at(name).hash == tool.hash;
       if (known) continue;  // alerted when it first appeared

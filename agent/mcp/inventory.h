@@ -97,7 +97,7 @@ class Inventory {
     uint64_t first_ns = 0, last_ns = 0;
     bool listed = false;  // a tools/list was seen: later ones are compared with it
   };
-  Server& server(const ServerId& id, const AlertContext& ctx);
+  Server& server(const ServerId& named, const AlertContext& ctx);
   std::string alert(const char* rule, const char* severity, const Server& s,
                     const std::string& tool, const std::string& message, const AlertContext& ctx,
                     const nlohmann::json& extra) const;
