@@ -206,8 +206,13 @@ class BpfCapture final : public Capture {
   void scan_executables(const std::string& dir, int depth = 0);
   void scan_foreign_root(uint32_t pid, uint64_t event_ns);
   void retry_pending_maps();
+  // ---- MCP over stdio: which processes are watched ----
+  struct StdioWatch;
   void consider_stdio(const aw_proc_exec& ev);
+  void consider_running_stdio(uint32_t pid);
+  void watch_stdio(uint32_t pid, uint32_t ppid, std::string_view what, StdioWatch w);
   void forget_stdio(uint32_t pid);
+  // ---- end MCP over stdio ----
 
   // A library mapping announced by the kernel, not yet visible in /proc/PID/maps.
   struct PendingMap {
@@ -248,6 +253,7 @@ class BpfCapture final : public Capture {
   struct StdioWatch {
     std::string stdin_channel;  // readlink of /proc/PID/fd/0: "socket:[N]" or "pipe:[N]"
     std::shared_ptr<const ProcessInfo> client;
+    bool joined = false;  // running before the agent: found in /proc, not at its exec
   };
   std::unordered_map<uint32_t, StdioWatch> stdio_watched_;
   std::atomic<uint64_t> attach_failures_{0};
@@ -562,6 +568,7 @@ void BpfCapture::attach_existing() {
     const unsigned long pid = std::strtoul(e->d_name, &end, 10);
     if (*end != '\0' || pid == 0 || pid == self) continue;
     scan_process(static_cast<uint32_t>(pid));
+    if (opt_.stdio_candidate) consider_running_stdio(static_cast<uint32_t>(pid));
   }
   closedir(d);
 }
@@ -677,19 +684,29 @@ void BpfCapture::announce_process(const ProcessKey& key, uint64_t cgroup_id,
       if (auto it = exec_filenames_.find(key.pid); it != exec_filenames_.end())
         info.exe = it->second;
     }
-    if (auto it = stdio_watched_.find(key.pid); it != stdio_watched_.end())
+    if (auto it = stdio_watched_.find(key.pid); it != stdio_watched_.end()) {
       info.stdio_client = it->second.client;
+      info.stdio_joined = it->second.joined;
+    }
   }
   sink_->on_process(info);
 }
 
+// ---- MCP over stdio: which processes are watched ----
+
 namespace {
 
-std::string stdin_channel(uint32_t pid) {
+// What fd `fd` of `pid` is: "pipe:[N]", "socket:[N]", "/dev/null", ...
+std::string fd_channel(uint32_t pid, int fd) {
   char target[128];
-  const std::string link = "/proc/" + std::to_string(pid) + "/fd/0";
+  const std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
   return n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string();
+}
+
+// Only a pipe or a socket can carry a stdio transport; a terminal or /dev/null cannot.
+bool can_carry_stdio(const std::string& channel) {
+  return channel.starts_with("pipe:") || channel.starts_with("socket:");
 }
 
 uint32_t parent_pid(uint32_t pid) {
@@ -706,9 +723,15 @@ uint32_t parent_pid(uint32_t pid) {
 // another channel (a shell or launcher in between shares the server's).
 uint32_t stdio_client_pid(uint32_t ppid, const std::string& channel) {
   uint32_t pid = ppid;
-  for (int depth = 0; depth < 8 && pid > 1 && stdin_channel(pid) == channel; ++depth)
+  for (int depth = 0; depth < 8 && pid > 1 && fd_channel(pid, 0) == channel; ++depth)
     pid = parent_pid(pid);
   return pid > 1 ? pid : ppid;
+}
+
+std::shared_ptr<const ProcessInfo> stdio_client(uint32_t ppid, const std::string& channel) {
+  auto client =
+      std::make_shared<ProcessInfo>(proc::read_process({stdio_client_pid(ppid, channel), 0}, ""));
+  return client->complete ? client : nullptr;
 }
 
 }  // namespace
@@ -716,9 +739,8 @@ uint32_t stdio_client_pid(uint32_t ppid, const std::string& channel) {
 void BpfCapture::consider_stdio(const aw_proc_exec& ev) {
   // Caller holds mu_. A process that execs again (sh -c "exec node server.js") stays watched.
   if (stdio_watched_.count(ev.pid)) return;
-  const std::string channel = stdin_channel(ev.pid);
-  // Only a pipe or a socket can carry a stdio transport; a terminal or /dev/null cannot.
-  if (!channel.starts_with("pipe:") && !channel.starts_with("socket:")) return;
+  const std::string channel = fd_channel(ev.pid, 0);
+  if (!can_carry_stdio(channel)) return;
   StdioWatch w{channel, nullptr};
   // A wrapper (npx, uvx, sh -c) that is watched hands its stdin to the real server.
   const auto parent = stdio_watched_.find(ev.ppid);
@@ -728,10 +750,36 @@ void BpfCapture::consider_stdio(const aw_proc_exec& ev) {
     const ProcessInfo info = proc::read_process(
         {ev.pid, ev.proc_start_ns}, std::string_view(ev.comm, strnlen(ev.comm, sizeof(ev.comm))));
     if (!info.complete || !opt_.stdio_candidate(info)) return;
-    auto client = std::make_shared<ProcessInfo>(
-        proc::read_process({stdio_client_pid(ev.ppid, channel), 0}, ""));
-    if (client->complete) w.client = std::move(client);
+    w.client = stdio_client(ev.ppid, channel);
   }
+  watch_stdio(ev.pid, ev.ppid,
+              std::string_view(ev.filename, strnlen(ev.filename, sizeof(ev.filename))),
+              std::move(w));
+}
+
+// A process already running at the agent's start (attach_existing walks /proc in pid order,
+// parents mostly first): the same test as at its exec, with stdout a pipe or socket too. Its
+// session is joined mid-way.
+void BpfCapture::consider_running_stdio(uint32_t pid) {
+  // Caller holds mu_.
+  if (stdio_watched_.count(pid)) return;
+  const std::string channel = fd_channel(pid, 0);
+  if (!can_carry_stdio(channel) || !can_carry_stdio(fd_channel(pid, 1))) return;
+  const ProcessInfo info = proc::read_process({pid, 0}, "");
+  if (!info.complete) return;
+  StdioWatch w{channel, nullptr, /*joined=*/true};
+  const auto parent = stdio_watched_.find(info.ppid);
+  if (parent != stdio_watched_.end() && parent->second.stdin_channel == channel) {
+    w.client = parent->second.client;
+  } else {
+    if (!opt_.stdio_candidate(info)) return;
+    w.client = stdio_client(info.ppid, channel);
+  }
+  watch_stdio(pid, info.ppid, info.exe, std::move(w));
+}
+
+void BpfCapture::watch_stdio(uint32_t pid, uint32_t ppid, std::string_view what, StdioWatch w) {
+  // Caller holds mu_.
   if (!stdio_link_) {
     stdio_link_ = bpf_program__attach(stdio_->progs.stdio_sys_exit);
     if (!stdio_link_) {
@@ -741,16 +789,17 @@ void BpfCapture::consider_stdio(const aw_proc_exec& ev) {
     }
   }
   const uint32_t one = 1;
-  if (const int rc = bpf_map__update_elem(stdio_->maps.stdio_pids, &ev.pid, sizeof(ev.pid), &one,
+  if (const int rc = bpf_map__update_elem(stdio_->maps.stdio_pids, &pid, sizeof(pid), &one,
                                           sizeof(one), BPF_ANY);
       rc != 0) {
-    spdlog::warn("cannot watch the stdio of pid {}: {}", ev.pid, std::strerror(-rc));
+    spdlog::warn("cannot watch the stdio of pid {}: {}", pid, std::strerror(-rc));
     return;
   }
-  spdlog::info("watching the stdio of pid {} ({}), an MCP server candidate started by pid {}",
-               ev.pid, std::string_view(ev.filename, strnlen(ev.filename, sizeof(ev.filename))),
-               w.client ? w.client->key.pid : ev.ppid);
-  stdio_watched_[ev.pid] = std::move(w);
+  spdlog::info(
+      "watching the stdio of pid {} ({}), an MCP server candidate {} by pid {}", pid, what,
+      w.joined ? "running before the agent (its session joined mid-way), started" : "started",
+      w.client ? w.client->key.pid : ppid);
+  stdio_watched_[pid] = std::move(w);
   stdio_->bss->watched_count = static_cast<uint32_t>(stdio_watched_.size());
 }
 
@@ -767,6 +816,8 @@ void BpfCapture::forget_stdio(uint32_t pid) {
   }
   stdio_->bss->watched_count = static_cast<uint32_t>(stdio_watched_.size());
 }
+
+// ---- end MCP over stdio ----
 
 void BpfCapture::apply_due_exits() {
   std::vector<ProcessKey> due;

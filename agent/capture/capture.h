@@ -21,9 +21,11 @@ struct Options {
   // Extra library or executable paths to attach to, beside those found on the host.
   std::vector<std::string> extra_targets;
   // MCP over stdio (bpf/stdio.bpf.c): asked at every exec, with what /proc says of the new
-  // process, whether its stdin and stdout are to be captured. A child of a watched process
-  // that shares its stdin (a wrapper's: npx, sh -c, uvx) is watched without asking. Null:
-  // no process is ever watched (the stdio program is loaded, never attached).
+  // process, whether its stdin and stdout are to be captured; and by attach_existing() of
+  // each process already running whose stdin and stdout are a pipe or socket (its session
+  // is then joined mid-way: ProcessInfo::stdio_joined). A child of a watched process that
+  // shares its stdin (a wrapper's: npx, sh -c, uvx) is watched without asking. Null: no
+  // process is ever watched (the stdio program is loaded, never attached).
   std::function<bool(const ProcessInfo&)> stdio_candidate;
   // Plaintext HTTP on loopback (bpf/stdio.bpf.c): TCP connections that a process makes to
   // 127.0.0.0/8 or ::1 on one of these ports are captured from connect() to close(), at the

@@ -118,6 +118,9 @@ struct ProcessInfo {
   // MCP over stdio: for a process whose stdin and stdout are captured (kChunkPipe), the
   // process at the other end of them (the MCP client that started it), when known.
   std::shared_ptr<const ProcessInfo> stdio_client;
+  // ... and whether it was already running when the agent started (found in /proc, not at
+  // its exec): its session is joined mid-way, past its `initialize`.
+  bool stdio_joined = false;
 };
 
 enum ChunkFlags : uint32_t {

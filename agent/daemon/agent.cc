@@ -198,6 +198,7 @@ std::string health_json(const HealthSnapshot& h) {
               {"unmatched", h.mcp.unmatched}, {"bad_json", h.mcp.bad_json}};
   j["mcp"]["stdio"] = {{"watched", c.stdio_watched},
                        {"sessions", h.stdio.sessions},
+                       {"joined", h.stdio.joined},
                        {"sessions_open", h.stdio.sessions_open},
                        {"rejected", h.stdio.rejected},
                        {"lines", h.stdio.lines},

@@ -278,8 +278,11 @@ void McpStage::flush() {
 
 namespace {
 
-void session_fields(JsonWriter& w, const std::string& session_id, const SessionInfo* s) {
+// `stdio_server`: a stdio session's server, which may have been running before the agent.
+void session_fields(JsonWriter& w, const std::string& session_id, const SessionInfo* s,
+                    const ProcessInfo* stdio_server) {
   if (!session_id.empty()) w.field("session_id", session_id);
+  if (stdio_server && stdio_server->stdio_joined) w.field("joined_midway", true);
   if (!s) return;
   if (!s->protocol_version.empty()) w.field("protocol_version", s->protocol_version);
   w.key("client").begin_object().field("name", s->client_name);
@@ -373,7 +376,7 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
   w.field("transport", p.transport).field("kind", "request");
   w.field("direction", p.from_client ? "client_to_server" : "server_to_client");
   w.field("method", req.method).key("id").raw(req.id);
-  session_fields(w, session_id, session(p.process.key.pid, session_id));
+  session_fields(w, session_id, session(p.process.key.pid, session_id), p.stdio_server.get());
   if (!p.stdio_server) w.field("url", p.url);
   if (req.method == "tools/call") {
     w.field("tool", str_at(req.params, "name"));
@@ -460,7 +463,7 @@ void McpStage::emit_notification(const Stream& s, const stream::Connection& conn
   w.field("direction", from_client ? "client_to_server" : "server_to_client");
   w.field("method", m.method);
   const SessionInfo* si = session(proc.key.pid, s.session_id);
-  session_fields(w, s.session_id, si);
+  session_fields(w, s.session_id, si, s.stdio_server.get());
   if (!s.stdio_server) w.field("url", s.url);
   if (!m.params.is_null()) capped_json(w, "params", m.params, opt_.content_cap);
   where_json(w, proc, s.stdio_server.get(), conn);

@@ -11,6 +11,11 @@ bool is_initialize(std::string_view line) {
          msgs[0].method == "initialize";
 }
 
+bool is_jsonrpc(std::string_view line) {
+  std::vector<Message> msgs;
+  return parse(line, msgs);
+}
+
 void add(LineFramerStats& total, const LineFramerStats& s) {
   total.lines += s.lines;
   total.oversized_lines += s.oversized_lines;
@@ -58,7 +63,13 @@ void StdioStage::on_line(Server& s, Direction dir, std::string_view line, uint64
   if (s.state == State::kUnconfirmed) {
     // The server speaks only once spoken to: what it writes before is not MCP (a banner).
     if (dir == Direction::kOut) return;
-    if (!is_initialize(line)) {
+    const bool joined = s.info.stdio_joined;
+    if (!(joined ? is_jsonrpc(line) : is_initialize(line))) {
+      // Joined mid-way, the first line may be the tail of a message cut by the agent's start.
+      if (joined && !s.spared) {
+        s.spared = true;
+        return;
+      }
       s.state = State::kRejected;
       ++stats_.rejected;
       if (opt_.reject) opt_.reject(s.info.key.pid);
@@ -66,6 +77,7 @@ void StdioStage::on_line(Server& s, Direction dir, std::string_view line, uint64
     }
     s.state = State::kConfirmed;
     ++stats_.sessions;
+    if (joined) ++stats_.joined;
   }
   ++stats_.lines;
   mcp_.on_stdio(s.key, s.info, s.info.stdio_client.get(), dir, line, time_ns);

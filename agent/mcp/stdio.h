@@ -1,7 +1,10 @@
 // MCP over stdio: the stdin and stdout streams of watched processes (bpf/stdio.bpf.c), cut
 // into lines and handed to the MCP stage as messages of the session between the server and
 // the client that started it. A watched process is confirmed as an MCP server by its first
-// line in: a JSON-RPC `initialize` request; anything else and it is let go (`reject`).
+// line in: a JSON-RPC `initialize` request; anything else and it is let go (`reject`). A
+// server that was running before the agent (ProcessInfo::stdio_joined) is past its
+// `initialize`: any JSON-RPC 2.0 line confirms it, and its first line in may be the end of a
+// message cut by the agent's start, so only its second decides against it.
 // Pure: unit tests drive it with recorded or made-up streams.
 #pragma once
 
@@ -24,8 +27,10 @@ struct StdioOptions {
 
 struct StdioStats {
   uint64_t sessions = 0;         // servers confirmed by their `initialize`
+  uint64_t joined = 0;           // servers running before the agent, confirmed mid-session
   uint64_t sessions_open = 0;    // of those, still running
   uint64_t rejected = 0;         // watched processes whose first line was not `initialize`
+                                 // (joined ones: whose first two lines were not JSON-RPC)
   uint64_t lines = 0;            // lines of confirmed sessions handed to the MCP stage
   uint64_t oversized_lines = 0;  // lines longer than max_line, dropped
   uint64_t gaps = 0;             // holes in the captured streams
@@ -51,7 +56,8 @@ class StdioStage final : public stream::StreamSink {
     ProcessInfo info;
     StdioKey key;
     State state = State::kUnconfirmed;
-    LineFramer in, out;  // stdin: what the client sent; stdout: what the server answered
+    bool spared = false;  // joined mid-way: its first line in was not JSON-RPC, let pass
+    LineFramer in, out;   // stdin: what the client sent; stdout: what the server answered
     Server(const ProcessInfo& p, size_t max_line);
   };
   Server& server(const ProcessInfo& p);

@@ -1,8 +1,9 @@
-// Which new processes may be MCP servers spoken to over stdio, decided at their exec from
-// their executable and command line, so that the kernel copies the stdin and stdout of those
-// processes only (bpf/stdio.bpf.c), never every pipe on the host. A candidate is confirmed
-// by what it reads: its first line must be a JSON-RPC `initialize` (StdioStage), otherwise
-// it is no longer watched. Pure.
+// Which new processes may be MCP servers spoken to over stdio, decided at their exec (or, for
+// those already running, at the agent's start) from their executable and command line, so
+// that the kernel copies the stdin and stdout of those processes only (bpf/stdio.bpf.c), never
+// every pipe on the host. A candidate is confirmed by what it reads: its first line must be a
+// JSON-RPC `initialize` (StdioStage; any JSON-RPC line for one joined mid-way), otherwise it is
+// no longer watched. Pure.
 #pragma once
 
 #include <string>

@@ -189,6 +189,7 @@ json process_record(const ProcessInfo& p) {
   j["cgroup"] = p.cgroup_path;
   j["complete"] = p.complete;
   if (p.stdio_client) j["stdio_client"] = process_record(*p.stdio_client);
+  if (p.stdio_joined) j["stdio_joined"] = true;
   return j;
 }
 
@@ -240,6 +241,7 @@ ProcessInfo process_from_record(const json& j) {
   p.complete = j.value("complete", false);
   if (const auto c = j.find("stdio_client"); c != j.end() && c->is_object())
     p.stdio_client = std::make_shared<const ProcessInfo>(process_from_record(*c));
+  p.stdio_joined = j.value("stdio_joined", false);
   return p;
 }
 

@@ -14,6 +14,7 @@
 #include "agent/mcp/stdio_scope.h"
 #include "agent/output/pipeline.h"
 #include "agent/record/recording.h"
+#include "tests/unit/temp_dir.h"
 
 using namespace agentwall;
 using nlohmann::json;
@@ -93,8 +94,10 @@ struct StdioSession {
     return o;
   }
 
+  // `joined`: the server was running before the agent (found in /proc at its start).
   explicit StdioSession(uint32_t server_pid = kServer,
-                        const std::string& cmdline = "node /srv/mcp_server.mjs")
+                        const std::string& cmdline = "node /srv/mcp_server.mjs",
+                        bool joined = false)
       : pipeline([this](const std::string& l) { events.push_back(json::parse(l)); },
                  options(rejected)),
         server(server_pid) {
@@ -112,6 +115,7 @@ struct StdioSession {
     p.cmdline = cmdline;
     p.complete = true;
     p.stdio_client = std::make_shared<const ProcessInfo>(client);
+    p.stdio_joined = joined;
     pipeline.input().on_process(p);
   }
 
@@ -295,6 +299,103 @@ TEST_CASE("stdio stage: a process whose first line is not initialize is let go")
   CHECK(s.rejected == std::vector<uint32_t>{kServer});
   CHECK(s.pipeline.stdio_stats().rejected == 1);
   CHECK(s.pipeline.stdio_stats().sessions == 0);
+}
+
+TEST_CASE("stdio stage: a server running before the agent is joined by any JSON-RPC line") {
+  StdioSession s(kServer, "node /srv/mcp_server.mjs", /*joined=*/true);
+  // The agent started in the middle of a request: its tail is not JSON, and is let pass.
+  s.in(R"(ts":{"path":"/a"}}})"
+       "\n");
+  // The answer to it, and a notification, before anything confirmed the session: not looked at.
+  s.out(R"({"jsonrpc":"2.0","id":7,"result":{"content":[]}})"
+        "\n");
+  s.in(
+      R"({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/b"}}})"
+      "\n");
+  s.out(R"({"jsonrpc":"2.0","id":8,"result":{"content":[{"type":"text","text":"bee"}]}})"
+        "\n");
+  s.in(R"({"jsonrpc":"2.0","id":9,"method":"tools/list"})"
+       "\n");
+  s.out(tools_list_answer(9, "Reads a file."));
+  s.pipeline.flush();
+  const std::vector<json> ev = s.of_type("mcp.message");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0]["method"] == "tools/call");
+  CHECK(ev[0]["id"] == 8);
+  CHECK(ev[0]["arguments"] == json({{"path", "/b"}}));
+  CHECK(ev[0]["result_text"] == "bee");
+  CHECK(ev[1]["tools"] == json({"read_file"}));
+  for (const json& e : ev) {
+    INFO(e.dump());
+    CHECK(e["joined_midway"] == true);
+    CHECK(e["session_id"] == "4100-4200");
+    CHECK(e["process"]["pid"] == kClient);
+    CHECK(e["server_process"]["pid"] == kServer);
+    // initialize was before the agent: who is at either end is not known.
+    CHECK_FALSE(e.contains("client"));
+    CHECK_FALSE(e.contains("server"));
+  }
+  const mcp::StdioStats st = s.pipeline.stdio_stats();
+  CHECK(st.sessions == 1);
+  CHECK(st.joined == 1);
+  CHECK(st.rejected == 0);
+  CHECK(s.rejected.empty());
+  CHECK(s.pipeline.mcp_stats().unmatched == 0);  // id 7 came before the session was confirmed
+
+  // A session seen from its start says nothing of the kind.
+  StdioSession fresh(kServer + 1);
+  fresh.handshake();
+  REQUIRE(!fresh.of_type("mcp.message").empty());
+  CHECK_FALSE(fresh.of_type("mcp.message")[0].contains("joined_midway"));
+}
+
+TEST_CASE(
+    "stdio stage: a process running before the agent is let go on its second non-JSON-RPC line") {
+  StdioSession s(kServer, "mcp-server-notes", /*joined=*/true);
+  s.in("the end of something\n");
+  CHECK(s.rejected.empty());
+  s.in("and more plain text\n");
+  s.in(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})"
+       "\n");
+  s.pipeline.flush();
+  CHECK(s.events.empty());
+  CHECK(s.rejected == std::vector<uint32_t>{kServer});
+  CHECK(s.pipeline.stdio_stats().rejected == 1);
+  CHECK(s.pipeline.stdio_stats().sessions == 0);
+}
+
+TEST_CASE("recording: a stdio server joined mid-way is replayed as one") {
+  const test::TempDir dir;
+  const std::string path = (dir.path / "joined.awrec").string();
+  ProcessInfo client;
+  client.key = {kClient, 0};
+  client.complete = true;
+  ProcessInfo p;
+  p.key = {kServer, kServerStart};
+  p.cmdline = "node /srv/mcp_server.mjs";
+  p.complete = true;
+  p.stdio_client = std::make_shared<const ProcessInfo>(client);
+  p.stdio_joined = true;
+  {
+    record::Writer w(path);
+    REQUIRE(w.ok());
+    w.on_process(p);
+    p.key.pid = kServer + 1;
+    p.stdio_joined = false;
+    w.on_process(p);
+  }
+  struct Sink final : CaptureSink {
+    std::vector<ProcessInfo> seen;
+    void on_process(const ProcessInfo& p) override { seen.push_back(p); }
+    void on_chunk(const TlsChunk&) override {}
+  } sink;
+  const auto r = record::replay_file(path, sink);
+  REQUIRE_MESSAGE(r.ok(), r.error);
+  REQUIRE(sink.seen.size() == 2);
+  CHECK(sink.seen[0].stdio_joined);
+  REQUIRE(sink.seen[0].stdio_client);
+  CHECK(sink.seen[0].stdio_client->key.pid == kClient);
+  CHECK_FALSE(sink.seen[1].stdio_joined);
 }
 
 TEST_CASE("stdio stage: a hole loses the lines it cuts and no more; an exit ends the session") {
