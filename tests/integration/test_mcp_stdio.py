@@ -6,12 +6,16 @@ and turn every request/response pair and notification into one `mcp.message` eve
 process pair. A process that moves the same JSON-RPC text through pipes without being an MCP
 server candidate must produce nothing, and a candidate whose first line is not `initialize`
 must be let go. Also covered: a server behind a forking shell and behind a candidate wrapper,
-100 kB messages, and a server on pipes that reads with readv and writes with writev."""
+100 kB messages, and a server on pipes that reads with readv and writes with writev; the
+reference servers from npm (@modelcontextprotocol/server-everything and server-filesystem)
+spawned by the SDK's client as an agent host does, compared call by call with what the client
+got, pinned in the inventory, with no alert."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +26,12 @@ import test_mcp
 
 MCP_SERVER = os.path.join(llm.CLIENTS_DIR, "mcp_server.mjs")
 MCP_STDIO_CLIENT = os.path.join(llm.CLIENTS_DIR, "mcp_stdio_client.mjs")
+# The reference servers from npm, started the way a host's configuration names them (without
+# npx, which would ask the registry): node on the package's entry point, or the package's bin.
+NODE_MODULES = os.path.join(llm.CLIENTS_DIR, "node_modules")
+EVERYTHING_MAIN = os.path.join(NODE_MODULES, "@modelcontextprotocol", "server-everything",
+                               "dist", "index.js")
+FILESYSTEM_BIN = os.path.join(NODE_MODULES, ".bin", "mcp-server-filesystem")
 
 INITIALIZE = (b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":'
               b'"2025-11-25","capabilities":{},"clientInfo":{"name":"impostor","version":"1"}}}\n')
@@ -106,6 +116,23 @@ def pipe_through(agent: aw.Agent, tmp: str, argv: list[str], data: bytes,
     return parent.pid, child, out
 
 
+def require_reference_servers() -> None:
+    for path in (EVERYTHING_MAIN, FILESYSTEM_BIN):
+        if not os.path.exists(path):
+            raise AssertionError(f"{path} is missing: run scripts/install-deps.sh --test")
+
+
+def watched_pids(agent: aw.Agent) -> set[int]:
+    """The pids whose stdio the agent watched, from its log."""
+    return {int(m) for m in re.findall(r"watching the stdio of pid (\d+) ",
+                                       agent.stderr_tail(100000))}
+
+
+def mcp_messages(records, client_pid: int) -> list[dict]:
+    return [e for e in records if e.get("type") == "mcp.message"
+            and e["process"]["pid"] == client_pid]
+
+
 class McpStdioTest(aw.AgentTestCase):
 
     @classmethod
@@ -113,6 +140,7 @@ class McpStdioTest(aw.AgentTestCase):
         super().setUpClass()
         llm.node_bin()
         test_mcp.require_mcp_sdk()
+        require_reference_servers()
 
     def session(self, agent: aw.Agent, server_argv: list[str], calls: int = 3,
                 message: str = "hello over stdio") -> tuple[dict, list]:
@@ -248,6 +276,123 @@ class McpStdioTest(aw.AgentTestCase):
         # Only the servers' own stdin and stdout were copied, and tac's first read and the
         # writes it made before it was let go.
         self.assertLessEqual(stdio["calls"], stdio["lines"] + 4, stdio)
+
+    def explore(self, agent: aw.Agent, server_argv: list[str], calls: list) -> tuple[dict, list]:
+        """Runs the explore client against a stdio server it spawns, with `calls`
+        ([name, arguments]); returns what the client printed and the events of its session,
+        once all the calls are in."""
+        argv = [llm.node_bin(), test_mcp.MCP_EXPLORE_CLIENT]
+        for name, args in calls:
+            argv += ["--call", name, json.dumps(args)]
+        res = aw.run_client(argv + ["--", *server_argv])
+        client = json.loads(res.stdout)
+        self.assertEqual(client["client_pid"], res.pid)
+        agent.wait_for(lambda r: len([e for e in mcp_messages(r, res.pid)
+                                      if e["method"] == "tools/call"]) >= len(calls),
+                       what=f"{len(calls)} tools/call events of {server_argv}")
+        return client, mcp_messages(agent.records(), res.pid)
+
+    def check_explored(self, client: dict, events: list, cmdline: str) -> None:
+        """The events of one explore session against what the client printed."""
+        dump = json.dumps(events, indent=1)[:6000]
+        requests = [e for e in events if e["kind"] == "request"]
+        listings = ["tools/list"] + (["prompts/list"] if client["prompts"] else []) + \
+            (["resources/list"] if client["resources"] else [])
+        self.assertEqual([e["method"] for e in requests],
+                         ["initialize", *listings] + ["tools/call"] * len(client["calls"]), dump)
+        self.assertIn("notifications/initialized",
+                      [e["method"] for e in events if e["kind"] == "notification"], dump)
+        for e in events:
+            self.assertEqual(e["transport"], "stdio", e)
+            self.assertEqual(e["session_id"], f"{client['client_pid']}-{client['server_pid']}", e)
+            self.assertEqual(e["server_process"]["pid"], client["server_pid"], e)
+            self.assertEqual(e["server_process"]["cmdline"], cmdline, e)
+            self.assertNotIn("joined_midway", e)
+        for e in requests:
+            self.assertEqual(e["status"], "ok", e)
+            self.assertEqual(e["client"], {"name": "agentwall-explore-client", "version": "0.1.0"})
+            self.assertEqual(e["server"], {"name": client["server"]["name"],
+                                           "version": client["server"]["version"]}, e)
+        by_method = {e["method"]: e for e in requests}
+        self.assertEqual(by_method["tools/list"]["tools"], client["tools"])
+        if client["prompts"]:
+            self.assertEqual(by_method["prompts/list"]["prompts"], client["prompts"])
+        if client["resources"]:
+            self.assertEqual(by_method["resources/list"]["resources"], client["resources"])
+        for ev, call in zip([e for e in requests if e["method"] == "tools/call"],
+                            client["calls"]):
+            self.assertEqual((ev["tool"], ev["arguments"]), (call["name"], call["arguments"]))
+            self.assertEqual(ev["is_error"], call["result"].get("isError", False), ev)
+            self.assertEqual(ev["result_text"],
+                             "\n".join(c["text"] for c in call["result"]["content"]
+                                       if c.get("type") == "text"))
+
+    def test_npm_reference_servers_over_stdio(self):
+        """@modelcontextprotocol/server-everything (node on its entry point) and
+        @modelcontextprotocol/server-filesystem (its npm bin, a `#!/usr/bin/env node` script,
+        rooted in a directory of the test's) spawned by the SDK's client: every listing and
+        call is an mcp.message that matches what the client got, both servers and their tools
+        are pinned in the inventory, and neither raises an alert."""
+        root = os.path.join(self.tmp, "fsroot")
+        os.makedirs(os.path.join(root, "sub"))
+        notes = os.path.join(root, "notes.txt")
+        with open(notes, "w") as f:
+            f.write("Shopping list: apples, flour, eggs.\n")
+        state = os.path.join(self.tmp, "state")
+        t0 = time.monotonic()
+        with aw.Agent(command="run", args=["--health-interval", "0",
+                                           "--state-dir", state]) as agent:
+            t_ready = time.monotonic()
+            everything, ev_events = self.explore(
+                agent, [llm.node_bin(), EVERYTHING_MAIN, "stdio"],
+                [["echo", {"message": "hello everything over stdio"}],
+                 ["get-sum", {"a": 2, "b": 40}]])
+            t_everything = time.monotonic()
+            files, fs_events = self.explore(
+                agent, [FILESYSTEM_BIN, root],
+                [["read_text_file", {"path": notes}], ["list_directory", {"path": root}],
+                 ["list_allowed_directories", {}]])
+            t_files = time.monotonic()
+        aw.log(f"timing: agent ready {t_ready - t0:.2f}s, server-everything session "
+               f"{t_everything - t_ready:.2f}s, server-filesystem session "
+               f"{t_files - t_everything:.2f}s")
+        self.assertEqual(everything["server"]["name"], "mcp-servers/everything")
+        self.check_explored(everything, ev_events, f"{llm.node_bin()} {EVERYTHING_MAIN} stdio")
+        self.assertEqual(files["server"]["name"], "secure-filesystem-server")
+        # The SDK runs the bin itself; env hands it to node, which keeps the script's path.
+        self.check_explored(files, fs_events, f"node {FILESYSTEM_BIN} {root}")
+        self.assertEqual(files["calls"][0]["result"]["content"][0]["text"],
+                         "Shopping list: apples, flour, eggs.\n")
+        # Alerts of our sessions and servers. Any agent sees the whole host: servers other
+        # tests run meanwhile (another checkout's) collide with ours by tool name, and are
+        # not ours to judge.
+        urls = {f"stdio:{llm.node_bin()} {EVERYTHING_MAIN} stdio",
+                f"stdio:node {FILESYSTEM_BIN} {root}"}
+        names = {everything["server"]["name"], files["server"]["name"]}
+        alerts = [e for e in agent.records() if e.get("type") in ("mcp.alert", "policy.alert")
+                  and (e.get("server", {}).get("url") in urls or
+                       e.get("process", {}).get("pid") in (everything["client_pid"],
+                                                           files["client_pid"]))
+                  and e.get("other_server", next(iter(names))) in names]
+        self.assertEqual(alerts, [], "the reference servers raised alerts: " +
+                         json.dumps([(a["rule"], a.get("tool")) for a in alerts]))
+        inv = subprocess.run([aw.agent_bin(), "mcp", "inventory", "--state-dir", state, "--json"],
+                             capture_output=True, text=True, check=True)
+        servers = {s["url"]: s for s in json.loads(inv.stdout)["servers"]}
+        for client, cmdline in ((everything, f"{llm.node_bin()} {EVERYTHING_MAIN} stdio"),
+                                (files, f"node {FILESYSTEM_BIN} {root}")):
+            s = servers["stdio:" + cmdline]
+            self.assertEqual((s["name"], s["version"]),
+                             (client["server"]["name"], client["server"]["version"]))
+            self.assertEqual(sorted(t["name"] for t in s["tools"]), sorted(client["tools"]))
+            self.assertEqual(s["prompts"], sorted(client["prompts"]))
+        health = [e for e in agent.records() if e.get("type") == "agent.health"][-1]
+        stdio = health["mcp"]["stdio"]
+        self.assertEqual((stdio["gaps"], stdio["dropped_bytes"]), (0, 0), stdio)
+        # Exact counts unless servers of other tests were running meanwhile.
+        if watched_pids(agent) == {everything["server_pid"], files["server_pid"]}:
+            self.assertEqual((stdio["sessions"], stdio["joined"], stdio["rejected"]), (2, 0, 0),
+                             stdio)
 
 
 if __name__ == "__main__":
