@@ -9,7 +9,8 @@ must be let go. Also covered: a server behind a forking shell and behind a candi
 100 kB messages, and a server on pipes that reads with readv and writes with writev; the
 reference servers from npm (@modelcontextprotocol/server-everything and server-filesystem)
 spawned by the SDK's client as an agent host does, compared call by call with what the client
-got, pinned in the inventory, with no alert."""
+got, pinned in the inventory, with no alert; and a session already running when the agent
+starts, joined mid-way."""
 
 from __future__ import annotations
 
@@ -390,10 +391,119 @@ class McpStdioTest(aw.AgentTestCase):
         stdio = health["mcp"]["stdio"]
         self.assertEqual((stdio["gaps"], stdio["dropped_bytes"]), (0, 0), stdio)
         # Exact counts unless servers of other tests were running meanwhile.
+        aw.log(f"watched: {sorted(watched_pids(agent))}, health: {stdio}")
         if watched_pids(agent) == {everything["server_pid"], files["server_pid"]}:
             self.assertEqual((stdio["sessions"], stdio["joined"], stdio["rejected"]), (2, 0, 0),
                              stdio)
 
+    def started_before(self, argv: list[str], name: str) -> subprocess.Popen:
+        """Starts argv (stdin and stdout pipes to this test, stderr to a file), killed at the
+        test's end."""
+        stderr = open(os.path.join(self.tmp, f"{name}.stderr"), "wb")
+        self.addCleanup(stderr.close)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=stderr, env=aw.client_env())
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()  # a child on its pipes sees them close and exits
+                proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
+        self.addCleanup(stop)
+        return proc
+
+    def test_session_running_before_the_agent_is_joined(self):
+        """An SDK client and the server-everything it spawned over stdio, connected and past
+        `initialize` before the agent starts: the agent finds the server in /proc at its start,
+        watches it, and the calls made afterwards become mcp.message events of the pair,
+        marked joined mid-way (who is at either end unknown: initialize was not seen). Also
+        running before it, on pipes: `cat`, no candidate, never watched; `tac`, a candidate
+        the user names, watched, then let go when its first two lines are not JSON-RPC."""
+        calls = [["echo", {"message": "said after the agent started"}],
+                 ["get-sum", {"a": 20, "b": 22}], ["echo", {"message": "and once more"}]]
+        # The client's own name says mcp* (mcp_explore_client.mjs): on pipes, as here, it would
+        # be a candidate too. Under another name it is only the client.
+        explore = os.path.join(self.tmp, "explore.mjs")
+        os.symlink(test_mcp.MCP_EXPLORE_CLIENT, explore)  # node resolves the SDK from the real path
+        argv = [llm.node_bin(), explore, "--wait"]
+        for name, args in calls:
+            argv += ["--call", name, json.dumps(args)]
+        proc = self.started_before(argv + ["--", llm.node_bin(), EVERYTHING_MAIN, "stdio"],
+                                   "client")
+        strangers = {}
+        for prog in ("cat", "tac"):
+            path = os.path.join(self.tmp, f"{prog}.in")
+            with open(path, "wb") as f:
+                f.write(b"hello\nworld\n" + INITIALIZE + TOOLS_CALL)
+            parent = self.started_before([sys.executable, "-c", PIPE_THROUGH, path, prog], prog)
+            strangers[prog] = (parent, int(parent.stdout.readline()))
+        ready = json.loads(proc.stdout.readline() or b"null")
+        self.assertIsNotNone(ready, "the client did not connect")
+        self.assertEqual(ready["client_pid"], proc.pid)
+        server_pid = ready["server_pid"]
+        state = os.path.join(self.tmp, "state")
+        t0 = time.monotonic()
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir", state,
+                                           "--mcp-stdio-exe", "*/tac"]) as agent:
+            t_ready = time.monotonic()
+            log = agent.stderr_tail(100000)
+            self.assertIn(f"watching the stdio of pid {server_pid} ", log)
+            self.assertIn("running before the agent", log)
+            self.assertIn(f"watching the stdio of pid {strangers['tac'][1]} ", log)
+            self.assertNotIn(f"watching the stdio of pid {strangers['cat'][1]} ", log)
+            self.assertNotIn(f"watching the stdio of pid {proc.pid} ", log)
+            for parent, _ in strangers.values():
+                parent.stdin.write(b"go\n")
+                parent.stdin.close()
+                parent.stdout.read()
+                self.assertEqual(parent.wait(timeout=aw.CLIENT_TIMEOUT), 0)
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            out = proc.stdout.read()
+            self.assertEqual(proc.wait(timeout=aw.CLIENT_TIMEOUT), 0)
+            client = json.loads(out)
+            agent.wait_for(lambda r: len(mcp_messages(r, proc.pid)) >= len(calls),
+                           what="the joined session's tools/call events")
+            t_events = time.monotonic()
+        aw.log(f"timing: agent ready {t_ready - t0:.2f}s, calls and their events "
+               f"{t_events - t_ready:.2f}s")
+        events = mcp_messages(agent.records(), proc.pid)
+        dump = json.dumps(events, indent=1)[:6000]
+        self.assertEqual([e["method"] for e in events], ["tools/call"] * len(calls), dump)
+        for ev, call in zip(events, client["calls"]):
+            self.assertEqual((ev["tool"], ev["arguments"]), (call["name"], call["arguments"]))
+            self.assertEqual(ev["status"], "ok", ev)
+            self.assertEqual(ev["result_text"], call["result"]["content"][0]["text"])
+            self.assertGreater(ev["latency_ms"], 0)
+            self.assertEqual(ev["transport"], "stdio")
+            self.assertIs(ev["joined_midway"], True)
+            self.assertEqual(ev["session_id"], f"{proc.pid}-{server_pid}")
+            self.assertEqual(ev["process"]["exe"], os.path.realpath(llm.node_bin()))
+            self.assertEqual(ev["server_process"]["pid"], server_pid)
+            self.assertEqual(ev["server_process"]["cmdline"],
+                             f"{llm.node_bin()} {EVERYTHING_MAIN} stdio")
+            self.assertNotIn("client", ev)  # initialize came before the agent
+            self.assertNotIn("server", ev)
+        pids = {pid for parent, child in strangers.values() for pid in (parent.pid, child)}
+        leaked = [e for e in agent.records() if e.get("type", "").startswith("mcp.")
+                  and (e["process"]["pid"] in pids or
+                       e.get("server_process", {}).get("pid") in pids)]
+        self.assertEqual(leaked, [])
+        self.assertEqual([e for e in agent.records() if e.get("type") == "mcp.alert"
+                          and e["process"]["pid"] == proc.pid], [])
+        health = [e for e in agent.records() if e.get("type") == "agent.health"][-1]
+        stdio = health["mcp"]["stdio"]
+        self.assertEqual((stdio["gaps"], stdio["dropped_bytes"]), (0, 0), stdio)
+        self.assertGreaterEqual(stdio["joined"], 1, stdio)
+        self.assertGreaterEqual(stdio["rejected"], 1, stdio)  # tac
+        # Exact counts unless servers of other tests were running meanwhile: the calls' lines
+        # in and their answers out, nothing of before.
+        aw.log(f"watched: {sorted(watched_pids(agent))}, health: {stdio}")
+        if watched_pids(agent) == {server_pid, strangers["tac"][1]}:
+            self.assertEqual((stdio["sessions"], stdio["joined"], stdio["rejected"]), (1, 1, 1),
+                             stdio)
+            self.assertEqual(stdio["lines"], 2 * len(calls), stdio)
 
 if __name__ == "__main__":
     aw.main()

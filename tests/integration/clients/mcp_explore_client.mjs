@@ -4,7 +4,10 @@
 // as one JSON object. Over Streamable HTTP (--url), or over stdio: the SDK's
 // StdioClientTransport spawns COMMAND and talks to it through its stdin and stdout.
 //   node mcp_explore_client.mjs --url URL [--call NAME JSON]...
-//   node mcp_explore_client.mjs [--call NAME JSON]... -- COMMAND [ARG...]
+//   node mcp_explore_client.mjs [--wait] [--call NAME JSON]... -- COMMAND [ARG...]
+// --wait: once connected and listed, print {"ready": true, client_pid, server_pid} on a line
+// and make the calls only when a line comes on stdin (a session that a test joins mid-way).
+import readline from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -17,7 +20,7 @@ const calls = [];
 for (let i = 0; i < argv.length; ++i)
   if (argv[i] === "--call") calls.push([argv[i + 1], JSON.parse(argv[i + 2])]);
 if (!url && dashdash < 0) {
-  process.stderr.write("usage: mcp_explore_client.mjs (--url URL | -- COMMAND [ARG...]) " +
+  process.stderr.write("usage: mcp_explore_client.mjs (--url URL | [--wait] -- COMMAND [ARG...]) " +
                        "[--call NAME JSON]...\n");
   process.exit(2);
 }
@@ -32,6 +35,12 @@ const tools = (await client.listTools()).tools;
 const prompts = offers.prompts ? (await client.listPrompts()).prompts : [];
 const resources = offers.resources ? (await client.listResources()).resources : [];
 const ends = url ? {} : { client_pid: process.pid, server_pid: transport.pid };
+if (argv.includes("--wait")) {
+  process.stdout.write(JSON.stringify({ ready: true, ...ends }) + "\n");
+  const lines = readline.createInterface({ input: process.stdin });
+  await new Promise((resolve) => lines.once("line", resolve));
+  lines.close();
+}
 const results = [];
 for (const [name, args] of calls)
   results.push({ name, arguments: args, result: await client.callTool({ name, arguments: args }) });
