@@ -211,7 +211,7 @@ class BpfCapture final : public Capture {
   void consider_stdio(const aw_proc_exec& ev);
   void consider_running_stdio(uint32_t pid);
   void watch_stdio(uint32_t pid, uint32_t ppid, std::string_view what, StdioWatch w);
-  void forget_stdio(uint32_t pid);
+  void forget_stdio(uint32_t pid, bool exited = false);
   // ---- end MCP over stdio ----
 
   // A library mapping announced by the kernel, not yet visible in /proc/PID/maps.
@@ -256,6 +256,7 @@ class BpfCapture final : public Capture {
     bool joined = false;  // running before the agent: found in /proc, not at its exec
   };
   std::unordered_map<uint32_t, StdioWatch> stdio_watched_;
+  std::unordered_map<uint32_t, StdioWatch> stdio_exited_;  // exited, exit not yet applied
   std::atomic<uint64_t> attach_failures_{0};
   std::atomic<uint64_t> attach_count_{0};
   std::atomic<uint64_t> latency_last_us_{0};
@@ -619,7 +620,7 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
   } else if (kind == AW_EV_EXIT && size >= sizeof(aw_proc_exit)) {
     const auto* ev = static_cast<const aw_proc_exit*>(data);
     exec_filenames_.erase(ev->pid);
-    forget_stdio(ev->pid);
+    forget_stdio(ev->pid, true);
     // Its last chunks may still be in the data ring: forget it a little later.
     pending_exits_.push_back({{ev->pid, ev->proc_start_ns}, boot_now_ns() + 2'000'000'000ull});
   } else if (kind == AW_EV_LIB_MAP && size >= sizeof(aw_lib_map)) {
@@ -684,9 +685,15 @@ void BpfCapture::announce_process(const ProcessKey& key, uint64_t cgroup_id,
       if (auto it = exec_filenames_.find(key.pid); it != exec_filenames_.end())
         info.exe = it->second;
     }
+    const StdioWatch* w = nullptr;
     if (auto it = stdio_watched_.find(key.pid); it != stdio_watched_.end()) {
-      info.stdio_client = it->second.client;
-      info.stdio_joined = it->second.joined;
+      w = &it->second;
+    } else if (auto gone = stdio_exited_.find(key.pid); gone != stdio_exited_.end()) {
+      w = &gone->second;
+    }
+    if (w) {
+      info.stdio_client = w->client;
+      info.stdio_joined = w->joined;
     }
   }
   sink_->on_process(info);
@@ -803,9 +810,14 @@ void BpfCapture::watch_stdio(uint32_t pid, uint32_t ppid, std::string_view what,
   stdio_->bss->watched_count = static_cast<uint32_t>(stdio_watched_.size());
 }
 
-void BpfCapture::forget_stdio(uint32_t pid) {
+void BpfCapture::forget_stdio(uint32_t pid, bool exited) {
   // Caller holds mu_.
-  if (!stdio_watched_.erase(pid)) return;
+  const auto it = stdio_watched_.find(pid);
+  if (it == stdio_watched_.end()) return;
+  // A server that exits before its first chunk is read still has its client when the data
+  // thread announces it: kept until its delayed exit is applied.
+  if (exited) stdio_exited_[pid] = std::move(it->second);
+  stdio_watched_.erase(it);
   bpf_map__delete_elem(stdio_->maps.stdio_pids, &pid, sizeof(pid), 0);
   for (const int32_t fd : {0, 1}) {
     const struct {
@@ -828,6 +840,7 @@ void BpfCapture::apply_due_exits() {
     std::erase_if(pending_exits_, [&](const auto& p) {
       if (p.second > now) return false;
       due.push_back(p.first);
+      stdio_exited_.erase(p.first.pid);
       return true;
     });
   }
