@@ -188,11 +188,13 @@ struct aw_sock_open {
   u32 tid;
   u32 uid;
   s32 fd;
-  u32 reserved;
+  u32 flags; /* AW_SOCK_DNS: a UDP socket connected to port 53, its datagrams follow */
   struct aw_endpoint local;
   struct aw_endpoint peer;
   char comm[AW_COMM_LEN];
 };
+
+#define AW_SOCK_DNS 1
 
 struct aw_tls_sni {
   u32 kind;

@@ -38,6 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
 #define EINPROGRESS 115
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -325,15 +326,21 @@ static __always_inline void on_connect(struct pt_regs* regs, long ret, u32 tgid,
   struct file* file = file_of_fd(fd);
   if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK) return;
   struct socket* sock = BPF_CORE_READ(file, private_data);
-  if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM) return;
+  if (!sock) return;
+  short type = BPF_CORE_READ(sock, type);
+  if (type != SOCK_STREAM && type != SOCK_DGRAM) return;
   struct sock* sk = BPF_CORE_READ(sock, sk);
   if (!sk) return;
   const struct sock_common* skc = &sk->__sk_common;
   u16 family = BPF_CORE_READ(skc, skc_family);
   if (family != AF_INET && family != AF_INET6) return;
   u16 port = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
-  bool watch =
-      plain_port_count && bpf_map_lookup_elem(&plain_ports, &port) && is_loopback(family, skc);
+  /* A UDP socket connected to port 53 is a resolver's (glibc, Go): its answers name the
+   * addresses processes connect to next (coverage view). No other UDP socket is looked at. */
+  bool dns = type == SOCK_DGRAM;
+  if (dns && (port != 53 || !connect_events)) return;
+  bool watch = dns || (plain_port_count && bpf_map_lookup_elem(&plain_ports, &port) &&
+                       is_loopback(family, skc));
   if (!watch && !connect_events) return;
 
   struct pipe_stream fresh = {};
@@ -367,6 +374,7 @@ static __always_inline void on_connect(struct pt_regs* regs, long ret, u32 tgid,
   ev->stream_id = fresh.stream_id;
   ev->uid = (u32)bpf_get_current_uid_gid();
   ev->fd = fd;
+  ev->flags = dns ? AW_SOCK_DNS : 0;
   endpoint_of(&ev->local, family, skc, false);
   endpoint_of(&ev->peer, family, skc, true);
   bpf_get_current_comm(&ev->comm, sizeof(ev->comm));

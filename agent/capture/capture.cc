@@ -271,6 +271,7 @@ class BpfCapture final : public Capture {
     int32_t fd = -1;
     Endpoint local;
     Endpoint peer;
+    bool dns = false;  // a resolver's UDP socket (port 53): its answers go to on_dns
   };
   std::unordered_map<uint64_t, PlainConn> plain_conns_;
   void forget_plain(uint32_t pid);
@@ -963,6 +964,10 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     } else {
       c.flags |= kChunkPlain;
       if (const auto it = plain_conns_.find(ev->stream_id); it != plain_conns_.end()) {
+        if (it->second.dns) {  // a resolver's datagram: its answers only, never the pipeline
+          if (c.dir == Direction::kIn && !c.truncated()) sink_->on_dns(c.process, c.data);
+          return;
+        }
         c.local = it->second.local;
         c.peer = it->second.peer;
       }
@@ -979,8 +984,12 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     tc.conn_id = ev->stream_id;
     tc.local = endpoint_of(ev->local);
     tc.peer = endpoint_of(ev->peer);
+    if (ev->flags & AW_SOCK_DNS) {
+      if (ev->stream_id) plain_conns_[ev->stream_id] = {ev->pid, ev->fd, tc.local, tc.peer, true};
+      return;
+    }
     if (ev->stream_id) {
-      plain_conns_[ev->stream_id] = {ev->pid, ev->fd, tc.local, tc.peer};
+      plain_conns_[ev->stream_id] = {ev->pid, ev->fd, tc.local, tc.peer, false};
       spdlog::debug("watching plaintext connection {} of pid {} ({} -> {})", ev->stream_id, ev->pid,
                     tc.local.to_string(), tc.peer.to_string());
     }
@@ -991,7 +1000,10 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     sink_->on_connect(tc);
   } else if (kind == AW_EV_SOCK_CLOSE && size >= sizeof(aw_tls_close)) {
     const auto* ev = static_cast<const aw_tls_close*>(data);
-    plain_conns_.erase(ev->conn_id);
+    const auto it = plain_conns_.find(ev->conn_id);
+    const bool dns = it != plain_conns_.end() && it->second.dns;
+    if (it != plain_conns_.end()) plain_conns_.erase(it);
+    if (dns) return;
     sink_->on_close({ev->ts_ns + boot_offset_,
                      {ev->pid, ev->proc_start_ns},
                      ev->tid,

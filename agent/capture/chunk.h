@@ -235,6 +235,8 @@ class CaptureSink {
   virtual void on_hold(const TlsHold&) {}
   // A TCP connection was made (live capture only, never recorded; on_process came first).
   virtual void on_connect(const TcpConnect&) {}
+  // A DNS response a resolver received on a UDP socket connected to port 53 (live only).
+  virtual void on_dns(const ProcessKey&, std::string_view /*message*/) {}
 };
 
 }  // namespace agentwall

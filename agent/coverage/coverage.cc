@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/time.h"
+#include "agent/coverage/dns.h"
 #include "agent/llm/adapter.h"
 
 namespace agentwall::coverage {
@@ -56,6 +57,14 @@ Coverage::PeerName Coverage::name_of(const Endpoint& peer) const {
   if (const auto it = names_.find(peer.to_string()); it != names_.end()) {
     n.host = it->second;
     n.source = "sni";
+  } else if (!dns_names_.empty()) {
+    const std::string full = peer.to_string();
+    std::string ip = full.substr(0, full.rfind(':'));
+    if (ip.size() > 2 && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
+    if (const auto d = dns_names_.find(ip); d != dns_names_.end()) {
+      n.host = d->second;
+      n.source = "dns";
+    }
   }
   if (configured(peer, n.host)) {
     n.ai = true;
@@ -81,12 +90,17 @@ void Coverage::on_process(const ProcessInfo& info) {
   p->have_info = true;
 }
 
+void Coverage::learn(const std::string& peer, const std::string& host) {
+  if (names_.size() >= kMaxConnMemo && !names_.count(peer)) names_.clear();
+  names_[peer] = host;
+}
+
 void Coverage::on_sni(const TlsSni& s) {
   if (s.sni.empty()) return;
   if (conn_sni_.size() >= kMaxConnMemo) conn_sni_.clear();
   conn_sni_[s.conn_id] = s.sni;
   if (const auto it = conn_peer_.find(s.conn_id); it != conn_peer_.end())
-    names_[it->second.to_string()] = s.sni;
+    learn(it->second.to_string(), s.sni);
   if (const auto p = procs_.find(s.process); p != procs_.end()) {
     auto& hosts = p->second.content_hosts;
     if (hosts.size() < 16 && std::find(hosts.begin(), hosts.end(), s.sni) == hosts.end())
@@ -103,7 +117,7 @@ void Coverage::on_chunk(const TlsChunk& c) {
   if (conn_peer_.size() >= kMaxConnMemo) conn_peer_.clear();
   if (!conn_peer_.emplace(c.conn_id, c.peer).second) return;  // known already
   if (const auto s = conn_sni_.find(c.conn_id); s != conn_sni_.end())
-    names_[c.peer.to_string()] = s->second;
+    learn(c.peer.to_string(), s->second);
 }
 
 void Coverage::on_connect(const TcpConnect& c) {
@@ -139,6 +153,15 @@ void Coverage::identify(Proc& p, uint32_t live_pid) {
     }
   }
   p.stack_known = true;
+}
+
+void Coverage::on_dns(const ProcessKey&, std::string_view message) {
+  for (const DnsAddress& a : parse_dns_answers(message)) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (!inet_ntop(a.family, a.addr.data(), text, sizeof(text))) continue;
+    if (dns_names_.size() >= kMaxConnMemo) dns_names_.clear();
+    dns_names_[text] = a.name;
+  }
 }
 
 void Coverage::on_close(const TlsClose& c) {

@@ -5,7 +5,8 @@
 //
 // Who talks to whom comes from the kernel (every TCP connect, CaptureSink::on_connect); the
 // names of peers from the SNI of connections the agent does see (a visible process's
-// connection to api.openai.com names its address for everyone) and from the user's list.
+// connection to api.openai.com names its address for everyone), from DNS answers resolvers
+// received, and from the user's list.
 // Content is "visible" for a process once any of its TLS or plaintext chunks arrived.
 #pragma once
 
@@ -53,6 +54,7 @@ class Coverage final : public CaptureSink {
   void on_sni(const TlsSni& s) override;
   void on_connect(const TcpConnect& c) override;
   void on_close(const TlsClose& c) override;
+  void on_dns(const ProcessKey& key, std::string_view message) override;
   void on_exit(const ProcessKey& key) override;
 
   // Decides connections past their grace time and forgets old exited processes.
@@ -63,7 +65,7 @@ class Coverage final : public CaptureSink {
   CoverageStats stats() const;
 
   // The name of `peer` ("api.openai.com") and where it came from ("sni", "config"), or
-  // empty when unknown; whether it is an AI endpoint.
+  // empty when unknown; whether it is an AI endpoint. SNI wins over DNS (it names the port).
   struct PeerName {
     std::string host;
     std::string source;
@@ -93,16 +95,18 @@ class Coverage final : public CaptureSink {
   };
   Proc* proc_of(const ProcessKey& key);  // created when new; null when the view is full
   void decide(Proc& p, uint64_t now_ns, bool at_exit);
-  void identify(Proc& p, uint32_t live_pid);  // its TLS stack; live_pid 0 once it is gone
+  void identify(Proc& p, uint32_t live_pid);
+  void learn(const std::string& peer, const std::string& host);  // names_, bounded  // its TLS stack; live_pid 0 once it is gone
   bool configured(const Endpoint& peer, const std::string& host) const;
 
   Emit emit_;
   CoverageOptions opt_;
   std::unordered_map<ProcessKey, Proc, ProcessKeyHash> procs_;
-  std::unordered_map<std::string, std::string> names_;  // "ip:port" -> host, from SNI
-  std::unordered_map<uint64_t, std::string> conn_sni_;  // conn id -> SNI, until its peer shows
-  std::unordered_map<uint64_t, Endpoint> conn_peer_;    // conn id -> peer, until its SNI shows
-  std::unordered_map<std::string, TlsStack> stacks_;    // by executable path
+  std::unordered_map<std::string, std::string> names_;      // "ip:port" -> host, from SNI
+  std::unordered_map<std::string, std::string> dns_names_;  // "ip" -> host, from DNS answers
+  std::unordered_map<uint64_t, std::string> conn_sni_;      // conn id -> SNI, until its peer shows
+  std::unordered_map<uint64_t, Endpoint> conn_peer_;        // conn id -> peer, until its SNI shows
+  std::unordered_map<std::string, TlsStack> stacks_;        // by executable path
   uint64_t gaps_ = 0;
 };
 

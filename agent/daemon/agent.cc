@@ -107,6 +107,9 @@ class Fanout final : public CaptureSink {
   void on_connect(const TcpConnect& c) override {
     for (auto* s : sinks_) s->on_connect(c);
   }
+  void on_dns(const ProcessKey& k, std::string_view message) override {
+    for (auto* s : sinks_) s->on_dns(k, message);
+  }
 
  private:
   std::vector<CaptureSink*> sinks_;

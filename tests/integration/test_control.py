@@ -224,7 +224,7 @@ class ControlTest(llm.StandInTestCase):
 
             # the protocol's errors
             self.assertEqual(raw_request(sock, b'{"cmd":"x"}\n'),
-                             {"error": "unknown command 'x': expected status, top or tail"})
+                             {"error": "unknown command 'x': expected status, top, coverage or tail"})
             self.assertIn("error", raw_request(sock, b"status\n"))
             bad = raw_request(sock, b'{"cmd":"tail","min_severity":"urgent"}\n')
             self.assertIn("min_severity", bad["error"])

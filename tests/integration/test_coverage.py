@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
+import threading
 
 import aw
 import llm
@@ -30,13 +33,14 @@ CLIENT_C = r"""
 #include <string.h>
 #include <unistd.h>
 
-/* client PORT SNI REQUEST: one TLS connection to 127.0.0.1:PORT, REQUEST written, the answer
+/* client ADDR PORT SNI REQUEST: one TLS connection to ADDR:PORT, REQUEST written, the answer
  * printed until the server closes. */
 int main(int argc, char** argv) {
-  if (argc != 4) return 2;
+  if (argc != 5) return 2;
+  argv++;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  inet_pton(AF_INET, argv[0], &sa.sin_addr);
   if (connect(fd, (struct sockaddr*)&sa, sizeof(sa)) != 0) { perror("connect"); return 1; }
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   SSL* ssl = SSL_new(ctx);
@@ -82,6 +86,60 @@ def chat_request(tag: str) -> str:
             f"Content-Length: {len(body)}\r\n\r\n{body}")
 
 
+DNS_ADDR = "127.0.9.53"  # the test's name server (loopback: nothing leaves the host)
+ANSWER_ADDR = "127.0.0.3"  # what it says api.anthropic.com is; a stand-in listens there
+
+
+class DnsServer:
+    """Answers A queries for api.anthropic.com with ANSWER_ADDR (through a CNAME, as CDNs
+    do), and every other query with no record, on DNS_ADDR:53 (UDP)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind((DNS_ADDR, 53))
+        except OSError as e:
+            self.sock.close()
+            raise AssertionError(f"cannot bind {DNS_ADDR}:53 for the test name server: {e}")
+        self.sock.settimeout(0.2)
+        self.queries: list[str] = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stop:
+            try:
+                q, addr = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            labels, i = [], 12
+            while i < len(q) and q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace"))
+                i += 1 + q[i]
+            qname, qtype = ".".join(labels).lower(), struct.unpack(">H", q[i + 1:i + 3])[0]
+            question = q[12:i + 5]
+            self.queries.append(f"{qname}/{qtype}")
+            answers = b""
+            count = 0
+            if qname == "api.anthropic.com" and qtype == 1:
+                target = b"\x04edge\x07example\x00"
+                answers += b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 60, len(target)) + target
+                cname_at = 12 + len(question) + 12
+                answers += struct.pack(">H", 0xc000 | cname_at) + struct.pack(
+                    ">HHIH", 1, 1, 60, 4) + socket.inet_aton(ANSWER_ADDR)
+                count = 2
+            header = q[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, count, 0, 0)
+            self.sock.sendto(header + question + answers, addr)
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
 class CoverageTest(aw.AgentTestCase):
 
     @classmethod
@@ -118,19 +176,19 @@ class CoverageTest(aw.AgentTestCase):
 
                 # The stripped client: answered, and unseen.
                 tag = llm.new_tag()
-                h = aw.run_client([hidden, str(port), "api.openai.com", chat_request(tag)])
+                h = aw.run_client([hidden, "127.0.0.1", str(port), "api.openai.com", chat_request(tag)])
                 entry = self.standin.wait_entry(tag)
                 self.assertIn(entry["answer"]["output_text"].encode(), h.stdout)
 
                 # The same client with its symbols: attached at its first exec (a run that
                 # may finish before the probes are in), captured from then on.
                 tag = llm.new_tag()
-                first = aw.run_client([seen, str(port), "api.openai.com", chat_request(tag)])
+                first = aw.run_client([seen, "127.0.0.1", str(port), "api.openai.com", chat_request(tag)])
                 self.standin.wait_entry(tag)
                 agent.wait_for(lambda r: "tlsclient (SSL_" in agent.stderr_tail(100),
                                what="the unstripped client attached")
                 tag = llm.new_tag()
-                s = aw.run_client([seen, str(port), "api.openai.com", chat_request(tag)])
+                s = aw.run_client([seen, "127.0.0.1", str(port), "api.openai.com", chat_request(tag)])
                 self.standin.wait_entry(tag)
                 event = llm.wait_exchange(agent, s.pid, aw.DATA_TIMEOUT)
                 self.assertIsNotNone(event, "the unstripped static client was not captured\n" +
@@ -139,7 +197,7 @@ class CoverageTest(aw.AgentTestCase):
                                  ["output_text"])
 
                 # The stripped client towards a server no AI name points to.
-                o = aw.run_client([hidden, str(other.port), "example.test", "hello\nEND\n"],
+                o = aw.run_client([hidden, "127.0.0.1", str(other.port), "example.test", "hello\nEND\n"],
                                   check=False)
                 other.wait_connections(1)
 
@@ -186,6 +244,46 @@ class CoverageTest(aw.AgentTestCase):
 
         health = [e for e in recs if e.get("type") == "agent.health"][-1]
         self.assertGreaterEqual(health["coverage"]["gaps"], 1)
+
+    def test_a_dns_answer_names_the_endpoint(self):
+        """glibc's resolver (in a mount namespace of the test's own, whose /etc/resolv.conf
+        names the test's server) learns api.anthropic.com is 127.0.0.3; the stripped client
+        then talks TLS to 127.0.0.3. No SNI the agent saw names that address: the DNS answer
+        does."""
+        unshare = shutil.which("unshare")
+        if not unshare:
+            raise AssertionError("unshare (util-linux) is needed")
+        hidden = build_client(self.tmp, strip=True)
+        resolv = os.path.join(self.tmp, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write(f"nameserver {DNS_ADDR}\noptions timeout:2 attempts:1\n")
+        dns = DnsServer()
+        self.addCleanup(dns.close)
+        standin = llm.StandIn(self.pki, host=ANSWER_ADDR).start()
+        self.addCleanup(standin.stop)
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
+                                           os.path.join(self.tmp, "state")]) as agent:
+            lookup = aw.run_client([unshare, "-m", "sh", "-c",
+                                    f"mount --bind {resolv} /etc/resolv.conf && exec python3 -c "
+                                    "'import socket; print(socket.gethostbyname("
+                                    "\"api.anthropic.com\"))'"])
+            self.assertEqual(lookup.stdout.decode().strip(), ANSWER_ADDR, lookup.describe())
+            self.assertIn("api.anthropic.com/1", dns.queries)
+            tag = llm.new_tag()
+            h = aw.run_client([hidden, ANSWER_ADDR, str(standin.port), "api.anthropic.com",
+                               chat_request(tag)])
+            standin.wait_entry(tag)
+
+            def mine(recs):
+                return [e for e in recs if e.get("type") == "coverage.gap"
+                        and e["process"]["pid"] == h.pid]
+            agent.wait_for(lambda r: mine(r), what="a coverage.gap named by DNS")
+            recs = agent.records()
+        (g,) = mine(recs)
+        self.assertEqual(g["endpoint"]["host"], "api.anthropic.com")
+        self.assertEqual(g["endpoint"]["named_by"], "dns")
+        self.assertEqual(g["endpoint"]["peer"], f"{ANSWER_ADDR}:{standin.port}")
+        self.assertEqual(g["tls_stack"], "OpenSSL (linked in, stripped)")
 
 
 if __name__ == "__main__":

@@ -187,3 +187,22 @@ TEST_CASE("coverage: configured endpoints, by IP:port, by IP and by name") {
   CHECK(f.events[2]["endpoint"]["host"] == "llm-gateway.internal");
   CHECK(f.events[2]["endpoint"]["named_by"] == "sni");
 }
+
+TEST_CASE("coverage: a resolver's answer names the address for the processes that connect to it") {
+  Fixture f;
+  // api.mistral.ai A 10.8.8.8, as a resolver received it (wire format).
+  std::string msg = {char(0x12), char(0x34), char(0x81), char(0x80), 0, 1, 0, 1, 0, 0, 0, 0};
+  for (const std::string label : {"api", "mistral", "ai"}) msg += char(label.size()) + label;
+  msg += std::string{0, 0, 1, 0, 1};
+  msg += std::string{char(0xc0), 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 8, 8, 8};
+  f.cov.on_dns({1, 1}, msg);
+  const ProcessInfo p = process(50, "rustclient");
+  f.cov.on_process(p);
+  f.connect(p, v4("10.8.8.8", 443), 0);
+  f.connect(p, v4("10.8.8.9", 443), 0);  // not in the answer
+  f.cov.on_exit(p.key);
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.events[0]["endpoint"]["host"] == "api.mistral.ai");
+  CHECK(f.events[0]["endpoint"]["named_by"] == "dns");
+  CHECK(f.events[0]["endpoint"]["peer"] == "10.8.8.8:443");
+}
