@@ -15,8 +15,9 @@ test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpft
   # in a volatile container (systemd-nspawn); dbus for `systemd-analyze security` on the live
   # unit; capsh to read the running agent's capability bounding set.
   systemd-container dbus libcap2-bin
-  # tests/integration/test_gnutls.py: a GnuTLS client (gnutls-cli).
-  gnutls-bin)
+  # tests/integration/test_gnutls.py: a GnuTLS client (gnutls-cli); test_llm_sdks.py: the
+  # Python HTTP clients people use, from Debian.
+  gnutls-bin python3-requests python3-httpx)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

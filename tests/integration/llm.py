@@ -263,9 +263,11 @@ def run_llm_client(standin: StandIn, sdk: str, *, stream: bool, tools: bool = Fa
 
 
 def run_urllib_client(standin: StandIn, *, tag: str, encoding: str | None = None,
-                      stream: bool = False) -> tuple[aw.ClientResult, dict]:
-    argv = [sys.executable, URLLIB_CLIENT, "--base-url", standin.base_url,
-            "--cafile", standin.pki.ca_cert, "--tag", tag]
+                      stream: bool = False, lib: str = "urllib") -> tuple[aw.ClientResult, dict]:
+    """lib: urllib (this Python), or requests / httpx (Debian's, run by /usr/bin/python3)."""
+    python = sys.executable if lib == "urllib" else "/usr/bin/python3"
+    argv = [python, URLLIB_CLIENT, "--base-url", standin.base_url,
+            "--cafile", standin.pki.ca_cert, "--tag", tag, "--lib", lib]
     if encoding:
         argv += ["--encoding", encoding]
     if stream:

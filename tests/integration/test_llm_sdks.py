@@ -1,5 +1,5 @@
 """LLM API calls made by the official SDKs (npm: openai, @anthropic-ai/sdk, @google/genai,
-ollama), curl over HTTP/2 and Python urllib, against a provider stand-in on 127.0.0.1
+ollama), curl over HTTP/2, Python urllib and Debian's requests and httpx, against a provider stand-in on 127.0.0.1
 (standin/standin.mjs): `agentwall run --events FILE` must write one `llm.exchange` per call,
 for the client's pid, matching what the client asked and what the stand-in answered (model,
 messages, system prompt, tools, output text, tool calls, the provider's usage mapped to the
@@ -11,6 +11,7 @@ Needs root, node, and the SDKs installed by `scripts/install-deps.sh --test`
 (tests/integration/clients/node_modules).
 """
 
+import os
 import shutil
 
 import aw
@@ -181,6 +182,23 @@ class LlmSdkTest(aw.AgentTestCase):
         self.assertEqual(client["content_encoding"], "gzip")
         event = self._exchange_for(res, client)
         llm.check_exchange(self, event, client, entry, node_memory_bio=False)
+
+    # Debian's python3-requests and python3-httpx (system OpenSSL through Python's ssl).
+    def _python_lib(self, lib: str, stream: bool):
+        tag = llm.new_tag()
+        res, client = llm.run_urllib_client(self.standin, tag=tag, lib=lib, stream=stream)
+        entry = self.standin.wait_entry(tag)
+        self.assertEqual(entry["http_version"], "1.1")
+        self.assertIn(f"agentwall-test-{lib}/1", entry["headers"].get("user-agent", ""), entry)
+        event = self._exchange_for(res, client)
+        llm.check_exchange(self, event, client, entry, exe=os.path.realpath("/usr/bin/python3"),
+                           node_memory_bio=False)
+
+    def test_python_requests(self):
+        self._python_lib("requests", stream=False)
+
+    def test_python_httpx_stream(self):
+        self._python_lib("httpx", stream=True)
 
     # -- detection --------------------------------------------------------------------------
     def test_detection_masks_a_secret_and_flags_an_injection(self):

@@ -3,8 +3,12 @@ agentwall's integration tests (tests/integration/test_llm_sdks.py). Stdlib only.
 
   python3 urllib_client.py --base-url https://127.0.0.1:PORT --cafile CA [--tag T]
                            [--encoding gzip|br] [--stream] [--user TEXT] [--model NAME]
+                           [--lib urllib|requests|httpx]
 
-Prints one JSON line in the same shape as llm_client.mjs (sdk "urllib"), plus
+--lib requests / httpx make the same call with Debian's python3-requests or python3-httpx
+(run with /usr/bin/python3); they decode the body themselves.
+
+Prints one JSON line in the same shape as llm_client.mjs (sdk "urllib", or the --lib), plus
 "content_encoding": the response's Content-Encoding. urllib does not decode bodies, so this
 script does (gzip and deflate; "br" is only sent as the stand-in knob, not decoded here).
 """
@@ -42,6 +46,7 @@ def main() -> int:
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--user", default=USER)
     ap.add_argument("--model", default=MODEL)
+    ap.add_argument("--lib", choices=["urllib", "requests", "httpx"], default="urllib")
     a = ap.parse_args()
 
     req_body = {"model": a.model, "max_tokens": 100,
@@ -57,16 +62,30 @@ def main() -> int:
     if a.encoding:
         headers["x-standin-encoding"] = a.encoding
         headers["Accept-Encoding"] = a.encoding
-    req = urllib.request.Request(a.base_url.rstrip("/") + "/v1/chat/completions",
-                                 data=json.dumps(req_body).encode(), headers=headers,
-                                 method="POST")
-    ctx = ssl.create_default_context(cafile=a.cafile)
-    with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
-        encoding = resp.headers.get("Content-Encoding")
-        raw = resp.read()
-    text = decode(raw, encoding).decode("utf-8")
+    url = a.base_url.rstrip("/") + "/v1/chat/completions"
+    data = json.dumps(req_body).encode()
+    if a.lib == "requests":
+        import requests
+        headers["User-Agent"] = "agentwall-test-requests/1"
+        resp = requests.post(url, data=data, headers=headers, verify=a.cafile, timeout=30)
+        resp.raise_for_status()
+        encoding, raw, text = resp.headers.get("Content-Encoding"), resp.content, resp.text
+    elif a.lib == "httpx":
+        import httpx
+        headers["User-Agent"] = "agentwall-test-httpx/1"
+        with httpx.Client(verify=a.cafile, timeout=30) as client:
+            resp = client.post(url, content=data, headers=headers)
+            resp.raise_for_status()
+        encoding, raw, text = resp.headers.get("Content-Encoding"), resp.content, resp.text
+    else:
+        req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        ctx = ssl.create_default_context(cafile=a.cafile)
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            encoding = resp.headers.get("Content-Encoding")
+            raw = resp.read()
+        text = decode(raw, encoding).decode("utf-8")
 
-    out = {"sdk": "urllib", "pid": os.getpid(), "model": a.model, "stream": a.stream,
+    out = {"sdk": a.lib, "pid": os.getpid(), "model": a.model, "stream": a.stream,
            "system": SYSTEM, "messages": [{"role": "user", "text": a.user}], "tools": [],
            "output_text": "", "tool_calls": [], "usage": None, "response_model": None,
            "finish_reason": None, "content_encoding": encoding, "wire_bytes": len(raw)}
