@@ -23,6 +23,7 @@
 #include <unordered_set>
 
 #include "agent/common/time.h"
+#include "agent/elf/gopclntab.h"
 #include "agent/elf/symbols.h"
 #include "agent/proc/procfs.h"
 #include "events.h"
@@ -382,8 +383,19 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   const bool openssl = syms.offsets.count("SSL_write") && syms.offsets.count("SSL_read");
   const bool gnutls =
       syms.offsets.count("gnutls_record_send") && syms.offsets.count("gnutls_record_recv");
-  if (!openssl && !gnutls) {
-    remember_file(id);  // not OpenSSL or GnuTLS (NSS's libssl3.so, a binary without TLS)
+  // ---- Go's crypto/tls: by symbol, else by .gopclntab (stripped), with every RET ----
+  static const std::string kGoWrite = "crypto/tls.(*Conn).Write";
+  static const std::string kGoRead = "crypto/tls.(*Conn).Read";
+  static const std::string kGoClose = "crypto/tls.(*Conn).Close";
+  elf::GoLookup go;
+  if (kind == TargetKind::kExecutable) {
+    go = elf::find_go_functions(path, {kGoWrite, kGoRead, kGoClose});
+    if (!go.ok()) spdlog::warn("not probing Go's crypto/tls in {}: {}", shown, go.error);
+  }
+  const bool go_tls = go.functions.count(kGoWrite) && go.functions.count(kGoRead);
+  // ---- end Go ----
+  if (!openssl && !gnutls && !go_tls) {
+    remember_file(id);  // not OpenSSL, GnuTLS or Go (NSS's libssl3.so, a binary without TLS)
     return false;
   }
   struct Probe {
@@ -409,27 +421,55 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       {"gnutls_server_name_set", tls_->progs.gnutls_sni_enter, false},
       {"gnutls_deinit", tls_->progs.ssl_free_enter, false},
   };
-  // Return probes first: an entry without its return would leave a call pending.
+  // Where each probe goes. Return probes (and Go's RET probes) first: an entry without its
+  // return would leave a call pending.
+  struct Attachment {
+    std::string_view function;
+    bpf_program* prog;
+    uint64_t offset;
+    bool retprobe;  // a uretprobe
+    bool early;     // a return or RET probe: attached before the entries
+  };
+  std::vector<Attachment> plan;
+  for (const Probe& p : probes) {
+    if (const auto it = syms.offsets.find(p.function); it != syms.offsets.end())
+      plan.push_back({p.function, p.prog, it->second, p.retprobe, p.retprobe});
+  }
+  size_t go_returns = 0;
+  if (go_tls) {
+    const struct {
+      const std::string& function;
+      bpf_program* enter;
+      bpf_program* ret;  // at each RET instruction; null: none
+    } go_probes[] = {{kGoWrite, tls_->progs.go_write_enter, tls_->progs.go_tls_ret},
+                     {kGoRead, tls_->progs.go_read_enter, tls_->progs.go_tls_ret},
+                     {kGoClose, tls_->progs.go_close_enter, nullptr}};
+    for (const auto& p : go_probes) {
+      const auto it = go.functions.find(p.function);
+      if (it == go.functions.end()) continue;
+      plan.push_back({p.function, p.enter, it->second.offset, false, false});
+      if (!p.ret) continue;
+      for (const uint64_t ret : it->second.returns)
+        plan.push_back({p.function, p.ret, ret, false, true});
+      go_returns += it->second.returns.size();
+    }
+  }
+  std::stable_partition(plan.begin(), plan.end(), [](const Attachment& a) { return a.early; });
   std::vector<bpf_link*> new_links;
   std::set<std::string> functions;
   bool failed = false;
-  for (int pass = 0; pass < 2 && !failed; ++pass) {
-    for (const Probe& p : probes) {
-      if (p.retprobe != (pass == 0)) continue;
-      const auto it = syms.offsets.find(p.function);
-      if (it == syms.offsets.end()) continue;
-      LIBBPF_OPTS(bpf_uprobe_opts, uopts, .retprobe = p.retprobe);
-      bpf_link* link =
-          bpf_program__attach_uprobe_opts(p.prog, -1, path.c_str(), it->second, &uopts);
-      if (!link) {
-        spdlog::warn("cannot attach {} probe to {} in {}: {}", p.retprobe ? "return" : "entry",
-                     p.function, shown, std::strerror(errno));
-        failed = true;
-        break;
-      }
-      new_links.push_back(link);
-      functions.insert(p.function);
+  for (const Attachment& a : plan) {
+    LIBBPF_OPTS(bpf_uprobe_opts, uopts, .retprobe = a.retprobe);
+    bpf_link* link = bpf_program__attach_uprobe_opts(a.prog, -1, path.c_str(), a.offset, &uopts);
+    if (!link) {
+      spdlog::warn("cannot attach {} probe to {} at {:#x} in {}: {}",
+                   a.retprobe ? "return" : "entry", a.function, a.offset, shown,
+                   std::strerror(errno));
+      failed = true;
+      break;
     }
+    new_links.push_back(link);
+    functions.insert(std::string(a.function));
   }
   remember_file(id);
   if (failed) {
@@ -441,8 +481,12 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   attached_.push_back(
       {shown, kind, id.dev, id.ino, {functions.begin(), functions.end()}, unix_now_ns()});
   attach_count_.fetch_add(1);
-  spdlog::info("attached to {} {} ({})", to_string(kind), shown,
-               fmt::join(functions.begin(), functions.end(), ", "));
+  spdlog::info("attached to {} {} ({}){}", to_string(kind), shown,
+               fmt::join(functions.begin(), functions.end(), ", "),
+               go_tls ? fmt::format(" [Go: {} RET probes, {}]", go_returns,
+                                    go.functions.at(kGoRead).from_pclntab ? "found in .gopclntab"
+                                                                          : "found by symbol")
+                      : "");
   return true;
 }
 
@@ -901,6 +945,10 @@ TlsFunc tls_func_of(uint8_t func) {
       return TlsFunc::kGnutlsRecordSend;
     case AW_FN_GNUTLS_RECV:
       return TlsFunc::kGnutlsRecordRecv;
+    case AW_FN_GO_WRITE:
+      return TlsFunc::kGoTlsWrite;
+    case AW_FN_GO_READ:
+      return TlsFunc::kGoTlsRead;
     default:
       return static_cast<TlsFunc>(func & 3);
   }
