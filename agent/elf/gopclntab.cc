@@ -3,6 +3,7 @@
 #include <capstone/capstone.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <unordered_set>
 
@@ -99,6 +100,53 @@ std::string read_pclntab(std::span<const uint8_t> table, uint64_t text_start, st
   return "";
 }
 
+std::string read_buildinfo_version(
+    std::span<const uint8_t> image, std::span<const uint8_t> info,
+    const std::function<std::optional<uint64_t>(uint64_t)>& to_offset) {
+  // "\xff Go buildinf:", pointer size, flags (2: strings inline), then at 16 either two
+  // pointers (to the version's and the module info's string headers) or, inline, the version
+  // as a varint length and its bytes at 32.
+  static constexpr char kMagic[] = "\xff Go buildinf:";
+  if (info.size() < 32 || std::memcmp(info.data(), kMagic, 14) != 0) return "";
+  const uint8_t ptr_size = info[14];
+  const uint8_t flags = info[15];
+  if (flags & 2) {
+    uint64_t len = 0;
+    size_t at = 32;
+    for (int shift = 0; at < info.size() && shift < 63; shift += 7) {
+      const uint8_t b = info[at++];
+      len |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) break;
+    }
+    if (len > 64 || !in_bounds(info, at, len)) return "";
+    return std::string(reinterpret_cast<const char*>(info.data() + at), len);
+  }
+  if (ptr_size != 8 || (flags & 1)) return "";  // 64-bit little-endian only
+  const std::optional<uint64_t> header_addr = read_at<uint64_t>(info, 16);
+  if (!header_addr) return "";
+  const std::optional<uint64_t> header = to_offset(*header_addr);
+  if (!header) return "";
+  const std::optional<uint64_t> str_addr = read_at<uint64_t>(image, *header);
+  const std::optional<uint64_t> len = read_at<uint64_t>(image, *header + 8);
+  if (!str_addr || !len || *len > 64) return "";
+  const std::optional<uint64_t> str = to_offset(*str_addr);
+  if (!str || !in_bounds(image, *str, *len)) return "";
+  return std::string(reinterpret_cast<const char*>(image.data() + *str), *len);
+}
+
+namespace {
+
+// True when `version` ("go1.17", "go1.19.8", "go1.21rc2") is Go 1.17 or later: the register ABI.
+bool register_abi(std::string_view version) {
+  if (!version.starts_with("go1.")) return !version.empty();  // "devel ...": a recent tree
+  int minor = 0;
+  for (size_t i = 4; i < version.size() && version[i] >= '0' && version[i] <= '9'; ++i)
+    minor = minor * 10 + (version[i] - '0');
+  return minor >= 17;
+}
+
+}  // namespace
+
 std::string find_returns_x86_64(std::span<const uint8_t> code, uint64_t address,
                                 std::vector<uint64_t>& returns) {
   Disassembler d;
@@ -131,11 +179,24 @@ GoLookup find_go_functions_in_image(std::span<const uint8_t> image,
   if (std::string error = read_layout(image, layout); !error.empty()) return fail(error);
   std::optional<size_t> pcln = find_section(image, layout, ".gopclntab");
   if (!pcln) pcln = find_section(image, layout, ".data.rel.ro.gopclntab");
-  if (!pcln && !find_section(image, layout, ".go.buildinfo")) return r;
+  const std::optional<size_t> buildinfo = find_section(image, layout, ".go.buildinfo");
+  if (!pcln && !buildinfo) return r;
   r.is_go = true;
   if (layout.header.e_machine != EM_X86_64)
     return fail("a Go executable for machine " + std::to_string(layout.header.e_machine) +
                 ": only x86-64 is supported");
+  // The register ABI (arguments in RAX, RBX, RCX; the goroutine in R14) came with Go 1.17.
+  if (buildinfo) {
+    r.go_version = read_buildinfo_version(
+        image, section_bytes(image, layout.sections[*buildinfo]),
+        [&](uint64_t address) { return file_offset(layout.loads, address, image.size()); });
+  }
+  const std::optional<uint32_t> magic =
+      pcln ? read_at<uint32_t>(section_bytes(image, layout.sections[*pcln]), 0) : std::nullopt;
+  if (!r.go_version.empty() && !register_abi(r.go_version))
+    return fail(r.go_version + " passes arguments on the stack (Go 1.17 and later only)");
+  if (r.go_version.empty() && (!magic || *magic == kMagic116))
+    return fail("a Go executable of unknown version (Go 1.17 and later only)");
 
   if (source == GoSource::kSymbolsFirst) {
     const LookupResult syms = find_functions_in_image(image, names, display_name);

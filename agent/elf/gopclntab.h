@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +35,7 @@ struct GoLookup {
   // .go.buildinfo section. Nothing else is looked at when it is not.
   bool is_go = false;
   std::string pclntab_version;  // "1.16", "1.18", "1.20"; empty when not read
+  std::string go_version;       // from .go.buildinfo ("go1.19.8"); empty when not found
   // Name -> where it is, for the names found whose returns could all be located.
   std::unordered_map<std::string, GoFunction> functions;
   // Empty on success; otherwise "<file>: <what is wrong>", and `functions` is empty.
@@ -48,7 +50,9 @@ enum class GoSource {
 
 // Looks up `names` (Go's own spelling: "crypto/tls.(*Conn).Write") in a Go executable for
 // x86-64, with the RET instructions of each. A file that is not a Go executable is not an
-// error: is_go is false. A Go executable for another machine is.
+// error: is_go is false. A Go executable for another machine is, and so is one built by a Go
+// before 1.17 (arguments on the stack, not in registers), or of unknown version with a Go
+// 1.16/1.17 function table.
 GoLookup find_go_functions_in_image(std::span<const uint8_t> image,
                                     const std::vector<std::string>& names,
                                     const std::string& display_name,
@@ -65,6 +69,13 @@ GoLookup find_go_functions(const std::string& path, const std::vector<std::strin
 std::string read_pclntab(
     std::span<const uint8_t> table, uint64_t text_start, std::string& version,
     const std::function<void(std::string_view name, uint64_t entry, uint64_t end)>& each);
+
+// The Go version recorded in a .go.buildinfo section ("go1.19.8"), or "" when it cannot be
+// read. Go 1.18 and later store the string inline; before, a pointer to it (resolved through
+// the PT_LOAD segments `loads` of the image).
+std::string read_buildinfo_version(
+    std::span<const uint8_t> image, std::span<const uint8_t> buildinfo,
+    const std::function<std::optional<uint64_t>(uint64_t)>& to_offset);
 
 // Decodes `code` (x86-64, at virtual address `address`) instruction by instruction and appends
 // the address of every RET to `returns`. Returns "" or where decoding failed; trailing int3 or

@@ -130,6 +130,9 @@ TEST_CASE("Go executable: crypto/tls functions by symbol and by .gopclntab agree
   REQUIRE_MESSAGE(by_table.ok(), by_table.error);
   CHECK(by_symbol.is_go);
   CHECK((by_table.pclntab_version == "1.18" || by_table.pclntab_version == "1.20"));
+  std::string version = run(b.env + "go env GOVERSION");
+  while (!version.empty() && (version.back() == '\n' || version.back() == ' ')) version.pop_back();
+  CHECK(by_symbol.go_version == version);
   for (const std::string& name : kNames) {
     CAPTURE(name);
     REQUIRE(by_symbol.functions.count(name));
@@ -232,6 +235,30 @@ TEST_CASE("Go executable with a damaged .gopclntab: an error or nothing, never a
     const std::vector<uint8_t> cut(image.begin(), image.begin() + long(at + 4096));
     CHECK_FALSE(find_go_functions_in_image(cut, kNames, "cut").ok());
   }
+}
+
+TEST_CASE("A Go executable built before Go 1.17 (stack ABI) is refused") {
+  const GoBinaries& b = GoBinaries::get();
+  std::vector<uint8_t> image = read_file(b.stripped);
+  const GoLookup good = find_go_functions_in_image(image, kNames, "good");
+  REQUIRE(good.go_version.starts_with("go1."));
+  // The version string in .go.buildinfo, rewritten to an older minor of the same length.
+  const std::string& v = good.go_version;
+  const std::string_view text = "\xff Go buildinf:";
+  const std::vector<uint8_t> magic(text.begin(), text.end());
+  const auto info = std::search(image.begin(), image.end(), magic.begin(), magic.end());
+  REQUIRE(info != image.end());
+  const auto it = std::search(info, image.end(), v.begin(), v.end());
+  REQUIRE(it != image.end());
+  std::string old = "go1.16" + v.substr(v.find('.', 4));
+  if (old.size() != v.size()) old = "go1.6" + v.substr(v.find('.', 4));
+  REQUIRE(old.size() == v.size());
+  std::copy(old.begin(), old.end(), it);
+  const GoLookup r = find_go_functions_in_image(image, kNames, "old");
+  CHECK(r.is_go);
+  CHECK(r.go_version == old);
+  CHECK(r.error.find("passes arguments on the stack") != std::string::npos);
+  CHECK(r.functions.empty());
 }
 
 TEST_CASE("A file that is not a Go executable is not an error") {
