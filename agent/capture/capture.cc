@@ -309,7 +309,8 @@ class BpfCapture final : public Capture {
   bool uprobe_multi_ = false;     // the kernel has uprobe_multi links: Go's probes use them
   std::vector<AttachedTarget> attached_;
   std::unordered_set<FileId, FileIdHash> seen_files_;
-  std::unordered_map<uint32_t, std::string> exec_filenames_;    // pid -> exec path, for short lives
+  // pid -> (start, exec path), for short lives: kept until the exit is applied.
+  std::unordered_map<uint32_t, std::pair<uint64_t, std::string>> exec_filenames_;
   std::vector<std::pair<ProcessKey, uint64_t>> pending_exits_;  // process, due (boot ns)
   std::vector<PendingMap> pending_maps_;
   // MCP over stdio: watched processes (in the kernel's stdio_pids too) and their clients.
@@ -749,14 +750,15 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
     const auto* ev = static_cast<const aw_proc_exec*>(data);
     if (exec_hook_) exec_hook_(ev->pid);
     if (opt_.stdio_candidate) consider_stdio(*ev);
-    exec_filenames_[ev->pid] =
+    exec_filenames_[ev->pid].first = ev->proc_start_ns;
+    exec_filenames_[ev->pid].second =
         std::string(ev->filename, strnlen(ev->filename, sizeof(ev->filename)));
     const FileId id{ev->exe_dev, ev->exe_ino};
     if (seen_files_.count(id)) {
       scan_foreign_root(ev->pid, ev->ts_ns);
       return;
     }
-    const std::string& filename = exec_filenames_[ev->pid];
+    const std::string& filename = exec_filenames_[ev->pid].second;
     std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
     // A process that already exited leaves no /proc/PID/exe; the same file on the host's
     // path still serves for the processes that exec it next.
@@ -769,7 +771,6 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
     scan_foreign_root(ev->pid, ev->ts_ns);
   } else if (kind == AW_EV_EXIT && size >= sizeof(aw_proc_exit)) {
     const auto* ev = static_cast<const aw_proc_exit*>(data);
-    exec_filenames_.erase(ev->pid);
     forget_stdio(ev->pid, true);
     // Its last chunks may still be in the data ring: forget it a little later.
     pending_exits_.push_back({{ev->pid, ev->proc_start_ns}, boot_now_ns() + 2'000'000'000ull});
@@ -831,9 +832,11 @@ void BpfCapture::announce_process(const ProcessKey& key, uint64_t cgroup_id,
   info.cgroup_id = cgroup_id;
   {
     std::lock_guard lock(mu_);
-    if (!info.complete) {
-      if (auto it = exec_filenames_.find(key.pid); it != exec_filenames_.end())
-        info.exe = it->second;
+    // Gone (or a zombie, whose exe link no longer reads): the path its exec gave.
+    if (!info.complete || info.exe.empty()) {
+      if (auto it = exec_filenames_.find(key.pid);
+          it != exec_filenames_.end() && it->second.first == key.start_ns)
+        info.exe = it->second.second;
     }
     const StdioWatch* w = nullptr;
     if (auto it = stdio_watched_.find(key.pid); it != stdio_watched_.end()) {
@@ -991,6 +994,11 @@ void BpfCapture::apply_due_exits() {
       if (p.second > now) return false;
       due.push_back(p.first);
       stdio_exited_.erase(p.first.pid);
+      // Kept until now for a process whose chunks are read after it exited (a Go client's
+      // whole life can be shorter than the reader's round); unless the pid was reused.
+      if (const auto it = exec_filenames_.find(p.first.pid);
+          it != exec_filenames_.end() && it->second.first == p.first.start_ns)
+        exec_filenames_.erase(it);
       return true;
     });
   }
