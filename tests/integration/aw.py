@@ -1101,6 +1101,23 @@ class AgentTestCase(unittest.TestCase):
                           for c, s in res.items()))
         return res
 
+    def raw_exchange(self, argv_for_port, data: bytes, agent_args=(), before_client=None):
+        """One client connection to a RecordingTlsServer in raw mode, under a sniffing agent:
+        runs argv_for_port(port) with `data` on stdin and waits until the agent captured all
+        that the server received and sent. before_client(agent), if given, runs first.
+        Returns (client result, server connection record, agent records, server port)."""
+        with RecordingTlsServer(self.pki, mode="raw") as srv:
+            with Agent(agent_args) as agent:
+                if before_client is not None:
+                    before_client(agent)
+                res = run_client(argv_for_port(srv.port), input=data)
+                (conn,) = srv.wait_connections(1)
+                agent.wait_for_bytes(res.pid, "out", len(conn.received))
+                agent.wait_for_bytes(res.pid, "in", len(conn.sent))
+            recs = agent.records()
+        self.assertIsNone(conn.error)
+        return res, conn, recs, srv.port
+
     def assert_exact_single_conn(self, records, pid: int, conn, label: str):
         """pid made exactly one connection, its captured bytes equal what the server received
         and sent, and nothing is missing or cut. Returns (conn id, streams of that conn)."""

@@ -66,22 +66,16 @@ class GnutlsTest(aw.AgentTestCase):
 
     def test_bytes_exact(self):
         data = aw.random_text(6000, newline_every=73) + b"\nEND\n"
-        with aw.RecordingTlsServer(self.pki, mode="raw") as srv:
-            with aw.Agent() as agent:
-                res = aw.run_client([gnutls_cli(), "--x509cafile", self.pki.ca_cert, "-p",
-                                     str(srv.port), "localhost"], input=data)
-                (conn,) = srv.wait_connections(1)
-                agent.wait_for_bytes(res.pid, "out", len(conn.received))
-                agent.wait_for_bytes(res.pid, "in", len(conn.sent))
-            recs = agent.records()
-        self.assertIsNone(conn.error)
+        res, conn, recs, port = self.raw_exchange(
+            lambda port: [gnutls_cli(), "--x509cafile", self.pki.ca_cert, "-p", str(port),
+                          "localhost"], data)
         self.assertEqual(bytes(conn.received), data, "gnutls-cli sent stdin unchanged")
         self.assert_exact_single_conn(recs, res.pid, conn, "gnutls-cli")
         funcs = set()
         for r in aw.tls_data(recs, res.pid):
             funcs.add(r.get("func"))
             self.assertGreaterEqual(r.get("fd", -1), 0, aw.summarize(r))
-            self.assertEqual(r.get("peer"), f"127.0.0.1:{srv.port}", aw.summarize(r))
+            self.assertEqual(r.get("peer"), f"127.0.0.1:{port}", aw.summarize(r))
             self.assertEqual(r.get("sni"), "localhost", aw.summarize(r))
         self.assertEqual(funcs, {"gnutls_record_send", "gnutls_record_recv"})
 
