@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 
@@ -22,11 +21,7 @@ USER = "Say hello from Go's crypto/tls."
 
 
 def go_tool() -> str:
-    path = shutil.which("go")
-    if not path:
-        raise AssertionError("go is not installed: run scripts/install-deps.sh --test "
-                             "(package golang-go)")
-    return path
+    return aw.require_program("go", "golang-go")
 
 
 def build(tmp: str, out: str, *flags: str) -> str:
@@ -125,12 +120,7 @@ class GoTlsTest(aw.AgentTestCase):
                 self.assertEqual(bytes(conn.received), data, "the client sent stdin unchanged")
                 self.assertEqual(res.stdout, bytes(conn.sent), "the client printed what it got")
                 self.assert_exact_single_conn(recs, res.pid, conn, "Go client")
-                funcs = set()
-                for r in aw.tls_data(recs, res.pid):
-                    funcs.add(r.get("func"))
-                    self.assertGreaterEqual(r.get("fd", -1), 0, aw.summarize(r))
-                    self.assertEqual(r.get("peer"), f"127.0.0.1:{port}", aw.summarize(r))
-                self.assertEqual(funcs, {"go_tls_write", "go_tls_read"})
+                self.assert_tls_chunks(recs, res.pid, port, {"go_tls_write", "go_tls_read"})
 
 
 if __name__ == "__main__":
