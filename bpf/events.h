@@ -174,9 +174,11 @@ struct aw_pipe_data {
 #define AW_PIPE_STREAM_BIT (1ULL << 63)
 
 /*
- * A TCP connection to a loopback address and a listed port (a local model server, an MCP
- * server over plain HTTP) that the process just made: its AW_EV_SOCK_DATA chunks follow, with
- * this stream_id, until an AW_EV_SOCK_CLOSE (struct aw_tls_close) or the process's exit.
+ * A TCP connection the process just made (connect returned 0 or EINPROGRESS). When it goes to
+ * a loopback address and a listed port (a local model server, an MCP server over plain HTTP)
+ * it is watched: its AW_EV_SOCK_DATA chunks follow, with this stream_id, until an
+ * AW_EV_SOCK_CLOSE (struct aw_tls_close) or the process's exit. Otherwise stream_id is 0 and
+ * the event only tells the coverage view who talks to whom (`connect_events` on).
  */
 struct aw_sock_open {
   u32 kind;

@@ -54,6 +54,9 @@ volatile u32 watched_count = 0;
 /* Ports in plain_ports (written by userspace), and entries in sock_streams (kept by both). */
 volatile u32 plain_port_count = 0;
 volatile s32 sock_count = 0;
+/* Coverage view: every TCP connect is reported (AW_EV_SOCK_OPEN with stream_id 0 when the
+ * connection is not watched), so userspace knows who talks to which peer. */
+volatile u32 connect_events = 0;
 
 struct pipe_key {
   u32 tgid;
@@ -329,18 +332,24 @@ static __always_inline void on_connect(struct pt_regs* regs, long ret, u32 tgid,
   u16 family = BPF_CORE_READ(skc, skc_family);
   if (family != AF_INET && family != AF_INET6) return;
   u16 port = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
-  if (!bpf_map_lookup_elem(&plain_ports, &port) || !is_loopback(family, skc)) return;
+  bool watch =
+      plain_port_count && bpf_map_lookup_elem(&plain_ports, &port) && is_loopback(family, skc);
+  if (!watch && !connect_events) return;
 
-  struct pipe_key key = {.tgid = tgid, .fd = fd};
-  struct pipe_stream fresh = {.stream_id = new_stream_id()};
-  if (!fresh.stream_id) return;
-  bool existed = bpf_map_lookup_elem(&sock_streams, &key) != NULL; /* a close we missed */
-  if (bpf_map_update_elem(&sock_streams, &key, &fresh, BPF_ANY) != 0) {
-    count(AW_STDIO_SOCK_FULL, 1);
-    return;
+  struct pipe_stream fresh = {};
+  if (watch) {
+    struct pipe_key key = {.tgid = tgid, .fd = fd};
+    fresh.stream_id = new_stream_id();
+    if (!fresh.stream_id) return;
+    bool existed = bpf_map_lookup_elem(&sock_streams, &key) != NULL; /* a close we missed */
+    if (bpf_map_update_elem(&sock_streams, &key, &fresh, BPF_ANY) != 0) {
+      count(AW_STDIO_SOCK_FULL, 1);
+      fresh.stream_id = 0;
+    } else {
+      if (!existed) __sync_fetch_and_add(&sock_count, 1);
+      count(AW_STDIO_SOCK_OPENS, 1);
+    }
   }
-  if (!existed) __sync_fetch_and_add(&sock_count, 1);
-  count(AW_STDIO_SOCK_OPENS, 1);
 
   struct aw_sock_open* ev = bpf_ringbuf_reserve(&stdio_rb, sizeof(*ev), 0);
   if (!ev) {
@@ -392,11 +401,13 @@ static __always_inline void on_close(struct pt_regs* regs, long ret, u32 tgid, u
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(stdio_sys_exit, struct pt_regs* regs, long ret) {
-  if (!watched_count && !plain_port_count) return 0; /* nothing watched: the common case */
+  if (!watched_count && !plain_port_count && !connect_events)
+    return 0; /* nothing watched: the common case */
   long nr = syscall_nr(regs);
   u8 call;
   if (!data_call_of(nr, &call)) {
-    if (plain_port_count && (nr == NR_CONNECT || (nr == NR_CLOSE && sock_count > 0))) {
+    if ((nr == NR_CONNECT && (plain_port_count || connect_events)) ||
+        (nr == NR_CLOSE && sock_count > 0)) {
       u64 pid_tgid = bpf_get_current_pid_tgid();
       u32 tgid = pid_tgid >> 32;
       if (tgid == self_tgid) return 0;

@@ -771,6 +771,8 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
     scan_foreign_root(ev->pid, ev->ts_ns);
   } else if (kind == AW_EV_EXIT && size >= sizeof(aw_proc_exit)) {
     const auto* ev = static_cast<const aw_proc_exit*>(data);
+    // Its exec path stays until the delayed exit: a short-lived process's first chunk or
+    // connect may be announced after it is gone from /proc.
     forget_stdio(ev->pid, true);
     // Its last chunks may still be in the data ring: forget it a little later.
     pending_exits_.push_back({{ev->pid, ev->proc_start_ns}, boot_now_ns() + 2'000'000'000ull});
@@ -994,8 +996,7 @@ void BpfCapture::apply_due_exits() {
       if (p.second > now) return false;
       due.push_back(p.first);
       stdio_exited_.erase(p.first.pid);
-      // Kept until now for a process whose chunks are read after it exited (a Go client's
-      // whole life can be shorter than the reader's round); unless the pid was reused.
+      // Unless the pid was reused: then the path is the new process's.
       if (const auto it = exec_filenames_.find(p.first.pid);
           it != exec_filenames_.end() && it->second.first == p.first.start_ns)
         exec_filenames_.erase(it);
@@ -1018,7 +1019,7 @@ bool BpfCapture::watch_plaintext_ports(std::string& error) {
       return false;
     }
   }
-  if (opt_.plaintext_ports.empty()) return true;
+  if (opt_.plaintext_ports.empty() && !opt_.connect_events) return true;
   stdio_link_ = bpf_program__attach(stdio_->progs.stdio_sys_exit);
   if (!stdio_link_) {
     error = "cannot attach the plaintext capture program (tp_btf sys_exit): " +
@@ -1026,6 +1027,7 @@ bool BpfCapture::watch_plaintext_ports(std::string& error) {
     return false;
   }
   stdio_->bss->plain_port_count = static_cast<uint32_t>(opt_.plaintext_ports.size());
+  stdio_->bss->connect_events = opt_.connect_events ? 1 : 0;
   return true;
 }
 
@@ -1130,13 +1132,24 @@ void BpfCapture::handle_data(const void* data, size_t size) {
     sink_->on_chunk(c);
   } else if (kind == AW_EV_SOCK_OPEN && size >= sizeof(aw_sock_open)) {
     const auto* ev = static_cast<const aw_sock_open*>(data);
-    PlainConn& pc = plain_conns_[ev->stream_id];
-    pc.pid = ev->pid;
-    pc.fd = ev->fd;
-    pc.local = endpoint_of(ev->local);
-    pc.peer = endpoint_of(ev->peer);
-    spdlog::debug("watching plaintext connection {} of pid {} ({} -> {})", ev->stream_id, ev->pid,
-                  pc.local.to_string(), pc.peer.to_string());
+    TcpConnect tc;
+    tc.time_ns = ev->ts_ns + boot_offset_;
+    tc.process = {ev->pid, ev->proc_start_ns};
+    tc.tid = ev->tid;
+    tc.fd = ev->fd;
+    tc.conn_id = ev->stream_id;
+    tc.local = endpoint_of(ev->local);
+    tc.peer = endpoint_of(ev->peer);
+    if (ev->stream_id) {
+      plain_conns_[ev->stream_id] = {ev->pid, ev->fd, tc.local, tc.peer};
+      spdlog::debug("watching plaintext connection {} of pid {} ({} -> {})", ev->stream_id, ev->pid,
+                    tc.local.to_string(), tc.peer.to_string());
+    }
+    if (!announced_.count(tc.process)) {
+      announce_process(tc.process, ev->cgroup_id,
+                       std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm))));
+    }
+    sink_->on_connect(tc);
   } else if (kind == AW_EV_SOCK_CLOSE && size >= sizeof(aw_tls_close)) {
     const auto* ev = static_cast<const aw_tls_close*>(data);
     plain_conns_.erase(ev->conn_id);

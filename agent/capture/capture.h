@@ -31,6 +31,8 @@ struct Options {
   // 127.0.0.0/8 or ::1 on one of these ports are captured from connect() to close(), at the
   // read/write/send/recv system calls. Empty: none is.
   std::vector<uint16_t> plaintext_ports;
+  // Coverage view: every TCP connection a process makes is reported (CaptureSink::on_connect).
+  bool connect_events = false;
 };
 
 enum class TargetKind { kLibrary, kExecutable };

@@ -190,6 +190,18 @@ struct TlsClose {
   uint64_t bytes_in = 0;
 };
 
+// A TCP connection a process made (connect). `watched`: a plaintext loopback connection whose
+// bytes follow as kChunkPlain chunks under `conn_id`; otherwise only the fact is known.
+struct TcpConnect {
+  uint64_t time_ns = 0;
+  ProcessKey process;
+  uint32_t tid = 0;
+  int32_t fd = -1;
+  uint64_t conn_id = 0;  // 0 when not watched
+  Endpoint local;
+  Endpoint peer;
+};
+
 // A gated write, stopped before it ran: its bytes came just before as kChunkHeld chunks and
 // the process is stopped (SIGSTOP) until it is resumed, blocked, redacted or killed.
 struct TlsHold {
@@ -227,6 +239,8 @@ class CaptureSink {
   virtual void on_exit(const ProcessKey&) {}
   // A gated write is stopped, waiting for a verdict (live capture only, never recorded).
   virtual void on_hold(const TlsHold&) {}
+  // A TCP connection was made (live capture only, never recorded; on_process came first).
+  virtual void on_connect(const TcpConnect&) {}
 };
 
 }  // namespace agentwall

@@ -522,6 +522,65 @@ int cmd_status(int argc, char** argv) {
   return 0;
 }
 
+namespace {
+
+void print_coverage(const json& doc) {
+  const auto procs = doc.find("processes");
+  if (procs == doc.end() || !procs->is_array() || procs->empty()) {
+    std::printf("no process has talked to a known AI endpoint since the agent started\n");
+    return;
+  }
+  std::printf("%7s  %-16s %-8s %-32s %s\n", "PID", "COMMAND", "CONTENT", "ENDPOINTS", "TLS STACK");
+  for (const json& p : *procs) {
+    const json& proc = p.value("process", json::object());
+    std::string endpoints;
+    for (const json& e : p.value("endpoints", json::array())) {
+      if (!endpoints.empty()) endpoints += ",";
+      endpoints += e.contains("host") ? str(e, "host") : str(e, "peer");
+    }
+    for (const json& h : p.value("tls_hosts", json::array())) {
+      const std::string host = h.is_string() ? h.get<std::string>() : "";
+      if (endpoints.find(host) == std::string::npos) {
+        if (!endpoints.empty()) endpoints += ",";
+        endpoints += host;
+      }
+    }
+    const bool visible = p.value("visible", false);
+    std::string content = visible ? "visible" : "HIDDEN";
+    if (!p.value("alive", true)) content += "*";
+    std::string comm = str(proc, "comm");
+    std::printf("%7s  %-16s %-8s %-32s %s\n", str(proc, "pid").c_str(), comm.c_str(),
+                content.c_str(), endpoints.c_str(),
+                visible ? "" : (str(p, "tls_stack") + ": " + str(p, "reason")).c_str());
+  }
+  std::printf("(* exited)\n");
+}
+
+}  // namespace
+
+int cmd_coverage(int argc, char** argv) {
+  std::string path;
+  bool as_json = false;
+  po::options_description desc("agentwall coverage [options]");
+  desc.add_options()("json", po::bool_switch(&as_json), "print the coverage document as JSON");
+  po::variables_map vm;
+  if (std::optional<int> done = parse_command(
+          argc, argv, desc, vm, path,
+          "Lists the processes that talk to a known AI endpoint (an LLM provider's host, by\n"
+          "the SNI of connections the agent sees, or an endpoint in coverage.endpoints) and\n"
+          "whether the agent sees what they say; for those it does not, the TLS stack they\n"
+          "carry and why it is not captured. Each such blind spot is also a coverage.gap\n"
+          "alert. Needs root (the control socket is root-only).\n"))
+    return *done;
+  const std::optional<json> doc = ask(path, "coverage");
+  if (!doc) return 1;
+  if (as_json)
+    std::printf("%s\n", doc->dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+  else
+    print_coverage(*doc);
+  return 0;
+}
+
 int cmd_top(int argc, char** argv) {
   std::string path, sort_arg = "calls";
   bool once = false;

@@ -7,6 +7,7 @@ namespace agentwall::cli {
 
 int cmd_status(int argc, char** argv);
 int cmd_top(int argc, char** argv);
+int cmd_coverage(int argc, char** argv);
 int cmd_tail(int argc, char** argv);
 
 }  // namespace agentwall::cli

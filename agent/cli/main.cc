@@ -54,6 +54,7 @@ Commands:
   status   what the running agent sees: probes, processes, drops, budgets, sinks
   top      LLM calls, tokens, cost and alerts per process, refreshed live
   tail     follow the running agent's events, filtered by type, process or severity
+  coverage which processes talk to AI endpoints, and whether their content is visible
   scan     score text from stdin with the detection engine (secrets, PII, hidden text)
   policy   check policy files, or test them on a recording (`policy check|test FILES...`)
   config   check the configuration and its policies, or show it (`config check|show`)
@@ -271,6 +272,10 @@ int cmd_run(int argc, char** argv) {
   desc.add_options()("control", po::value(&opt.control_socket)->default_value(opt.control_socket),
                      "serve `agentwall status`, `top` and `tail` on this Unix socket (root "
                      "only; '' or none: no socket)");
+  std::vector<std::string> coverage_endpoints;
+  desc.add_options()("coverage-endpoint", po::value(&coverage_endpoints)->composing(),
+                     "count this host name or IP[:PORT] as an AI endpoint in the coverage view, "
+                     "beside the known LLM providers and coverage.endpoints (repeatable)");
   std::vector<std::string> stdio_exes;
   desc.add_options()("mcp-stdio-exe", po::value(&stdio_exes)->composing(),
                      "capture MCP over stdio for servers whose executable or a command-line "
@@ -324,6 +329,9 @@ int cmd_run(int argc, char** argv) {
                                    cfg.attach.end());
   opt.capture.plaintext_ports.insert(opt.capture.plaintext_ports.begin(),
                                      cfg.plaintext_ports.begin(), cfg.plaintext_ports.end());
+  opt.coverage_endpoints = cfg.coverage_endpoints;
+  opt.coverage_endpoints.insert(opt.coverage_endpoints.end(), coverage_endpoints.begin(),
+                                coverage_endpoints.end());
   {
     mcp::StdioScopeOptions scope_options;
     scope_options.exes = cfg.mcp_stdio_exes;
@@ -943,6 +951,7 @@ int main(int argc, char** argv) {
   if (cmd == "status") return cli::cmd_status(argc - 1, argv + 1);
   if (cmd == "top") return cli::cmd_top(argc - 1, argv + 1);
   if (cmd == "tail") return cli::cmd_tail(argc - 1, argv + 1);
+  if (cmd == "coverage") return cli::cmd_coverage(argc - 1, argv + 1);
   if (cmd == "policy") return cmd_policy(argc - 1, argv + 1);
   if (cmd == "config") return cmd_config(argc - 1, argv + 1);
   if (cmd == "mcp") return cmd_mcp(argc - 1, argv + 1);

@@ -181,6 +181,16 @@ const std::vector<Key>& keys() {
                          }));
     v.push_back(list_key("mcp.stdio_exes", &Config::mcp_stdio_exes,
                          [](Diagnostics&, policy::Pos, const std::string&) { return true; }));
+    v.push_back(list_key("coverage.endpoints", &Config::coverage_endpoints,
+                         [](Diagnostics& d, policy::Pos at, const std::string& s) {
+                           if (!s.empty() && s.find_first_of(" /") == std::string::npos)
+                             return true;
+                           d.error(at,
+                                   "coverage.endpoints: expected a host name or IP[:PORT] "
+                                   "(e.g. llm-gateway.internal, 10.0.0.7:8443), found \"" +
+                                       s + "\"");
+                           return false;
+                         }));
     return v;
   }();
   return k;

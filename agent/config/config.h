@@ -43,6 +43,8 @@ struct Config {
   uint64_t max_body_mb = 8;
   std::vector<std::string> prices;
   std::vector<std::string> mcp_stdio_exes;  // MCP servers over stdio, named by the user (globs)
+  // The coverage view's AI endpoints beside the known LLM hosts: host names, IP[:port].
+  std::vector<std::string> coverage_endpoints;
 
   // Keys some file set ("capture.max_bytes"), and the files read, in order.
   std::set<std::string> set_keys;

@@ -104,6 +104,9 @@ class Fanout final : public CaptureSink {
   void on_hold(const TlsHold& h) override {
     for (auto* s : sinks_) s->on_hold(h);
   }
+  void on_connect(const TcpConnect& c) override {
+    for (auto* s : sinks_) s->on_connect(c);
+  }
 
  private:
   std::vector<CaptureSink*> sinks_;
@@ -210,6 +213,10 @@ std::string health_json(const HealthSnapshot& h) {
                        {"ringbuf_drop_chunks", c.stdio_drop_chunks},
                        {"ringbuf_drop_bytes", c.stdio_drop_bytes},
                        {"truncated_bytes", c.stdio_truncated_bytes}};
+  j["coverage"] = {{"processes", h.coverage.processes},
+                   {"visible", h.coverage.visible},
+                   {"invisible", h.coverage.invisible},
+                   {"gaps", h.coverage.gaps}};
   j["plaintext"] = {{"connections", c.plain_connections},
                     {"open", c.plain_open},
                     {"map_full", c.plain_map_full},
@@ -415,7 +422,9 @@ int run_agent(const AgentOptions& opt) {
     }
   }
 
-  std::unique_ptr<capture::Capture> cap = capture::Capture::open(opt.capture, error);
+  capture::Options capture_options = opt.capture;
+  capture_options.connect_events = !opt.sniff;  // the coverage view: who talks to whom
+  std::unique_ptr<capture::Capture> cap = capture::Capture::open(capture_options, error);
   if (!cap) {
     spdlog::error("{}", error);
     return 1;
@@ -478,6 +487,11 @@ int run_agent(const AgentOptions& opt) {
   // The gate sees held bytes before the pipeline judges them, and the hold after.
   if (gate) fanout.add(gate.get());
   fanout.add(opt.sniff ? static_cast<CaptureSink*>(&sniff_tracker) : &pipeline.input());
+  // Which processes talk to AI endpoints, and whether their content is seen.
+  coverage::CoverageOptions coverage_options;
+  coverage_options.endpoints = opt.coverage_endpoints;
+  coverage::Coverage coverage(emit_event, coverage_options);
+  if (!opt.sniff) fanout.add(&coverage);
 
   // The watchdog is pinged from the main loop only while the discovery thread shows signs of
   // life too: a hung thread gets the agent restarted by systemd.
@@ -512,6 +526,7 @@ int run_agent(const AgentOptions& opt) {
   auto snapshot = [&] {
     HealthSnapshot h;
     h.capture = cap->counters();
+    h.coverage = coverage.stats();
     h.stream = opt.sniff ? sniff_tracker.stats() : pipeline.stream_stats();
     h.http = pipeline.http_stats();
     h.llm = pipeline.llm_stats();
@@ -566,6 +581,7 @@ int run_agent(const AgentOptions& opt) {
         notifier.status(status_line(cap->counters(), pipeline.llm_stats(),
                                     policy ? policy->stats().alerts : 0, sinks.get()));
       if (policy) policy->tick(now);
+      if (!opt.sniff) coverage.tick(unix_now_ns());
       save_inventory();
       if (sinks) sinks->tick();
       if (metrics_server) {
@@ -580,6 +596,7 @@ int run_agent(const AgentOptions& opt) {
         if (policy) sc.budgets = policy->budget_states();
         control->set_status(status_json(snapshot(), sc));
         control->set_top(top.json(static_cast<int64_t>(unix_now_ns())));
+        control->set_coverage(coverage.json(unix_now_ns()));
       }
     }
     if (events && opt.health_interval_s > 0 && now >= next_health) {

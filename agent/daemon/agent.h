@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "agent/capture/capture.h"
+#include "agent/coverage/coverage.h"
 #include "agent/daemon/control.h"
 #include "agent/decide/decider.h"
 #include "agent/enforce/gate.h"
@@ -53,6 +54,8 @@ struct AgentOptions {
   std::string metrics_listen;  // Prometheus endpoint, e.g. 127.0.0.1:9464; empty: none
   // Control socket (`agentwall status`, `top`, `tail`); empty: none.
   std::string control_socket = kDefaultControlSocket;
+  // Coverage view (`agentwall coverage`, coverage.gap alerts): more AI endpoints.
+  std::vector<std::string> coverage_endpoints;
 };
 
 // Runs until SIGINT or SIGTERM. Returns the process exit code.
@@ -60,6 +63,7 @@ int run_agent(const AgentOptions& options);
 
 struct HealthSnapshot {
   capture::Counters capture;
+  coverage::CoverageStats coverage;
   stream::TrackerStats stream;
   protocol::HttpStageStats http;
   llm::LlmStats llm;

@@ -157,6 +157,11 @@ void ControlServer::set_top(std::string json) {
   top_ = std::move(json);
 }
 
+void ControlServer::set_coverage(std::string json) {
+  std::lock_guard lock(mu_);
+  coverage_ = std::move(json);
+}
+
 void ControlServer::publish(const std::string& line) {
   if (subscriber_count_.load(std::memory_order_relaxed) == 0) return;
   const auto shared = std::make_shared<const std::string>(line);
@@ -209,9 +214,9 @@ void ControlServer::on_request(Client& c) {
     return;
   }
   const std::string name = cmd->get<std::string>();
-  if (name == "status" || name == "top") {
+  if (name == "status" || name == "top" || name == "coverage") {
     std::lock_guard lock(mu_);
-    const std::string& doc = name == "status" ? status_ : top_;
+    const std::string& doc = name == "status" ? status_ : name == "top" ? top_ : coverage_;
     // Before the main loop's first tick: the client may ask again.
     c.out = doc.empty() ? R"({"error":"the agent is starting","retry":true})"
                           "\n"
@@ -219,7 +224,7 @@ void ControlServer::on_request(Client& c) {
     return;
   }
   if (name != "tail") {
-    c.out = error_line("unknown command '" + name + "': expected status, top or tail");
+    c.out = error_line("unknown command '" + name + "': expected status, top, coverage or tail");
     return;
   }
   std::string error;

@@ -1,11 +1,12 @@
 // The local control socket behind `agentwall status`, `top` and `tail`: a Unix stream
 // socket (mode 0600 in a 0700 directory; peers must be root or the agent's own user) served
-// by its own thread. A client sends one JSON line, {"cmd":"status"|"top"|"tail",…}; status
-// and top get one JSON line back, tail gets every matching event line until it hangs up.
+// by its own thread. A client sends one JSON line, {"cmd":"status"|"top"|"coverage"|"tail",…};
+// status, top and coverage get one JSON line back, tail gets every matching event line until
+// it hangs up.
 //
-// The server never reads daemon state: the main loop hands it ready-made status and top
-// documents (once a second) and every event line (publish). A slow tail client loses lines,
-// counted and reported to it, and never holds up the main loop.
+// The server never reads daemon state: the main loop hands it ready-made status, top and
+// coverage documents (once a second) and every event line (publish). A slow tail client loses
+// lines, counted and reported to it, and never holds up the main loop.
 #pragma once
 
 #include <sys/types.h>
@@ -37,6 +38,7 @@ class ControlServer {
 
   void set_status(std::string json);
   void set_top(std::string json);
+  void set_coverage(std::string json);
   // Every event line the sinks get; nearly free while nobody tails.
   void publish(const std::string& line);
 
@@ -61,7 +63,7 @@ class ControlServer {
   std::atomic<size_t> subscriber_count_{0};
   std::thread thread_;
   std::mutex mu_;  // guards what follows
-  std::string status_, top_;
+  std::string status_, top_, coverage_;
   std::vector<std::shared_ptr<Subscriber>> subscribers_;
 };
 

@@ -84,8 +84,11 @@ TEST_CASE("control: status and top replies, errors, the socket file") {
   server->set_top(R"({"type":"agent.top","processes":[]})");
   CHECK(ask(path, R"({"cmd":"status"})") == R"({"type":"agent.status","pid":1})");
   CHECK(ask(path, R"({"cmd":"top"})") == R"({"type":"agent.top","processes":[]})");
+  CHECK(ask(path, R"({"cmd":"coverage"})") == R"({"error":"the agent is starting","retry":true})");
+  server->set_coverage(R"({"type":"agent.coverage","processes":[]})");
+  CHECK(ask(path, R"({"cmd":"coverage"})") == R"({"type":"agent.coverage","processes":[]})");
   CHECK(ask(path, R"({"cmd":"x"})") ==
-        R"({"error":"unknown command 'x': expected status, top or tail"})");
+        R"({"error":"unknown command 'x': expected status, top, coverage or tail"})");
   CHECK(ask(path, "status").find("expected one JSON line") != std::string::npos);
   CHECK(ask(path, R"({"cmd":"tail","types":"x"})").find("must be an array of globs") !=
         std::string::npos);

@@ -1,0 +1,254 @@
+#include "agent/coverage/coverage.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "agent/common/time.h"
+#include "agent/llm/adapter.h"
+
+namespace agentwall::coverage {
+namespace {
+
+constexpr size_t kMaxContactsPerProcess = 64;
+constexpr size_t kMaxConnMemo = 65536;  // conn id -> SNI / peer, until they meet
+constexpr size_t kMaxProcesses = 100000;
+
+// Events start with their type (the sinks read it from the front): ordered keys.
+using ordered_json = nlohmann::ordered_json;
+
+ordered_json process_doc(const ProcessInfo& p, const ProcessKey& key) {
+  ordered_json j = {{"pid", key.pid}, {"start_ns", key.start_ns}};
+  if (!p.comm.empty()) j["comm"] = p.comm;
+  if (p.complete) {
+    j["ppid"] = p.ppid;
+    j["uid"] = p.uid;
+    j["exe"] = p.exe;
+    j["cmdline"] = p.cmdline;
+    if (!p.cgroup_path.empty()) j["cgroup"] = p.cgroup_path;
+  }
+  return j;
+}
+
+// "10.0.0.7:8443" / "[::1]:443" / "10.0.0.7" / "[::1]" against an endpoint.
+bool literal_matches(const std::string& entry, const Endpoint& peer) {
+  const std::string full = peer.to_string();
+  if (entry == full) return true;
+  const size_t colon = full.rfind(':');
+  return colon != std::string::npos && entry == full.substr(0, colon);
+}
+
+}  // namespace
+
+Coverage::Coverage(Emit emit, CoverageOptions options)
+    : emit_(std::move(emit)), opt_(std::move(options)) {}
+
+bool Coverage::configured(const Endpoint& peer, const std::string& host) const {
+  for (const std::string& e : opt_.endpoints) {
+    if ((!host.empty() && e == host) || literal_matches(e, peer)) return true;
+  }
+  return false;
+}
+
+Coverage::PeerName Coverage::name_of(const Endpoint& peer) const {
+  PeerName n;
+  if (const auto it = names_.find(peer.to_string()); it != names_.end()) {
+    n.host = it->second;
+    n.source = "sni";
+  }
+  if (configured(peer, n.host)) {
+    n.ai = true;
+    if (n.source.empty()) n.source = "config";
+  } else {
+    n.ai = !n.host.empty() && llm::is_known_llm_host(n.host);
+  }
+  return n;
+}
+
+Coverage::Proc* Coverage::proc_of(const ProcessKey& key) {
+  if (const auto it = procs_.find(key); it != procs_.end()) return &it->second;
+  if (procs_.size() >= kMaxProcesses) return nullptr;
+  Proc& p = procs_[key];
+  p.info.key = key;
+  return &p;
+}
+
+void Coverage::on_process(const ProcessInfo& info) {
+  Proc* p = proc_of(info.key);
+  if (!p) return;
+  p->info = info;
+  p->have_info = true;
+}
+
+void Coverage::on_sni(const TlsSni& s) {
+  if (s.sni.empty()) return;
+  if (conn_sni_.size() >= kMaxConnMemo) conn_sni_.clear();
+  conn_sni_[s.conn_id] = s.sni;
+  if (const auto it = conn_peer_.find(s.conn_id); it != conn_peer_.end())
+    names_[it->second.to_string()] = s.sni;
+  if (const auto p = procs_.find(s.process); p != procs_.end()) {
+    auto& hosts = p->second.content_hosts;
+    if (hosts.size() < 16 && std::find(hosts.begin(), hosts.end(), s.sni) == hosts.end())
+      hosts.push_back(s.sni);
+  }
+}
+
+void Coverage::on_chunk(const TlsChunk& c) {
+  Proc* proc = proc_of(c.process);
+  if (!proc) return;
+  Proc& p = *proc;
+  ++p.chunks;
+  if (!c.peer.is_ip() || (c.flags & kChunkPipe)) return;
+  if (conn_peer_.size() >= kMaxConnMemo) conn_peer_.clear();
+  if (!conn_peer_.emplace(c.conn_id, c.peer).second) return;  // known already
+  if (const auto s = conn_sni_.find(c.conn_id); s != conn_sni_.end())
+    names_[c.peer.to_string()] = s->second;
+}
+
+void Coverage::on_connect(const TcpConnect& c) {
+  if (!c.peer.is_ip()) return;
+  Proc* proc = proc_of(c.process);
+  if (!proc) return;
+  Proc& p = *proc;
+  const std::string key = c.peer.to_string();
+  auto contact = p.contacts.find(key);
+  if (contact == p.contacts.end()) {
+    if (p.contacts.size() >= kMaxContactsPerProcess) {
+      ++p.dropped_contacts;
+      return;
+    }
+    contact = p.contacts.emplace(key, Contact{c.peer, c.time_ns, c.time_ns, 0}).first;
+  }
+  contact->second.last_ns = c.time_ns;
+  ++contact->second.connections;
+  // Towards a known AI endpoint: what the process carries is looked at now, while /proc
+  // still shows its mappings (a short-lived client is gone by the time it is decided).
+  if (!p.stack_known && p.chunks == 0 && name_of(c.peer).ai) identify(p, c.process.pid);
+}
+
+void Coverage::identify(Proc& p, uint32_t live_pid) {
+  // One look per executable: a runtime's processes (node, python3) carry the same stack.
+  if (const auto it = stacks_.find(p.info.exe); !p.info.exe.empty() && it != stacks_.end()) {
+    p.stack = it->second;
+  } else {
+    p.stack = opt_.identify(p.info.exe, live_pid);
+    if (!p.info.exe.empty()) {
+      if (stacks_.size() >= 4096) stacks_.clear();
+      stacks_[p.info.exe] = p.stack;
+    }
+  }
+  p.stack_known = true;
+}
+
+void Coverage::on_close(const TlsClose& c) {
+  conn_sni_.erase(c.conn_id);
+  conn_peer_.erase(c.conn_id);
+}
+
+void Coverage::on_exit(const ProcessKey& key) {
+  const auto it = procs_.find(key);
+  if (it == procs_.end()) return;
+  Proc& p = it->second;
+  p.exited = true;
+  p.exit_ns = unix_now_ns();
+  decide(p, p.exit_ns, true);
+  // Nothing to show (no AI endpoint, no content): forgotten at once.
+  bool ai = false;
+  for (const auto& [k, c] : p.contacts) ai = ai || name_of(c.peer).ai;
+  for (const std::string& h : p.content_hosts) ai = ai || llm::is_known_llm_host(h);
+  if (!ai) procs_.erase(it);
+}
+
+void Coverage::decide(Proc& p, uint64_t now_ns, bool at_exit) {
+  if (p.chunks > 0) return;  // its content is seen
+  for (const auto& [key, contact] : p.contacts) {
+    if (!at_exit && now_ns < contact.first_ns + opt_.grace_ns) continue;
+    const PeerName name = name_of(contact.peer);
+    const std::string endpoint = name.host.empty() ? key : name.host;
+    if (!name.ai || p.alerted.count(endpoint)) continue;
+    if (!p.stack_known) identify(p, p.exited ? 0 : p.info.key.pid);
+    p.alerted.insert(endpoint);
+    ++gaps_;
+    ordered_json j = {
+        {"type", "coverage.gap"},
+        {"time", format_rfc3339(now_ns)},
+        {"severity", "high"},
+        {"summary", (p.info.comm.empty() ? std::string("a process") : p.info.comm) + " talks to " +
+                        endpoint + " and the agent cannot see what it says: " + p.stack.reason}};
+    j["endpoint"] = {{"peer", key}, {"connections", contact.connections}};
+    if (!name.host.empty()) j["endpoint"]["host"] = name.host;
+    j["endpoint"]["named_by"] = name.source;
+    j["tls_stack"] = p.stack.name;
+    j["reason"] = p.stack.reason;
+    j["process"] = process_doc(p.info, p.info.key);
+    emit_(j.dump(-1, ' ', false, ordered_json::error_handler_t::replace));
+  }
+}
+
+void Coverage::tick(uint64_t now_ns) {
+  for (auto it = procs_.begin(); it != procs_.end();) {
+    Proc& p = it->second;
+    if (p.exited && now_ns > p.exit_ns + opt_.keep_exited_ns) {
+      it = procs_.erase(it);
+      continue;
+    }
+    if (!p.exited) decide(p, now_ns, false);
+    ++it;
+  }
+}
+
+std::string Coverage::json(uint64_t now_ns) const {
+  ordered_json list = ordered_json::array();
+  for (const auto& [key, p] : procs_) {
+    ordered_json endpoints = ordered_json::array();
+    bool ai = false;
+    for (const auto& [peer, c] : p.contacts) {
+      const PeerName name = name_of(c.peer);
+      if (!name.ai) continue;
+      ai = true;
+      ordered_json e = {{"peer", peer},
+                        {"connections", c.connections},
+                        {"first", format_rfc3339(c.first_ns)},
+                        {"last", format_rfc3339(c.last_ns)},
+                        {"named_by", name.source}};
+      if (!name.host.empty()) e["host"] = name.host;
+      endpoints.push_back(std::move(e));
+    }
+    ordered_json hosts = ordered_json::array();
+    for (const std::string& h : p.content_hosts) {
+      if (!llm::is_known_llm_host(h) && !configured(Endpoint{}, h)) continue;
+      ai = true;
+      hosts.push_back(h);
+    }
+    if (!ai) continue;
+    ordered_json e = {{"process", process_doc(p.info, key)},
+                      {"alive", !p.exited},
+                      {"visible", p.chunks > 0},
+                      {"chunks", p.chunks},
+                      {"endpoints", std::move(endpoints)},
+                      {"tls_hosts", std::move(hosts)},
+                      {"gap", !p.alerted.empty()}};
+    if (p.stack_known) {
+      e["tls_stack"] = p.stack.name;
+      e["reason"] = p.stack.reason;
+    }
+    list.push_back(std::move(e));
+  }
+  std::sort(list.begin(), list.end(), [](const ordered_json& a, const ordered_json& b) {
+    return a["process"]["pid"].get<uint32_t>() < b["process"]["pid"].get<uint32_t>();
+  });
+  ordered_json doc = {
+      {"type", "agent.coverage"}, {"time", format_rfc3339(now_ns)}, {"processes", std::move(list)}};
+  return doc.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+CoverageStats Coverage::stats() const {
+  CoverageStats s;
+  s.gaps = gaps_;
+  s.processes = procs_.size();
+  for (const auto& [key, p] : procs_) (p.chunks ? s.visible : s.invisible) += 1;
+  return s;
+}
+
+}  // namespace agentwall::coverage

@@ -1,0 +1,110 @@
+#include "agent/coverage/tls_stack.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "agent/elf/symbols.h"
+#include "agent/proc/procfs.h"
+
+namespace agentwall::coverage {
+namespace {
+
+bool contains(std::span<const uint8_t> image, std::string_view marker) {
+  return memmem(image.data(), image.size(), marker.data(), marker.size()) != nullptr;
+}
+
+std::string_view basename_of(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+TlsStack identify_tls_stack(std::span<const uint8_t> image,
+                            const std::vector<std::string>& mapped_libraries) {
+  // A shared TLS library the agent attaches to: the process's calls went elsewhere.
+  for (const std::string& lib : mapped_libraries) {
+    const std::string_view base = basename_of(lib);
+    if (base.starts_with("libssl.so"))
+      return {"OpenSSL (shared)",
+              "maps " + lib +
+                  ", which is attached, but none of its SSL_read/SSL_write calls "
+                  "was seen (its attach failed, or the process does TLS another way)"};
+    if (base.starts_with("libgnutls.so"))
+      return {"GnuTLS (shared)", "maps " + lib +
+                                     ", which is attached, but none of its gnutls_record_send/"
+                                     "recv calls was seen"};
+  }
+  for (const std::string& lib : mapped_libraries) {
+    const std::string_view base = basename_of(lib);
+    if (base.starts_with("libnss3.so") || base.starts_with("libssl3.so"))
+      return {"NSS", "NSS (" + std::string(base) + ") is not captured by this version"};
+    if (base.starts_with("libjvm.so"))
+      return {"Java (JSSE)", "Java's TLS (JSSE) is not captured by this version"};
+  }
+  if (image.empty()) return {"unknown", "the executable could not be read"};
+  const elf::LookupResult syms = elf::find_functions_in_image(
+      image, {"SSL_write", "SSL_read", "gnutls_record_send", "crypto/tls.(*Conn).Write"},
+      "executable");
+  const bool openssl_symbols = syms.offsets.count("SSL_write") && syms.offsets.count("SSL_read");
+  if (contains(image, "\xff Go buildinf:") || contains(image, ".gopclntab") ||
+      syms.offsets.count("crypto/tls.(*Conn).Write"))
+    return {"Go crypto/tls", "Go's crypto/tls is not captured by this version"};
+  if (contains(image, "BoringSSL")) {
+    if (openssl_symbols)
+      return {"BoringSSL (linked in)",
+              "its SSL_write/SSL_read are exported, but the attach "
+              "failed or no call was seen"};
+    return {"BoringSSL (linked in, stripped)",
+            "BoringSSL is linked into the executable with its symbols stripped: SSL_write and "
+            "SSL_read cannot be found by name"};
+  }
+  if (contains(image, "rustls"))
+    return {"rustls", "rustls (a Rust TLS library) is not captured by this version"};
+  // OpenSSL's version text is only linked in when used; the source file names its error
+  // reporting carries always are.
+  if (contains(image, "ssl/ssl_lib.c") || contains(image, "OpenSSL 3.") ||
+      contains(image, "OpenSSL 1.")) {
+    if (openssl_symbols)
+      return {"OpenSSL (linked in)",
+              "its SSL_write/SSL_read are exported, but the attach "
+              "failed or no call was seen"};
+    return {"OpenSSL (linked in, stripped)",
+            "OpenSSL is linked into the executable with its symbols stripped: SSL_write and "
+            "SSL_read cannot be found by name"};
+  }
+  return {"unknown", "no TLS library the agent knows is mapped or linked in"};
+}
+
+TlsStack identify_tls_stack(const std::string& exe_path, uint32_t pid) {
+  std::vector<std::string> libs;
+  for (const proc::MapsEntry& m : proc::read_maps(pid)) {
+    if (m.path.empty() || m.path.front() != '/' || m.path.find(".so") == std::string::npos)
+      continue;
+    if (libs.empty() || libs.back() != m.path) libs.push_back(m.path);
+  }
+  // The live process's own executable first: its path may have been replaced or removed.
+  const std::string live = "/proc/" + std::to_string(pid) + "/exe";
+  int fd = ::open(live.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && !exe_path.empty()) fd = ::open(exe_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return identify_tls_stack({}, libs);
+  struct stat st {};
+  void* map = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && st.st_size > 0)
+    map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return identify_tls_stack({}, libs);
+  const TlsStack out =
+      identify_tls_stack({static_cast<const uint8_t*>(map), static_cast<size_t>(st.st_size)}, libs);
+  munmap(map, static_cast<size_t>(st.st_size));
+  return out;
+}
+
+}  // namespace agentwall::coverage

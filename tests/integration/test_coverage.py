@@ -1,0 +1,192 @@
+"""The coverage view, live: a blind spot is a finding, not a silence.
+
+A small C client that links OpenSSL statically (libssl.a from libssl-dev) is built twice in
+the test: once with its symbols (the agent finds SSL_write/SSL_read in the executable and
+captures it) and once stripped (`-s`: no symbol to attach to). curl, which the agent sees,
+talks to the provider stand-in as api.openai.com (--resolve to 127.0.0.1): its SNI names that
+address for the agent. Then:
+- the stripped client talking to the same address must raise one `coverage.gap` alert naming
+  api.openai.com, its TLS stack (OpenSSL linked in, stripped) and why, and be listed HIDDEN
+  by `agentwall coverage`;
+- the unstripped build of the same client must be captured (an llm.exchange) and raise none;
+- the stripped client talking to a server no AI endpoint name points to raises none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import aw
+import llm
+
+CLIENT_C = r"""
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* client PORT SNI REQUEST: one TLS connection to 127.0.0.1:PORT, REQUEST written, the answer
+ * printed until the server closes. */
+int main(int argc, char** argv) {
+  if (argc != 4) return 2;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (connect(fd, (struct sockaddr*)&sa, sizeof(sa)) != 0) { perror("connect"); return 1; }
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_tlsext_host_name(ssl, argv[2]);
+  SSL_set_fd(ssl, fd);
+  if (SSL_connect(ssl) != 1) { fprintf(stderr, "handshake failed\n"); return 1; }
+  if (SSL_write(ssl, argv[3], (int)strlen(argv[3])) <= 0) return 1;
+  char buf[16384];
+  int n;
+  while ((n = SSL_read(ssl, buf, sizeof(buf))) > 0) fwrite(buf, 1, (size_t)n, stdout);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  close(fd);
+  return 0;
+}
+"""
+
+
+def build_client(tmp: str, strip: bool) -> str:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise AssertionError("no C compiler (gcc): run scripts/install-deps.sh")
+    src = os.path.join(tmp, "tlsclient.c")
+    with open(src, "w") as f:
+        f.write(CLIENT_C)
+    out = os.path.join(tmp, "tlsclient-stripped" if strip else "tlsclient")
+    argv = [cc, "-O1", "-o", out, src, "-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic",
+            "-ldl", "-pthread"]
+    if strip:
+        argv.append("-s")
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise AssertionError(f"building the static OpenSSL client failed:\n{res.stderr}")
+    return out
+
+
+def chat_request(tag: str) -> str:
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 30,
+                       "messages": [{"role": "user", "content": "Hello from a static binary."}]})
+    return ("POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+            "Content-Type: application/json\r\nAuthorization: Bearer sk-test-coverage\r\n"
+            f"x-standin-tag: {tag}\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}")
+
+
+class CoverageTest(aw.AgentTestCase):
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        llm.node_bin()
+        cls.standin = llm.StandIn(cls.pki).start()
+        cls.addClassCleanup(cls.standin.stop)
+
+    def coverage_cli(self, agent: aw.Agent, *args: str) -> str:
+        res = subprocess.run([aw.agent_bin(), "coverage", "--socket", agent.control_socket,
+                              *args], capture_output=True, text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        return res.stdout
+
+    def test_stripped_static_openssl_is_a_gap(self):
+        hidden = build_client(self.tmp, strip=True)
+        seen = build_client(self.tmp, strip=False)
+        port = self.standin.port
+        with aw.RecordingTlsServer(self.pki, mode="raw") as other:
+            with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
+                                               os.path.join(self.tmp, "state")]) as agent:
+                # curl, seen by the agent, names 127.0.0.1:PORT api.openai.com by its SNI.
+                tag = llm.new_tag()
+                curl = aw.run_client(
+                    ["curl", "-sS", "-k", "--noproxy", "*", "--resolve",
+                     f"api.openai.com:{port}:127.0.0.1", "-H", f"x-standin-tag: {tag}",
+                     "-H", "content-type: application/json", "--data-binary",
+                     '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+                     f"https://api.openai.com:{port}/v1/chat/completions"])
+                self.standin.wait_entry(tag)
+                self.assertIsNotNone(llm.wait_exchange(agent, curl.pid, aw.DATA_TIMEOUT),
+                                     llm.describe_events(agent, curl.pid))
+
+                # The stripped client: answered, and unseen.
+                tag = llm.new_tag()
+                h = aw.run_client([hidden, str(port), "api.openai.com", chat_request(tag)])
+                entry = self.standin.wait_entry(tag)
+                self.assertIn(entry["answer"]["output_text"].encode(), h.stdout)
+
+                # The same client with its symbols: attached at its first exec (a run that
+                # may finish before the probes are in), captured from then on.
+                tag = llm.new_tag()
+                first = aw.run_client([seen, str(port), "api.openai.com", chat_request(tag)])
+                self.standin.wait_entry(tag)
+                agent.wait_for(lambda r: "tlsclient (SSL_" in agent.stderr_tail(100),
+                               what="the unstripped client attached")
+                tag = llm.new_tag()
+                s = aw.run_client([seen, str(port), "api.openai.com", chat_request(tag)])
+                self.standin.wait_entry(tag)
+                event = llm.wait_exchange(agent, s.pid, aw.DATA_TIMEOUT)
+                self.assertIsNotNone(event, "the unstripped static client was not captured\n" +
+                                     llm.describe_events(agent, s.pid))
+                self.assertEqual(event["output_text"], self.standin.wait_entry(tag)["answer"]
+                                 ["output_text"])
+
+                # The stripped client towards a server no AI name points to.
+                o = aw.run_client([hidden, str(other.port), "example.test", "hello\nEND\n"],
+                                  check=False)
+                other.wait_connections(1)
+
+                def gaps(recs):
+                    return [e for e in recs if e.get("type") == "coverage.gap"]
+                agent.wait_for(lambda r: any(g["process"]["pid"] == h.pid for g in gaps(r)),
+                               what="a coverage.gap for the stripped client")
+                # Exits are decided 2 s after them: wait for the other two to be decided too.
+                agent.wait_for(lambda r: False, timeout=3.0, what="settling")
+                view = json.loads(self.coverage_cli(agent, "--json"))
+                table = self.coverage_cli(agent)
+            recs = agent.records()
+
+        self.assertEqual([e for e in recs if e.get("type") == "agent.unknown_event"], [])
+        found = {g["process"]["pid"]: g for g in gaps(recs)}
+        # The unstripped client's first run may end before its probes are in: then it was
+        # unseen too, and says so with the right reason.
+        if first.pid in found:
+            self.assertEqual(found.pop(first.pid)["tls_stack"], "OpenSSL (linked in)")
+        self.assertEqual(list(found), [h.pid], json.dumps(found, indent=1))
+        g = found[h.pid]
+        self.assertEqual(g["severity"], "high")
+        self.assertEqual(g["endpoint"]["connections"], 1)
+        self.assertEqual(g["endpoint"]["host"], "api.openai.com")
+        self.assertEqual(g["endpoint"]["peer"], f"127.0.0.1:{port}")
+        self.assertEqual(g["endpoint"]["named_by"], "sni")
+        self.assertEqual(g["tls_stack"], "OpenSSL (linked in, stripped)")
+        self.assertIn("symbols stripped", g["reason"])
+        self.assertEqual(g["process"]["exe"], hidden)
+        self.assertEqual(llm.exchanges(recs, h.pid), [])
+        self.assertIsNotNone(o)
+
+        by_pid = {p["process"]["pid"]: p for p in view["processes"]}
+        self.assertFalse(by_pid[h.pid]["visible"], by_pid[h.pid])
+        self.assertTrue(by_pid[h.pid]["gap"])
+        self.assertTrue(by_pid[s.pid]["visible"], by_pid.get(s.pid))
+        self.assertFalse(by_pid[s.pid]["gap"])
+        self.assertTrue(by_pid[curl.pid]["visible"])
+        self.assertNotIn(o.pid, by_pid, "a process that never talked to an AI endpoint")
+        row = [l for l in table.splitlines() if l.split() and l.split()[0] == str(h.pid)]
+        self.assertEqual(len(row), 1, table)
+        self.assertIn("HIDDEN", row[0])
+        self.assertIn("api.openai.com", row[0])
+
+        health = [e for e in recs if e.get("type") == "agent.health"][-1]
+        self.assertGreaterEqual(health["coverage"]["gaps"], 1)
+
+
+if __name__ == "__main__":
+    aw.main()

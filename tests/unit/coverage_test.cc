@@ -1,0 +1,189 @@
+// The coverage view's bookkeeping: who connected where, which peers are AI endpoints (named
+// by the SNI of visible connections or by the configuration), and when a process whose content
+// stays unseen becomes a coverage.gap. The TLS-stack guess is fixed here (it reads real files;
+// integration.test_coverage runs it on a real stripped binary).
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/coverage/coverage.h"
+
+using namespace agentwall;
+using nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kSecond = 1'000'000'000ull;
+
+Endpoint v4(const char* ip, uint16_t port) {
+  Endpoint e;
+  e.family = AF_INET;
+  e.port = port;
+  inet_pton(AF_INET, ip, e.addr.data());
+  return e;
+}
+
+ProcessInfo process(uint32_t pid, const char* comm) {
+  ProcessInfo p;
+  p.key = {pid, 1000 + pid};
+  p.comm = comm;
+  p.exe = std::string("/usr/bin/") + comm;
+  p.complete = true;
+  return p;
+}
+
+struct Fixture {
+  std::vector<json> events;
+  std::vector<std::pair<std::string, uint32_t>> identified;
+  coverage::Coverage cov;
+
+  explicit Fixture(std::vector<std::string> endpoints = {})
+      : cov([this](const std::string& line) { events.push_back(json::parse(line)); },
+            options(std::move(endpoints))) {}
+
+  coverage::CoverageOptions options(std::vector<std::string> endpoints) {
+    coverage::CoverageOptions o;
+    o.endpoints = std::move(endpoints);
+    o.identify = [this](const std::string& exe, uint32_t pid) {
+      identified.emplace_back(exe, pid);
+      return coverage::TlsStack{"Go crypto/tls", "not captured by this version"};
+    };
+    return o;
+  }
+
+  void connect(const ProcessInfo& p, const Endpoint& peer, uint64_t t) {
+    TcpConnect c;
+    c.time_ns = t;
+    c.process = p.key;
+    c.fd = 5;
+    c.peer = peer;
+    cov.on_connect(c);
+  }
+
+  // A visible TLS connection: its SNI, then a chunk that knows its peer.
+  void visible_call(const ProcessInfo& p, uint64_t conn, const std::string& sni,
+                    const Endpoint& peer) {
+    cov.on_sni({1, p.key, 1, conn, 0xabc, sni});
+    TlsChunk c;
+    c.process = p.key;
+    c.conn_id = conn;
+    c.peer = peer;
+    c.data = "GET / HTTP/1.1\r\n\r\n";
+    cov.on_chunk(c);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("coverage: an unseen process talking to an LLM host named by another's SNI is a gap") {
+  Fixture f;
+  const ProcessInfo curl = process(10, "curl"), hidden = process(11, "goclient");
+  const Endpoint api = v4("104.18.6.192", 443);
+  f.cov.on_process(curl);
+  f.connect(curl, api, 1 * kSecond);
+  f.visible_call(curl, 77, "api.openai.com", api);
+  CHECK(f.cov.name_of(api).host == "api.openai.com");
+  CHECK(f.cov.name_of(api).ai);
+
+  f.cov.on_process(hidden);
+  f.connect(hidden, api, 2 * kSecond);
+  f.connect(hidden, api, 3 * kSecond);
+  f.cov.tick(5 * kSecond);  // within the grace time: nothing yet
+  CHECK(f.events.empty());
+  f.cov.on_exit(hidden.key);  // decided at its exit
+  REQUIRE(f.events.size() == 1);
+  const json& gap = f.events[0];
+  CHECK(gap["type"] == "coverage.gap");
+  CHECK(gap["severity"] == "high");
+  CHECK(gap["endpoint"]["host"] == "api.openai.com");
+  CHECK(gap["endpoint"]["peer"] == "104.18.6.192:443");
+  CHECK(gap["endpoint"]["connections"] == 2);
+  CHECK(gap["endpoint"]["named_by"] == "sni");
+  CHECK(gap["tls_stack"] == "Go crypto/tls");
+  CHECK(gap["process"]["pid"] == 11);
+  CHECK(gap["process"]["exe"] == "/usr/bin/goclient");
+  // Looked at when it first reached a known AI endpoint, while it lived; once.
+  REQUIRE(f.identified.size() == 1);
+  CHECK(f.identified[0] == std::pair<std::string, uint32_t>{"/usr/bin/goclient", 11});
+
+  // The view: curl visible, the hidden one with its gap; both with the endpoint.
+  const json view = json::parse(f.cov.json(10 * kSecond));
+  REQUIRE(view["processes"].size() == 2);
+  CHECK(view["processes"][0]["process"]["pid"] == 10);
+  CHECK(view["processes"][0]["visible"] == true);
+  CHECK(view["processes"][0]["tls_hosts"] == json::array({"api.openai.com"}));
+  CHECK(view["processes"][1]["visible"] == false);
+  CHECK(view["processes"][1]["gap"] == true);
+  CHECK(view["processes"][1]["alive"] == false);
+  CHECK(view["processes"][1]["endpoints"][0]["host"] == "api.openai.com");
+  const coverage::CoverageStats s = f.cov.stats();
+  CHECK(s.gaps == 1);
+  CHECK(s.visible == 1);
+  CHECK(s.invisible == 1);
+}
+
+TEST_CASE("coverage: a live process is decided after the grace time, once per endpoint") {
+  Fixture f;
+  const ProcessInfo p = process(20, "agent");
+  const Endpoint api = v4("10.9.9.9", 443);
+  f.visible_call(process(21, "curl"), 1, "api.anthropic.com", api);
+  f.cov.on_process(p);
+  f.connect(p, api, 100 * kSecond);
+  f.cov.tick(105 * kSecond);
+  CHECK(f.events.empty());
+  f.cov.tick(111 * kSecond);
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.identified.at(0).second == 20);  // alive: its /proc is read
+  // Another process of the same executable is not looked at again.
+  ProcessInfo twin = process(22, "agent");
+  f.cov.on_process(twin);
+  f.connect(twin, api, 100 * kSecond);
+  f.cov.on_exit(twin.key);
+  CHECK(f.events.size() == 2);
+  CHECK(f.identified.size() == 1);
+  f.connect(p, api, 120 * kSecond);  // the first process again: already reported
+  f.cov.tick(200 * kSecond);
+  f.cov.on_exit(p.key);
+  CHECK(f.events.size() == 2);
+}
+
+TEST_CASE("coverage: visible processes, unknown peers and other hosts raise nothing") {
+  Fixture f;
+  const ProcessInfo seen = process(30, "python3"), other = process(31, "wget");
+  const Endpoint api = v4("10.1.1.1", 443), web = v4("10.2.2.2", 443);
+  f.visible_call(process(32, "curl"), 5, "api.openai.com", api);
+  f.visible_call(process(33, "curl"), 6, "example.com", web);
+  f.cov.on_process(seen);
+  f.connect(seen, api, 1 * kSecond);
+  f.visible_call(seen, 7, "api.openai.com", api);  // its content arrives
+  f.cov.on_process(other);
+  f.connect(other, web, 1 * kSecond);                  // a host that is not an AI endpoint
+  f.connect(other, v4("10.3.3.3", 443), 1 * kSecond);  // no name at all
+  f.cov.tick(100 * kSecond);
+  f.cov.on_exit(seen.key);
+  f.cov.on_exit(other.key);
+  CHECK(f.events.empty());
+  // wget never touched an AI endpoint: it is not in the view.
+  for (const json& p : json::parse(f.cov.json(0))["processes"]) CHECK(p["process"]["pid"] != 31);
+}
+
+TEST_CASE("coverage: configured endpoints, by IP:port, by IP and by name") {
+  Fixture f({"192.168.7.7:8443", "10.4.4.4", "llm-gateway.internal"});
+  const ProcessInfo a = process(40, "a"), b = process(41, "b"), c = process(42, "c");
+  f.visible_call(process(43, "curl"), 9, "llm-gateway.internal", v4("10.5.5.5", 443));
+  for (const ProcessInfo& p : {a, b, c}) f.cov.on_process(p);
+  f.connect(a, v4("192.168.7.7", 8443), 0);
+  f.connect(a, v4("192.168.7.7", 9000), 0);  // another port of that host: not listed
+  f.connect(b, v4("10.4.4.4", 1234), 0);
+  f.connect(c, v4("10.5.5.5", 443), 0);
+  for (const ProcessInfo& p : {a, b, c}) f.cov.on_exit(p.key);
+  REQUIRE(f.events.size() == 3);
+  CHECK(f.events[0]["endpoint"]["peer"] == "192.168.7.7:8443");
+  CHECK(f.events[0]["endpoint"]["named_by"] == "config");
+  CHECK(f.events[1]["endpoint"]["peer"] == "10.4.4.4:1234");
+  CHECK(f.events[2]["endpoint"]["host"] == "llm-gateway.internal");
+  CHECK(f.events[2]["endpoint"]["named_by"] == "sni");
+}
