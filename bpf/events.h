@@ -52,6 +52,8 @@ enum aw_func {
   AW_FN_SSL_READ_EX = 3,
   AW_FN_GNUTLS_SEND = 4, /* gnutls_record_send: returns ssize_t, the bytes sent */
   AW_FN_GNUTLS_RECV = 5, /* gnutls_record_recv */
+  AW_FN_GO_WRITE = 6,    /* Go's crypto/tls.(*Conn).Write: captured at its RET instructions */
+  AW_FN_GO_READ = 7,     /* crypto/tls.(*Conn).Read */
 };
 
 enum aw_chunk_flags {

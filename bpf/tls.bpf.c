@@ -49,6 +49,7 @@ struct call_args {
   u64 ssl;
   u64 buf;
   u64 ex_len_ptr; /* size_t* of the _ex forms */
+  u64 len;        /* Go: the length of b, a bound on what a return may report */
   s32 fd;         /* learned from syscalls inside the call */
   u8 func;
   u8 dir;
@@ -550,9 +551,8 @@ int BPF_KPROBE(gnutls_sni_enter, void* session, int type, const void* name, size
   return emit_sni(session, name, len);
 }
 
-/* SSL_free(ssl) and gnutls_deinit(session) both end a connection. */
-SEC("uprobe")
-int BPF_KPROBE(ssl_free_enter, void* ssl) {
+/* SSL_free(ssl), gnutls_deinit(session) and Go's (*Conn).Close all end a connection. */
+static __always_inline int close_conn(void* ssl) {
   u64 pid_tgid = bpf_get_current_pid_tgid();
   u32 tgid = pid_tgid >> 32;
   if (skip_process(tgid)) return 0;
@@ -578,6 +578,112 @@ int BPF_KPROBE(ssl_free_enter, void* ssl) {
   /* The SSL* can be reused by the next connection: it gets a new id. */
   bpf_map_delete_elem(&conns, &key);
   return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_free_enter, void* ssl) {
+  return close_conn(ssl);
+}
+
+/*
+ * ---- Go's crypto/tls ----
+ * (*Conn).Write(b []byte) and (*Conn).Read(b []byte) (int, error), Go 1.17 or later: the
+ * register ABI passes the receiver in the first integer register, b's pointer and length in
+ * the second and third, returns n in the first; the current goroutine (g) is in a register of
+ * its own throughout (R14 on x86-64, R28 on arm64). Return probes break Go programs (the
+ * runtime moves goroutine stacks, and the planted return address with them), so userspace
+ * puts an ordinary uprobe on every RET instruction of the two functions instead. A goroutine
+ * blocked in Read may resume on another thread: the call is remembered by goroutine.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define GO_ARG1(r) ((r)->ax)
+#define GO_ARG2(r) ((r)->bx)
+#define GO_ARG3(r) ((r)->cx)
+#define GO_RET1(r) ((r)->ax)
+#define GO_G(r) ((r)->r14)
+#define GO_G_CORE(r) BPF_CORE_READ(r, r14)
+#elif defined(__TARGET_ARCH_arm64)
+#define GO_ARG1(r) ((r)->regs[0])
+#define GO_ARG2(r) ((r)->regs[1])
+#define GO_ARG3(r) ((r)->regs[2])
+#define GO_RET1(r) ((r)->regs[0])
+#define GO_G(r) ((r)->regs[28])
+#define GO_G_CORE(r) BPF_CORE_READ(r, regs[28])
+#endif
+
+struct go_key {
+  u32 tgid;
+  u32 reserved;
+  u64 g; /* the goroutine's runtime.g */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct go_key);
+  __type(value, struct call_args);
+} go_calls SEC(".maps");
+
+/* Set at the first Go call: from then on the fd learning at sys_enter also looks there. */
+volatile u32 go_seen = 0;
+
+static __always_inline int go_enter(struct pt_regs* ctx, u8 func, u8 dir) {
+  u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (skip_process(tgid)) return 0;
+  struct go_key key = {.tgid = tgid, .g = GO_G(ctx)};
+  struct call_args args = {
+      .ssl = GO_ARG1(ctx),
+      .buf = GO_ARG2(ctx),
+      .len = GO_ARG3(ctx),
+      .fd = -1,
+      .func = func,
+      .dir = dir,
+  };
+  /* Never held: the enforcer knows how to fail SSL_write, not a Go call. An entry seen twice
+   * (the stack grew: the prologue runs again) overwrites the first with the moved b. */
+  bpf_map_update_elem(&go_calls, &key, &args, BPF_ANY);
+  if (!go_seen) go_seen = 1;
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(go_write_enter) {
+  return go_enter(ctx, AW_FN_GO_WRITE, AW_DIR_OUT);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(go_read_enter) {
+  return go_enter(ctx, AW_FN_GO_READ, AW_DIR_IN);
+}
+
+/* At each RET of Write or Read: n is in the first result register. */
+SEC("uprobe")
+int BPF_KPROBE(go_tls_ret) {
+  u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (skip_process(tgid)) return 0;
+  struct go_key key = {.tgid = tgid, .g = GO_G(ctx)};
+  struct call_args* args = bpf_map_lookup_elem(&go_calls, &key);
+  if (!args) {
+    count(AW_CNT_NO_ENTRY, 1);
+    return 0;
+  }
+  struct call_args a = *args;
+  bpf_map_delete_elem(&go_calls, &key);
+  long n = (long)GO_RET1(ctx);
+  if (n <= 0) return 0;
+  u64 moved = (u64)n;
+  if (moved > a.len) moved = a.len; /* never more than b holds */
+  if (moved > 0xffffffffULL) moved = 0xffffffffULL;
+  struct conn_state* st = conn_lookup_or_create(tgid, a.ssl);
+  if (!st) return 0;
+  count(AW_CNT_CALLS, 1);
+  emit_call(&a, st, moved, 0);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(go_close_enter) {
+  return close_conn((void*)GO_ARG1(ctx));
 }
 
 /* The syscalls a TLS call makes on its socket; the first argument is the fd. */
@@ -612,6 +718,12 @@ int BPF_PROG(tls_sys_enter, struct pt_regs* regs, long id) {
   if (!is_socket_io(id)) return 0;
   u64 pid_tgid = bpf_get_current_pid_tgid();
   struct call_args* args = bpf_map_lookup_elem(&active_calls, &pid_tgid);
+  if (!args && go_seen) {
+    /* A Go call is the goroutine's, whichever thread runs it; g stays in its register down to
+     * the system call. */
+    struct go_key key = {.tgid = pid_tgid >> 32, .g = GO_G_CORE(regs)};
+    args = bpf_map_lookup_elem(&go_calls, &key);
+  }
   if (!args) return 0; /* not inside a TLS call: the common case */
   if (args->fd >= 0) return 0;
   args->fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);

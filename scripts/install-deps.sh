@@ -7,7 +7,9 @@ build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libel
   zlib1g-dev libssl-dev libboost-dev libboost-program-options-dev nlohmann-json3-dev
   libspdlog-dev doctest-dev libnghttp2-dev libbrotli-dev libzstd-dev libpcre2-dev
   libyaml-cpp-dev libsimdjson-dev libgoogle-perftools-dev libvectorscan-dev libutf8proc-dev libsqlite3-dev libhiredis-dev nodejs
-  dpkg-dev)
+  dpkg-dev
+  # agent/elf/gopclntab.cc: an x86-64 instruction decoder, to find the RETs of Go functions.
+  libcapstone-dev)
 test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpftrace
   libclang-rt-14-dev redis-server rsyslog rsyslog-gnutls
   systemd man-db logrotate
@@ -17,7 +19,10 @@ test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpft
   systemd-container dbus libcap2-bin
   # tests/integration/test_gnutls.py: a GnuTLS client (gnutls-cli); test_llm_sdks.py: the
   # Python HTTP clients people use, from Debian.
-  gnutls-bin python3-requests python3-httpx)
+  gnutls-bin python3-requests python3-httpx
+  # tests/integration/test_go.py and the unit tests of agent/elf/gopclntab: Go clients built at
+  # test time (standard library only, offline).
+  golang-go)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

@@ -34,8 +34,10 @@ enum class TlsFunc : uint8_t {
   kSendmsg = 11,
   kGnutlsRecordSend = 12,
   kGnutlsRecordRecv = 13,
+  kGoTlsWrite = 14,  // Go's crypto/tls.(*Conn).Write
+  kGoTlsRead = 15,   // crypto/tls.(*Conn).Read
 };
-inline constexpr uint8_t kTlsFuncMax = 13;
+inline constexpr uint8_t kTlsFuncMax = 15;
 
 inline std::string_view to_string(Direction d) {
   return d == Direction::kOut ? "out" : "in";
@@ -71,6 +73,10 @@ inline std::string_view to_string(TlsFunc f) {
       return "gnutls_record_send";
     case TlsFunc::kGnutlsRecordRecv:
       return "gnutls_record_recv";
+    case TlsFunc::kGoTlsWrite:
+      return "go_tls_write";
+    case TlsFunc::kGoTlsRead:
+      return "go_tls_read";
   }
   return "unknown";
 }

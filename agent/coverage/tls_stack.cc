@@ -56,7 +56,10 @@ TlsStack identify_tls_stack(std::span<const uint8_t> image,
   const bool openssl_symbols = syms.offsets.count("SSL_write") && syms.offsets.count("SSL_read");
   if (contains(image, "\xff Go buildinf:") || contains(image, ".gopclntab") ||
       syms.offsets.count("crypto/tls.(*Conn).Write"))
-    return {"Go crypto/tls", "Go's crypto/tls is not captured by this version"};
+    return {"Go crypto/tls",
+            "Go's crypto/tls is captured in x86-64 executables of Go 1.17 or later; this one "
+            "was not attached (another machine, an older Go, its functions not found, or the "
+            "attach failed: see the agent's log) or its calls were not seen"};
   if (contains(image, "BoringSSL")) {
     if (openssl_symbols)
       return {"BoringSSL (linked in)",

@@ -17,7 +17,9 @@ struct LookupResult {
   // Name -> file offset of the function's first instruction (what a perf uprobe is attached at).
   // Names that were not found are absent.
   std::unordered_map<std::string, uint64_t> offsets;
-  // Empty on success; otherwise "<file>: <what is wrong>". Offsets are empty on error.
+  // Name -> the symbol's st_size (0 when the symbol does not say), for each name found.
+  std::unordered_map<std::string, uint64_t> sizes;
+  // Empty on success; otherwise "<file>: <what is wrong>". Offsets and sizes are empty on error.
   std::string error;
   bool ok() const { return error.empty(); }
 };

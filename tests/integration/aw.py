@@ -98,6 +98,15 @@ def agent_bin() -> str:
     return path
 
 
+def require_program(name: str, package: str) -> str:
+    """The path of program `name`; a clear failure (never a skip) naming its Debian package."""
+    path = shutil.which(name)
+    if not path:
+        raise AssertionError(f"{name} is not installed: run scripts/install-deps.sh --test "
+                             f"(package {package})")
+    return path
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise AssertionError(
@@ -1100,6 +1109,35 @@ class AgentTestCase(unittest.TestCase):
                           f"conn {c}: out {len(s['out'])} B, in {len(s['in'])} B"
                           for c, s in res.items()))
         return res
+
+    def raw_exchange(self, argv_for_port, data: bytes, agent_args=(), before_client=None):
+        """One client connection to a RecordingTlsServer in raw mode, under a sniffing agent:
+        runs argv_for_port(port) with `data` on stdin and waits until the agent captured all
+        that the server received and sent. before_client(agent), if given, runs first.
+        Returns (client result, server connection record, agent records, server port)."""
+        with RecordingTlsServer(self.pki, mode="raw") as srv:
+            with Agent(agent_args) as agent:
+                if before_client is not None:
+                    before_client(agent)
+                res = run_client(argv_for_port(srv.port), input=data)
+                (conn,) = srv.wait_connections(1)
+                agent.wait_for_bytes(res.pid, "out", len(conn.received))
+                agent.wait_for_bytes(res.pid, "in", len(conn.sent))
+            recs = agent.records()
+        self.assertIsNone(conn.error)
+        return res, conn, recs, srv.port
+
+    def assert_tls_chunks(self, records, pid: int, port: int, funcs: set, sni: str | None = None):
+        """Every tls.data chunk of pid has its fd and the peer 127.0.0.1:port (and `sni` when
+        given), and the functions that moved them are exactly `funcs`."""
+        seen = set()
+        for r in tls_data(records, pid):
+            seen.add(r.get("func"))
+            self.assertGreaterEqual(r.get("fd", -1), 0, summarize(r))
+            self.assertEqual(r.get("peer"), f"127.0.0.1:{port}", summarize(r))
+            if sni is not None:
+                self.assertEqual(r.get("sni"), sni, summarize(r))
+        self.assertEqual(seen, funcs)
 
     def assert_exact_single_conn(self, records, pid: int, conn, label: str):
         """pid made exactly one connection, its captured bytes equal what the server received

@@ -6,18 +6,13 @@ for the close), must give the exact bytes and the same llm.exchange an OpenSSL c
 from __future__ import annotations
 
 import json
-import shutil
 
 import aw
 import llm
 
 
 def gnutls_cli() -> str:
-    path = shutil.which("gnutls-cli")
-    if not path:
-        raise AssertionError("gnutls-cli is not installed: run scripts/install-deps.sh --test "
-                             "(package gnutls-bin)")
-    return path
+    return aw.require_program("gnutls-cli", "gnutls-bin")
 
 
 class GnutlsTest(aw.AgentTestCase):
@@ -66,24 +61,13 @@ class GnutlsTest(aw.AgentTestCase):
 
     def test_bytes_exact(self):
         data = aw.random_text(6000, newline_every=73) + b"\nEND\n"
-        with aw.RecordingTlsServer(self.pki, mode="raw") as srv:
-            with aw.Agent() as agent:
-                res = aw.run_client([gnutls_cli(), "--x509cafile", self.pki.ca_cert, "-p",
-                                     str(srv.port), "localhost"], input=data)
-                (conn,) = srv.wait_connections(1)
-                agent.wait_for_bytes(res.pid, "out", len(conn.received))
-                agent.wait_for_bytes(res.pid, "in", len(conn.sent))
-            recs = agent.records()
-        self.assertIsNone(conn.error)
+        res, conn, recs, port = self.raw_exchange(
+            lambda port: [gnutls_cli(), "--x509cafile", self.pki.ca_cert, "-p", str(port),
+                          "localhost"], data)
         self.assertEqual(bytes(conn.received), data, "gnutls-cli sent stdin unchanged")
         self.assert_exact_single_conn(recs, res.pid, conn, "gnutls-cli")
-        funcs = set()
-        for r in aw.tls_data(recs, res.pid):
-            funcs.add(r.get("func"))
-            self.assertGreaterEqual(r.get("fd", -1), 0, aw.summarize(r))
-            self.assertEqual(r.get("peer"), f"127.0.0.1:{srv.port}", aw.summarize(r))
-            self.assertEqual(r.get("sni"), "localhost", aw.summarize(r))
-        self.assertEqual(funcs, {"gnutls_record_send", "gnutls_record_recv"})
+        self.assert_tls_chunks(recs, res.pid, port, {"gnutls_record_send", "gnutls_record_recv"},
+                               sni="localhost")
 
 
 if __name__ == "__main__":

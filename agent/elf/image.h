@@ -1,0 +1,71 @@
+// Bounds-checked reading of an ELF64 image, shared by the symbol lookup (symbols.cc) and the Go
+// function table reader (gopclntab.cc). Internal to agent/elf/.
+#pragma once
+
+#include <elf.h>
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace agentwall::elf::detail {
+
+using Bytes = std::span<const uint8_t>;
+
+// True when [offset, offset + length) lies inside the image; written so that nothing overflows.
+inline bool in_bounds(Bytes image, uint64_t offset, uint64_t length) {
+  return offset <= image.size() && length <= image.size() - offset;
+}
+
+// Copies a T out of the image: in a hostile file nothing is aligned.
+template <class T>
+std::optional<T> read_at(Bytes image, uint64_t offset) {
+  if (!in_bounds(image, offset, sizeof(T))) return std::nullopt;
+  T value;
+  std::memcpy(&value, image.data() + offset, sizeof(T));
+  return value;
+}
+
+// An image's header, PT_LOAD segments and section headers, checked (see check_header).
+struct Layout {
+  Elf64_Ehdr header{};
+  std::vector<Elf64_Phdr> loads;
+  std::vector<Elf64_Shdr> sections;
+};
+
+// Fills `layout`; returns an error ("not an ELF file", "truncated ...") or "".
+std::string read_layout(Bytes image, Layout& layout);
+
+// The NUL-terminated string at `offset`, or nothing when it starts or ends outside the table.
+std::optional<std::string_view> string_at(Bytes strings, uint64_t offset);
+
+// The file offset that holds virtual address `address`, or nothing when no PT_LOAD segment
+// maps it from the file (or the segment's file range lies past the end of the image).
+std::optional<uint64_t> file_offset(const std::vector<Elf64_Phdr>& loads, uint64_t address,
+                                    uint64_t image_size);
+
+// The index of the section called `name` (through e_shstrndx), or nothing.
+std::optional<size_t> find_section(Bytes image, const Layout& layout, std::string_view name);
+
+// A file mapped read-only for as long as the object lives.
+class MappedFile {
+ public:
+  // Opens and maps `path`; on failure error() says why ("cannot open: ...").
+  explicit MappedFile(const std::string& path);
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+  Bytes bytes() const { return {static_cast<const uint8_t*>(address_), length_}; }
+  const std::string& error() const { return error_; }
+
+ private:
+  void* address_ = nullptr;
+  size_t length_ = 0;
+  std::string error_;
+};
+
+}  // namespace agentwall::elf::detail
