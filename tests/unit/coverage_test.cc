@@ -167,7 +167,8 @@ TEST_CASE("coverage: visible processes, unknown peers and other hosts raise noth
   f.cov.on_exit(other.key);
   CHECK(f.events.empty());
   // wget never touched an AI endpoint: it is not in the view.
-  for (const json& p : json::parse(f.cov.json(0))["processes"]) CHECK(p["process"]["pid"] != 31);
+  const json view = json::parse(f.cov.json(0));
+  for (const json& p : view["processes"]) CHECK(p["process"]["pid"] != 31);
 }
 
 TEST_CASE("coverage: configured endpoints, by IP:port, by IP and by name") {
