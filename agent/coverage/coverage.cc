@@ -87,7 +87,6 @@ void Coverage::on_process(const ProcessInfo& info) {
   Proc* p = proc_of(info.key);
   if (!p) return;
   p->info = info;
-  p->have_info = true;
 }
 
 void Coverage::learn(const std::string& peer, const std::string& host) {

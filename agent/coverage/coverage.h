@@ -82,7 +82,6 @@ class Coverage final : public CaptureSink {
   };
   struct Proc {
     ProcessInfo info;
-    bool have_info = false;
     uint64_t chunks = 0;                      // content seen from this process
     std::vector<std::string> content_hosts;   // SNI / peers of its visible connections
     std::map<std::string, Contact> contacts;  // by peer "ip:port"
@@ -95,8 +94,8 @@ class Coverage final : public CaptureSink {
   };
   Proc* proc_of(const ProcessKey& key);  // created when new; null when the view is full
   void decide(Proc& p, uint64_t now_ns, bool at_exit);
-  void identify(Proc& p, uint32_t live_pid);
-  void learn(const std::string& peer, const std::string& host);  // names_, bounded  // its TLS stack; live_pid 0 once it is gone
+  void identify(Proc& p, uint32_t live_pid);  // its TLS stack; live_pid 0 once it is gone
+  void learn(const std::string& peer, const std::string& host);  // names_, bounded
   bool configured(const Endpoint& peer, const std::string& host) const;
 
   Emit emit_;
