@@ -251,6 +251,7 @@ std::string Coverage::json(uint64_t now_ns) const {
                       {"endpoints", std::move(endpoints)},
                       {"tls_hosts", std::move(hosts)},
                       {"gap", !p.alerted.empty()}};
+    if (p.dropped_contacts) e["peers_not_kept"] = p.dropped_contacts;  // past the cap of 64
     if (p.stack_known) {
       e["tls_stack"] = p.stack.name;
       e["reason"] = p.stack.reason;
