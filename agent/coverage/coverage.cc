@@ -72,7 +72,46 @@ Coverage::PeerName Coverage::name_of(const Endpoint& peer) const {
   } else {
     n.ai = !n.host.empty() && llm::is_known_llm_host(n.host);
   }
+  if (!n.ai && !learned_.empty()) {
+    if (const auto l = learned_.find(peer.to_string()); l != learned_.end()) {
+      n.ai = true;
+      if (n.host.empty()) n.host = l->second.host;
+      if (n.source.empty()) n.source = l->second.source;
+    }
+  }
   return n;
+}
+
+void Coverage::observe_event(std::string_view line) {
+  const char* source = nullptr;
+  if (line.starts_with(R"({"type":"llm.exchange")"))
+    source = "llm";
+  else if (line.starts_with(R"({"type":"mcp.message")"))
+    source = "mcp";
+  else
+    return;
+  // Both write `connection` last, a flat object: the line ends with it and the event's '}'.
+  // Found from the end, so that content earlier in the line (a request body may hold any
+  // JSON) cannot pose as it.
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  const size_t begin = line.rfind(R"("connection":{)");
+  if (begin == std::string_view::npos) return;
+  const size_t end = line.find('}', begin);
+  if (end == std::string_view::npos || end + 2 != line.size()) return;
+  const std::string_view conn = line.substr(begin, end - begin);
+  auto field = [&](std::string_view key) -> std::string_view {
+    const size_t k = conn.find(key);
+    if (k == std::string_view::npos) return {};
+    const size_t from = k + key.size();
+    const size_t to = conn.find('"', from);
+    return to == std::string_view::npos ? std::string_view{} : conn.substr(from, to - from);
+  };
+  const std::string_view peer = field(R"("peer":")");
+  if (peer.empty()) return;
+  const std::string key(peer);
+  if (learned_.count(key)) return;
+  if (learned_.size() >= kMaxConnMemo) learned_.clear();
+  learned_[key] = Learned{std::string(field(R"("sni":")")), source};
 }
 
 Coverage::Proc* Coverage::proc_of(const ProcessKey& key) {

@@ -7,6 +7,9 @@
 // names of peers from the SNI of connections the agent does see (a visible process's
 // connection to api.openai.com names its address for everyone), from DNS answers resolvers
 // received, and from the user's list.
+// A peer that the agent saw an LLM API call or an MCP session go to is an AI endpoint too, for
+// every process (observe_event): a self-hosted gateway or a remote MCP server that a visible
+// client uses makes an invisible process talking to it a gap.
 // Content is "visible" for a process once any of its TLS or plaintext chunks arrived.
 #pragma once
 
@@ -15,6 +18,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -56,6 +60,11 @@ class Coverage final : public CaptureSink {
   void on_close(const TlsClose& c) override;
   void on_dns(const ProcessKey& key, std::string_view message) override;
   void on_exit(const ProcessKey& key) override;
+
+  // Learns AI endpoints from a delivered event line: the connection peer of an `llm.exchange`
+  // or an `mcp.message` is one from then on (named by that connection's SNI, `named_by`
+  // "llm" or "mcp"). Other lines cost a prefix test.
+  void observe_event(std::string_view line);
 
   // Decides connections past their grace time and forgets old exited processes.
   void tick(uint64_t now_ns);
@@ -103,9 +112,14 @@ class Coverage final : public CaptureSink {
   std::unordered_map<ProcessKey, Proc, ProcessKeyHash> procs_;
   std::unordered_map<std::string, std::string> names_;      // "ip:port" -> host, from SNI
   std::unordered_map<std::string, std::string> dns_names_;  // "ip" -> host, from DNS answers
-  std::unordered_map<uint64_t, std::string> conn_sni_;      // conn id -> SNI, until its peer shows
-  std::unordered_map<uint64_t, Endpoint> conn_peer_;        // conn id -> peer, until its SNI shows
-  std::unordered_map<std::string, TlsStack> stacks_;        // by executable path
+  struct Learned {
+    std::string host;            // the SNI of the call, when it had one
+    const char* source = "llm";  // "llm" or "mcp"
+  };
+  std::unordered_map<std::string, Learned> learned_;    // "ip:port" -> seen carrying LLM/MCP
+  std::unordered_map<uint64_t, std::string> conn_sni_;  // conn id -> SNI, until its peer shows
+  std::unordered_map<uint64_t, Endpoint> conn_peer_;    // conn id -> peer, until its SNI shows
+  std::unordered_map<std::string, TlsStack> stacks_;    // by executable path
   uint64_t gaps_ = 0;
 };
 

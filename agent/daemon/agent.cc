@@ -438,7 +438,9 @@ int run_agent(const AgentOptions& opt) {
 
   output::SniffPrinter printer(sniff_out ? sniff_out : stdout, opt.sniff_filter);
   stream::Tracker sniff_tracker(printer);
+  coverage::Coverage* coverage_view = nullptr;  // set below, once it exists
   auto emit_event = [&](const std::string& line) {
+    if (coverage_view) coverage_view->observe_event(line);  // AI endpoints it learns from
     if (metrics_server) metrics.observe(line);
     if (sinks) sinks->publish(line);
     if (control) {  // control socket
@@ -494,7 +496,13 @@ int run_agent(const AgentOptions& opt) {
   coverage::CoverageOptions coverage_options;
   coverage_options.endpoints = opt.coverage_endpoints;
   coverage::Coverage coverage(emit_event, coverage_options);
-  if (!opt.sniff) fanout.add(&coverage);
+  if (!opt.sniff) {
+    fanout.add(&coverage);
+    coverage_view = &coverage;
+  }
+  // Unset before the view goes: the pipeline, destroyed after it, may still emit events.
+  const std::unique_ptr<coverage::Coverage*, void (*)(coverage::Coverage**)> unset_view(
+      &coverage_view, [](coverage::Coverage** view) { *view = nullptr; });
 
   // The watchdog is pinged from the main loop only while the discovery thread shows signs of
   // life too: a hung thread gets the agent restarted by systemd.

@@ -87,6 +87,8 @@ def chat_request(tag: str) -> str:
 
 
 DNS_ADDR = "127.0.9.53"  # the test's name server (loopback: nothing leaves the host)
+# A gateway reached by address alone (test_a_decoded_call_names_its_endpoint).
+GATEWAY_ADDR = "127.0.0.5"
 ANSWER_ADDR = "127.0.0.3"  # what it says api.anthropic.com is; a stand-in listens there
 
 
@@ -284,6 +286,42 @@ class CoverageTest(aw.AgentTestCase):
         self.assertEqual(g["endpoint"]["named_by"], "dns")
         self.assertEqual(g["endpoint"]["peer"], f"{ANSWER_ADDR}:{standin.port}")
         self.assertEqual(g["tls_stack"], "OpenSSL (linked in, stripped)")
+
+    def test_a_decoded_call_names_its_endpoint(self):
+        """A gateway that no list knows, reached by address (no SNI, no DNS): curl's call to it
+        is decoded as an LLM call, which makes the address an AI endpoint for every process;
+        the stripped client talking to it is then a gap named by that call."""
+        hidden = build_client(self.tmp, strip=True)
+        gateway = llm.StandIn(self.pki, host=GATEWAY_ADDR).start()
+        self.addCleanup(gateway.stop)
+        url = f"https://{GATEWAY_ADDR}:{gateway.port}/v1/chat/completions"
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
+                                           os.path.join(self.tmp, "state")]) as agent:
+            tag = llm.new_tag()
+            curl = aw.run_client(
+                ["curl", "-sS", "-k", "--noproxy", "*", "-H", f"x-standin-tag: {tag}",
+                 "-H", "content-type: application/json", "--data-binary",
+                 '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}', url])
+            gateway.wait_entry(tag)
+            self.assertIsNotNone(llm.wait_exchange(agent, curl.pid, aw.DATA_TIMEOUT),
+                                 llm.describe_events(agent, curl.pid))
+            tag = llm.new_tag()
+            h = aw.run_client([hidden, GATEWAY_ADDR, str(gateway.port), "gateway.test",
+                               chat_request(tag)])
+            gateway.wait_entry(tag)
+
+            def mine(recs):
+                return [e for e in recs if e.get("type") == "coverage.gap"
+                        and e["process"]["pid"] == h.pid]
+            agent.wait_for(lambda r: mine(r), what="a coverage.gap named by a decoded call")
+            recs = agent.records()
+        (g,) = mine(recs)
+        self.assertEqual(g["endpoint"]["named_by"], "llm")
+        self.assertEqual(g["endpoint"]["peer"], f"{GATEWAY_ADDR}:{gateway.port}")
+        self.assertEqual(g["tls_stack"], "OpenSSL (linked in, stripped)")
+        # curl's own call is what named it: no gap for curl.
+        self.assertEqual([e for e in recs if e.get("type") == "coverage.gap"
+                          and e["process"]["pid"] == curl.pid], [])
 
 
 if __name__ == "__main__":

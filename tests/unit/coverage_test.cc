@@ -207,3 +207,41 @@ TEST_CASE("coverage: a resolver's answer names the address for the processes tha
   CHECK(f.events[0]["endpoint"]["named_by"] == "dns");
   CHECK(f.events[0]["endpoint"]["peer"] == "10.8.8.8:443");
 }
+
+TEST_CASE("coverage: the peers of LLM calls and MCP sessions the agent decoded are AI endpoints") {
+  Fixture f;
+  // A self-hosted gateway no list knows, and a remote MCP server reached without SNI, as the
+  // pipeline reports them (event lines as delivered; only their start and connection matter).
+  f.cov.observe_event(
+      R"({"type":"llm.exchange","time":"2026-11-26T16:00:00Z","provider":"openai",)"
+      R"("request":{"tools":[{"parameters":{"connection":{"peer":"1.1.1.1:1"}}}]},)"
+      R"("process":{"pid":60,"comm":"python3"},)"
+      R"("connection":{"id":4,"local":"10.0.0.2:40000","peer":"10.6.6.6:443","sni":"llm.corp.example","fd":7}})"
+      "\n");
+  f.cov.observe_event(
+      R"({"type":"mcp.message","method":"tools/call","process":{"pid":61},"connection":{"id":9,"peer":"10.7.7.7:8443","fd":5}})");
+  // Other events, and connections the content only mentions, teach nothing.
+  f.cov.observe_event(R"({"type":"tls.data","connection":{"peer":"10.9.0.1:443"}})");
+  f.cov.observe_event(R"({"type":"policy.alert","connection":{"peer":"10.9.0.2:443"}})");
+  f.cov.observe_event(R"({"type":"llm.exchange","connection":{"peer":"10.9.0.3:443"},"x":1})");
+  CHECK(f.cov.name_of(v4("10.6.6.6", 443)).ai);
+  CHECK(f.cov.name_of(v4("10.6.6.6", 443)).host == "llm.corp.example");
+  CHECK(f.cov.name_of(v4("10.6.6.6", 443)).source == "llm");
+  CHECK(f.cov.name_of(v4("10.7.7.7", 8443)).source == "mcp");
+  CHECK_FALSE(f.cov.name_of(v4("10.6.6.6", 80)).ai);  // another port
+  CHECK_FALSE(f.cov.name_of(v4("1.1.1.1", 1)).ai);
+  CHECK_FALSE(f.cov.name_of(v4("10.9.0.1", 443)).ai);
+  CHECK_FALSE(f.cov.name_of(v4("10.9.0.2", 443)).ai);
+  CHECK_FALSE(f.cov.name_of(v4("10.9.0.3", 443)).ai);
+
+  const ProcessInfo rust = process(62, "rustagent");
+  f.cov.on_process(rust);
+  f.connect(rust, v4("10.6.6.6", 443), 0);
+  f.connect(rust, v4("10.7.7.7", 8443), 0);
+  f.cov.on_exit(rust.key);
+  REQUIRE(f.events.size() == 2);
+  CHECK(f.events[0]["endpoint"]["host"] == "llm.corp.example");
+  CHECK(f.events[0]["endpoint"]["named_by"] == "llm");
+  CHECK(f.events[1]["endpoint"]["peer"] == "10.7.7.7:8443");
+  CHECK(f.events[1]["endpoint"]["named_by"] == "mcp");
+}
