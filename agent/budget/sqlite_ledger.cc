@@ -255,7 +255,8 @@ class SqliteLedger final : public Ledger {
     Stmt q(db_, "SELECT DISTINCT budget, key FROM usage ORDER BY budget, key");
     while (q.step()) keys.emplace_back(q.text(0), q.text(1));
     std::vector<BudgetStatus> out;
-    for (const auto& [name, key] : keys) {
+    for (const auto& [budget_name, key] : keys) {
+      const std::string& name = budget_name;  // clang 14 cannot capture a structured binding
       const auto spec = std::find_if(budgets_.begin(), budgets_.end(),
                                      [&](const BudgetSpec& b) { return b.name == name; });
       if (spec == budgets_.end()) continue;

@@ -553,8 +553,9 @@ TEST_CASE("elf: /usr/bin/node exports SSL_write and SSL_read") {
   const LookupResult result = find_functions(path, {"SSL_write", "SSL_read"});
   REQUIRE_MESSAGE(result.ok(), result.error);
   REQUIRE(result.offsets.size() == 2);
-  for (const auto& [name, offset] : result.offsets) {
-    CHECK_MESSAGE(in_executable_segment(path, offset), name << " at " << offset);
+  for (const auto& found : result.offsets) {  // not a structured binding: clang 14 cannot
+    CHECK_MESSAGE(in_executable_segment(path, found.second),  // capture one (CHECK_MESSAGE)
+                  found.first << " at " << found.second);
   }
 }
 
