@@ -3,7 +3,6 @@
 // schemas and instances that must end quickly and in bounds.
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -205,13 +204,9 @@ TEST_CASE("schema: strings") {
 }
 
 TEST_CASE("schema: a catastrophic pattern is cut short") {
-  const auto t0 = std::chrono::steady_clock::now();
+  // By PCRE2's match limit, which its message shows (no timing: shared machines).
   const std::string subject = "\"" + std::string(40, 'a') + "!\"";
   const auto v = check(R"({"pattern":"^(a+)+$"})", subject.c_str());
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
-          .count();
-  CHECK(ms < 1000);
   REQUIRE(v.size() == 1);
   CHECK(v[0].message == R"(pattern "^(a+)+$" too costly to check against this string)");
 }
@@ -354,14 +349,11 @@ TEST_CASE("schema: cyclic $ref ends with a violation") {
 }
 
 TEST_CASE("schema: exponential schemas run out of steps, not time") {
-  const auto t0 = std::chrono::steady_clock::now();
+  // What bounds the time is the step budget, checked by its message (no timing here: the
+  // sanitizer build runs this unoptimised, and these machines are shared).
   const auto v = check(R"({"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/a"},{"$ref":"#/$defs/a"}]}},
                          "$ref":"#/$defs/a"})",
                        "1");
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
-          .count();
-  CHECK(ms < 3000);
   REQUIRE(!v.empty());
   CHECK(v.back().message == "schema too complex to check (more than 200000 steps); not checked");
 }
