@@ -1,11 +1,11 @@
 # Developer entry points. `make run` and `make test` work on a fresh Debian 12 machine
 # as root: they install what is missing, build, and run.
 BUILD ?= build
-BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps build build-asan run sniff test unit integration sanitize fuzz bench eval package format clean
+.PHONY: all deps test-deps build run sniff test unit integration sanitize fuzz bench eval package format clean
 
 all: build
 
@@ -27,15 +27,10 @@ run: build
 sniff: build
 	exec $(BUILD)/agentwall sniff
 
-build-asan: deps
-	cmake -S . -B $(BUILD_ASAN) -DAGENTWALL_SANITIZE=ON -DAGENTWALL_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build $(BUILD_ASAN) -j$(JOBS) --target unit_tests
-
-# Every test: unit and integration (real BPF, root), then the unit tests again under
-# AddressSanitizer and UndefinedBehaviorSanitizer.
-test: test-deps build build-asan
+# Every test: unit and integration (real BPF, root), then, in the sanitizer build (clang,
+# AddressSanitizer and UndefinedBehaviorSanitizer), the unit tests again and the fuzzers.
+test: test-deps build
 	cd $(BUILD) && ctest --output-on-failure
-	cd $(BUILD_ASAN) && ctest --output-on-failure -L unit
 	$(MAKE) fuzz
 
 unit: build
@@ -44,12 +39,14 @@ unit: build
 integration: test-deps build
 	cd $(BUILD) && ctest --output-on-failure -L integration
 
-sanitize: build-asan
-	cd $(BUILD_ASAN) && ctest --output-on-failure -L unit
+# The unit tests under AddressSanitizer and UndefinedBehaviorSanitizer, in the sanitizer build.
+sanitize: deps
+	BUILD_FUZZ=$(abspath $(BUILD_FUZZ)) JOBS=$(JOBS) tests/fuzz/run.sh -L unit
 
-# libFuzzer targets in tests/fuzz, each for AGENTWALL_FUZZ_SECONDS (default 20), in build-fuzz.
+# The sanitizer build (tests/fuzz, $(BUILD_FUZZ)): the unit tests, then each libFuzzer target
+# for AGENTWALL_FUZZ_SECONDS (default 20).
 fuzz: test-deps
-	JOBS=$(JOBS) tests/fuzz/run.sh
+	BUILD_FUZZ=$(abspath $(BUILD_FUZZ)) JOBS=$(JOBS) tests/fuzz/run.sh
 
 bench: test-deps build
 	BUILD_DIR=$(abspath $(BUILD)) tests/bench/run.sh
@@ -69,4 +66,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_FUZZ)

@@ -11,7 +11,7 @@
 # then regenerate the test expectations with scripts/tokenizer-data-expected.mjs.
 set(AGENTWALL_TOKENIZER_NPM_SPEC "js-tiktoken@1.0.21")
 set(AGENTWALL_TOKENIZER_NPM_INTEGRITY "sha512-biOj/6M5qdgx5TKjDnFT1ymSpM5tbd3ylwDtrQvFQSu0Z7bBYko2dF+W/aUkXUPuk6IVpRxk/3Q2sHOzGlS36g==")
-set(AGENTWALL_NPM_CACHE "${CMAKE_SOURCE_DIR}/.cache/npm" CACHE PATH
+set(AGENTWALL_NPM_CACHE "${AGENTWALL_ROOT}/.cache/npm" CACHE PATH
   "Where npm package tarballs that the build uses are kept, shared by build trees")
 
 find_program(NODE_EXECUTABLE node)
@@ -25,13 +25,13 @@ set(AGENTWALL_TOKENIZER_BLOB ${CMAKE_BINARY_DIR}/tokenizer/ranks.bin)
 set(AGENTWALL_TOKENIZER_SOURCE ${CMAKE_BINARY_DIR}/tokenizer/ranks.cc)
 add_custom_command(
   OUTPUT ${AGENTWALL_TOKENIZER_BLOB} ${AGENTWALL_TOKENIZER_SOURCE}
-  COMMAND ${NODE_EXECUTABLE} ${CMAKE_SOURCE_DIR}/scripts/tokenizer-data.mjs
+  COMMAND ${NODE_EXECUTABLE} ${AGENTWALL_ROOT}/scripts/tokenizer-data.mjs
           --spec ${AGENTWALL_TOKENIZER_NPM_SPEC}
           --integrity ${AGENTWALL_TOKENIZER_NPM_INTEGRITY}
           --cache ${AGENTWALL_NPM_CACHE}
           --blob ${AGENTWALL_TOKENIZER_BLOB}
           --source ${AGENTWALL_TOKENIZER_SOURCE}
-  DEPENDS ${CMAKE_SOURCE_DIR}/scripts/tokenizer-data.mjs
+  DEPENDS ${AGENTWALL_ROOT}/scripts/tokenizer-data.mjs
   COMMENT "Tokenizer ranks from ${AGENTWALL_TOKENIZER_NPM_SPEC} (cache: ${AGENTWALL_NPM_CACHE})"
   VERBATIM)
 # The compiler's dependency file does not list .incbin inputs.
@@ -40,6 +40,6 @@ set_source_files_properties(${AGENTWALL_TOKENIZER_SOURCE} PROPERTIES
 target_sources(agentwall_pure PRIVATE ${AGENTWALL_TOKENIZER_SOURCE})
 
 if(AGENTWALL_BENCH)
-  add_executable(tokenizer_bench ${CMAKE_SOURCE_DIR}/tests/bench/tokenizer_bench.cc)
+  add_executable(tokenizer_bench ${AGENTWALL_ROOT}/tests/bench/tokenizer_bench.cc)
   target_link_libraries(tokenizer_bench PRIVATE agentwall_pure)
 endif()

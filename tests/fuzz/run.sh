@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets in tests/fuzz and runs each for a bounded time (see README.md).
+# Builds the sanitizer build of tests/fuzz (clang, ASan and UBSan) and runs its tests: the unit
+# tests, then each libFuzzer target for a bounded time (see README.md).
 #
 # Environment (all optional):
 #   BUILD_FUZZ               build tree (default: <repo>/build-fuzz)
 #   AGENTWALL_FUZZ_SECONDS   seconds per fuzzer (default 20)
 #   JOBS                     parallel compile jobs (default: nproc)
 #   FUZZ_CXX                 clang++ to use (default: clang++)
-# Arguments are passed to ctest, e.g. `tests/fuzz/run.sh -R fuzz.sse`.
+# Arguments are passed to ctest, e.g. `tests/fuzz/run.sh -R fuzz.sse` or `-L unit`.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
