@@ -211,6 +211,18 @@ TEST_CASE("coverage: a resolver's answer names the address for the processes tha
   CHECK(f.events[0]["endpoint"]["peer"] == "10.8.8.8:443");
 }
 
+TEST_CASE("coverage: the summary names the program, not the thread that connected") {
+  Fixture f({"10.9.9.9:443"});
+  ProcessInfo p = process(60, "tokio-rt-worker");
+  p.exe = "/opt/codex/bin/codex";
+  f.cov.on_process(p);
+  f.connect(p, v4("10.9.9.9", 443), 0);
+  f.cov.on_exit(p.key);
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.events[0]["summary"].get<std::string>().starts_with("codex talks to 10.9.9.9:443"));
+  CHECK(f.events[0]["process"]["comm"] == "tokio-rt-worker");
+}
+
 TEST_CASE("coverage: the TLS stack read from an executable's bytes and its mapped libraries") {
   const auto image = [](std::initializer_list<std::string_view> markers) {
     std::string s = "not an ELF file\n";
