@@ -18,6 +18,7 @@ reach nothing.
 import json
 import os
 import platform
+import secrets
 
 import aw
 import llm
@@ -51,8 +52,9 @@ class CodexTest(aw.AgentTestCase):
             os.makedirs(d)
         tag = llm.new_tag()
         key = "sk-test-codex-" + llm.new_tag()
-        prompt = ("Say one word about " + aw.random_text(24).decode().replace("\n", " ") + " " +
-                  tag)
+        # Letters and digits only: nothing the CLI could take for a file reference (@path) or a
+        # command (/cmd, !cmd).
+        prompt = f"Say one word about {secrets.token_hex(12)} {tag}"
 
         with llm.StandIn(self.pki, netns=True) as standin:
             endpoint = f"127.0.0.1:{standin.port}"

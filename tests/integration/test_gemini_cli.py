@@ -15,6 +15,7 @@ reaches another host. Node here is NodeSource's, on the system libssl the agent 
 
 import json
 import os
+import secrets
 
 import aw
 import llm
@@ -47,8 +48,9 @@ class GeminiCliTest(aw.AgentTestCase):
                        "general": {"disableAutoUpdate": True, "disableUpdateNag": True}}, f)
         key = "AIza-test-" + llm.new_tag()
         tag = llm.new_tag()
-        prompt = ("Write one line about " + aw.random_text(24).decode().replace("\n", " ") +
-                  " " + tag)
+        # Letters and digits only: nothing the CLI could take for a file reference (@path) or a
+        # command (/cmd, !cmd).
+        prompt = f"Write one line about {secrets.token_hex(12)} {tag}"
 
         with llm.StandIn(self.pki, netns=True) as standin:
             env = aw.client_env(HOME=home, GEMINI_API_KEY=key,
