@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include <unordered_set>
 
 #include "agent/common/time.h"
+#include "agent/elf/boringssl_sig.h"
 #include "agent/elf/gopclntab.h"
 #include "agent/elf/symbols.h"
 #include "agent/proc/procfs.h"
@@ -466,7 +468,29 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   }
   const bool go_tls = go.functions.count(kGoWrite) && go.functions.count(kGoRead);
   // ---- end Go ----
-  if (!openssl && !gnutls && !go_tls) {
+  // ---- BoringSSL linked into a stripped executable (Bun): SSL_write/SSL_read by signature ----
+  std::unordered_map<std::string, uint64_t> offsets = syms.offsets;
+  elf::SslSignatureLookup sig;
+  if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls) {
+    const auto started = std::chrono::steady_clock::now();
+    sig = elf::find_ssl_by_signature(path);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    if (sig.found()) {
+      offsets["SSL_write"] = sig.write_offset;
+      offsets["SSL_read"] = sig.read_offset;
+      struct stat st {};
+      if (fstat(fd, &st) == 0) elf::remember_located(st.st_dev, st.st_ino);
+      spdlog::info("BoringSSL in {} located by signature in {:.0f} ms: {}", shown, ms, sig.detail);
+    } else if (sig.boringssl) {
+      spdlog::warn("BoringSSL in {} not located by signature ({:.0f} ms): {}", shown, ms,
+                   sig.detail);
+    }
+  }
+  const bool boringssl_sig = sig.found();
+  // ---- end BoringSSL ----
+  if (!openssl && !gnutls && !go_tls && !boringssl_sig) {
     remember_file(id);  // not OpenSSL, GnuTLS or Go (NSS's libssl3.so, a binary without TLS)
     return false;
   }
@@ -504,7 +528,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   };
   std::vector<Attachment> plan;
   for (const Probe& p : probes) {
-    if (const auto it = syms.offsets.find(p.function); it != syms.offsets.end())
+    if (const auto it = offsets.find(p.function); it != offsets.end())
       plan.push_back({p.function, p.prog, it->second, p.retprobe, p.retprobe});
   }
   std::set<std::string> functions;
@@ -588,13 +612,15 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   attached_.push_back(
       {shown, kind, id.dev, id.ino, {functions.begin(), functions.end()}, unix_now_ns()});
   attach_count_.fetch_add(1);
+  std::string how;
+  if (go_tls)
+    how = fmt::format(
+        " [Go: {} RET probes{}, {}]", go_returns, uprobe_multi_ ? " (uprobe_multi)" : "",
+        go.functions.at(kGoRead).from_pclntab ? "found in .gopclntab" : "found by symbol");
+  else if (boringssl_sig)
+    how = " [BoringSSL, stripped: located by signature]";
   spdlog::info("attached to {} {} ({}){}", to_string(kind), shown,
-               fmt::join(functions.begin(), functions.end(), ", "),
-               go_tls ? fmt::format(" [Go: {} RET probes{}, {}]", go_returns,
-                                    uprobe_multi_ ? " (uprobe_multi)" : "",
-                                    go.functions.at(kGoRead).from_pclntab ? "found in .gopclntab"
-                                                                          : "found by symbol")
-                      : "");
+               fmt::join(functions.begin(), functions.end(), ", "), how);
   return true;
 }
 
