@@ -25,7 +25,9 @@ import aw
 import llm
 
 PACKAGE = "@anthropic-ai/claude-code-linux-x64"
-CLAUDE = os.path.join(llm.CLIENTS_DIR, "node_modules", *PACKAGE.split("/"), "claude")
+# AW_CLAUDE_BIN: another release's binary (`npm pack` of another version), to verify it.
+CLAUDE = os.environ.get("AW_CLAUDE_BIN") or os.path.join(llm.CLIENTS_DIR, "node_modules",
+                                                         *PACKAGE.split("/"), "claude")
 STACK = "BoringSSL (linked in, stripped; located by signature)"
 
 
