@@ -425,7 +425,8 @@ void BpfCapture::remember_file(const FileId& id) {
 
 bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
                                const std::string& shown, TargetKind kind) {
-  // Caller holds mu_.
+  // Caller holds mu_; the signature scan below lets go of it meanwhile (its arguments must not
+  // live in what mu_ guards).
   if (seen_files_.count(id)) return false;
   static const std::vector<std::string> kFunctions = {
       "SSL_write",          "SSL_write_ex",       "SSL_read",
@@ -473,7 +474,17 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   elf::SslSignatureLookup sig;
   if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls) {
     const auto started = std::chrono::steady_clock::now();
-    sig = elf::find_ssl_by_signature(path);
+    {
+      // Up to half a second on a 400 MB binary: not under mu_, which the data thread takes to
+      // announce a process. The file stays open (fd), and is looked up again afterwards.
+      struct Unlocked {
+        std::mutex& mu;
+        explicit Unlocked(std::mutex& m) : mu(m) { mu.unlock(); }
+        ~Unlocked() { mu.lock(); }
+      } unlocked(mu_);
+      sig = elf::find_ssl_by_signature(path);
+    }
+    if (seen_files_.count(id)) return false;  // examined by another caller meanwhile
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
@@ -785,7 +796,8 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
       scan_foreign_root(ev->pid, ev->ts_ns);
       return;
     }
-    const std::string& filename = exec_filenames_[ev->pid].second;
+    // A copy: consider_file may let go of mu_ for a while, and the entry with it.
+    const std::string filename = exec_filenames_[ev->pid].second;
     std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
     // A process that already exited leaves no /proc/PID/exe; the same file on the host's
     // path still serves for the processes that exec it next.
