@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string_view>
 
 #include "agent/elf/image.h"
 
@@ -116,7 +117,13 @@ bool apply(const cs_insn* insn, std::array<std::optional<uint64_t>, 16>& regs) {
     return true;
   }
   if (insn->id == X86_INS_LEA && x.op_count == 2 && x.operands[0].type == X86_OP_REG) {
-    if (const int reg = register_number(x.operands[0].reg); reg >= 0) regs[reg].reset();
+    const int reg = register_number(x.operands[0].reg);
+    if (reg < 0) return true;
+    const x86_op_mem& m = x.operands[1].mem;
+    if (x.operands[1].type == X86_OP_MEM && m.base == X86_REG_RIP && m.index == X86_REG_INVALID)
+      regs[reg] = insn->address + insn->size + static_cast<uint64_t>(m.disp);  // an address
+    else
+      regs[reg].reset();
     return true;
   }
   // Anything else may write an argument register: forget what it overwrites.
@@ -125,18 +132,18 @@ bool apply(const cs_insn* insn, std::array<std::optional<uint64_t>, 16>& regs) {
   return false;
 }
 
-// The reason passed with the file name loaded into `file_reg` by the instruction at `at`,
-// when the run around it also loads ERR_LIB_SSL as the first argument.
-std::optional<uint32_t> reason_at(Decoder& d, std::span<const uint8_t> code, uint64_t base,
-                                  uint64_t at, int file_reg) {
-  const int file_arg = argument_index(file_reg);
-  if (file_arg < 2) return std::nullopt;  // lib, [unused,] reason come before the file
-  std::array<std::optional<uint64_t>, 16> regs{};
+using Registers = std::array<std::optional<uint64_t>, 16>;
+
+// The constants (immediates, RIP-relative addresses) in the argument registers around the
+// instruction at `at`: the straight run of register loads before it, then it and what
+// follows up to a call or jump.
+Registers registers_around(Decoder& d, std::span<const uint8_t> code, uint64_t base, uint64_t at) {
+  Registers regs{};
   // Backwards: the longest run of plain register loads (up to 32 bytes) that ends exactly at
   // the file name's load. x86 cannot be decoded backwards, so each start is tried.
   const uint64_t lowest = at - std::min<uint64_t>(32, at - base);
   for (uint64_t start = lowest; start < at; ++start) {
-    std::array<std::optional<uint64_t>, 16> trial{};
+    Registers trial{};
     uint64_t pc = start;
     bool plain = true;
     while (pc < at && plain) {
@@ -158,6 +165,16 @@ std::optional<uint32_t> reason_at(Decoder& d, std::span<const uint8_t> code, uin
     apply(insn, regs);
     pc += insn->size;
   }
+  return regs;
+}
+
+// The reason passed with the file name loaded into `file_reg` by the instruction at `at`,
+// when the run around it also loads ERR_LIB_SSL as the first argument.
+std::optional<uint32_t> reason_at(Decoder& d, std::span<const uint8_t> code, uint64_t base,
+                                  uint64_t at, int file_reg) {
+  const int file_arg = argument_index(file_reg);
+  if (file_arg < 2) return std::nullopt;  // lib, [unused,] reason come before the file
+  const Registers regs = registers_around(d, code, base, at);
   const std::optional<uint64_t> lib = regs[kArgRegs[0]];
   const std::optional<uint64_t> reason = regs[kArgRegs[static_cast<size_t>(file_arg - 1)]];
   if (!lib || *lib != kErrLibSsl || !reason || *reason > 0xffff) return std::nullopt;
@@ -211,16 +228,16 @@ uint64_t function_start(std::span<const uint8_t> code, uint64_t address, uint64_
   return 0;
 }
 
-std::vector<ErrorSite> find_error_sites(std::span<const uint8_t> code, uint64_t address,
-                                        uint64_t file_address) {
-  std::vector<ErrorSite> sites;
-  Decoder d;
-  if (!d.ok() || code.size() < 8) return sites;
-  std::set<uint64_t> loads;  // addresses of instructions that load the file name's address
-  // Non-PIE: mov r32, imm32 (b8+r). The 4 bytes of the address are rare enough to search.
-  if (file_address <= 0xffffffffu) {
+namespace {
+
+// The instructions in `code` that load `target` into a register: `mov r32, imm32` (b8+r;
+// non-PIE) or `lea r64, [rip + disp32]` (48/4c 8d, mod 00, r/m 101; PIE).
+std::set<uint64_t> loads_of(std::span<const uint8_t> code, uint64_t address, uint64_t target) {
+  std::set<uint64_t> loads;
+  if (code.size() < 8) return loads;
+  if (target <= 0xffffffffu) {
     uint8_t needle[4];
-    const uint32_t a32 = static_cast<uint32_t>(file_address);
+    const uint32_t a32 = static_cast<uint32_t>(target);
     std::memcpy(needle, &a32, 4);
     const uint8_t* p = code.data() + 1;
     const uint8_t* const end = code.data() + code.size();
@@ -232,14 +249,24 @@ std::vector<ErrorSite> find_error_sites(std::span<const uint8_t> code, uint64_t 
       ++p;
     }
   }
-  // PIE: lea r64, [rip + disp32] (48/4c 8d, mod 00, r/m 101).
   for (uint64_t i = 0; i + 7 <= code.size(); ++i) {
     if (code[i + 1] != 0x8d || (code[i] & 0xfb) != 0x48 || (code[i + 2] & 0xc7) != 0x05) continue;
     int32_t disp;
     std::memcpy(&disp, &code[i + 3], 4);
-    if (address + i + 7 + static_cast<uint64_t>(static_cast<int64_t>(disp)) == file_address)
+    if (address + i + 7 + static_cast<uint64_t>(static_cast<int64_t>(disp)) == target)
       loads.insert(address + i);
   }
+  return loads;
+}
+
+}  // namespace
+
+std::vector<ErrorSite> find_error_sites(std::span<const uint8_t> code, uint64_t address,
+                                        uint64_t file_address) {
+  std::vector<ErrorSite> sites;
+  Decoder d;
+  if (!d.ok() || code.size() < 8) return sites;
+  const std::set<uint64_t> loads = loads_of(code, address, file_address);
   for (const uint64_t at : loads) {
     const cs_insn* insn = d.decode(code, address, at);
     if (!insn || insn->detail->x86.op_count < 1 || insn->detail->x86.operands[0].type != X86_OP_REG)
@@ -366,6 +393,103 @@ SslFunctions match_ssl_functions(std::span<const uint8_t> code, uint64_t address
   return out;
 }
 
+namespace {
+
+// True when `at` (16-byte aligned) follows function padding: int3, or one of the nop forms
+// compilers fill with (90, 66 90, 0f 1f /0 with its displacements, 66 2e 0f 1f 84 ...).
+bool after_padding(std::span<const uint8_t> code, uint64_t i) {
+  if (i == 0 || i > code.size()) return false;
+  const uint8_t last = code[i - 1];
+  if (last == 0xcc || last == 0x90) return true;
+  static constexpr std::array<std::string_view, 7> kNops = {
+      std::string_view("\x0f\x1f\x00", 3),
+      std::string_view("\x0f\x1f\x40\x00", 4),
+      std::string_view("\x0f\x1f\x44\x00\x00", 5),
+      std::string_view("\x0f\x1f\x80\x00\x00\x00\x00", 7),
+      std::string_view("\x0f\x1f\x84\x00\x00\x00\x00\x00", 8),
+      std::string_view("\x2e\x0f\x1f\x84\x00\x00\x00\x00\x00", 9),
+      std::string_view("\x66\x0f\x1f\x44\x00\x00", 6)};
+  for (const std::string_view nop : kNops) {
+    if (i < nop.size()) continue;
+    if (std::memcmp(code.data() + i - nop.size(), nop.data(), nop.size()) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+uint64_t match_openssl_function(std::span<const uint8_t> code, uint64_t address,
+                                uint64_t file_address, uint64_t name_address, std::string& why) {
+  Decoder d;
+  if (!d.ok()) {
+    why = "cannot start the x86-64 disassembler (capstone)";
+    return 0;
+  }
+  std::vector<uint64_t> sites;
+  for (const uint64_t at : loads_of(code, address, name_address)) {
+    const cs_insn* insn = d.decode(code, address, at);
+    if (!insn || insn->detail->x86.op_count < 1 || insn->detail->x86.operands[0].type != X86_OP_REG)
+      continue;
+    if (register_number(insn->detail->x86.operands[0].reg) != kArgRegs[2]) continue;  // func
+    const Registers regs = registers_around(d, code, address, at);
+    if (regs[kArgRegs[0]] == file_address) sites.push_back(at);  // ERR_set_debug(file, ., func)
+  }
+  if (sites.size() != 1) {
+    why = std::to_string(sites.size()) + " ERR_set_debug calls name the function";
+    return 0;
+  }
+  const uint64_t site = sites[0];
+  const uint64_t lo = site - std::min<uint64_t>(site - address, 4096);
+  uint64_t entry = 0;
+  for (const Call& c : direct_calls(code, address, {{lo, site}})) entry = std::max(entry, c.to);
+  if (!entry) {
+    why = "no direct call enters the function (inlined, or called through a pointer only)";
+    return 0;
+  }
+  // No other function may start between that entry and the report: else the entry found is
+  // a function before, and the one wanted is not called directly.
+  for (uint64_t a = (entry + 16) & ~uint64_t{15}; a <= site; a += 16) {
+    if (after_padding(code, a - address)) {
+      why = "no direct call enters the function (the last call target before it is another)";
+      return 0;
+    }
+  }
+  return entry;
+}
+
+namespace {
+
+// The virtual address of the first NUL-terminated string in an allocated, non-executable
+// section that ends with `suffix` (NUL included in the match) and, when `whole`, is nothing
+// but `suffix`; the whole string in `text`.
+std::optional<uint64_t> find_string(Bytes image, const Layout& layout, std::string_view suffix,
+                                    bool whole, std::string* text = nullptr) {
+  for (const Elf64_Shdr& s : layout.sections) {
+    if (!(s.sh_flags & SHF_ALLOC) || (s.sh_flags & SHF_EXECINSTR) || s.sh_type != SHT_PROGBITS)
+      continue;
+    const Bytes bytes = section_bytes(image, s);
+    const uint8_t* p = bytes.data();
+    const uint8_t* const end = bytes.data() + bytes.size();
+    while (p < end) {
+      const void* hit = memmem(p, static_cast<size_t>(end - p), suffix.data(), suffix.size() + 1);
+      if (!hit) break;
+      const uint8_t* h = static_cast<const uint8_t*>(hit);
+      p = h + 1;
+      const uint8_t* start = h;
+      while (start > bytes.data() && start[-1] != 0 && h - start < 256) --start;
+      if (whole && start != h) continue;
+      if (start > bytes.data() && start[-1] != 0) continue;  // longer than 256: not a name
+      if (text)
+        *text = std::string(reinterpret_cast<const char*>(start),
+                            static_cast<size_t>(h - start) + suffix.size());
+      return s.sh_addr + static_cast<uint64_t>(start - bytes.data());
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 SslSignatureLookup find_ssl_by_signature_in_image(std::span<const uint8_t> image,
                                                   const std::string& display_name) {
   SslSignatureLookup r;
@@ -374,46 +498,52 @@ SslSignatureLookup find_ssl_by_signature_in_image(std::span<const uint8_t> image
     r.error = display_name + ": " + error;
     return r;
   }
-  // The file name, in an allocated, non-executable section: "<build dir>/ssl/ssl_lib.cc".
-  static constexpr std::string_view kFile = "/ssl/ssl_lib.cc";
-  std::optional<uint64_t> file_address;
-  for (const Elf64_Shdr& s : layout.sections) {
-    if (!(s.sh_flags & SHF_ALLOC) || (s.sh_flags & SHF_EXECINSTR) || s.sh_type != SHT_PROGBITS)
-      continue;
-    const Bytes bytes = section_bytes(image, s);
-    const uint8_t* p = bytes.data();
-    const uint8_t* const end = bytes.data() + bytes.size();
-    while (p < end) {
-      const void* hit = memmem(p, static_cast<size_t>(end - p), kFile.data(), kFile.size() + 1);
-      if (!hit) break;
-      const uint8_t* h = static_cast<const uint8_t*>(hit);
-      const uint8_t* start = h;
-      while (start > bytes.data() && start[-1] != 0 && h - start < 256) --start;
-      const std::string_view name(reinterpret_cast<const char*>(start),
-                                  static_cast<size_t>(h - start) + kFile.size());
-      if (name.find("boringssl") != std::string_view::npos || !file_address) {
-        file_address = s.sh_addr + static_cast<uint64_t>(start - bytes.data());
-        r.boringssl = name.find("boringssl") != std::string_view::npos;
-      }
-      p = h + 1;
-    }
-    if (r.boringssl) break;
+  // The file name: "<build dir>/vendor/boringssl/ssl/ssl_lib.cc" (BoringSSL) or
+  // "<...>ssl/ssl_lib.c" (OpenSSL).
+  std::string file_name;
+  std::optional<uint64_t> file_address =
+      find_string(image, layout, "/ssl/ssl_lib.cc", false, &file_name);
+  r.boringssl = file_address && file_name.find("boringssl") != std::string::npos;
+  if (!r.boringssl) {
+    file_address = find_string(image, layout, "ssl/ssl_lib.c", false, &file_name);
+    r.openssl = file_address.has_value();
   }
-  if (!file_address || !r.boringssl) {
-    r.detail = "no BoringSSL ssl_lib.cc";
+  if (!r.boringssl && !r.openssl) {
+    r.detail = "no BoringSSL or OpenSSL ssl_lib.c(c)";
     return r;
   }
+  const char* const flavour = r.boringssl ? "BoringSSL" : "OpenSSL";
   if (layout.header.e_machine != EM_X86_64) {
-    r.detail = "BoringSSL for machine " + std::to_string(layout.header.e_machine) +
+    r.detail = std::string(flavour) + " for machine " + std::to_string(layout.header.e_machine) +
                ": signatures are read on x86-64 only";
     return r;
+  }
+  std::optional<uint64_t> write_name, read_name;
+  if (r.openssl) {
+    write_name = find_string(image, layout, "SSL_write", true);
+    read_name = find_string(image, layout, "SSL_read", true);
+    if (!write_name || !read_name) {
+      r.detail = "OpenSSL without the names SSL_write/SSL_read in its error reports";
+      return r;
+    }
   }
   std::vector<std::string> why;
   for (const Elf64_Shdr& s : layout.sections) {
     if (!(s.sh_flags & SHF_EXECINSTR) || s.sh_type != SHT_PROGBITS || s.sh_size < 4096) continue;
     const Bytes code = section_bytes(image, s);
     if (code.empty()) continue;
-    const SslFunctions f = match_ssl_functions(code, s.sh_addr, *file_address);
+    SslFunctions f;
+    if (r.boringssl) {
+      f = match_ssl_functions(code, s.sh_addr, *file_address);
+    } else {
+      std::string w_why, r_why;
+      f.write = match_openssl_function(code, s.sh_addr, *file_address, *write_name, w_why);
+      f.read = match_openssl_function(code, s.sh_addr, *file_address, *read_name, r_why);
+      if (!f.write)
+        f.why = "SSL_write: " + w_why;
+      else if (!f.read)
+        f.why = "SSL_read: " + r_why;
+    }
     if (!f.write || !f.read) {
       if (!f.why.empty()) why.push_back(f.why);
       continue;

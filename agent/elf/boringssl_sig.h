@@ -29,6 +29,7 @@ namespace agentwall::elf {
 
 struct SslSignatureLookup {
   bool boringssl = false;      // the file carries BoringSSL's ssl/ssl_lib.cc file name
+  bool openssl = false;        // ... or, not BoringSSL's, OpenSSL's ssl/ssl_lib.c
   uint64_t write_offset = 0;   // file offset of SSL_write's first instruction; 0: not found
   uint64_t read_offset = 0;    // the same for SSL_read
   uint64_t write_address = 0;  // their virtual addresses
@@ -38,8 +39,9 @@ struct SslSignatureLookup {
   bool found() const { return write_offset != 0 && read_offset != 0; }
 };
 
-// Looks for BoringSSL's SSL_write/SSL_read in an x86-64 ELF image (the whole file). A file
-// without BoringSSL's ssl_lib.cc name is not an error: boringssl is false.
+// Looks for BoringSSL's (or OpenSSL 3's, see match_openssl_function) SSL_write/SSL_read in an
+// x86-64 ELF image (the whole file). A file with neither's ssl_lib.c(c) name is not an error:
+// boringssl and openssl are false.
 SslSignatureLookup find_ssl_by_signature_in_image(std::span<const uint8_t> image,
                                                   const std::string& display_name);
 SslSignatureLookup find_ssl_by_signature(const std::string& path);
@@ -99,5 +101,14 @@ std::vector<Call> direct_calls(std::span<const uint8_t> code, uint64_t address,
 // calls from outside `code` (a test's excerpt of a section).
 SslFunctions match_ssl_functions(std::span<const uint8_t> code, uint64_t address,
                                  uint64_t file_address, std::span<const Call> extra_calls = {});
+
+// OpenSSL 3 linked in and stripped: ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH) in SSL_write and
+// SSL_read passes the function's own name (__func__, kept in .rodata) to
+// ERR_set_debug(file, line, func). The entry of the one function in `code` that loads
+// `name_address` as the third argument with `file_address` (…ssl/ssl_lib.c) as the first:
+// the last direct call target before that load, with no function padding in between. 0, and
+// why in `why`, when there is not exactly one such load or no such entry.
+uint64_t match_openssl_function(std::span<const uint8_t> code, uint64_t address,
+                                uint64_t file_address, uint64_t name_address, std::string& why);
 
 }  // namespace agentwall::elf

@@ -1,15 +1,20 @@
 // agent/elf/boringssl_sig: the signature matcher on excerpts of three releases of Claude Code's
-// native binary (tests/fixtures/elf/README.md says where they come from), and the whole-file
-// lookup on files without BoringSSL.
+// native binary (tests/fixtures/elf/README.md says where they come from), the whole-file lookup
+// on files without BoringSSL, and OpenSSL 3 linked in: a client built here with gcc and
+// Debian's libssl.a, stripped, located at the addresses of its unstripped build's symbols.
 #include "agent/elf/boringssl_sig.h"
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "agent/elf/symbols.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -131,4 +136,52 @@ TEST_CASE("BoringSSL signature: files without BoringSSL") {
   CHECK(bad.error.find("not an ELF file") != std::string::npos);
   CHECK_FALSE(bad.found());
   CHECK(agentwall::elf::find_ssl_by_signature("/nonexistent/file").error != "");
+}
+
+TEST_CASE("OpenSSL 3 linked in and stripped: SSL_write and SSL_read where the symbols say") {
+  REQUIRE_MESSAGE(std::system("command -v cc >/dev/null 2>&1") == 0, "no C compiler");
+  const agentwall::test::TempDir dir;
+  const std::string d = dir.path.string();
+  std::ofstream(d + "/client.c") << R"(#include <openssl/ssl.h>
+#ifdef INDIRECT
+int (*volatile ssl_write)(SSL*, const void*, int) = SSL_write;
+int (*volatile ssl_read)(SSL*, void*, int) = SSL_read;
+#else
+#define ssl_write SSL_write
+#define ssl_read SSL_read
+#endif
+int main(void) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(ctx);
+  char buf[16];
+  int n = ssl_write(ssl, "x", 1) + ssl_read(ssl, buf, sizeof(buf));
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  return n == 0;
+}
+)";
+  const auto build = [&](const std::string& out, const std::string& flags) {
+    const std::string cmd = "cc -O1 -o " + d + "/" + out + " " + d + "/client.c " + flags +
+                            " -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -ldl -pthread";
+    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, cmd);
+    return d + "/" + out;
+  };
+  const std::string plain = build("plain", "");
+  const std::string stripped = build("stripped", "-s");
+  const std::string indirect = build("indirect", "-s -DINDIRECT");
+  const auto syms = agentwall::elf::find_functions(plain, {"SSL_write", "SSL_read"});
+  REQUIRE(syms.offsets.count("SSL_write") == 1);
+  REQUIRE(syms.offsets.count("SSL_read") == 1);
+  CHECK(agentwall::elf::find_functions(stripped, {"SSL_write"}).offsets.empty());
+  const auto r = agentwall::elf::find_ssl_by_signature(stripped);
+  CHECK(r.openssl);
+  CHECK_FALSE(r.boringssl);
+  CHECK(r.detail != "");
+  CHECK(r.write_offset == syms.offsets.at("SSL_write"));
+  CHECK(r.read_offset == syms.offsets.at("SSL_read"));
+  // Called through pointers only: no direct call gives the entry, nothing is located.
+  const auto i = agentwall::elf::find_ssl_by_signature(indirect);
+  CHECK(i.openssl);
+  CHECK_FALSE(i.found());
+  CHECK(i.detail.find("no direct call") != std::string::npos);
 }
