@@ -469,7 +469,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   }
   const bool go_tls = go.functions.count(kGoWrite) && go.functions.count(kGoRead);
   // ---- end Go ----
-  // ---- BoringSSL linked into a stripped executable (Bun): SSL_write/SSL_read by signature ----
+  // ---- BoringSSL (Bun) or OpenSSL linked into a stripped executable: by signature ----
   std::unordered_map<std::string, uint64_t> offsets = syms.offsets;
   elf::SslSignatureLookup sig;
   if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls) {
@@ -493,14 +493,15 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       offsets["SSL_read"] = sig.read_offset;
       struct stat st {};
       if (fstat(fd, &st) == 0) elf::remember_located(st.st_dev, st.st_ino);
-      spdlog::info("BoringSSL in {} located by signature in {:.0f} ms: {}", shown, ms, sig.detail);
-    } else if (sig.boringssl) {
-      spdlog::warn("BoringSSL in {} not located by signature ({:.0f} ms): {}", shown, ms,
-                   sig.detail);
+      spdlog::info("{} in {} located by signature in {:.0f} ms: {}",
+                   sig.boringssl ? "BoringSSL" : "OpenSSL", shown, ms, sig.detail);
+    } else if (sig.boringssl || sig.openssl) {
+      spdlog::warn("{} in {} not located by signature ({:.0f} ms): {}",
+                   sig.boringssl ? "BoringSSL" : "OpenSSL", shown, ms, sig.detail);
     }
   }
   const bool boringssl_sig = sig.found();
-  // ---- end BoringSSL ----
+  // ---- end signature ----
   if (!openssl && !gnutls && !go_tls && !boringssl_sig) {
     remember_file(id);  // not OpenSSL, GnuTLS or Go (NSS's libssl3.so, a binary without TLS)
     return false;
@@ -629,7 +630,8 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
         " [Go: {} RET probes{}, {}]", go_returns, uprobe_multi_ ? " (uprobe_multi)" : "",
         go.functions.at(kGoRead).from_pclntab ? "found in .gopclntab" : "found by symbol");
   else if (boringssl_sig)
-    how = " [BoringSSL, stripped: located by signature]";
+    how = sig.boringssl ? " [BoringSSL, stripped: located by signature]"
+                        : " [OpenSSL, stripped: located by signature]";
   spdlog::info("attached to {} {} ({}){}", to_string(kind), shown,
                fmt::join(functions.begin(), functions.end(), ", "), how);
   return true;

@@ -85,6 +85,10 @@ TlsStack identify_tls_stack(std::span<const uint8_t> image,
       return {"OpenSSL (linked in)",
               "its SSL_write/SSL_read are exported, but the attach "
               "failed or no call was seen"};
+    if (located_by_signature)
+      return {"OpenSSL (linked in, stripped; located by signature)",
+              "its SSL_write/SSL_read were located by their code and attached, but no call "
+              "was seen"};
     return {"OpenSSL (linked in, stripped)",
             "OpenSSL is linked into the executable with its symbols stripped: SSL_write and "
             "SSL_read cannot be found by name"};
