@@ -103,7 +103,8 @@ const Variant kVariants[] = {
 
 // Made-up x86-64 code at kBase, each function after int3 padding: SSL_write's four reports,
 // ssl_read_impl's two, an SSL_read that calls it, an ERR_put_error that returns, and a caller
-// of SSL_write and SSL_read when asked.
+// of SSL_write and SSL_read when asked. `adjacent`: ssl_read_impl comes first and ends on a
+// 16-byte boundary, SSL_write follows with no padding (only a call into it bounds it).
 constexpr uint64_t kBase = 0x401000;
 constexpr uint64_t kFileName = 0x402345;
 
@@ -113,7 +114,7 @@ struct Synthetic {
   uint64_t read = 0;
 };
 
-Synthetic synthetic(bool call_write, bool call_read) {
+Synthetic synthetic(bool call_write, bool call_read, bool adjacent = false) {
   Synthetic s;
   std::vector<uint8_t>& c = s.code;
   const auto here = [&] { return kBase + c.size(); };
@@ -139,16 +140,25 @@ Synthetic synthetic(bool call_write, bool call_read) {
     imm32(16);
     call(err);
   };
+  const auto write = [&] {
+    s.write = here();
+    for (uint32_t r : {66u, 226u, 215u, 111u}) report(r);
+    c.push_back(0xc3);
+    pad();
+  };
   pad();  // what precedes
-  s.write = here();
-  for (uint32_t r : {66u, 226u, 215u, 111u}) report(r);
-  c.push_back(0xc3);
-  pad();
+  if (!adjacent) write();
   const uint64_t read_impl = here();
   report(226);
   report(215);
-  c.push_back(0xc3);
-  pad();
+  if (adjacent) {
+    while ((here() + 1) % 16 != 0) c.push_back(0x90);  // nop
+    c.push_back(0xc3);
+    write();
+  } else {
+    c.push_back(0xc3);
+    pad();
+  }
   s.read = here();
   c.push_back(0x53);  // push rbx: a call is never a function's first instruction
   call(read_impl);
@@ -310,6 +320,16 @@ TEST_CASE("BoringSSL signature: made-up code, entered by direct calls or not") {
   CHECK(c.why == "");
   CHECK(c.write == both.write);
   CHECK(c.read == both.read);
+  // SSL_write right after ssl_read_impl, no int3 between: bounded by the call into it.
+  const Synthetic adjacent = synthetic(true, true, true);
+  REQUIRE(adjacent.code[adjacent.write - kBase - 1] == 0xc3);  // ssl_read_impl's ret
+  const SslFunctions d = match_ssl_functions(adjacent.code, kBase, kFileName);
+  CHECK(d.why == "");
+  CHECK(d.write == adjacent.write);
+  CHECK(d.read == adjacent.read);
+  const SslFunctions u = match_ssl_functions(synthetic(false, true, true).code, kBase, kFileName);
+  CHECK(u.write == 0);
+  CHECK(u.why.find("0 functions raise ssl_read_impl's errors") == 0);
   // The calls may come from elsewhere (another section): `extra_calls`.
   const Call calls[] = {{0x9000, none.write}, {0x9010, none.read}};
   const SslFunctions e = match_ssl_functions(none.code, kBase, kFileName, calls);
