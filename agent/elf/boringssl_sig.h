@@ -98,7 +98,7 @@ std::vector<Call> direct_calls(std::span<const uint8_t> code, uint64_t address,
 // The signature match over `code` (one executable section). Direct call targets are function
 // entries: they bound functions (a function that ends on a 16-byte boundary leaves no padding
 // before the next), and SSL_write and SSL_read must be entered by one. `extra_calls` adds
-// calls from outside `code` (a test's excerpt of a section).
+// calls from outside `code` (another section, or what a test's piece of code leaves out).
 SslFunctions match_ssl_functions(std::span<const uint8_t> code, uint64_t address,
                                  uint64_t file_address, std::span<const Call> extra_calls = {});
 
