@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include <unordered_set>
 
 #include "agent/common/time.h"
+#include "agent/elf/boringssl_sig.h"
 #include "agent/elf/gopclntab.h"
 #include "agent/elf/symbols.h"
 #include "agent/proc/procfs.h"
@@ -423,7 +425,8 @@ void BpfCapture::remember_file(const FileId& id) {
 
 bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
                                const std::string& shown, TargetKind kind) {
-  // Caller holds mu_.
+  // Caller holds mu_; the signature scan below lets go of it meanwhile (its arguments must not
+  // live in what mu_ guards).
   if (seen_files_.count(id)) return false;
   static const std::vector<std::string> kFunctions = {
       "SSL_write",          "SSL_write_ex",       "SSL_read",
@@ -466,7 +469,40 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   }
   const bool go_tls = go.functions.count(kGoWrite) && go.functions.count(kGoRead);
   // ---- end Go ----
-  if (!openssl && !gnutls && !go_tls) {
+  // ---- BoringSSL (Bun) or OpenSSL linked into a stripped executable: by signature ----
+  std::unordered_map<std::string, uint64_t> offsets = syms.offsets;
+  elf::SslSignatureLookup sig;
+  if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls) {
+    const auto started = std::chrono::steady_clock::now();
+    {
+      // Up to half a second on a 400 MB binary: not under mu_, which the data thread takes to
+      // announce a process. The file stays open (fd), and is looked up again afterwards.
+      struct Unlocked {
+        std::mutex& mu;
+        explicit Unlocked(std::mutex& m) : mu(m) { mu.unlock(); }
+        ~Unlocked() { mu.lock(); }
+      } unlocked(mu_);
+      sig = elf::find_ssl_by_signature(path);
+    }
+    if (seen_files_.count(id)) return false;  // examined by another caller meanwhile
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    if (sig.found()) {
+      offsets["SSL_write"] = sig.write_offset;
+      offsets["SSL_read"] = sig.read_offset;
+      struct stat st {};
+      if (fstat(fd, &st) == 0) elf::remember_located(st.st_dev, st.st_ino);
+      spdlog::info("{} in {} located by signature in {:.0f} ms: {}",
+                   sig.boringssl ? "BoringSSL" : "OpenSSL", shown, ms, sig.detail);
+    } else if (sig.boringssl || sig.openssl) {
+      spdlog::warn("{} in {} not located by signature ({:.0f} ms): {}",
+                   sig.boringssl ? "BoringSSL" : "OpenSSL", shown, ms, sig.detail);
+    }
+  }
+  const bool boringssl_sig = sig.found();
+  // ---- end signature ----
+  if (!openssl && !gnutls && !go_tls && !boringssl_sig) {
     remember_file(id);  // not OpenSSL, GnuTLS or Go (NSS's libssl3.so, a binary without TLS)
     return false;
   }
@@ -504,7 +540,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   };
   std::vector<Attachment> plan;
   for (const Probe& p : probes) {
-    if (const auto it = syms.offsets.find(p.function); it != syms.offsets.end())
+    if (const auto it = offsets.find(p.function); it != offsets.end())
       plan.push_back({p.function, p.prog, it->second, p.retprobe, p.retprobe});
   }
   std::set<std::string> functions;
@@ -588,13 +624,16 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   attached_.push_back(
       {shown, kind, id.dev, id.ino, {functions.begin(), functions.end()}, unix_now_ns()});
   attach_count_.fetch_add(1);
+  std::string how;
+  if (go_tls)
+    how = fmt::format(
+        " [Go: {} RET probes{}, {}]", go_returns, uprobe_multi_ ? " (uprobe_multi)" : "",
+        go.functions.at(kGoRead).from_pclntab ? "found in .gopclntab" : "found by symbol");
+  else if (boringssl_sig)
+    how = sig.boringssl ? " [BoringSSL, stripped: located by signature]"
+                        : " [OpenSSL, stripped: located by signature]";
   spdlog::info("attached to {} {} ({}){}", to_string(kind), shown,
-               fmt::join(functions.begin(), functions.end(), ", "),
-               go_tls ? fmt::format(" [Go: {} RET probes{}, {}]", go_returns,
-                                    uprobe_multi_ ? " (uprobe_multi)" : "",
-                                    go.functions.at(kGoRead).from_pclntab ? "found in .gopclntab"
-                                                                          : "found by symbol")
-                      : "");
+               fmt::join(functions.begin(), functions.end(), ", "), how);
   return true;
 }
 
@@ -759,7 +798,8 @@ void BpfCapture::handle_proc(const void* data, size_t size) {
       scan_foreign_root(ev->pid, ev->ts_ns);
       return;
     }
-    const std::string& filename = exec_filenames_[ev->pid].second;
+    // A copy: consider_file may let go of mu_ for a while, and the entry with it.
+    const std::string filename = exec_filenames_[ev->pid].second;
     std::string exe = "/proc/" + std::to_string(ev->pid) + "/exe";
     // A process that already exited leaves no /proc/PID/exe; the same file on the host's
     // path still serves for the processes that exec it next.

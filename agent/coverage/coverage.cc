@@ -32,6 +32,17 @@ ordered_json process_doc(const ProcessInfo& p, const ProcessKey& key) {
   return j;
 }
 
+// Who the alert's summary names: the executable's name. The comm of the event is the
+// connecting thread's, which in a multi-threaded program names a worker ("tokio-rt-worker"
+// for Codex), not the program.
+std::string who(const ProcessInfo& p) {
+  if (!p.exe.empty()) {
+    const size_t slash = p.exe.rfind('/');
+    return slash == std::string::npos ? p.exe : p.exe.substr(slash + 1);
+  }
+  return p.comm.empty() ? std::string("a process") : p.comm;
+}
+
 // "10.0.0.7:8443" / "[::1]:443" / "10.0.0.7" / "[::1]" against an endpoint.
 bool literal_matches(const std::string& entry, const Endpoint& peer) {
   const std::string full = peer.to_string();
@@ -231,12 +242,11 @@ void Coverage::decide(Proc& p, uint64_t now_ns, bool at_exit) {
     if (!p.stack_known) identify(p, p.exited ? 0 : p.info.key.pid);
     p.alerted.insert(endpoint);
     ++gaps_;
-    ordered_json j = {
-        {"type", "coverage.gap"},
-        {"time", format_rfc3339(now_ns)},
-        {"severity", "high"},
-        {"summary", (p.info.comm.empty() ? std::string("a process") : p.info.comm) + " talks to " +
-                        endpoint + " and the agent cannot see what it says: " + p.stack.reason}};
+    ordered_json j = {{"type", "coverage.gap"},
+                      {"time", format_rfc3339(now_ns)},
+                      {"severity", "high"},
+                      {"summary", who(p.info) + " talks to " + endpoint +
+                                      " and the agent cannot see what it says: " + p.stack.reason}};
     j["endpoint"] = {{"peer", key}, {"connections", contact.connections}};
     if (!name.host.empty()) j["endpoint"]["host"] = name.host;
     j["endpoint"]["named_by"] = name.source;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "agent/elf/boringssl_sig.h"
 #include "agent/elf/symbols.h"
 #include "agent/proc/procfs.h"
 
@@ -28,7 +29,8 @@ std::string_view basename_of(std::string_view path) {
 }  // namespace
 
 TlsStack identify_tls_stack(std::span<const uint8_t> image,
-                            const std::vector<std::string>& mapped_libraries) {
+                            const std::vector<std::string>& mapped_libraries,
+                            bool located_by_signature) {
   // A shared TLS library the agent attaches to: the process's calls went elsewhere.
   for (const std::string& lib : mapped_libraries) {
     const std::string_view base = basename_of(lib);
@@ -65,6 +67,10 @@ TlsStack identify_tls_stack(std::span<const uint8_t> image,
       return {"BoringSSL (linked in)",
               "its SSL_write/SSL_read are exported, but the attach "
               "failed or no call was seen"};
+    if (located_by_signature)
+      return {"BoringSSL (linked in, stripped; located by signature)",
+              "its SSL_write/SSL_read were located by their code and attached, but no call "
+              "was seen"};
     return {"BoringSSL (linked in, stripped)",
             "BoringSSL is linked into the executable with its symbols stripped: SSL_write and "
             "SSL_read cannot be found by name"};
@@ -79,6 +85,10 @@ TlsStack identify_tls_stack(std::span<const uint8_t> image,
       return {"OpenSSL (linked in)",
               "its SSL_write/SSL_read are exported, but the attach "
               "failed or no call was seen"};
+    if (located_by_signature)
+      return {"OpenSSL (linked in, stripped; located by signature)",
+              "its SSL_write/SSL_read were located by their code and attached, but no call "
+              "was seen"};
     return {"OpenSSL (linked in, stripped)",
             "OpenSSL is linked into the executable with its symbols stripped: SSL_write and "
             "SSL_read cannot be found by name"};
@@ -105,7 +115,8 @@ TlsStack identify_tls_stack(const std::string& exe_path, uint32_t pid) {
   ::close(fd);
   if (map == MAP_FAILED) return identify_tls_stack({}, libs);
   const TlsStack out =
-      identify_tls_stack({static_cast<const uint8_t*>(map), static_cast<size_t>(st.st_size)}, libs);
+      identify_tls_stack({static_cast<const uint8_t*>(map), static_cast<size_t>(st.st_size)}, libs,
+                         elf::was_located(st.st_dev, st.st_ino));
   munmap(map, static_cast<size_t>(st.st_size));
   return out;
 }

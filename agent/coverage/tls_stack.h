@@ -16,8 +16,11 @@ struct TlsStack {
 
 // From the executable's bytes (`image`, the whole file) and the paths of the shared objects
 // the process maps (empty when it is gone).
+// `located_by_signature`: the capture found the executable's BoringSSL or OpenSSL
+// SSL_write/SSL_read by signature (agent/elf/boringssl_sig.h) and attached them.
 TlsStack identify_tls_stack(std::span<const uint8_t> image,
-                            const std::vector<std::string>& mapped_libraries);
+                            const std::vector<std::string>& mapped_libraries,
+                            bool located_by_signature = false);
 
 // The same from files: the executable at `exe_path` (mapped read-only) and /proc/PID/maps
 // while the process lives. Files that cannot be read give "unknown" with the reason.

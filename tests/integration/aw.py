@@ -1014,12 +1014,13 @@ class ClientResult:
 
 
 def run_client(argv, env=None, input: bytes | None = None, timeout: float = CLIENT_TIMEOUT,
-               check: bool = True) -> ClientResult:
-    """Runs a client to completion; returns its pid (the one the agent reports) and output."""
+               check: bool = True, cwd: str | None = None) -> ClientResult:
+    """Runs a client to completion (in `cwd`, if given); returns its pid (the one the agent
+    reports) and output."""
     log("client: " + " ".join(str(a) if len(str(a)) < 80 else repr(str(a)[:60]) + "..." for a in argv))
     p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=env if env is not None else client_env())
+                         env=env if env is not None else client_env(), cwd=cwd)
     try:
         out, err = p.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:

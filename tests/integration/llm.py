@@ -76,13 +76,18 @@ class StandIn:
     """
 
     def __init__(self, pki: aw.TestPKI | None, delay_ms: int | None = None,
-                 plain: bool = False, host: str = "127.0.0.1") -> None:
+                 plain: bool = False, host: str = "127.0.0.1", netns: bool = False) -> None:
         """plain: plaintext HTTP/1.1 (a local model server such as Ollama) instead of HTTPS.
-        host: the address it listens on (127.0.0.1, or ::1)."""
+        host: the address it listens on (127.0.0.1, or ::1).
+        netns: in a network namespace of its own with only loopback up (`unshare -n`); clients
+        run in it through in_netns(), so a real program that also wants other hosts (update
+        checks, telemetry) reaches nothing but the stand-in. The agent sees it all the same:
+        its probes are host-wide."""
         self.pki = pki
         self.delay_ms = delay_ms
         self.plain = plain
         self.host = host
+        self.netns = netns
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.entries: list[dict] = []
@@ -104,6 +109,11 @@ class StandIn:
                 "--exit-on-stdin-eof"]
         if self.delay_ms is not None:
             argv += ["--delay-ms", str(self.delay_ms)]
+        if self.netns:
+            # unshare and sh exec: the pid stays the stand-in's (and setpriv's death signal).
+            argv = [aw.require_program("unshare", "util-linux"), "-n", "sh", "-c",
+                    f'{aw.require_program("ip", "iproute2")} link set lo up && exec "$@"', "sh",
+                    *argv]
         setpriv = shutil.which("setpriv")
         if setpriv:
             argv = [setpriv, "--pdeathsig", "TERM", "--", *argv]
@@ -126,6 +136,13 @@ class StandIn:
                 self._cond.wait(0.1)
         aw.log(f"stand-in listening on {self.host} port {self.port} (pid {self.proc.pid})")
         return self
+
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """argv run in the stand-in's network namespace (netns=True): nsenter execs it, so the
+        pid is the program's own."""
+        assert self.netns and self.proc is not None
+        return [aw.require_program("nsenter", "util-linux"), f"--net=/proc/{self.proc.pid}/ns/net",
+                "--", *argv]
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

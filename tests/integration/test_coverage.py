@@ -1,15 +1,17 @@
 """The coverage view, live: a blind spot is a finding, not a silence.
 
-A small C client that links OpenSSL statically (libssl.a from libssl-dev) is built twice in
-the test: once with its symbols (the agent finds SSL_write/SSL_read in the executable and
-captures it) and once stripped (`-s`: no symbol to attach to). curl, which the agent sees,
-talks to the provider stand-in as api.openai.com (--resolve to 127.0.0.1): its SNI names that
-address for the agent. Then:
-- the stripped client talking to the same address must raise one `coverage.gap` alert naming
+A small C client that links OpenSSL statically (libssl.a from libssl-dev) is built three
+times in the test: with its symbols (the agent finds SSL_write/SSL_read in the executable and
+captures it), stripped (`-s`: the agent finds them by signature, agent/elf/boringssl_sig.*, and
+captures it), and stripped calling SSL_write/SSL_read through pointers only (no direct call
+enters them, so the signature cannot place their entry: nothing to attach to). curl, which the
+agent sees, talks to the provider stand-in as api.openai.com (--resolve to 127.0.0.1): its SNI
+names that address for the agent. Then:
+- the hidden client talking to the same address must raise one `coverage.gap` alert naming
   api.openai.com, its TLS stack (OpenSSL linked in, stripped) and why, and be listed HIDDEN
   by `agentwall coverage`;
-- the unstripped build of the same client must be captured (an llm.exchange) and raise none;
-- the stripped client talking to a server no AI endpoint name points to raises none.
+- the unstripped build and the stripped one must be captured (an llm.exchange) and raise none;
+- the hidden client talking to a server no AI endpoint name points to raises none.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ CLIENT_C = r"""
 #include <string.h>
 #include <unistd.h>
 
+/* With -DINDIRECT, SSL_write and SSL_read are called through pointers only. */
+#ifdef INDIRECT
+int (*volatile ssl_write)(SSL*, const void*, int) = SSL_write;
+int (*volatile ssl_read)(SSL*, void*, int) = SSL_read;
+#else
+#define ssl_write SSL_write
+#define ssl_read SSL_read
+#endif
+
 /* client ADDR PORT SNI REQUEST: one TLS connection to ADDR:PORT, REQUEST written, the answer
  * printed until the server closes. */
 int main(int argc, char** argv) {
@@ -47,10 +58,10 @@ int main(int argc, char** argv) {
   SSL_set_tlsext_host_name(ssl, argv[2]);
   SSL_set_fd(ssl, fd);
   if (SSL_connect(ssl) != 1) { fprintf(stderr, "handshake failed\n"); return 1; }
-  if (SSL_write(ssl, argv[3], (int)strlen(argv[3])) <= 0) return 1;
+  if (ssl_write(ssl, argv[3], (int)strlen(argv[3])) <= 0) return 1;
   char buf[16384];
   int n;
-  while ((n = SSL_read(ssl, buf, sizeof(buf))) > 0) fwrite(buf, 1, (size_t)n, stdout);
+  while ((n = ssl_read(ssl, buf, sizeof(buf))) > 0) fwrite(buf, 1, (size_t)n, stdout);
   SSL_free(ssl);
   SSL_CTX_free(ctx);
   close(fd);
@@ -59,16 +70,17 @@ int main(int argc, char** argv) {
 """
 
 
-def build_client(tmp: str, strip: bool) -> str:
+def build_client(tmp: str, strip: bool, indirect: bool = False) -> str:
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise AssertionError("no C compiler (gcc): run scripts/install-deps.sh")
     src = os.path.join(tmp, "tlsclient.c")
     with open(src, "w") as f:
         f.write(CLIENT_C)
-    out = os.path.join(tmp, "tlsclient-stripped" if strip else "tlsclient")
+    out = os.path.join(tmp, ("tlsclient-stripped" if strip else "tlsclient") +
+                       ("-indirect" if indirect else ""))
     argv = [cc, "-O1", "-o", out, src, "-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic",
-            "-ldl", "-pthread"]
+            "-ldl", "-pthread"] + (["-DINDIRECT"] if indirect else [])
     if strip:
         argv.append("-s")
     res = subprocess.run(argv, capture_output=True, text=True)
@@ -158,8 +170,9 @@ class CoverageTest(aw.AgentTestCase):
         return res.stdout
 
     def test_stripped_static_openssl_is_a_gap(self):
-        hidden = build_client(self.tmp, strip=True)
+        hidden = build_client(self.tmp, strip=True, indirect=True)
         seen = build_client(self.tmp, strip=False)
+        located = build_client(self.tmp, strip=True)
         port = self.standin.port
         with aw.RecordingTlsServer(self.pki, mode="raw") as other:
             with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
@@ -195,6 +208,24 @@ class CoverageTest(aw.AgentTestCase):
                 event = llm.wait_exchange(agent, s.pid, aw.DATA_TIMEOUT)
                 self.assertIsNotNone(event, "the unstripped static client was not captured\n" +
                                      llm.describe_events(agent, s.pid))
+                self.assertEqual(event["output_text"], self.standin.wait_entry(tag)["answer"]
+                                 ["output_text"])
+
+                # The stripped client with direct calls: located by signature at its first
+                # exec (a run without arguments, which exits at once: a run that talked would
+                # be identified, and its stack name kept for the file, before the attach),
+                # captured from then on.
+                aw.run_client([located], check=False)
+                agent.wait_for(lambda r: "tlsclient-stripped (SSL_read, SSL_write) [OpenSSL, "
+                               "stripped: located by signature]" in agent.stderr_tail(100),
+                               what="the stripped client located and attached")
+                tag = llm.new_tag()
+                loc = aw.run_client([located, "127.0.0.1", str(port), "api.openai.com",
+                                     chat_request(tag)])
+                self.standin.wait_entry(tag)
+                event = llm.wait_exchange(agent, loc.pid, aw.DATA_TIMEOUT)
+                self.assertIsNotNone(event, "the stripped static client was not captured\n" +
+                                     llm.describe_events(agent, loc.pid))
                 self.assertEqual(event["output_text"], self.standin.wait_entry(tag)["answer"]
                                  ["output_text"])
 
@@ -238,6 +269,10 @@ class CoverageTest(aw.AgentTestCase):
         self.assertTrue(by_pid[s.pid]["visible"], by_pid.get(s.pid))
         self.assertFalse(by_pid[s.pid]["gap"])
         self.assertTrue(by_pid[curl.pid]["visible"])
+        self.assertTrue(by_pid[loc.pid]["visible"], by_pid.get(loc.pid))
+        self.assertFalse(by_pid[loc.pid]["gap"])
+        self.assertEqual(by_pid[loc.pid]["tls_stack"],
+                         "OpenSSL (linked in, stripped; located by signature)")
         self.assertNotIn(o.pid, by_pid, "a process that never talked to an AI endpoint")
         row = [l for l in table.splitlines() if l.split() and l.split()[0] == str(h.pid)]
         self.assertEqual(len(row), 1, table)
@@ -255,7 +290,7 @@ class CoverageTest(aw.AgentTestCase):
         unshare = shutil.which("unshare")
         if not unshare:
             raise AssertionError("unshare (util-linux) is needed")
-        hidden = build_client(self.tmp, strip=True)
+        hidden = build_client(self.tmp, strip=True, indirect=True)
         resolv = os.path.join(self.tmp, "resolv.conf")
         with open(resolv, "w") as f:
             f.write(f"nameserver {DNS_ADDR}\noptions timeout:2 attempts:1\n")
@@ -291,7 +326,7 @@ class CoverageTest(aw.AgentTestCase):
         """A gateway that no list knows, reached by address (no SNI, no DNS): curl's call to it
         is decoded as an LLM call, which makes the address an AI endpoint for every process;
         the stripped client talking to it is then a gap named by that call."""
-        hidden = build_client(self.tmp, strip=True)
+        hidden = build_client(self.tmp, strip=True, indirect=True)
         gateway = llm.StandIn(self.pki, host=GATEWAY_ADDR).start()
         self.addCleanup(gateway.stop)
         url = f"https://{GATEWAY_ADDR}:{gateway.port}/v1/chat/completions"

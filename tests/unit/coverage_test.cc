@@ -1,15 +1,18 @@
 // The coverage view's bookkeeping: who connected where, which peers are AI endpoints (named
 // by the SNI of visible connections or by the configuration), and when a process whose content
-// stays unseen becomes a coverage.gap. The TLS-stack guess is fixed here (it reads real files;
-// integration.test_coverage runs it on a real stripped binary).
+// stays unseen becomes a coverage.gap. The TLS-stack guess is fixed in the Fixture (it reads
+// real files; integration.test_coverage and test_codex run it on real stripped binaries); its
+// reading of an executable's bytes is tested on its own, last.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/coverage/coverage.h"
+#include "agent/coverage/tls_stack.h"
 
 using namespace agentwall;
 using nlohmann::json;
@@ -244,4 +247,39 @@ TEST_CASE("coverage: the peers of LLM calls and MCP sessions the agent decoded a
   CHECK(f.events[0]["endpoint"]["named_by"] == "llm");
   CHECK(f.events[1]["endpoint"]["peer"] == "10.7.7.7:8443");
   CHECK(f.events[1]["endpoint"]["named_by"] == "mcp");
+}
+
+TEST_CASE("coverage: the summary names the program, not the thread that connected") {
+  Fixture f({"10.9.9.9:443"});
+  ProcessInfo p = process(60, "tokio-rt-worker");
+  p.exe = "/opt/codex/bin/codex";
+  f.cov.on_process(p);
+  f.connect(p, v4("10.9.9.9", 443), 0);
+  f.cov.on_exit(p.key);
+  REQUIRE(f.events.size() == 1);
+  CHECK(f.events[0]["summary"].get<std::string>().starts_with("codex talks to 10.9.9.9:443"));
+  CHECK(f.events[0]["process"]["comm"] == "tokio-rt-worker");
+}
+
+TEST_CASE("coverage: the TLS stack read from an executable's bytes and its mapped libraries") {
+  const auto image = [](std::initializer_list<std::string_view> markers) {
+    std::string s = "not an ELF file\n";
+    for (const std::string_view m : markers) s.append(m).append("\n");
+    return s;
+  };
+  const auto stack = [](const std::string& bytes, std::vector<std::string> libs = {}) {
+    return coverage::identify_tls_stack(
+        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, libs);
+  };
+  // Codex (npm @openai/codex, a static musl Rust binary, stripped) carries both: rustls for
+  // its HTTPS client and a vendored OpenSSL 3 for something else. Its API traffic is rustls
+  // (its ClientHello is rustls's, with the system roots as with a custom CA), so rustls wins.
+  CHECK(stack(image({"rustls-0.23.46/src/conn.rs", "ssl/ssl_lib.c", "OpenSSL 3.6.4 25 Aug 2026"}))
+            .name == "rustls");
+  CHECK(stack(image({"ssl/ssl_lib.c"})).name == "OpenSSL (linked in, stripped)");
+  CHECK(stack(image({"BoringSSL", "rustls"})).name == "BoringSSL (linked in, stripped)");
+  CHECK(stack(image({"rustls"}), {"/usr/lib/x86_64-linux-gnu/libssl.so.3"}).name ==
+        "OpenSSL (shared)");
+  CHECK(stack(image({"plain"})).name == "unknown");
+  CHECK(stack("").name == "unknown");
 }

@@ -177,8 +177,12 @@ const isReasoningModel = (model) => /^(o\d|gpt-5)/.test(model);
 // response plumbing: plain, compressed, streamed
 // ------------------------------------------------------------------------------------------
 
+// The response is gone (the client reset its HTTP/2 stream, or closed the connection).
+const responseGone = (res) => Boolean(res.destroyed || res.stream?.destroyed || res.stream?.closed);
+
 // Wraps res so that writes go through an optional flushing compressor. send(chunk) resolves
-// once the chunk was handed to the socket (and flushed through the compressor).
+// once the chunk was handed to the socket (and flushed through the compressor), or the
+// response is gone.
 function makeSink(req, res, status, contentType, extraHeaders = {}) {
   const enc = (req.headers['x-standin-encoding'] || '').toLowerCase() || null;
   const headers = {'content-type': contentType, ...extraHeaders};
@@ -197,11 +201,23 @@ function makeSink(req, res, status, contentType, extraHeaders = {}) {
         comp.write(chunk);
         await new Promise((r) => comp.flush(r));
       } else {
-        await new Promise((r) => res.write(chunk, () => r()));
+        // A client that stops reading once it has what it wants (Codex resets its HTTP/2
+        // stream after response.completed) leaves the write callback uncalled: the close
+        // ends the wait too, so the request is still logged.
+        await new Promise((r) => {
+          if (responseGone(res)) return r();
+          const done = () => {
+            res.off('close', done);
+            r();
+          };
+          res.once('close', done);
+          res.write(chunk, done);
+        });
       }
     },
     async end() {
       await new Promise((r) => {
+        if (responseGone(res)) return r();
         res.once('finish', r);
         res.once('close', r);
         if (comp) comp.end(); else res.end();

@@ -1,0 +1,165 @@
+"""Claude Code's native binary, live: `claude -p` from npm (@anthropic-ai/claude-code-linux-x64,
+pinned in clients/package.json) talks to the provider stand-in through ANTHROPIC_BASE_URL.
+
+The binary is Bun: BoringSSL linked in, its symbols stripped. The agent finds SSL_write and
+SSL_read by their code (agent/elf/boringssl_sig.*: the error codes each raises from
+ssl/ssl_lib.cc), attaches the OpenSSL probes there, and must give the llm.exchange of the
+call: provider, model, the prompt, usage. The coverage view must list the process as visible,
+with no coverage.gap, and name its stack.
+
+Nothing leaves the host: the stand-in listens on 127.0.0.1, the base URL is 127.0.0.1, every
+other destination goes to a proxy address where nothing listens (127.0.0.1:9), auto-update,
+telemetry, error reporting and other non-essential traffic are switched off, and HOME is a
+fresh directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import aw
+import llm
+
+PACKAGE = "@anthropic-ai/claude-code-linux-x64"
+# AW_CLAUDE_BIN: another release's binary (`npm pack` of another version), to verify it.
+CLAUDE = os.environ.get("AW_CLAUDE_BIN") or os.path.join(llm.CLIENTS_DIR, "node_modules",
+                                                         *PACKAGE.split("/"), "claude")
+STACK = "BoringSSL (linked in, stripped; located by signature)"
+
+
+def claude_bin() -> str:
+    if not os.access(CLAUDE, os.X_OK):
+        raise AssertionError(f"{PACKAGE} is not installed in {llm.CLIENTS_DIR}/node_modules. Run "
+                             f"`scripts/install-deps.sh --test` (or `npm ci` in {llm.CLIENTS_DIR}).")
+    return CLAUDE
+
+
+class ClaudeCodeTest(aw.AgentTestCase):
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        claude_bin()
+        cls.standin = llm.StandIn(cls.pki).start()
+        cls.addClassCleanup(cls.standin.stop)
+
+    def claude_env(self, home: str) -> dict:
+        dead = "http://127.0.0.1:9"  # nothing listens: any other destination fails here
+        return aw.client_env(
+            HOME=home, ANTHROPIC_BASE_URL=self.standin.base_url,
+            ANTHROPIC_API_KEY="sk-ant-api03-agentwall-test-" + uuid.uuid4().hex,
+            NODE_EXTRA_CA_CERTS=self.pki.ca_cert, DISABLE_AUTOUPDATER="1",
+            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
+            DISABLE_ERROR_REPORTING="1", HTTPS_PROXY=dead, HTTP_PROXY=dead, https_proxy=dead,
+            http_proxy=dead, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+
+    def wait_attached(self, agent: aw.Agent) -> str:
+        """Runs `claude --version` (no network) so that the agent attaches at its exec, and waits
+        for that: the locator and the attach take a few hundred ms on this 400 MB binary."""
+        home = aw.make_tempdir("aw-claude-home-")
+        self.addCleanup(aw.remove_tempdir, home)
+        v = aw.run_client([CLAUDE, "--version"], env=self.claude_env(home), timeout=60, cwd=home)
+        aw.log(f"claude --version: {v.stdout.decode(errors='replace').strip()}")
+        want = f"attached to executable {CLAUDE} (SSL_read, SSL_write)"
+        deadline = time.monotonic() + aw.DATA_TIMEOUT
+        while time.monotonic() < deadline:
+            tail = agent.stderr_tail(400)
+            if want in tail:
+                line = tail[tail.index(want):].split("\n", 1)[0]
+                self.assertIn("located by signature", line)
+                located = [l for l in tail.splitlines() if "located by signature in" in l]
+                aw.log(line)
+                return located[-1] if located else ""
+            time.sleep(0.05)
+        self.fail(f"the agent did not attach to {CLAUDE}:\n{agent.stderr_tail(40)}")
+
+    def test_prompt_is_captured(self):
+        port = self.standin.port
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
+                                           os.path.join(self.tmp, "state")]) as agent:
+            aw.log(self.wait_attached(agent))
+            # curl, seen by the agent, names 127.0.0.1:PORT api.anthropic.com by its SNI, so
+            # that the coverage view counts claude's connection to it as an AI endpoint.
+            tag = llm.new_tag()
+            curl = aw.run_client(
+                ["curl", "-sS", "-k", "--noproxy", "*", "--resolve",
+                 f"api.anthropic.com:{port}:127.0.0.1", "-H", f"x-standin-tag: {tag}",
+                 "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
+                 "--data-binary", '{"model":"claude-haiku-4-5","max_tokens":20,'
+                 '"messages":[{"role":"user","content":"hi"}]}',
+                 f"https://api.anthropic.com:{port}/v1/messages"])
+            self.standin.wait_entry(tag)
+            self.assertIsNotNone(llm.wait_exchange(agent, curl.pid, aw.DATA_TIMEOUT),
+                                 llm.describe_events(agent, curl.pid))
+
+            before = len(self.standin.entries)
+            home = aw.make_tempdir("aw-claude-home-")
+            self.addCleanup(aw.remove_tempdir, home)
+            prompt = f"Answer with one word, the code name {uuid.uuid4().hex[:10]} reversed."
+            res = aw.run_client([CLAUDE, "-p", prompt], env=self.claude_env(home), timeout=120,
+                                cwd=home)  # not the repository: claude reads its cwd
+            entries = self.standin.entries[before:]
+            calls = [e for e in entries if e.get("path", "").startswith("/v1/messages")
+                     and prompt in json.dumps(e.get("body"))]
+            self.assertEqual(len(calls), 1, json.dumps(entries, indent=1)[:4000])
+            entry = calls[0]
+            answer = entry["answer"]
+            self.assertIn(answer["output_text"], res.stdout.decode(), res.describe())
+            event = llm.wait_exchange(agent, res.pid, aw.DATA_TIMEOUT)
+            self.assertIsNotNone(event, llm.describe_events(agent, res.pid))
+            # Every exchange of this pid, settled (claude may make more than one call).
+            agent.wait_for(lambda r: len(llm.exchanges(r, res.pid)) >= len(
+                [e for e in entries if e.get("path", "").startswith("/v1/messages")]),
+                what="an llm.exchange per stand-in request")
+            agent.wait_for(lambda r: False, timeout=3.0, what="settling (exits decided)")
+            view = json.loads(subprocess.run(
+                [aw.agent_bin(), "coverage", "--socket", agent.control_socket, "--json"],
+                capture_output=True, text=True, timeout=30, check=True).stdout)
+            recs = agent.records()
+
+        mine = [e for e in llm.exchanges(recs, res.pid)
+                if prompt in json.dumps(e.get("messages"))]
+        self.assertEqual(len(mine), 1, json.dumps(llm.exchanges(recs, res.pid))[:4000])
+        event = mine[0]
+        ctx = "\n  event: " + json.dumps(event)[:3000] + "\n  stand-in: " + json.dumps(entry)[:3000]
+        self.assertEqual(event["provider"], "anthropic", ctx)
+        self.assertEqual(event["operation"], "chat", ctx)
+        self.assertEqual(event["model"], entry["body"]["model"], ctx)
+        self.assertEqual(event["response_model"], answer["response_model"], ctx)
+        self.assertEqual(event["stream"], answer["stream"], ctx)
+        self.assertEqual(event["status"], 200, ctx)
+        user_text = "\n".join(m.get("text") or "" for m in event.get("messages") or []
+                              if m.get("role") == "user")
+        self.assertIn(prompt, user_text, ctx)
+        self.assertEqual(event["output_text"], answer["output_text"], ctx)
+        self.assertEqual(event["response_id"], answer["response_id"], ctx)
+        usage = event["usage"]
+        self.assertEqual(usage.get("source"), "provider", ctx)
+        for k, v in llm.expected_usage("anthropic", "chat", answer["usage"]).items():
+            if usage.get(k) is None and v == 0 and k != "input_tokens":
+                continue
+            self.assertEqual(usage.get(k), v, f"usage.{k}" + ctx)
+        self.assertEqual(event["process"]["pid"], res.pid)
+        self.assertEqual(event["process"]["exe"], os.path.realpath(CLAUDE))
+        # Seen whole: no gap, no cut. Claude Code's request (a system prompt of tens of KB)
+        # is longer than the event keeps of it: content_truncated says so.
+        self.assertEqual(set(event.get("flags") or []) - {"content_truncated"}, set(), ctx)
+
+        # The coverage view: visible, no gap, its stack named.
+        gaps = [e for e in recs if e.get("type") == "coverage.gap"
+                and e["process"]["pid"] == res.pid]
+        self.assertEqual(gaps, [])
+        by_pid = {p["process"]["pid"]: p for p in view["processes"]}
+        self.assertIn(res.pid, by_pid, json.dumps(view)[:3000])
+        row = by_pid[res.pid]
+        self.assertTrue(row["visible"], row)
+        self.assertFalse(row["gap"], row)
+        self.assertEqual(row.get("tls_stack"), STACK, row)
+
+
+if __name__ == "__main__":
+    aw.main()
