@@ -3,7 +3,11 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agent/common/time.h"
 #include "agent/coverage/dns.h"
@@ -53,8 +57,58 @@ bool literal_matches(const std::string& entry, const Endpoint& peer) {
 
 }  // namespace
 
+// One thread that reads executables for the view, one at a time, in the order asked.
+struct Coverage::Background {
+  using Identify = std::function<TlsStack(const std::string&, uint32_t)>;
+  explicit Background(Identify fn) : identify(std::move(fn)), thread([this] { run(); }) {}
+  ~Background() {
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_one();
+    thread.join();
+  }
+  void ask(const std::string& exe, uint32_t pid) {
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      jobs.emplace_back(exe, pid);
+    }
+    cv.notify_one();
+  }
+  std::vector<std::pair<std::string, TlsStack>> take() {
+    const std::lock_guard<std::mutex> lock(mu);
+    return std::exchange(done, {});
+  }
+  void run() {
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+      cv.wait(lock, [this] { return stop || !jobs.empty(); });
+      if (stop) return;
+      const auto [exe, pid] = jobs.front();
+      jobs.pop_front();
+      lock.unlock();
+      TlsStack stack = identify(exe, pid);
+      lock.lock();
+      done.emplace_back(exe, std::move(stack));
+    }
+  }
+
+  Identify identify;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<std::string, uint32_t>> jobs;
+  std::vector<std::pair<std::string, TlsStack>> done;
+  bool stop = false;
+  std::thread thread;  // last: started once the rest exists
+};
+
 Coverage::Coverage(Emit emit, CoverageOptions options)
-    : emit_(std::move(emit)), opt_(std::move(options)) {}
+    : emit_(std::move(emit)), opt_(std::move(options)) {
+  if (opt_.identify_in_background) background_ = std::make_unique<Background>(opt_.identify);
+}
+
+Coverage::~Coverage() = default;
 
 bool Coverage::configured(const Endpoint& peer, const std::string& host) const {
   for (const std::string& e : opt_.endpoints) {
@@ -194,6 +248,10 @@ void Coverage::identify(Proc& p, uint32_t live_pid) {
   // One look per executable: a runtime's processes (node, python3) carry the same stack.
   if (const auto it = stacks_.find(p.info.exe); !p.info.exe.empty() && it != stacks_.end()) {
     p.stack = it->second;
+  } else if (background_ && !p.info.exe.empty()) {
+    if (!p.identify_ns) p.identify_ns = unix_now_ns();
+    if (identifying_.insert(p.info.exe).second) background_->ask(p.info.exe, live_pid);
+    return;  // known when the thread is done (collect_identified)
   } else {
     p.stack = opt_.identify(p.info.exe, live_pid);
     if (!p.info.exe.empty()) {
@@ -202,6 +260,20 @@ void Coverage::identify(Proc& p, uint32_t live_pid) {
     }
   }
   p.stack_known = true;
+}
+
+void Coverage::collect_identified() {
+  if (!background_) return;
+  for (auto& [exe, stack] : background_->take()) {
+    identifying_.erase(exe);
+    if (stacks_.size() >= 4096) stacks_.clear();
+    stacks_[exe] = stack;
+    for (auto& [key, p] : procs_) {
+      if (p.stack_known || p.info.exe != exe) continue;
+      p.stack = stack;
+      p.stack_known = true;
+    }
+  }
 }
 
 void Coverage::on_dns(const ProcessKey&, std::string_view message) {
@@ -224,6 +296,7 @@ void Coverage::on_exit(const ProcessKey& key) {
   Proc& p = it->second;
   p.exited = true;
   p.exit_ns = unix_now_ns();
+  collect_identified();
   decide(p, p.exit_ns, true);
   // Nothing to show (no AI endpoint, no content): forgotten at once.
   bool ai = false;
@@ -233,6 +306,7 @@ void Coverage::on_exit(const ProcessKey& key) {
 }
 
 void Coverage::decide(Proc& p, uint64_t now_ns, bool at_exit) {
+  p.decision_waits = false;
   if (p.chunks > 0) return;  // its content is seen
   for (const auto& [key, contact] : p.contacts) {
     if (!at_exit && now_ns < contact.first_ns + opt_.grace_ns) continue;
@@ -240,6 +314,14 @@ void Coverage::decide(Proc& p, uint64_t now_ns, bool at_exit) {
     const std::string endpoint = name.host.empty() ? key : name.host;
     if (!name.ai || p.alerted.count(endpoint)) continue;
     if (!p.stack_known) identify(p, p.exited ? 0 : p.info.key.pid);
+    if (!p.stack_known) {  // being read in the background
+      if (now_ns < p.identify_ns + opt_.identify_wait_ns) {
+        p.decision_waits = true;  // tick() decides again
+        continue;
+      }
+      p.stack = {"unknown", "its executable was not read in time"};
+      p.stack_known = true;
+    }
     p.alerted.insert(endpoint);
     ++gaps_;
     ordered_json j = {{"type", "coverage.gap"},
@@ -258,13 +340,17 @@ void Coverage::decide(Proc& p, uint64_t now_ns, bool at_exit) {
 }
 
 void Coverage::tick(uint64_t now_ns) {
+  collect_identified();
   for (auto it = procs_.begin(); it != procs_.end();) {
     Proc& p = it->second;
     if (p.exited && now_ns > p.exit_ns + opt_.keep_exited_ns) {
       it = procs_.erase(it);
       continue;
     }
-    if (!p.exited) decide(p, now_ns, false);
+    if (!p.exited)
+      decide(p, now_ns, false);
+    else if (p.decision_waits)
+      decide(p, now_ns, true);
     ++it;
   }
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -39,6 +40,12 @@ struct CoverageOptions {
   // Finds the TLS stack of a process (tests replace it).
   std::function<TlsStack(const std::string& exe, uint32_t pid)> identify =
       [](const std::string& exe, uint32_t pid) { return identify_tls_stack(exe, pid); };
+  // Runs `identify` on a thread of the view's own (the daemon: it reads the whole executable,
+  // a third of a second for a 300 MB one, which must not stall the capture loop that feeds the
+  // view). A gap that falls due meanwhile waits for it, at most identify_wait_ns; then its
+  // stack is "unknown".
+  bool identify_in_background = false;
+  uint64_t identify_wait_ns = 5'000'000'000ull;
 };
 
 struct CoverageStats {
@@ -52,6 +59,9 @@ class Coverage final : public CaptureSink {
  public:
   using Emit = std::function<void(const std::string& json_line)>;
   Coverage(Emit emit, CoverageOptions options);
+  ~Coverage() override;
+  Coverage(const Coverage&) = delete;
+  Coverage& operator=(const Coverage&) = delete;
 
   void on_process(const ProcessInfo& p) override;
   void on_chunk(const TlsChunk& c) override;
@@ -98,12 +108,15 @@ class Coverage final : public CaptureSink {
     std::set<std::string> alerted;            // endpoints a gap was raised for
     TlsStack stack;
     bool stack_known = false;
+    uint64_t identify_ns = 0;     // when its stack was asked for in the background
+    bool decision_waits = false;  // a gap is due once its stack is known
     bool exited = false;
     uint64_t exit_ns = 0;
   };
   Proc* proc_of(const ProcessKey& key);  // created when new; null when the view is full
   void decide(Proc& p, uint64_t now_ns, bool at_exit);
   void identify(Proc& p, uint32_t live_pid);  // its TLS stack; live_pid 0 once it is gone
+  void collect_identified();                  // results of the background thread
   void learn(const std::string& peer, const std::string& host);  // names_, bounded
   bool configured(const Endpoint& peer, const std::string& host) const;
 
@@ -120,6 +133,9 @@ class Coverage final : public CaptureSink {
   std::unordered_map<uint64_t, std::string> conn_sni_;  // conn id -> SNI, until its peer shows
   std::unordered_map<uint64_t, Endpoint> conn_peer_;    // conn id -> peer, until its SNI shows
   std::unordered_map<std::string, TlsStack> stacks_;    // by executable path
+  struct Background;                                    // identify_in_background
+  std::unique_ptr<Background> background_;
+  std::set<std::string> identifying_;  // executables the background thread has or is reading
   uint64_t gaps_ = 0;
 };
 

@@ -6,11 +6,17 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "agent/common/time.h"
 #include "agent/coverage/coverage.h"
 #include "agent/coverage/tls_stack.h"
 
@@ -282,4 +288,69 @@ TEST_CASE("coverage: the TLS stack read from an executable's bytes and its mappe
         "OpenSSL (shared)");
   CHECK(stack(image({"plain"})).name == "unknown");
   CHECK(stack("").name == "unknown");
+}
+
+TEST_CASE("coverage: in the background, a gap waits for its stack without holding the caller") {
+  std::vector<json> events;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> asked{0};
+  coverage::CoverageOptions o;
+  o.endpoints = {"10.3.3.3:443"};
+  o.identify_in_background = true;
+  o.identify = [&](const std::string&, uint32_t) {
+    ++asked;
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return release; });
+    return coverage::TlsStack{"rustls", "rustls (a Rust TLS library) is not captured"};
+  };
+  auto let_go = [&] {
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+  };
+  {
+    coverage::Coverage cov([&](const std::string& line) { events.push_back(json::parse(line)); },
+                           o);
+    const ProcessInfo p = process(70, "codex");
+    cov.on_process(p);
+    TcpConnect c;
+    c.time_ns = unix_now_ns();
+    c.process = p.key;
+    c.peer = v4("10.3.3.3", 443);
+    cov.on_connect(c);  // asks for the stack, and returns while it is being read
+    cov.on_exit(p.key);
+    cov.tick(unix_now_ns());
+    CHECK(events.empty());  // due, but waiting for the stack
+    let_go();
+    for (int i = 0; i < 500 && events.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      cov.tick(unix_now_ns());
+    }
+    REQUIRE(events.size() == 1);
+    CHECK(events[0]["tls_stack"] == "rustls");
+    CHECK(asked == 1);
+
+    // A stack that takes longer than identify_wait_ns: the gap goes out, stack unknown.
+    const ProcessInfo q = process(71, "slow");
+    cov.on_process(q);
+    c.process = q.key;
+    {
+      const std::lock_guard<std::mutex> lock(mu);
+      release = false;
+    }
+    cov.on_connect(c);
+    for (int i = 0; i < 500 && asked < 2; ++i)  // the thread is inside identify, held there
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(asked == 2);
+    cov.on_exit(q.key);
+    CHECK(events.size() == 1);
+    cov.tick(unix_now_ns() + o.identify_wait_ns + 1);
+    REQUIRE(events.size() == 2);
+    CHECK(events[1]["tls_stack"] == "unknown");
+    let_go();  // the thread finishes its read before the view goes
+  }
 }
