@@ -181,41 +181,6 @@ std::optional<uint32_t> reason_at(Decoder& d, std::span<const uint8_t> code, uin
   return static_cast<uint32_t>(*reason);
 }
 
-Bytes section_bytes(Bytes image, const Elf64_Shdr& s) {
-  if (s.sh_type == SHT_NOBITS || !in_bounds(image, s.sh_offset, s.sh_size)) return {};
-  return image.subspan(s.sh_offset, s.sh_size);
-}
-
-// Direct calls (e8 rel32) in `code` whose target lies in one of `ranges` ([first, last]):
-// (call address, target).
-std::vector<std::pair<uint64_t, uint64_t>> calls_into(
-    std::span<const uint8_t> code, uint64_t address,
-    const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  if (ranges.empty() || code.size() < 5) return out;
-  uint64_t lo = UINT64_MAX, hi = 0;
-  for (const auto& [a, b] : ranges) lo = std::min(lo, a), hi = std::max(hi, b);
-  const uint8_t* p = code.data();
-  const uint8_t* const end = code.data() + code.size() - 4;
-  while (p < end) {
-    p = static_cast<const uint8_t*>(memchr(p, 0xe8, static_cast<size_t>(end - p)));
-    if (!p) break;
-    int32_t rel;
-    std::memcpy(&rel, p + 1, 4);
-    const uint64_t at = address + static_cast<uint64_t>(p - code.data());
-    const uint64_t target = at + 5 + static_cast<uint64_t>(static_cast<int64_t>(rel));
-    if (target >= lo && target <= hi) {
-      for (const auto& [a, b] : ranges)
-        if (target >= a && target <= b) {
-          out.emplace_back(at, target);
-          break;
-        }
-    }
-    ++p;
-  }
-  return out;
-}
-
 }  // namespace
 
 uint64_t function_start(std::span<const uint8_t> code, uint64_t address, uint64_t at) {
@@ -282,7 +247,27 @@ std::vector<ErrorSite> find_error_sites(std::span<const uint8_t> code, uint64_t 
 std::vector<Call> direct_calls(std::span<const uint8_t> code, uint64_t address,
                                const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
   std::vector<Call> out;
-  for (const auto& [from, to] : calls_into(code, address, ranges)) out.push_back({from, to});
+  if (ranges.empty() || code.size() < 5) return out;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (const auto& [a, b] : ranges) lo = std::min(lo, a), hi = std::max(hi, b);
+  const uint8_t* p = code.data();
+  const uint8_t* const end = code.data() + code.size() - 4;
+  while (p < end) {
+    p = static_cast<const uint8_t*>(memchr(p, 0xe8, static_cast<size_t>(end - p)));
+    if (!p) break;
+    int32_t rel;
+    std::memcpy(&rel, p + 1, 4);
+    const uint64_t at = address + static_cast<uint64_t>(p - code.data());
+    const uint64_t target = at + 5 + static_cast<uint64_t>(static_cast<int64_t>(rel));
+    if (target >= lo && target <= hi) {
+      for (const auto& [a, b] : ranges)
+        if (target >= a && target <= b) {
+          out.push_back({at, target});
+          break;
+        }
+    }
+    ++p;
+  }
   return out;
 }
 

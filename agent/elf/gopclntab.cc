@@ -26,12 +26,6 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-// The section's bytes, or an empty span when they are not all in the image.
-Bytes section_bytes(Bytes image, const Elf64_Shdr& s) {
-  if (s.sh_type == SHT_NOBITS || !in_bounds(image, s.sh_offset, s.sh_size)) return {};
-  return image.subspan(s.sh_offset, s.sh_size);
-}
-
 class Disassembler {
  public:
   Disassembler() { ok_ = cs_open(CS_ARCH_X86, CS_MODE_64, &handle_) == CS_ERR_OK; }

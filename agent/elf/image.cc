@@ -129,6 +129,12 @@ std::optional<uint64_t> file_offset(const std::vector<Elf64_Phdr>& loads, uint64
   return std::nullopt;
 }
 
+Bytes section_bytes(Bytes image, const Elf64_Shdr& section) {
+  if (section.sh_type == SHT_NOBITS || !in_bounds(image, section.sh_offset, section.sh_size))
+    return {};
+  return image.subspan(section.sh_offset, section.sh_size);
+}
+
 std::optional<size_t> find_section(Bytes image, const Layout& layout, std::string_view name) {
   const uint64_t names_index = layout.header.e_shstrndx == SHN_XINDEX && !layout.sections.empty()
                                    ? layout.sections[0].sh_link

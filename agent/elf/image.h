@@ -48,6 +48,10 @@ std::optional<std::string_view> string_at(Bytes strings, uint64_t offset);
 std::optional<uint64_t> file_offset(const std::vector<Elf64_Phdr>& loads, uint64_t address,
                                     uint64_t image_size);
 
+// A section's bytes, or an empty span when it has none in the file or they are not all in
+// the image.
+Bytes section_bytes(Bytes image, const Elf64_Shdr& section);
+
 // The index of the section called `name` (through e_shstrndx), or nothing.
 std::optional<size_t> find_section(Bytes image, const Layout& layout, std::string_view name);
 
