@@ -98,6 +98,11 @@ def chat_request(tag: str) -> str:
             f"Content-Length: {len(body)}\r\n\r\n{body}")
 
 
+def gaps_of(recs, pid: int) -> list:
+    """The coverage.gap alerts for process `pid` among the agent's records."""
+    return [e for e in recs if e.get("type") == "coverage.gap" and e["process"]["pid"] == pid]
+
+
 DNS_ADDR = "127.0.9.53"  # the test's name server (loopback: nothing leaves the host)
 # A gateway reached by address alone (test_a_decoded_call_names_its_endpoint).
 GATEWAY_ADDR = "127.0.0.5"
@@ -311,12 +316,9 @@ class CoverageTest(aw.AgentTestCase):
                                chat_request(tag)])
             standin.wait_entry(tag)
 
-            def mine(recs):
-                return [e for e in recs if e.get("type") == "coverage.gap"
-                        and e["process"]["pid"] == h.pid]
-            agent.wait_for(lambda r: mine(r), what="a coverage.gap named by DNS")
+            agent.wait_for(lambda r: gaps_of(r, h.pid), what="a coverage.gap named by DNS")
             recs = agent.records()
-        (g,) = mine(recs)
+        (g,) = gaps_of(recs, h.pid)
         self.assertEqual(g["endpoint"]["host"], "api.anthropic.com")
         self.assertEqual(g["endpoint"]["named_by"], "dns")
         self.assertEqual(g["endpoint"]["peer"], f"{ANSWER_ADDR}:{standin.port}")
@@ -345,18 +347,15 @@ class CoverageTest(aw.AgentTestCase):
                                chat_request(tag)])
             gateway.wait_entry(tag)
 
-            def mine(recs):
-                return [e for e in recs if e.get("type") == "coverage.gap"
-                        and e["process"]["pid"] == h.pid]
-            agent.wait_for(lambda r: mine(r), what="a coverage.gap named by a decoded call")
+            agent.wait_for(lambda r: gaps_of(r, h.pid),
+                           what="a coverage.gap named by a decoded call")
             recs = agent.records()
-        (g,) = mine(recs)
+        (g,) = gaps_of(recs, h.pid)
         self.assertEqual(g["endpoint"]["named_by"], "llm")
         self.assertEqual(g["endpoint"]["peer"], f"{GATEWAY_ADDR}:{gateway.port}")
         self.assertEqual(g["tls_stack"], "OpenSSL (linked in, stripped)")
         # curl's own call is what named it: no gap for curl.
-        self.assertEqual([e for e in recs if e.get("type") == "coverage.gap"
-                          and e["process"]["pid"] == curl.pid], [])
+        self.assertEqual(gaps_of(recs, curl.pid), [])
 
 
 if __name__ == "__main__":
