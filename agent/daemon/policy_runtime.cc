@@ -115,6 +115,17 @@ void PolicyRuntime::on_llm_request(const llm::LlmRecord& request, std::string_vi
   if (current_) current_->decider->on_llm_request(request, body);
 }
 
+void PolicyRuntime::on_mcp_call(const mcp::McpCall& call) {
+  // A request judged while held before a reload ends under the policy that judged it.
+  for (const auto& g : retired_) {
+    if (g->decider->judged_mcp(call)) {
+      g->decider->on_mcp_call(call);
+      return;
+    }
+  }
+  if (current_) current_->decider->on_mcp_call(call);
+}
+
 void PolicyRuntime::on_llm_call(const llm::LlmRecord& record) {
   for (const auto& g : retired_) {
     if (g->decider->has_pending(record.exchange_id)) {

@@ -334,23 +334,76 @@ void Decider::on_llm_call(const llm::LlmRecord& r) {
                     ": the response is already delivered");
 }
 
+namespace {
+
+nlohmann::ordered_json mcp_call_json(const mcp::McpCall& c) {
+  return {{"server", c.server},         {"method", c.method}, {"tool", c.tool},
+          {"session_id", c.session_id}, {"url", c.url},       {"transport", c.transport}};
+}
+
+std::string mcp_key(const mcp::McpCall& c) {
+  return std::to_string(c.process.key.pid) + "|" + c.rpc_id + "|" + std::to_string(c.time_ns);
+}
+
+}  // namespace
+
+bool Decider::judged_mcp(const mcp::McpCall& c) const {
+  return mcp_judged_.count(mcp_key(c)) != 0;
+}
+
+void Decider::on_mcp_request(const mcp::McpCall& c, uint64_t conn_id) {
+  if (!opt_.holding || !opt_.holding(conn_id)) return;
+  const detect::Engine* engine = opt_.inspector ? &opt_.inspector->engine() : nullptr;
+  const policy::Subject s = policy::subject_from_mcp(c, "request", engine);
+  const std::vector<policy::Decision> decisions = opt_.policy->evaluate(s);
+  if (mcp_judged_.size() >= kMaxMcpJudged) mcp_judged_.clear();  // answers never came
+  mcp_judged_.insert(mcp_key(c));
+  const policy::Verdict strongest = policy::Policy::strongest(decisions);
+  const bool takes = strongest.action && (*strongest.action == policy::Action::kBlock ||
+                                          *strongest.action == policy::Action::kKill);
+  for (const policy::Decision& d : decisions) {
+    const std::string action(policy::to_string(d.action));
+    const bool carried = takes && d.enforce && d.action == *strongest.action;
+    emit_alert(s, d,
+               d.action == policy::Action::kAlert ? std::string("alert")
+               : !d.enforce                       ? "would " + action
+               : d.action == policy::Action::kRedact
+                   ? "not enforced (MCP arguments are not redacted): would redact"
+               : carried ? action
+                         : "superseded",
+               "mcp", mcp_call_json(c));
+  }
+  if (!takes) return;
+  const policy::Decision& first = decisions[strongest.decisions.front()];
+  enforce::RequestVerdict v;
+  v.verdict = to_verdict(*strongest.action);
+  v.rule = first.rule;
+  v.reason = first.message;
+  v.fail_closed = first.fail_closed;
+  ++stats_.verdicts;
+  if (on_verdict_) on_verdict_(conn_id, std::move(v));
+}
+
 void Decider::on_mcp_call(const mcp::McpCall& c) {
-  const json call = {{"server", c.server}, {"method", c.method},
-                     {"tool", c.tool},     {"session_id", c.session_id},
-                     {"url", c.url},       {"transport", c.transport}};
+  const nlohmann::ordered_json call = mcp_call_json(c);
   const detect::Engine* engine = opt_.inspector ? &opt_.inspector->engine() : nullptr;
   ++stats_.requests;
+  const bool judged = mcp_judged_.erase(mcp_key(c)) != 0;
   for (const char* direction : {"request", "response"}) {
-    if (std::string_view(direction) == "response" && !c.answered) break;
+    const bool request = std::string_view(direction) == "request";
+    if (request && judged) continue;
+    if (!request && !c.answered) break;
     const policy::Subject s = policy::subject_from_mcp(c, direction, engine);
-    for (const policy::Decision& d : opt_.policy->evaluate(s))
-      emit_alert(
-          s, d,
-          d.action == policy::Action::kAlert
-              ? std::string("alert")
-              : (d.enforce ? "not enforced (MCP calls are not held yet): would " : "would ") +
-                    std::string(policy::to_string(d.action)),
-          "mcp", call);
+    for (const policy::Decision& d : opt_.policy->evaluate(s)) {
+      const std::string action(policy::to_string(d.action));
+      emit_alert(s, d,
+                 d.action == policy::Action::kAlert ? std::string("alert")
+                 : !d.enforce                       ? "would " + action
+                 : request ? (c.transport == "stdio" ? "not held (MCP over stdio): would " + action
+                                                     : "not held: outside the gate")
+                           : "too late to " + action + ": the response is already delivered",
+                 "mcp", call);
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "agent/budget/ledger.h"
 #include "agent/enforce/gate.h"
@@ -53,15 +54,20 @@ class Decider final : public llm::LlmSink, public mcp::McpObserver {
   }
   void on_llm_request(const llm::LlmRecord& request, std::string_view body) override;
   void on_llm_call(const llm::LlmRecord& record) override;
+  // An MCP request over HTTP whose write is held: its rules (kind mcp, direction request)
+  // run now, and a block or kill goes to the gate. Not held (stdio, plaintext, a process
+  // outside the gate): it is judged with its answer instead. MCP arguments are not redacted.
+  void on_mcp_request(const mcp::McpCall& request, uint64_t conn_id) override;
   // An MCP call with its answer: the rules that match it (kind mcp) raise policy.alert for
-  // what it sent (its arguments) and what came back (its result). MCP calls are not held:
-  // an enforcing rule's action is reported, not taken.
+  // what it sent (its arguments, unless judged while held) and what came back (its result).
   void on_mcp_call(const mcp::McpCall& call) override;
 
   const DecideStats& stats() const { return stats_; }
   // Calls whose request this decider judged and whose response has not come yet: after a
   // reload they finish here, under the policy and ledger that saw their request.
   bool has_pending(uint64_t exchange_id) const { return pending_.count(exchange_id) != 0; }
+  // The same for an MCP request judged while held.
+  bool judged_mcp(const mcp::McpCall& call) const;
   size_t pending() const { return pending_.size(); }
   // The latest state of each budget and key seen at a reservation or settlement (for
   // `agentwall status`); at most kMaxBudgetStates keys, the first ones seen.
@@ -90,6 +96,9 @@ class Decider final : public llm::LlmSink, public mcp::McpObserver {
   OnVerdict on_verdict_;
   DecideStats stats_;
   std::unordered_map<uint64_t, Pending> pending_;  // by exchange id, until it ends
+  // MCP requests judged while held, until their on_mcp_call: "pid|rpc id|time".
+  std::unordered_set<std::string> mcp_judged_;
+  static constexpr size_t kMaxMcpJudged = 100000;
   std::map<std::pair<std::string, std::string>, budget::BudgetStatus> budget_states_;
 };
 

@@ -167,6 +167,9 @@ void McpStage::from_client(Stream& s, const stream::Connection& conn, const Proc
       p = Pending{std::move(m), time_ns, s.transport, s.session_key, s.url, proc, conn, true};
       p.stdio_server = s.stdio_server;
       if (s.transport == kStreamable) s.filed.push_back(key);
+      // Over HTTP its last bytes may be held in the kernel: the policy judges it now.
+      if (opt_.observer && !s.stdio_server)
+        opt_.observer->on_mcp_request(call_of(p, nullptr, s.session_id), conn.id);
     } else {
       // The client answers a request of the server (sampling, elicitation, roots).
       const std::string key = pid + "|" + s.session_key + "|s|" + m.id;
@@ -430,27 +433,32 @@ void McpStage::emit_pair(const Pending& p, const Message* answer, uint64_t answe
   ++stats_.events;
   emit_(w.take());
   if (answer) inventory(req, *answer, p.url, p.process, session_id, answer_ns);
-  if (opt_.observer && p.from_client) {
-    McpCall c;
-    c.process = p.process;
-    const SessionInfo* s = session(p.process.key.pid, session_id);
-    c.server = s ? s->server_name : "";
-    c.method = req.method;
-    c.tool = str_at(req.params, "name");
-    c.session_id = session_id;
-    c.transport = p.transport;
-    c.url = p.url;
-    if (req.method == "tools/call" && req.params.is_object())
-      c.arguments = req.params.value("arguments", nlohmann::json::object());
-    c.answered = answer != nullptr;
-    c.time_ns = p.time_ns;
-    if (answer && answer->kind == Kind::kResult && answer->result.is_object()) {
-      c.result_text = result_text(answer->result, 1 << 20);
-      c.is_error = answer->result.value("isError", false);
-    }
-    c.is_error = c.is_error || (answer && answer->kind == Kind::kError);
-    opt_.observer->on_mcp_call(c);
+  if (opt_.observer && p.from_client) opt_.observer->on_mcp_call(call_of(p, answer, session_id));
+}
+
+McpCall McpStage::call_of(const Pending& p, const Message* answer,
+                          const std::string& session_id) const {
+  const Message& req = p.req;
+  McpCall c;
+  c.process = p.process;
+  const SessionInfo* s = session(p.process.key.pid, session_id);
+  c.server = s ? s->server_name : "";
+  c.method = req.method;
+  c.tool = str_at(req.params, "name");
+  c.session_id = session_id;
+  c.transport = p.transport;
+  c.url = p.url;
+  c.rpc_id = req.id;
+  if (req.method == "tools/call" && req.params.is_object())
+    c.arguments = req.params.value("arguments", nlohmann::json::object());
+  c.answered = answer != nullptr;
+  c.time_ns = p.time_ns;
+  if (answer && answer->kind == Kind::kResult && answer->result.is_object()) {
+    c.result_text = result_text(answer->result, 1 << 20);
+    c.is_error = answer->result.value("isError", false);
   }
+  c.is_error = c.is_error || (answer && answer->kind == Kind::kError);
+  return c;
 }
 
 void McpStage::emit_notification(const Stream& s, const stream::Connection& conn,

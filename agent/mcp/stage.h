@@ -23,6 +23,7 @@ namespace agentwall::mcp {
 struct McpCall {
   ProcessInfo process;  // the client
   std::string server, method, tool, session_id, transport, url;
+  std::string rpc_id;        // the JSON-RPC id, as the message gave it (JSON text)
   nlohmann::json arguments;  // tools/call's arguments; null otherwise
   std::string result_text;   // tools/call's result text, uncapped
   bool answered = false, is_error = false;
@@ -32,6 +33,13 @@ struct McpCall {
 class McpObserver {
  public:
   virtual ~McpObserver() = default;
+  // A client's request over HTTP, complete and not answered yet: the write that completes it
+  // may be held right now (`conn_id` is its connection's), so the policy can still stop it.
+  virtual void on_mcp_request(const McpCall& request, uint64_t conn_id) {
+    (void)request;
+    (void)conn_id;
+  }
+  // The same request with its answer (or none: unanswered), after its event.
   virtual void on_mcp_call(const McpCall& call) = 0;
 };
 
@@ -113,6 +121,7 @@ class McpStage final : public protocol::ExchangeSink {
                       std::string_view text, uint64_t time_ns);
   void emit_pair(const Pending& p, const Message* answer, uint64_t answer_ns,
                  const std::string& session_id);
+  McpCall call_of(const Pending& p, const Message* answer, const std::string& session_id) const;
   void emit_notification(const Stream& s, const stream::Connection&, const ProcessInfo&,
                          const Message& m, uint64_t time_ns, bool from_client);
   const SessionInfo* session(uint32_t pid, const std::string& id) const;

@@ -50,8 +50,10 @@ class McpServer:
     """The test MCP server over HTTPS with the test PKI's certificate; stopped on exit."""
 
     def __init__(self, pki: aw.TestPKI, tmp: str, transport: str, json_responses: bool,
-                 evil: bool = False, everything: bool = False, plain: bool = False) -> None:
-        """plain: plaintext HTTP on 127.0.0.1 instead of HTTPS (the test server only)."""
+                 evil: bool = False, everything: bool = False, plain: bool = False,
+                 log: str | None = None) -> None:
+        """plain: plaintext HTTP on 127.0.0.1 instead of HTTPS (the test server only); log: a
+        file the test server appends every POST body it reads to."""
         self.port_file = os.path.join(
             tmp, f"mcp-port-{transport}-{int(json_responses)}-{int(evil)}-{int(everything)}-"
             f"{int(plain)}")
@@ -65,6 +67,8 @@ class McpServer:
             argv.append("--evil")
         if json_responses:
             argv.append("--json")
+        if log:
+            argv += ["--log", log]
         self.transport = transport
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL if everything else subprocess.PIPE,

@@ -43,10 +43,13 @@ function makeServer() {
   return server;
 }
 
+// --log FILE: every POST body the server reads, one line each (what enforcement tests check
+// a blocked call against).
 async function readBody(req) {
   const chunks = [];
   for await (const c of req) chunks.push(c);
   const text = Buffer.concat(chunks).toString("utf8");
+  if (args.log && text) fs.appendFileSync(args.log, text.replace(/\n/g, " ") + "\n");
   return text ? JSON.parse(text) : undefined;
 }
 
