@@ -462,8 +462,9 @@ static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 
   /* SSL_write's length is an int, SSL_write_ex's a size_t. */
   u64 len = PT_REGS_PARM3(ctx);
   if (func == AW_FN_SSL_WRITE) len = (s32)len > 0 ? (u32)len : 0;
-  /* Holding is built for OpenSSL's calls only (the enforcer rewrites their return value). */
-  if (dir == AW_DIR_OUT && gate_enabled && len && func != AW_FN_GNUTLS_SEND && process_gated(tgid))
+  /* OpenSSL's and GnuTLS's writes are held; the enforcer knows how each fails (Go's are not
+   * gated: they have their own programs). */
+  if (dir == AW_DIR_OUT && gate_enabled && len && process_gated(tgid))
     args.held = hold_write(ctx, &args, len) == 0;
   /* Overwrites whatever a thread killed mid-call left behind. */
   bpf_map_update_elem(&active_calls, &pid_tgid, &args, BPF_ANY);

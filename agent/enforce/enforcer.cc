@@ -231,6 +231,25 @@ bool Enforcer::fail_length(const TlsHold& h, std::string& error) {
 #endif
 }
 
+namespace {
+
+// What the held function returns when it fails, as the caller reads the register.
+uint64_t failure_return_value(TlsFunc f) {
+  switch (f) {
+    case TlsFunc::kSslWriteEx:
+      return 0;  // int: 0 is failure
+    case TlsFunc::kGnutlsRecordSend:
+      // ssize_t: GNUTLS_E_PUSH_ERROR (-53), "Error in the push function": the transport
+      // failed. It is fatal (gnutls_error_is_fatal), so callers give the session up rather
+      // than retry, and it is what they already handle for a broken socket.
+      return static_cast<uint64_t>(int64_t{-53});
+    default:
+      return 0xffffffffull;  // SSL_write: int -1
+  }
+}
+
+}  // namespace
+
 // Makes the held call return at once, as if it had failed, without running it. The thread is
 // stopped at the entry of SSL_write (at most its first instruction ran: the uprobe's single
 // step), so no callee-saved register has changed yet: setting the stack pointer back to the
@@ -257,8 +276,7 @@ bool Enforcer::return_early(const TlsHold& h, std::string& error) {
     }
     regs.rip = ret_addr;
     regs.rsp = h.sp + 8;
-    // SSL_write returns <= 0 on failure, SSL_write_ex 0; both are int.
-    regs.rax = h.func == TlsFunc::kSslWriteEx ? 0 : 0xffffffffull;
+    regs.rax = failure_return_value(h.func);
     regs.orig_rax = ~0ull;  // not in a system call: nothing to restart
     return true;
   });

@@ -64,6 +64,16 @@ def new_tag() -> str:
     return "aw-" + uuid.uuid4().hex[:12]
 
 
+def http1_chat_request(tag: str, body: dict, key: str = "sk-test-raw") -> bytes:
+    """One OpenAI chat completion as raw HTTP/1.1 bytes (`Connection: close`, so the stand-in
+    closes after its answer), for clients that send their stdin: gnutls-cli, s_client."""
+    raw = json.dumps(body).encode()
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nAuthorization: Bearer " + key.encode() +
+            b"\r\nx-standin-tag: " + tag.encode() + b"\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
+
+
 # --------------------------------------------------------------------------------------------
 # The stand-in
 # --------------------------------------------------------------------------------------------

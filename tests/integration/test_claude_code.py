@@ -23,6 +23,7 @@ import uuid
 
 import aw
 import llm
+import test_enforce  # TestCgroup, policy_text, secret_rule, SECRET (its tests not collected)
 
 PACKAGE = "@anthropic-ai/claude-code-linux-x64"
 # AW_CLAUDE_BIN: another release's binary (`npm pack` of another version), to verify it.
@@ -159,6 +160,75 @@ class ClaudeCodeTest(aw.AgentTestCase):
         self.assertTrue(row["visible"], row)
         self.assertFalse(row["gap"], row)
         self.assertEqual(row.get("tls_stack"), STACK, row)
+
+    def claude_in_cgroup(self, cg, prompt: str) -> aw.ClientResult:
+        home = aw.make_tempdir("aw-claude-home-")
+        self.addCleanup(aw.remove_tempdir, home)
+        env = self.claude_env(home)
+        env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # a blocked call is not tried again
+        return aw.run_client(cg.wrap([CLAUDE, "-p", prompt]), env=env, timeout=120, cwd=home,
+                             check=False)
+
+    def enforcing_agent(self, cg, action: str) -> aw.Agent:
+        rule = test_enforce.secret_rule(action, cg.rel)
+        path = os.path.join(self.tmp, f"{action}.yaml")
+        with open(path, "w") as f:
+            f.write(test_enforce.policy_text("enforce", rule))
+        return aw.Agent(command="run", args=["--policy", path, "--health-interval", "0",
+                                             "--state-dir", os.path.join(self.tmp, "state")])
+
+    def test_enforced_on_the_located_ssl_write(self):
+        """Enforcement on BoringSSL found by signature: claude's SSL_write is held like
+        OpenSSL's. Blocked, the prompt never reaches the stand-in and claude fails by itself
+        (not killed); redacted, the key never reaches it either (masked, or blocked when the
+        key left in an earlier write of the same request)."""
+        secret = test_enforce.SECRET
+        cg = test_enforce.TestCgroup()
+        self.addCleanup(cg.remove)
+        results = {}
+        for action in ("redact", "block"):
+            marker = uuid.uuid4().hex[:10]
+            prompt = f"Check this deploy key {secret} for job {marker}; answer in one word."
+            before = len(self.standin.entries)
+            with self.enforcing_agent(cg, action) as agent:
+                self.wait_attached(agent)
+                res = self.claude_in_cgroup(cg, prompt)
+                time.sleep(1.0)  # a request let through would be logged by now
+                entries = [e for e in self.standin.entries[before:]
+                           if marker in json.dumps(e.get("body"))]
+            recs = agent.records()  # all of them: the agent has stopped
+            actions = [r for r in recs if r.get("type") == "enforce.action"
+                       and r["process"]["pid"] == res.pid]
+            results[action] = (res, entries, actions)
+            aw.log(f"{action}: claude exit {res.returncode}, {len(entries)} request(s) at the "
+                   f"stand-in, actions {[(a['action'], a['ok'], a['how']) for a in actions]}")
+
+        # Claude Code's request body (tens of KB) goes out in several SSL_writes and the prompt
+        # is in an early one: it has left when the write that completes the request is held,
+        # so the redaction falls back to block and says so. Were the body one write, the
+        # stand-in would get it masked; either is right, a leak is not.
+        res, entries, actions = results["redact"]
+        self.assertEqual(len(actions), 1, actions)
+        if actions[0]["action"] == "redact":
+            self.assertEqual(res.returncode, 0, res.describe())
+            self.assertEqual(len(entries), 1, json.dumps(entries)[:3000])
+            body = json.dumps(entries[0]["body"])
+            self.assertNotIn(secret, body)
+            self.assertIn("*" * len(secret), body)
+            self.assertTrue(actions[0]["ok"], actions)
+        else:
+            self.assertEqual((actions[0]["action"], actions[0]["ok"]), ("block", True), actions)
+            self.assertIn("redaction impossible", actions[0]["how"])
+            self.assertIn("nothing was sent", actions[0]["how"])
+            self.assertEqual(entries, [], "a request that could not be redacted reached the "
+                             "stand-in")
+            self.assertGreater(res.returncode, 0, "claude was killed:\n" + res.describe())
+
+        res, entries, actions = results["block"]
+        self.assertEqual(entries, [], "a blocked request reached the stand-in")
+        self.assertGreater(res.returncode, 0, "claude should fail by itself:\n" + res.describe())
+        self.assertEqual([(a["action"], a["ok"]) for a in actions], [("block", True)], actions)
+        self.assertIn("nothing was sent", actions[0]["how"])
 
 
 if __name__ == "__main__":

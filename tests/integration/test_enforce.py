@@ -20,6 +20,7 @@ import time
 
 import aw
 import llm
+import test_mcp  # McpServer, MCP_CLIENT (module import: its tests are not collected)
 
 SECRET = "sk-proj-" + "Q7w8E9r0T1y2U3i4O5p6" * 2 + "AsDfGhJkLzXcVbNm"
 _seq = itertools.count(1)
@@ -68,6 +69,21 @@ def policy_text(mode: str, rules: str, extra: str = "", state_dir: str | None = 
         textwrap.indent(textwrap.dedent(rules).strip() + "\n", "  ")
 
 
+def secret_rule(action: str, cgroup: str, kind: str = "llm") -> str:
+    """A rule that takes `action` on a secret in a request (LLM or MCP) from `cgroup`."""
+    return f"""
+    - rule: {action}-secrets
+      match:
+        traffic: {{kind: {kind}, direction: request}}
+        process: {{cgroup: "{cgroup}"}}
+      when:
+        findings: {{category: secret}}
+      action: {action}
+      severity: critical
+      message: "{action}: {{exe}} sent {{detectors}}"
+    """
+
+
 class EnforceTest(aw.AgentTestCase):
 
     standin: llm.StandIn
@@ -94,17 +110,7 @@ class EnforceTest(aw.AgentTestCase):
         return aw.Agent(command="run", args=["--policy", path, "--health-interval", "0"])
 
     def secret_rule(self, action: str) -> str:
-        return f"""
-        - rule: {action}-secrets
-          match:
-            traffic: {{kind: llm, direction: request}}
-            process: {{cgroup: "{self.cg.rel}"}}
-          when:
-            findings: {{category: secret}}
-          action: {action}
-          severity: critical
-          message: "{action}: {{exe}} sent {{detectors}}"
-        """
+        return secret_rule(action, self.cg.rel)
 
     def node_call(self, tag: str, user: str, *, in_cgroup: bool = True, model: str | None = None
                   ) -> aw.ClientResult:
@@ -225,6 +231,75 @@ class EnforceTest(aw.AgentTestCase):
         actions = self.events(agent, "enforce.action")
         self.assertEqual(sorted((a["process"]["pid"], a["action"], a["ok"]) for a in actions),
                          sorted([(curl.pid, "block", True), (py.pid, "block", True)]), actions)
+
+    def gnutls_call(self, tag: str, user: str) -> aw.ClientResult:
+        """gnutls-cli (GnuTLS, gnutls_record_send) sends one chat completion from the cgroup."""
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": user}]}
+        cli = aw.require_program("gnutls-cli", "gnutls-bin")
+        return aw.run_client(self.cg.wrap([cli, "--x509cafile", self.pki.ca_cert, "-p",
+                                           str(self.standin.port), "localhost"]),
+                             input=llm.http1_chat_request(tag, body), check=False)
+
+    def test_block_and_redact_gnutls(self):
+        """gnutls_record_send is held like SSL_write: blocked, it returns GNUTLS_E_PUSH_ERROR
+        without running and gnutls-cli reports it; redacted, the server gets the mask."""
+        user = "deploy with " + SECRET + " today"
+        block_tag, redact_tag = llm.new_tag(), llm.new_tag()
+        with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+            blocked = self.gnutls_call(block_tag, user)
+            hits = self.received(block_tag, wait=1.0)
+        self.assertEqual(hits, [], "a blocked request reached the server")
+        # gnutls-cli reports the error, sees the server close the idle connection and exits
+        # (with status 0, its own choice): it was not killed.
+        self.assertGreaterEqual(blocked.returncode, 0, "gnutls-cli was killed:\n"
+                                + blocked.describe())
+        self.assertIn(b"Fatal error: Error in the push function", blocked.stderr,
+                      blocked.describe())
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
+                         [(blocked.pid, "block", True)], actions)
+        self.assertIn("gnutls_record_send returned failure without running", actions[0]["how"])
+
+        with self.agent(policy_text("enforce", self.secret_rule("redact"))) as agent:
+            redacted = self.gnutls_call(redact_tag, user)
+            hits = self.received(redact_tag, wait=aw.DATA_TIMEOUT)
+        self.assertEqual(redacted.returncode, 0, redacted.describe())
+        self.assertEqual(len(hits), 1, "the redacted request should reach the server once")
+        self.assertEqual(hits[0]["body"]["messages"][-1]["content"],
+                         user.replace(SECRET, "*" * len(SECRET)))
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
+                         [(redacted.pid, "redact", True)], actions)
+
+    def test_block_mcp_tool_call(self):
+        """An MCP tools/call over HTTPS (the official SDK, Streamable HTTP) from a gated process
+        is held like an LLM request: a secret in its arguments blocks it before the server
+        reads it, and the SDK client fails by itself; the session's other requests pass."""
+        test_mcp.require_mcp_sdk()
+        log = os.path.join(self.tmp, "mcp-server.log")
+        server = test_mcp.McpServer(self.pki, self.tmp, "streamable", False, log=log)
+        self.addCleanup(server.stop)
+        rule = secret_rule("block", self.cg.rel, kind="mcp")
+        with self.agent(policy_text("enforce", rule)) as agent:
+            res = aw.run_client(self.cg.wrap([
+                llm.node_bin(), test_mcp.MCP_CLIENT, "--url", server.url(), "--message",
+                "deploy with " + SECRET]), env=aw.client_env(NODE_EXTRA_CA_CERTS=self.pki.ca_cert),
+                check=False)
+            time.sleep(1.0)  # a call let through would be logged by now
+        with open(log) as f:
+            got = [json.loads(line) for line in f if line.strip()]
+        methods = [m.get("method") for m in got]
+        self.assertEqual(methods, ["initialize", "notifications/initialized", "tools/list"],
+                         "the server should have read the session up to the blocked call")
+        self.assertNotIn(SECRET, json.dumps(got))
+        self.assertEqual(res.returncode, 1, "the MCP client should fail its call and exit 1:\n"
+                         + res.describe())
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
+                         [(res.pid, "block", True)], actions)
+        alerts = [x for x in self.events(agent, "policy.alert") if x["process"]["pid"] == res.pid]
+        self.assertEqual([(x["rule"], x["outcome"], x["mcp"]["tool"]) for x in alerts],
+                         [("block-secrets", "block", "echo")], alerts)
 
     def test_kill(self):
         tag = llm.new_tag()

@@ -5,8 +5,6 @@ for the close), must give the exact bytes and the same llm.exchange an OpenSSL c
 
 from __future__ import annotations
 
-import json
-
 import aw
 import llm
 
@@ -28,12 +26,7 @@ class GnutlsTest(aw.AgentTestCase):
         body = {"model": "gpt-4o-mini", "max_tokens": 50,
                 "messages": [{"role": "system", "content": "Be brief."},
                              {"role": "user", "content": "Say hello over GnuTLS."}]}
-        raw = json.dumps(body).encode()
-        req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
-               b"Content-Type: application/json\r\nAuthorization: Bearer sk-test-gnutls\r\n"
-               b"x-standin-tag: " + tag.encode() + b"\r\nConnection: close\r\n"
-               b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
-        return req, body
+        return llm.http1_chat_request(tag, body, key="sk-test-gnutls"), body
 
     def test_chat_completion_over_gnutls(self):
         tag = llm.new_tag()
