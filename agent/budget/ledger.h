@@ -21,6 +21,7 @@ namespace agentwall::budget {
 // Who made the call. Budgets name the dimensions they count against (BudgetSpec::per).
 struct Principal {
   std::string user, exe, unit, container, api_key, model, provider;
+  std::string cgroup;  // matched by the cgroups filter, never part of a key
 };
 
 struct Usage {

@@ -82,7 +82,8 @@ bool any_matches(const std::vector<std::string>& patterns, const std::string& va
 template <typename Spec>
 bool filters_match(const Spec& spec, const Principal& who) {
   return any_matches(spec.models, who.model) && any_matches(spec.providers, who.provider) &&
-         any_matches(spec.exes, who.exe) && any_matches(spec.users, who.user);
+         any_matches(spec.exes, who.exe) && any_matches(spec.users, who.user) &&
+         any_matches(spec.cgroups, who.cgroup);
 }
 
 int64_t bucket_width(const BudgetSpec& spec) {

@@ -32,8 +32,10 @@ struct BudgetSpec {
   std::optional<double> usd;      // limit in US dollars
   std::vector<double> warn_at;    // fractions, e.g. {0.8}: an alert when crossed
   std::string action = "block";   // at 100%: "block" or "alert"
-  // Filters: the budget applies only to calls that match (empty = all).
-  std::vector<std::string> models, providers, exes, users;
+  // Filters: the budget applies only to calls that match (empty = all). cgroups: the
+  // calling process's cgroup v2 path (what lets several agents, each counting its own
+  // processes, share one budget in Redis).
+  std::vector<std::string> models, providers, exes, users, cgroups;
 };
 
 struct RateLimitSpec {
@@ -43,7 +45,7 @@ struct RateLimitSpec {
   std::optional<double> tokens_per_minute;
   std::optional<double> burst;  // bucket size as a multiple of the per-minute rate; default 1
   std::string action = "block";
-  std::vector<std::string> models, providers, exes, users;
+  std::vector<std::string> models, providers, exes, users, cgroups;
 };
 
 // What happens when the shared ledger (Redis) cannot be reached.

@@ -181,8 +181,8 @@ std::vector<budget::BudgetStatus> Decider::budget_states() const {
 void Decider::reserve(const llm::LlmRecord& r, std::string_view body, bool held, policy::Subject& s,
                       enforce::RequestVerdict& v, Pending& p) {
   if (!opt_.ledger) return;
-  budget::Principal who{s.user,  s.exe,     s.unit, s.container, s.api_key_fingerprint,
-                        s.model, s.provider};
+  budget::Principal who{s.user,  s.exe,      s.unit,  s.container, s.api_key_fingerprint,
+                        s.model, s.provider, s.cgroup};
   const int64_t tokens = estimate_tokens(r.call, body);
   const double usd = estimate_usd(*opt_.prices, r.call, tokens, body);
   budget::Reservation res = opt_.ledger->reserve(who, {tokens, usd}, unix_now_ns());

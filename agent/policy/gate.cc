@@ -80,21 +80,18 @@ GateScope compute_gate_scope(const Policy::Compiled& c) {
     gate.scopes.push_back(std::move(s));
   }
   // A budget or rate limit that blocks needs every call it counts to wait for the ledger.
-  auto add_limit = [&](std::string name, const std::string& action,
-                       const std::vector<std::string>& exes,
-                       const std::vector<std::string>& users) {
-    if (action != "block") return;
+  auto add_limit = [&](std::string name, const auto& spec) {
+    if (spec.action != "block") return;
     GateRuleScope s;
     s.rule = std::move(name);
     s.fail_closed = c.settings.fail_closed;
-    s.exes = exes;
-    s.users = users;
+    s.exes = spec.exes;
+    s.users = spec.users;
+    s.cgroups = spec.cgroups;
     gate.scopes.push_back(std::move(s));
   };
-  for (const budget::BudgetSpec& b : c.budgets)
-    add_limit("budget:" + b.name, b.action, b.exes, b.users);
-  for (const budget::RateLimitSpec& r : c.rate_limits)
-    add_limit("rate_limit:" + r.name, r.action, r.exes, r.users);
+  for (const budget::BudgetSpec& b : c.budgets) add_limit("budget:" + b.name, b);
+  for (const budget::RateLimitSpec& r : c.rate_limits) add_limit("rate_limit:" + r.name, r);
   gate.gated = !gate.scopes.empty();
   return gate;
 }

@@ -47,15 +47,15 @@ std::optional<std::vector<Dimension>> read_per(Diagnostics& d, const Ref& value,
   return out;
 }
 
-// models, providers, exes, users: which calls a budget or rate limit counts.
+// models, providers, exes, users, cgroups: which calls a budget or rate limit counts.
+template <typename Spec>
 bool read_filter(const std::string& key, const Ref& value, const std::string& ctx,
-                 ConditionCompiler& cc, std::vector<std::string>& models,
-                 std::vector<std::string>& providers, std::vector<std::string>& exes,
-                 std::vector<std::string>& users) {
-  std::vector<std::string>* into = key == "models"      ? &models
-                                   : key == "providers" ? &providers
-                                   : key == "exes"      ? &exes
-                                   : key == "users"     ? &users
+                 ConditionCompiler& cc, Spec& spec) {
+  std::vector<std::string>* into = key == "models"      ? &spec.models
+                                   : key == "providers" ? &spec.providers
+                                   : key == "exes"      ? &spec.exes
+                                   : key == "users"     ? &spec.users
+                                   : key == "cgroups"   ? &spec.cgroups
                                                         : nullptr;
   if (!into) return false;
   if (auto list = cc.patterns(value, ctx, key)) *into = std::move(*list);
@@ -75,7 +75,7 @@ budget::BudgetSpec compile_budget(Diagnostics& d, const RawNamed& raw, Condition
   const Entries entries =
       map_entries(d, raw.def, ctx,
                   {"name", "per", "window", "rolling", "tokens", "usd", "warn_at", "action",
-                   "models", "providers", "exes", "users"});
+                   "models", "providers", "exes", "users", "cgroups"});
   for (const auto& [key, value] : entries) {
     if (key == "per") {
       if (auto per = read_per(d, value, ctx)) b.per = std::move(*per);
@@ -103,7 +103,7 @@ budget::BudgetSpec compile_budget(Diagnostics& d, const RawNamed& raw, Condition
     } else if (key == "action") {
       if (auto a = read_action(d, value, ctx)) b.action = *a;
     } else if (key != "name") {
-      read_filter(key, value, ctx, cc, b.models, b.providers, b.exes, b.users);
+      read_filter(key, value, ctx, cc, b);
     }
   }
   if (!b.tokens && !b.usd) {
@@ -117,9 +117,10 @@ budget::RateLimitSpec compile_rate_limit(Diagnostics& d, const RawNamed& raw,
   const std::string ctx = "rate limit " + quoted(raw.name);
   budget::RateLimitSpec r;
   r.name = raw.name;
-  const Entries entries = map_entries(d, raw.def, ctx,
-                                      {"name", "per", "requests_per_minute", "tokens_per_minute",
-                                       "burst", "action", "models", "providers", "exes", "users"});
+  const Entries entries =
+      map_entries(d, raw.def, ctx,
+                  {"name", "per", "requests_per_minute", "tokens_per_minute", "burst", "action",
+                   "models", "providers", "exes", "users", "cgroups"});
   for (const auto& [key, value] : entries) {
     if (key == "per") {
       if (auto per = read_per(d, value, ctx)) r.per = std::move(*per);
@@ -132,7 +133,7 @@ budget::RateLimitSpec compile_rate_limit(Diagnostics& d, const RawNamed& raw,
     } else if (key == "action") {
       if (auto a = read_action(d, value, ctx)) r.action = *a;
     } else if (key != "name") {
-      read_filter(key, value, ctx, cc, r.models, r.providers, r.exes, r.users);
+      read_filter(key, value, ctx, cc, r);
     }
   }
   if (!r.requests_per_minute && !r.tokens_per_minute) {

@@ -14,12 +14,14 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import textwrap
 import time
 
 import aw
 import llm
+import receivers
 import test_mcp  # McpServer, MCP_CLIENT (module import: its tests are not collected)
 
 SECRET = "sk-proj-" + "Q7w8E9r0T1y2U3i4O5p6" * 2 + "AsDfGhJkLzXcVbNm"
@@ -104,7 +106,10 @@ class EnforceTest(aw.AgentTestCase):
 
     # -- helpers ----------------------------------------------------------------------------
     def agent(self, policy: str) -> aw.Agent:
-        path = os.path.join(self.tmp, "policy.yaml")
+        return self.agent_named("policy", policy)
+
+    def agent_named(self, name: str, policy: str) -> aw.Agent:
+        path = os.path.join(self.tmp, name + ".yaml")
         with open(path, "w") as f:
             f.write(policy)
         return aw.Agent(command="run", args=["--policy", path, "--health-interval", "0"])
@@ -392,6 +397,82 @@ class EnforceTest(aw.AgentTestCase):
         actions = self.events(second, "enforce.action")
         self.assertEqual([(a["action"], a["rule"]) for a in actions], [("block", "budget-spent")],
                          actions)
+
+    def test_two_agents_share_a_redis_budget(self):
+        """Two agents, as on two hosts, share one token budget in a real redis-server on
+        loopback; each counts only its own processes (a `cgroups` filter: here both "hosts"
+        are this machine). The budget fits two calls: A's first and B's first pass, then A's
+        second and B's second are blocked, though each agent alone has counted one call and
+        would have let its second through."""
+        redis = aw.require_program("redis-server", "redis-server")
+        port = receivers.free_ports(1)[0]
+        server = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1", "--save",
+                                   "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                self.assertIsNone(server.poll(), "redis-server exited")
+                self.assertLess(time.monotonic(), deadline, "redis-server did not listen")
+                time.sleep(0.05)
+        cg_b = TestCgroup()
+        self.addCleanup(cg_b.remove)
+        user = "word " * 800 + "\nAnswer briefly."
+        # A call's reservation E is about (len(body) + ~300) / 4 + 256 (no max_tokens) and what
+        # it settles U (the stand-in's usage) about len(user) / 4 + 20. The limit lies between
+        # U + E (one call counted, the next fits) and 2U + E (two counted, the next does not),
+        # with a margin of about 450 tokens on each side.
+        limit = int(len(user) / 4 * 2.5 + 356)
+
+        def policy(cg: TestCgroup) -> str:
+            extra = textwrap.dedent(f"""\
+                ledger: {{backend: redis, redis_url: "redis://127.0.0.1:{port}/0",
+                          key_prefix: "aw-test-{cg_b.name}:"}}
+                budgets:
+                  - name: shared
+                    window: day
+                    tokens: {limit}
+                    action: block
+                    cgroups: ["{cg.rel}"]
+                """)
+            rule = """
+            - rule: shared-budget-spent
+              when:
+                budget: {name: shared, state: exceeded}
+              action: alert
+            """
+            return policy_text("enforce", rule, extra, os.path.join(self.tmp, cg.name))
+
+        def call(cg: TestCgroup, tag: str) -> aw.ClientResult:
+            argv = cg.wrap([llm.node_bin(), llm.LLM_CLIENT, "--sdk", "openai", "--no-stream",
+                            "--base-url", self.standin.base_url, "--tag", tag, "--user", user])
+            return aw.run_client(argv, env=aw.client_env(NODE_EXTRA_CA_CERTS=self.pki.ca_cert),
+                                 check=False)
+
+        order = (("a1", self.cg), ("b1", cg_b), ("a2", self.cg), ("b2", cg_b))
+        tags = {k: llm.new_tag() for k, _ in order}
+        results: dict[str, aw.ClientResult] = {}
+        with self.agent_named("a", policy(self.cg)) as agent_a, \
+                self.agent_named("b", policy(cg_b)) as agent_b:
+            for k, cg in order:
+                results[k] = call(cg, tags[k])
+                time.sleep(0.5)  # the settle follows the exchange
+            got = {k: len(self.received(tags[k], wait=1.0)) for k, _ in order}
+        aw.log(f"two agents: {got}")
+        self.assertEqual(got, {"a1": 1, "b1": 1, "a2": 0, "b2": 0})
+        for k, n in got.items():
+            if not n:
+                self.assert_failed_alive(results[k])
+        # Each agent blocked its own client's call, and only that.
+        for ag, k in ((agent_a, "a2"), (agent_b, "b2")):
+            actions = [(a["process"]["pid"], a["action"], a["rule"], a["ok"])
+                       for a in self.events(ag, "enforce.action")]
+            self.assertEqual(actions, [(results[k].pid, "block", "budget", True)], actions)
 
     def test_rate_limit(self):
         extra = textwrap.dedent("""\

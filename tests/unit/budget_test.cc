@@ -318,6 +318,27 @@ TEST_CASE("budget: a rate limit with action alert reports but does not refuse") 
   CHECK(r.rates[0].exceeded);
 }
 
+TEST_CASE("budget: a cgroups filter counts only the processes of those cgroups") {
+  // Two agents, each counting its own cgroup's calls into one shared budget: each ledger
+  // here is one agent's view; the calls of the other cgroup are not its to count.
+  TempDir dir;
+  BudgetSpec team = tokens_budget(100);
+  team.name = "team";
+  team.cgroups = {"/team-a/*"};
+  auto ledger = open_ledger(dir, {team});
+  Principal in = alice();
+  in.cgroup = "/team-a/job-1";
+  Principal out = alice();
+  out.cgroup = "/team-b/job-1";
+  const Reservation other = ledger->reserve(out, tokens(500), kT0);
+  CHECK(other.allowed);
+  CHECK(other.budgets.empty());
+  const Reservation mine = ledger->reserve(in, tokens(60), kT0);
+  REQUIRE(mine.budgets.size() == 1);
+  CHECK(mine.budgets[0].key == "*");
+  CHECK(mine.budgets[0].used_tokens == 60);
+}
+
 TEST_CASE("budget: filters choose the calls a budget counts; per splits it by principal") {
   TempDir dir;
   BudgetSpec gpt = tokens_budget(100);

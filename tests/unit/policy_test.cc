@@ -480,6 +480,7 @@ budgets:
     action: block
     users: list:devs
     models: "gpt-4o*"
+    cgroups: ["/team-a/*"]
   - name: monthly
     window: month
     rolling: true
@@ -509,6 +510,15 @@ ledger:
   CHECK(b.action == "block");
   CHECK(b.users == std::vector<std::string>{"alice", "bob"});
   CHECK(b.models == std::vector<std::string>{"gpt-4o*"});
+  CHECK(b.cgroups == std::vector<std::string>{"/team-a/*"});
+  // Enforcing, a blocking budget gates only the processes its filters name.
+  const Policy e = load_ok(
+      "mode: enforce\nbudgets:\n  - name: b\n    tokens: 10\n    cgroups: [\"/team-a/*\"]\n");
+  const GateScope gate = e.gate_scope();
+  REQUIRE(gate.scopes.size() == 1);
+  CHECK(gate.scopes[0].rule == "budget:b");
+  CHECK(gate.scopes[0].cgroups == std::vector<std::string>{"/team-a/*"});
+  CHECK_FALSE(gate.any_process());
   CHECK(p.budgets()[1].window == budget::Window::kMonth);
   CHECK(p.budgets()[1].rolling);
   CHECK_FALSE(p.budgets()[1].tokens);
