@@ -55,8 +55,10 @@ import test_go  # noqa: E402
 AGENT_PROGS = ("go_write_enter", "go_read_enter", "go_tls_ret", "go_close_enter")
 FLOOR_PROGS = ("floor_go_write", "floor_go_read", "floor_go_ret", "floor_go_close")
 # The agent's OpenSSL programs, run by the server's side of the same calls: the same bytes
-# captured on the other path, for comparison (other processes' libssl calls count too).
-AGENT_SSL_PROGS = ("ssl_write_enter", "ssl_read_enter", "ssl_call_exit")
+# captured on the other path, for comparison (Python calls the _ex functions; other
+# processes' libssl calls count too).
+AGENT_SSL_PROGS = ("ssl_write_enter", "ssl_write_ex_enter", "ssl_read_enter", "ssl_read_ex_enter",
+                   "ssl_call_exit")
 WARMUP = 20  # calls the client makes before its timed loop (the handshake among them)
 ANSWER = b'{"ok":true}\n'
 

@@ -48,20 +48,30 @@ def bpf_stats_enabled():
             f.write(old)
 
 
+def prog_ids(pid: int) -> set:
+    """The ids of the BPF programs process `pid` holds a file descriptor of (its fdinfo), so
+    that another agent's programs of the same names (a test running meanwhile) never count;
+    bpftool's `pids` column is not there when bpftool was built without it."""
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                ids.update(int(line.split()[1]) for line in f if line.startswith("prog_id:"))
+        except OSError:  # closed meanwhile
+            pass
+    return ids
+
+
 def prog_stats(owner_pid: int, names) -> dict:
-    """{name: (run_cnt, run_time_ns)} of the loaded programs called one of `names` that
-    process `owner_pid` holds (bpftool's `pids`)."""
+    """{name: (run_cnt, run_time_ns)} of the programs called one of `names` that process
+    `owner_pid` holds."""
+    ids = prog_ids(owner_pid)
     out = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], check=True,
                                     capture_output=True, text=True).stdout)
-    stats = {}
-    for p in out:
-        if p.get("name") not in names:
-            continue
-        pids = [x.get("pid") for x in p.get("pids") or []]
-        if pids and owner_pid not in pids:
-            continue
-        stats[p["name"]] = (p.get("run_cnt", 0), p.get("run_time_ns", 0))
-    return stats
+    return {p["name"]: (p.get("run_cnt", 0), p.get("run_time_ns", 0)) for p in out
+            if p.get("name") in names and p.get("id") in ids}
 
 
 def stats_delta(before: dict, after: dict) -> dict:
