@@ -68,7 +68,8 @@ def with_agent(standin, pki, work) -> dict:
         # The first exec of claude makes the agent locate and attach (not measured).
         subprocess.run([CLAUDE, "--version"], capture_output=True, timeout=60,
                        env=aw.client_env(HOME=a.dir, DISABLE_AUTOUPDATER="1"))
-        a.wait_log("located by signature", "attach to claude")
+        if not a.wait_log("located by signature"):
+            raise SystemExit("the agent did not attach to claude:\n" + a.log())
         before = a.stats(PROGS)
         claude_runs(standin, pki, work)
         after = a.stats(PROGS)

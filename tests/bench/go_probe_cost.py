@@ -46,7 +46,8 @@ import sys
 import tempfile
 import threading
 
-from probe_cost import REPO, Agent, Floor, bpf_stats_enabled, median, require_root, stats_delta
+from probe_cost import (REPO, Agent, Floor, bpf_stats_enabled, median, prog_ids, programs,
+                        require_root, stats_delta)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import aw  # noqa: E402
@@ -110,7 +111,14 @@ class Bench:
         self.url = f"https://localhost:{port}/bench"
         self.cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else []
 
-    def run_client(self, size: int) -> dict:
+    def run_client(self, size: int, own: set = frozenset()) -> dict:
+        """One timed run of the client. `foreign_go_runs`: how many times Go programs of the
+        agent's names not among `own` (program ids) ran meanwhile: another agent (a test
+        running on this host) probing Go programs, maybe this client."""
+        def foreign() -> dict:
+            return {p["id"]: p.get("run_cnt", 0) for p in programs()
+                    if p.get("name") in AGENT_PROGS and p["id"] not in own}
+        before = foreign()
         argv = [self.client, "bench", "-url", self.url, "-ca", self.ca, "-size", str(size),
                 "-n", str(self.args.calls), "-warmup", str(WARMUP)]
         if self.cpus:
@@ -121,9 +129,10 @@ class Bench:
             raise SystemExit(f"client failed ({p.returncode}): {p.stderr}")
         r = json.loads(p.stdout)
         n = r["calls"]
+        runs = sum(cnt - before[i] for i, cnt in foreign().items() if i in before)
         return {"wall_us": r["wall_ns"] / n / 1e3,
                 "cpu_us": (r["user_ns"] + r["sys_ns"]) / n / 1e3,
-                "sys_us": r["sys_ns"] / n / 1e3}
+                "sys_us": r["sys_ns"] / n / 1e3, "foreign_go_runs": runs}
 
     def sizes(self):
         return [int(s) for s in self.args.sizes.split(",")]
@@ -137,7 +146,7 @@ class Bench:
         requests = self.args.calls + WARMUP
         for size in self.sizes():
             before = tool.stats(names + server_names)
-            r = self.run_client(size)
+            r = self.run_client(size, prog_ids(tool.proc.pid))
             d = stats_delta(before, tool.stats(names + server_names))
             runs = {k: d.get(n, (0, 0))[0] / requests
                     for k, n in zip(("write", "read", "ret", "close"), names)}
@@ -159,9 +168,14 @@ class Bench:
         with Agent(work) as a:
             # Its exec makes the agent attach (the client in a temp dir is not attached before
             # ready); without arguments the client exits at once.
-            subprocess.run([self.client], capture_output=True, timeout=60)
-            attached = a.wait_log(f"attached to executable {self.client}",
-                                  "attach to the Go client")
+            # Again, should the agent miss an exec that ends at once (a busy host).
+            for _ in range(5):
+                subprocess.run([self.client], capture_output=True, timeout=60)
+                attached = a.wait_log(f"attached to executable {self.client}", 10)
+                if attached:
+                    break
+            else:
+                raise SystemExit("the agent did not attach to the Go client:\n" + a.log())
             r = self.probed(a, AGENT_PROGS, AGENT_SSL_PROGS)
         r["attached"] = attached
         return r
@@ -246,6 +260,12 @@ def report(args, results) -> None:
         hits = results["floor"][0][s]["runs_per_call"]
         print(f"\n{label[s]}: per HTTPS call under the floor, Write entries {hits['write']:.2f}, "
               f"Read entries {hits['read']:.2f}, RETs {hits['ret']:.2f}, Close {hits['close']:.3f}")
+    flagged = [f"round {i} {name} {label[s]}" for name, rs in results.items()
+               for i, r in enumerate(rs) for s in sizes if r[s]["foreign_go_runs"]]
+    if flagged:
+        print(f"\nWARNING: another agent's Go programs ran while the client ran in "
+              f"{len(flagged)} of {len(sizes) * 3 * args.rounds} runs (they may have probed "
+              f"the client): {', '.join(flagged)}")
     print(f"\nuprobe_floor: {json.dumps(results['floor'][0]['ready'])}")
     print(f"agent: {results['agent'][0]['attached']}")
 
