@@ -10,6 +10,8 @@
 //       the entry of (*Conn).Write, Read and Close and at every RET of Write and Read, one
 //       program for each entry and one shared by the RETs, as uprobe_multi links where the
 //       kernel has them, as the agent does (agent/capture/uprobe_multi.*).
+//   uprobe_floor --go-perf EXECUTABLE   the same as perf-event uprobes, one per place (what the
+//       agent does on kernels without uprobe_multi).
 //
 // It prints a first line once attached ({"ready":true,...}) and the counts at the end.
 // boringssl_probe_cost.py and go_probe_cost.py run it beside `agentwall run`.
@@ -127,7 +129,7 @@ struct Floor {
   int prog = -1;
 };
 
-int go_tls(const std::string& path) {
+int go_tls(const std::string& path, bool allow_multi) {
   namespace elf = agentwall::elf;
   const auto t0 = std::chrono::steady_clock::now();
   const elf::GoLookup go =
@@ -147,7 +149,7 @@ int go_tls(const std::string& path) {
   floors[0].offsets.insert(floors[0].offsets.end(), rd.returns.begin(), rd.returns.end());
   if (const auto close = go.functions.find(elf::kGoConnClose); close != go.functions.end())
     floors.push_back({"floor_go_close", {close->second.offset}});
-  const bool multi = agentwall::capture::kernel_has_uprobe_multi();
+  const bool multi = allow_multi && agentwall::capture::kernel_has_uprobe_multi();
   std::vector<int> fds;
   for (Floor& f : floors) {
     f.prog = agentwall::capture::load_empty_uprobe_program(f.name, multi);
@@ -198,7 +200,8 @@ int go_tls(const std::string& path) {
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--go") != 0) return boringssl(argv[1]);
-  if (argc == 3 && std::strcmp(argv[1], "--go") == 0) return go_tls(argv[2]);
-  std::fprintf(stderr, "usage: uprobe_floor EXECUTABLE | uprobe_floor --go EXECUTABLE\n");
+  if (argc == 3 && std::strcmp(argv[1], "--go") == 0) return go_tls(argv[2], true);
+  if (argc == 3 && std::strcmp(argv[1], "--go-perf") == 0) return go_tls(argv[2], false);
+  std::fprintf(stderr, "usage: uprobe_floor EXECUTABLE | uprobe_floor --go[-perf] EXECUTABLE\n");
   return 2;
 }
