@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "agent/capture/uprobe_multi.h"
 #include "agent/common/time.h"
 #include "agent/elf/boringssl_sig.h"
 #include "agent/elf/gopclntab.h"
@@ -159,57 +160,6 @@ void destroy_links_in_parallel(std::vector<bpf_link*>& links, std::vector<int>& 
   links.clear();
   fds.clear();
 }
-
-// ---- Go: uprobe_multi links (Linux 6.6+), one per program and file ----
-// Go functions get a uprobe on every RET (15 for Write and Read in Go 1.19). As perf-event
-// uprobes each is a link whose detach waits for a grace period under a global mutex (measured:
-// an agent with 11 Go executables attached took 19 s to stop, against 1.7 s without them). A
-// uprobe_multi link carries all the offsets of one program in one file and detaches them with
-// one wait. libbpf 1.1 (Debian 12) has no API for it: the link is made with bpf(2) directly.
-constexpr uint32_t kAttachUprobeMulti = 48;  // BPF_TRACE_UPROBE_MULTI
-
-struct LinkCreateUprobeMulti {  // union bpf_attr's link_create, uprobe_multi member
-  uint32_t prog_fd = 0;
-  uint32_t target_fd = 0;
-  uint32_t attach_type = kAttachUprobeMulti;
-  uint32_t flags = 0;
-  uint64_t path = 0;
-  uint64_t offsets = 0;
-  uint64_t ref_ctr_offsets = 0;
-  uint64_t cookies = 0;
-  uint32_t cnt = 0;
-  uint32_t multi_flags = 0;
-  uint32_t pid = 0;
-  uint32_t pad = 0;
-};
-
-int create_uprobe_multi(int prog_fd, const std::string& path,
-                        const std::vector<uint64_t>& offsets) {
-  LinkCreateUprobeMulti attr;
-  attr.prog_fd = static_cast<uint32_t>(prog_fd);
-  attr.path = reinterpret_cast<uint64_t>(path.c_str());
-  attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
-  attr.cnt = static_cast<uint32_t>(offsets.size());
-  const long fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
-  return fd < 0 ? -errno : static_cast<int>(fd);
-}
-
-// As libbpf does: a program of that attach type loads, and a link to "/" (a directory) is
-// refused with EBADF, not EINVAL.
-bool kernel_has_uprobe_multi() {
-  const bpf_insn insns[] = {{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0},
-                            {BPF_JMP | BPF_EXIT, 0, 0, 0, 0}};
-  LIBBPF_OPTS(bpf_prog_load_opts, opts,
-              .expected_attach_type = static_cast<bpf_attach_type>(kAttachUprobeMulti));
-  const int prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, nullptr, "GPL", insns, 2, &opts);
-  if (prog < 0) return false;
-  const std::vector<uint64_t> offsets = {0};
-  const int link = create_uprobe_multi(prog, "/", offsets);
-  if (link >= 0) ::close(link);
-  ::close(prog);
-  return link == -EBADF;
-}
-// ---- end Go ----
 
 class BpfCapture final : public Capture {
  public:
@@ -459,15 +409,12 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   const bool gnutls =
       syms.offsets.count("gnutls_record_send") && syms.offsets.count("gnutls_record_recv");
   // ---- Go's crypto/tls: by symbol, else by .gopclntab (stripped), with every RET ----
-  static const std::string kGoWrite = "crypto/tls.(*Conn).Write";
-  static const std::string kGoRead = "crypto/tls.(*Conn).Read";
-  static const std::string kGoClose = "crypto/tls.(*Conn).Close";
   elf::GoLookup go;
   if (kind == TargetKind::kExecutable) {
-    go = elf::find_go_functions(path, {kGoWrite, kGoRead, kGoClose});
+    go = elf::find_go_functions(path, {elf::kGoConnWrite, elf::kGoConnRead, elf::kGoConnClose});
     if (!go.ok()) spdlog::warn("not probing Go's crypto/tls in {}: {}", shown, go.error);
   }
-  const bool go_tls = go.functions.count(kGoWrite) && go.functions.count(kGoRead);
+  const bool go_tls = go.functions.count(elf::kGoConnWrite) && go.functions.count(elf::kGoConnRead);
   // ---- end Go ----
   // ---- BoringSSL (Bun) or OpenSSL linked into a stripped executable: by signature ----
   std::unordered_map<std::string, uint64_t> offsets = syms.offsets;
@@ -550,9 +497,9 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       const std::string& function;
       bpf_program* enter;
       bpf_program* ret;  // at each RET instruction; null: none
-    } go_probes[] = {{kGoWrite, tls_->progs.go_write_enter, tls_->progs.go_tls_ret},
-                     {kGoRead, tls_->progs.go_read_enter, tls_->progs.go_tls_ret},
-                     {kGoClose, tls_->progs.go_close_enter, nullptr}};
+    } go_probes[] = {{elf::kGoConnWrite, tls_->progs.go_write_enter, tls_->progs.go_tls_ret},
+                     {elf::kGoConnRead, tls_->progs.go_read_enter, tls_->progs.go_tls_ret},
+                     {elf::kGoConnClose, tls_->progs.go_close_enter, nullptr}};
     for (const auto& p : go_probes) {
       const auto it = go.functions.find(p.function);
       if (it == go.functions.end()) continue;
@@ -593,7 +540,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       new_multi.push_back(fd);
     }
     std::erase_if(plan, [&](const Attachment& a) { return offsets.count(a.prog) > 0; });
-    for (const std::string* f : {&kGoWrite, &kGoRead, &kGoClose})
+    for (const std::string* f : {&elf::kGoConnWrite, &elf::kGoConnRead, &elf::kGoConnClose})
       if (go.functions.count(*f)) functions.insert(*f);
   }
   std::stable_partition(plan.begin(), plan.end(), [](const Attachment& a) { return a.early; });
@@ -628,7 +575,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   if (go_tls)
     how = fmt::format(
         " [Go: {} RET probes{}, {}]", go_returns, uprobe_multi_ ? " (uprobe_multi)" : "",
-        go.functions.at(kGoRead).from_pclntab ? "found in .gopclntab" : "found by symbol");
+        go.functions.at(elf::kGoConnRead).from_pclntab ? "found in .gopclntab" : "found by symbol");
   else if (boringssl_sig)
     how = sig.boringssl ? " [BoringSSL, stripped: located by signature]"
                         : " [OpenSSL, stripped: located by signature]";

@@ -43,6 +43,12 @@ struct GoLookup {
   bool ok() const { return error.empty(); }
 };
 
+// The functions of crypto/tls the agent probes in a Go executable: the entry and every RET of
+// Write and Read, the entry of Close.
+inline const std::string kGoConnWrite = "crypto/tls.(*Conn).Write";
+inline const std::string kGoConnRead = "crypto/tls.(*Conn).Read";
+inline const std::string kGoConnClose = "crypto/tls.(*Conn).Close";
+
 enum class GoSource {
   kSymbolsFirst,  // the ELF symbol table, then .gopclntab for what it lacks
   kPclntabOnly,   // .gopclntab only (what a stripped binary offers; tests compare both)

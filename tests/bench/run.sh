@@ -19,6 +19,9 @@
 #      p99 per message, MB/s) against a copy-and-lowercase baseline in the same run; REPS
 #      repetitions of MIN_TIME. It needs neither root nor libssl: `ONLY=detect run.sh`
 #      runs it alone, as any user.
+#   4. Only when ONLY names it (not by default): `go`, go_probe_cost.py, Go's crypto/tls
+#      under no probe, empty uprobes and `agentwall run` (a Go client built with Debian's Go
+#      making HTTPS calls; GO_ROUNDS=5 GO_CALLS=2000), appended to the report.
 # and writes a markdown report to stdout and to tests/bench/results/latest.md (raw data in
 # tests/bench/results/latest-raw/).
 #
@@ -33,7 +36,7 @@
 #   RATES="50 100 200 400 0" STEP_SECONDS=5 LOAD_SIZE=16384   the throughput steps
 #   SERVER=        how the server thread discards what it gets (ssl_write_bench --server):
 #                  default spin for the benchmarks, raw for the load; ssl to SSL_read it
-#   ONLY="a b b2 c d throughput detect"   a subset of the parts to run
+#   ONLY="a b b2 c d throughput detect"   a subset of the parts to run; add `go` for part 4
 #   OUT_DIR        where latest.md goes (default: tests/bench/results)
 #   CPUS=0,1       CPUs the writing thread and the server thread are pinned to ("none": not
 #                  pinned; a single-CPU machine needs CPUS=0,0); detect_bench runs on the first
@@ -565,5 +568,15 @@ fi
 } >"$RAW/meta.json"
 
 "$PYTHON" "$HERE/report.py" "$RAW" >"$OUT_DIR/latest.md"
+if wants go; then # part 4, opt-in: it reports itself, appended as it printed it
+  log "Go crypto/tls: go_probe_cost.py, ${GO_ROUNDS:-5} rounds of ${GO_CALLS:-2000} calls"
+  if AGENTWALL_BIN=$AGENT UPROBE_FLOOR=${UPROBE_FLOOR:-$BUILD_DIR/tests/bench/uprobe_floor} \
+    "$PYTHON" "$HERE/go_probe_cost.py" --rounds "${GO_ROUNDS:-5}" --calls "${GO_CALLS:-2000}" \
+    >"$RAW/go.txt" 2>&1; then
+    { printf '\n## Go crypto/tls per HTTPS call (go_probe_cost.py)\n\n'; sed -n '/^Per HTTPS call/,$p' "$RAW/go.txt"; } >>"$OUT_DIR/latest.md"
+  else
+    printf '\n**Go crypto/tls part failed:** %s\n' "$(tail -n 3 "$RAW/go.txt")" >>"$OUT_DIR/latest.md"
+  fi
+fi
 cat "$OUT_DIR/latest.md"
 log "report: $OUT_DIR/latest.md (raw data: $RAW), $(($(date +%s) - START))s"

@@ -1,13 +1,20 @@
-// uprobe_floor: the floor for probes on BoringSSL located by signature. It finds SSL_write and
-// SSL_read in EXECUTABLE the way the agent does (agent/elf/boringssl_sig.*), attaches an empty
-// BPF program (`return 0`) as a uprobe and as a uretprobe at each, as the agent attaches its
-// own there, waits until its standard input closes, and prints one JSON line: where the probes
-// were and what the kernel counted for the two empty programs (run_cnt, run_time_ns; non-zero
-// only with kernel.bpf_stats_enabled=1).
+// uprobe_floor: the floor for the agent's probes on TLS code it locates in an executable: an
+// empty BPF program (`return 0`) attached exactly where the agent attaches its own, found by
+// the agent's own code. It waits until its standard input closes, then prints what the kernel
+// counted for the empty programs (run_cnt, run_time_ns; non-zero only with
+// kernel.bpf_stats_enabled=1) as one JSON line.
 //
-//   uprobe_floor EXECUTABLE     (root)
+//   uprobe_floor EXECUTABLE        (root) BoringSSL located by signature (agent/elf/
+//       boringssl_sig.*): a uprobe and a uretprobe at SSL_write and at SSL_read.
+//   uprobe_floor --go EXECUTABLE   (root) Go's crypto/tls (agent/elf/gopclntab.*): a uprobe at
+//       the entry of (*Conn).Write, Read and Close and at every RET of Write and Read, one
+//       program for each entry and one shared by the RETs, as uprobe_multi links where the
+//       kernel has them, as the agent does (agent/capture/uprobe_multi.*).
+//   uprobe_floor --go-perf EXECUTABLE   the same as perf-event uprobes, one per place (what the
+//       agent does on kernels without uprobe_multi).
 //
-// boringssl_probe_cost.py runs it beside `agentwall run` on Claude Code's native binary.
+// It prints a first line once attached ({"ready":true,...}) and the counts at the end.
+// boringssl_probe_cost.py and go_probe_cost.py run it beside `agentwall run`.
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -16,6 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -23,7 +31,9 @@
 #include <string>
 #include <vector>
 
+#include "agent/capture/uprobe_multi.h"
 #include "agent/elf/boringssl_sig.h"
+#include "agent/elf/gopclntab.h"
 
 namespace {
 
@@ -54,31 +64,34 @@ int attach(int prog, const std::string& path, uint64_t offset, bool ret) {
   return fd;
 }
 
-int load_empty(const char* name) {
-  const bpf_insn insns[] = {{BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0},
-                            {BPF_JMP | BPF_EXIT, 0, 0, 0, 0}};
-  return bpf_prog_load(BPF_PROG_TYPE_KPROBE, name, "GPL", insns, 2, nullptr);
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-}  // namespace
+bpf_prog_info prog_info(int prog) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  bpf_obj_get_info_by_fd(prog, &info, &len);
+  return info;
+}
 
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: uprobe_floor EXECUTABLE\n");
-    return 2;
+void wait_for_stdin_eof() {
+  char buf[256];
+  while (read(0, buf, sizeof(buf)) > 0) {
   }
-  const std::string path = argv[1];
+}
+
+int boringssl(const std::string& path) {
   const auto t0 = std::chrono::steady_clock::now();
   const agentwall::elf::SslSignatureLookup sig = agentwall::elf::find_ssl_by_signature(path);
-  const double locate_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double locate_ms = ms_since(t0);
   if (!sig.found()) {
     std::fprintf(stderr, "uprobe_floor: %s: not located: %s%s\n", path.c_str(), sig.detail.c_str(),
                  sig.error.c_str());
     return 1;
   }
-  const int enter = load_empty("floor_enter");
-  const int exit = load_empty("floor_exit");
+  const int enter = agentwall::capture::load_empty_uprobe_program("floor_enter", false);
+  const int exit = agentwall::capture::load_empty_uprobe_program("floor_exit", false);
   if (enter < 0 || exit < 0) {
     std::perror("uprobe_floor: loading the empty program");
     return 1;
@@ -96,14 +109,8 @@ int main(int argc, char** argv) {
   }
   std::printf("{\"ready\":true,\"locate_ms\":%.1f}\n", locate_ms);
   std::fflush(stdout);
-  char buf[256];
-  while (read(0, buf, sizeof(buf)) > 0) {
-  }
-  bpf_prog_info ie{}, ix{};
-  uint32_t len = sizeof(ie);
-  bpf_obj_get_info_by_fd(enter, &ie, &len);
-  len = sizeof(ix);
-  bpf_obj_get_info_by_fd(exit, &ix, &len);
+  wait_for_stdin_eof();
+  const bpf_prog_info ie = prog_info(enter), ix = prog_info(exit);
   std::printf(
       "{\"write_offset\":%llu,\"read_offset\":%llu,\"enter_cnt\":%llu,\"enter_ns\":%llu,"
       "\"exit_cnt\":%llu,\"exit_ns\":%llu}\n",
@@ -113,4 +120,88 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(ix.run_time_ns));
   for (const int fd : fds) close(fd);
   return 0;
+}
+
+// One empty program and the file offsets it runs at.
+struct Floor {
+  const char* name;
+  std::vector<uint64_t> offsets;
+  int prog = -1;
+};
+
+int go_tls(const std::string& path, bool allow_multi) {
+  namespace elf = agentwall::elf;
+  const auto t0 = std::chrono::steady_clock::now();
+  const elf::GoLookup go =
+      elf::find_go_functions(path, {elf::kGoConnWrite, elf::kGoConnRead, elf::kGoConnClose});
+  const double locate_ms = ms_since(t0);
+  if (!go.ok() || !go.functions.count(elf::kGoConnWrite) || !go.functions.count(elf::kGoConnRead)) {
+    std::fprintf(stderr, "uprobe_floor: %s: crypto/tls not found%s%s\n", path.c_str(),
+                 go.is_go ? ": " : " (not a Go executable)", go.error.c_str());
+    return 1;
+  }
+  const elf::GoFunction& wr = go.functions.at(elf::kGoConnWrite);
+  const elf::GoFunction& rd = go.functions.at(elf::kGoConnRead);
+  // The RETs first, as the agent attaches them: an entry without its return is never seen.
+  std::vector<Floor> floors = {{"floor_go_ret", wr.returns},
+                               {"floor_go_write", {wr.offset}},
+                               {"floor_go_read", {rd.offset}}};
+  floors[0].offsets.insert(floors[0].offsets.end(), rd.returns.begin(), rd.returns.end());
+  if (const auto close = go.functions.find(elf::kGoConnClose); close != go.functions.end())
+    floors.push_back({"floor_go_close", {close->second.offset}});
+  const bool multi = allow_multi && agentwall::capture::kernel_has_uprobe_multi();
+  std::vector<int> fds;
+  for (Floor& f : floors) {
+    f.prog = agentwall::capture::load_empty_uprobe_program(f.name, multi);
+    if (f.prog < 0) {
+      std::fprintf(stderr, "uprobe_floor: loading %s: %s\n", f.name, std::strerror(-f.prog));
+      return 1;
+    }
+    if (multi) {
+      const int link = agentwall::capture::create_uprobe_multi(f.prog, path, f.offsets);
+      if (link < 0) {
+        std::fprintf(stderr, "uprobe_floor: attaching %s (uprobe_multi): %s\n", f.name,
+                     std::strerror(-link));
+        return 1;
+      }
+      fds.push_back(link);
+      continue;
+    }
+    for (const uint64_t off : f.offsets) {
+      const int fd = attach(f.prog, path, off, false);
+      if (fd < 0) {
+        std::fprintf(stderr, "uprobe_floor: attaching %s at %#llx: %s\n", f.name,
+                     static_cast<unsigned long long>(off), std::strerror(errno));
+        return 1;
+      }
+      fds.push_back(fd);
+    }
+  }
+  std::printf(
+      "{\"ready\":true,\"locate_ms\":%.1f,\"uprobe_multi\":%s,\"write_returns\":%zu,"
+      "\"read_returns\":%zu,\"from_pclntab\":%s}\n",
+      locate_ms, multi ? "true" : "false", wr.returns.size(), rd.returns.size(),
+      rd.from_pclntab ? "true" : "false");
+  std::fflush(stdout);
+  wait_for_stdin_eof();
+  std::string out = "{\"programs\":{";
+  for (const Floor& f : floors) {
+    const bpf_prog_info info = prog_info(f.prog);
+    if (out.back() != '{') out += ',';
+    out += "\"" + std::string(f.name) + "\":{\"cnt\":" + std::to_string(info.run_cnt) +
+           ",\"ns\":" + std::to_string(info.run_time_ns) + "}";
+  }
+  std::printf("%s}}\n", out.c_str());
+  for (const int fd : fds) close(fd);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--go") != 0) return boringssl(argv[1]);
+  if (argc == 3 && std::strcmp(argv[1], "--go") == 0) return go_tls(argv[2], true);
+  if (argc == 3 && std::strcmp(argv[1], "--go-perf") == 0) return go_tls(argv[2], false);
+  std::fprintf(stderr, "usage: uprobe_floor EXECUTABLE | uprobe_floor --go[-perf] EXECUTABLE\n");
+  return 2;
 }
