@@ -13,7 +13,6 @@ stdin it spins on the pipe's hang-up after the server closed and never exits."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
@@ -95,14 +94,7 @@ class NssTest(aw.AgentTestCase):
 
     def test_chat_completion_over_nss(self):
         tag = llm.new_tag()
-        body = {"model": "gpt-4o-mini", "max_tokens": 50,
-                "messages": [{"role": "system", "content": "Be brief."},
-                             {"role": "user", "content": "Say hello over NSS."}]}
-        raw = json.dumps(body).encode()
-        req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
-               b"Content-Type: application/json\r\nAuthorization: Bearer sk-test-nss\r\n"
-               b"x-standin-tag: " + tag.encode() + b"\r\nConnection: close\r\n"
-               b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
+        req, body = llm.raw_chat_request(tag, "Say hello over NSS.")
         path = self.request_file(req)
         with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
                                            self.tmp + "/state"]) as agent:
@@ -115,17 +107,7 @@ class NssTest(aw.AgentTestCase):
             self.assertIn(entry["answer"]["output_text"].encode(), res.stdout, res.describe())
             event = llm.wait_exchange(agent, res.pid, aw.DATA_TIMEOUT)
             self.assertIsNotNone(event, llm.describe_events(agent, res.pid))
-        self.assertEqual(event["provider"], "openai")
-        self.assertEqual(event["model"], body["model"])
-        self.assertEqual(event["system"], "Be brief.")
-        self.assertEqual(event["messages"], [{"role": "user", "text": "Say hello over NSS."}])
-        self.assertEqual(event["output_text"], entry["answer"]["output_text"])
-        self.assertEqual(event["usage"]["input_tokens"], entry["answer"]["usage"]["prompt_tokens"])
-        self.assertEqual(event["usage"]["output_tokens"],
-                         entry["answer"]["usage"]["completion_tokens"])
-        self.assertEqual(event["connection"]["sni"], "localhost")
-        self.assertEqual(event["connection"]["peer"], f"127.0.0.1:{self.standin.port}")
-        self.assertEqual(event["process"]["exe"], tstclnt())
+        llm.check_raw_chat(self, event, entry, body, port=self.standin.port, exe=tstclnt())
 
 
 if __name__ == "__main__":
