@@ -50,10 +50,14 @@ enum aw_func {
   AW_FN_SSL_WRITE_EX = 1,
   AW_FN_SSL_READ = 2,
   AW_FN_SSL_READ_EX = 3,
-  AW_FN_GNUTLS_SEND = 4, /* gnutls_record_send: returns ssize_t, the bytes sent */
-  AW_FN_GNUTLS_RECV = 5, /* gnutls_record_recv */
-  AW_FN_GO_WRITE = 6,    /* Go's crypto/tls.(*Conn).Write: captured at its RET instructions */
-  AW_FN_GO_READ = 7,     /* crypto/tls.(*Conn).Read */
+  AW_FN_GNUTLS_SEND = 4,  /* gnutls_record_send: returns ssize_t, the bytes sent */
+  AW_FN_GNUTLS_RECV = 5,  /* gnutls_record_recv */
+  AW_FN_GO_WRITE = 6,     /* Go's crypto/tls.(*Conn).Write: captured at its RET instructions */
+  AW_FN_GO_READ = 7,      /* crypto/tls.(*Conn).Read */
+  AW_FN_NSS_PR_WRITE = 8, /* NSPR's PR_Write on an NSS SSL descriptor: returns PRInt32 */
+  AW_FN_NSS_PR_READ = 9,  /* PR_Read */
+  AW_FN_NSS_PR_SEND = 10, /* PR_Send */
+  AW_FN_NSS_PR_RECV = 11, /* PR_Recv */
 };
 
 enum aw_chunk_flags {

@@ -94,11 +94,12 @@ int BPF_PROG(proc_exit, struct task_struct* task) {
   return 0;
 }
 
-/* "libssl" in the first six bytes of a file name, "libgnutl" in the first eight,
- * little-endian. */
+/* "libssl" in the first six bytes of a file name (NSS's libssl3 too), "libgnutl" or
+ * "libnspr4" in the first eight, little-endian. */
 #define LIBSSL_PREFIX 0x6c737362696cULL
 #define LIBSSL_MASK 0xffffffffffffULL
 #define LIBGNUTLS_PREFIX 0x6c74756e6762696cULL
+#define LIBNSPR4_PREFIX 0x347270736e62696cULL
 
 #if defined(__TARGET_ARCH_x86)
 #define NR_MMAP 9
@@ -129,7 +130,8 @@ int BPF_PROG(lib_mmap, struct pt_regs* regs, long id) {
   u64 prefix = 0;
   bpf_probe_read_kernel(&prefix, sizeof(prefix),
                         dname); /* reads past a short name stay in kernel memory */
-  if ((prefix & LIBSSL_MASK) != LIBSSL_PREFIX && prefix != LIBGNUTLS_PREFIX)
+  if ((prefix & LIBSSL_MASK) != LIBSSL_PREFIX && prefix != LIBGNUTLS_PREFIX &&
+      prefix != LIBNSPR4_PREFIX)
     return 0; /* not a TLS library */
   struct inode* inode = BPF_CORE_READ(file, f_inode);
   struct aw_file_key key = {

@@ -403,11 +403,18 @@ static int hold_write(struct pt_regs* ctx, struct call_args* a, u64 len) {
   return 0;
 }
 
-static __always_inline int exit_call(struct pt_regs* ctx) {
+static __always_inline bool nss_func(u8 func) {
+  return func >= AW_FN_NSS_PR_WRITE && func <= AW_FN_NSS_PR_RECV;
+}
+
+/* `nspr`: the return of an NSPR call, whose entry kept nothing unless the descriptor was an
+ * SSL one (most PR_Read/PR_Write calls are on files): no entry is the common case there. */
+static __always_inline int exit_call(struct pt_regs* ctx, bool nspr) {
   u64 pid_tgid = bpf_get_current_pid_tgid();
   u32 tgid = pid_tgid >> 32;
   if (skip_process(tgid)) return 0;
   struct call_args* args = bpf_map_lookup_elem(&active_calls, &pid_tgid);
+  if (nspr && (!args || !nss_func(args->func))) return 0;
   if (!args) {
     count(AW_CNT_NO_ENTRY, 1); /* attached while this call was in flight */
     return 0;
@@ -423,7 +430,7 @@ static __always_inline int exit_call(struct pt_regs* ctx) {
     long r = (long)PT_REGS_RC(ctx);
     if (r <= 0) return 0;
     moved = (u64)r;
-  } else if (a.func == AW_FN_SSL_WRITE || a.func == AW_FN_SSL_READ) {
+  } else if (a.func == AW_FN_SSL_WRITE || a.func == AW_FN_SSL_READ || nss_func(a.func)) {
     if (ret <= 0) return 0; /* error, would-block or close: nothing moved */
     moved = (u64)ret;
   } else {
@@ -462,9 +469,12 @@ static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 
   /* SSL_write's length is an int, SSL_write_ex's a size_t. */
   u64 len = PT_REGS_PARM3(ctx);
   if (func == AW_FN_SSL_WRITE) len = (s32)len > 0 ? (u32)len : 0;
-  /* OpenSSL's and GnuTLS's writes are held; the enforcer knows how each fails (Go's are not
-   * gated: they have their own programs). */
-  if (dir == AW_DIR_OUT && gate_enabled && len && process_gated(tgid))
+  /* OpenSSL's and GnuTLS's writes are held: the enforcer knows how each fails (it rewrites
+   * their arguments or return value). NSS's are not (PR_Write's failure needs NSPR's error
+   * set, or the caller may retry); Go's have programs of their own. */
+  const bool holdable = func == AW_FN_SSL_WRITE || func == AW_FN_SSL_WRITE_EX ||
+                        func == AW_FN_GNUTLS_SEND;
+  if (holdable && gate_enabled && len && process_gated(tgid))
     args.held = hold_write(ctx, &args, len) == 0;
   /* Overwrites whatever a thread killed mid-call left behind. */
   bpf_map_update_elem(&active_calls, &pid_tgid, &args, BPF_ANY);
@@ -493,7 +503,7 @@ int BPF_KPROBE(ssl_read_ex_enter, void* ssl, void* buf, size_t num, size_t* read
 
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_call_exit) {
-  return exit_call(ctx);
+  return exit_call(ctx, false);
 }
 
 /* The host name a client asked for, `len` bytes at `name` (or up to its NUL when len is 0). */
@@ -584,6 +594,117 @@ static __always_inline int close_conn(void* ssl) {
 SEC("uprobe")
 int BPF_KPROBE(ssl_free_enter, void* ssl) {
   return close_conn(ssl);
+}
+
+/*
+ * ---- NSS ----
+ * NSS applications move their plaintext with NSPR's PR_Write/PR_Read/PR_Send/PR_Recv
+ * (libnspr4) on a PRFileDesc whose top layer is NSS's SSL layer; the same functions serve
+ * files, pipes and plain sockets. A descriptor is taken for an SSL one when its top layer has
+ * the method table and the layer identity of the SSL layer this process's SSL_ImportFD
+ * (libssl3) returned: both are one per process (NSS registers its identity once, and every
+ * SSL layer points at the same static method table). Read with plain user-memory reads of
+ * NSPR's public structs (prio.h), whose layout NSPR 4 keeps.
+ */
+#define PR_DESC_LAYERED 4
+
+struct nspr_fd { /* PRFileDesc */
+  u64 methods;   /* const PRIOMethods*: its first member is PRDescType file_type */
+  u64 secret;
+  u64 lower;
+  u64 higher;
+  u64 dtor;
+  s32 identity; /* PRDescIdentity */
+};
+
+struct nss_layer {
+  u64 proc_start_ns; /* the process it was learned in (a reused pid is not taken for it) */
+  u64 methods;
+  s32 identity;
+  u32 reserved;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, u32); /* tgid */
+  __type(value, struct nss_layer);
+} nss_layers SEC(".maps");
+
+static __always_inline bool nss_ssl_fd(u32 tgid, u64 fd) {
+  struct nss_layer* l = bpf_map_lookup_elem(&nss_layers, &tgid);
+  if (!l || !fd) return false; /* the common case: a process that made no SSL socket */
+  struct nspr_fd top;
+  if (bpf_probe_read_user(&top, sizeof(top), (void*)fd) != 0) return false;
+  return top.methods == l->methods && top.identity == l->identity &&
+         l->proc_start_ns == proc_start_ns();
+}
+
+/* SSL_ImportFD(model, fd) pushes the SSL layer on top of fd and returns fd. */
+SEC("uretprobe")
+int BPF_KRETPROBE(nss_import_exit) {
+  u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (skip_process(tgid)) return 0;
+  u64 fd = PT_REGS_RC(ctx);
+  if (!fd) return 0;
+  struct nspr_fd top;
+  if (bpf_probe_read_user(&top, sizeof(top), (void*)fd) != 0 || !top.methods) return 0;
+  s32 file_type = 0;
+  if (bpf_probe_read_user(&file_type, sizeof(file_type), (void*)top.methods) != 0) return 0;
+  /* NSPR's own layer is identity 0 (PR_NSPR_IO_LAYER); the negative ones are reserved. */
+  if (file_type != PR_DESC_LAYERED || top.identity <= 0) return 0;
+  struct nss_layer l = {
+      .proc_start_ns = proc_start_ns(), .methods = top.methods, .identity = top.identity};
+  bpf_map_update_elem(&nss_layers, &tgid, &l, BPF_ANY);
+  return 0;
+}
+
+static __always_inline int nss_enter(struct pt_regs* ctx, u8 func, u8 dir) {
+  u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (!nss_ssl_fd(tgid, PT_REGS_PARM1(ctx))) return 0;
+  return enter_call(ctx, func, dir, 0);
+}
+
+/* PR_Write(fd, buf, amount), PR_Send(fd, buf, amount, flags, timeout) and their reads have
+ * SSL_write/SSL_read's shape, with a PRInt32 length and result. */
+SEC("uprobe")
+int BPF_KPROBE(nss_write_enter) {
+  return nss_enter(ctx, AW_FN_NSS_PR_WRITE, AW_DIR_OUT);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_read_enter) {
+  return nss_enter(ctx, AW_FN_NSS_PR_READ, AW_DIR_IN);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_send_enter) {
+  return nss_enter(ctx, AW_FN_NSS_PR_SEND, AW_DIR_OUT);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(nss_recv_enter) {
+  return nss_enter(ctx, AW_FN_NSS_PR_RECV, AW_DIR_IN);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(nss_call_exit) {
+  return exit_call(ctx, true);
+}
+
+/* SSL_SetURL(fd, url): the host name an NSS client asks for. */
+SEC("uprobe")
+int BPF_KPROBE(nss_sni_enter, void* fd, const char* url) {
+  if (!url) return 0;
+  return emit_sni(fd, url, 0);
+}
+
+/* PR_Close(fd) of an SSL descriptor ends its connection. */
+SEC("uprobe")
+int BPF_KPROBE(nss_close_enter, void* fd) {
+  u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (!nss_ssl_fd(tgid, (u64)fd)) return 0;
+  return close_conn(fd);
 }
 
 /*

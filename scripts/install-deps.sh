@@ -22,7 +22,10 @@ test_pkgs=(openssl curl python3 nodejs util-linux iproute2 libbenchmark-dev bpft
   gnutls-bin python3-requests python3-httpx
   # tests/integration/test_go.py and the unit tests of agent/elf/gopclntab: Go clients built at
   # test time (standard library only, offline).
-  golang-go)
+  golang-go
+  # tests/integration/test_nss.py: an NSS client (tstclnt, NSS's own test client) and certutil
+  # for the NSS database that trusts the test CA.
+  libnss3-tools)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

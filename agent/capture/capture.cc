@@ -58,6 +58,15 @@ constexpr const char* kLibraryGlobs[] = {
     "/usr/lib/*-linux-gnu*/libgnutls.so*",
     "/usr/lib/libgnutls.so*",
     "/usr/lib64/libgnutls.so*",
+    // NSS: NSPR's I/O functions carry the plaintext, NSS's libssl3 the SNI and its SSL layer.
+    "/lib/*-linux-gnu*/libnspr4.so*",
+    "/usr/lib/*-linux-gnu*/libnspr4.so*",
+    "/usr/lib/libnspr4.so*",
+    "/usr/lib64/libnspr4.so*",
+    "/lib/*-linux-gnu*/libssl3.so*",
+    "/usr/lib/*-linux-gnu*/libssl3.so*",
+    "/usr/lib/libssl3.so*",
+    "/usr/lib64/libssl3.so*",
 };
 
 // Where executables that may link OpenSSL statically are looked for at start.
@@ -378,11 +387,23 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   // Caller holds mu_; the signature scan below lets go of it meanwhile (its arguments must not
   // live in what mu_ guards).
   if (seen_files_.count(id)) return false;
-  static const std::vector<std::string> kFunctions = {
-      "SSL_write",          "SSL_write_ex",       "SSL_read",
-      "SSL_read_ex",        "SSL_ctrl",           "SSL_free",
-      "gnutls_record_send", "gnutls_record_recv", "gnutls_server_name_set",
-      "gnutls_deinit"};
+  static const std::vector<std::string> kFunctions = {"SSL_write",
+                                                      "SSL_write_ex",
+                                                      "SSL_read",
+                                                      "SSL_read_ex",
+                                                      "SSL_ctrl",
+                                                      "SSL_free",
+                                                      "gnutls_record_send",
+                                                      "gnutls_record_recv",
+                                                      "gnutls_server_name_set",
+                                                      "gnutls_deinit",
+                                                      "PR_Write",
+                                                      "PR_Read",
+                                                      "PR_Send",
+                                                      "PR_Recv",
+                                                      "PR_Close",
+                                                      "SSL_ImportFD",
+                                                      "SSL_SetURL"};
   // Hold the file open while working on it: a /proc/PID/... path can vanish at any moment
   // (the process exits, the loader remaps), the open file cannot.
   const int fd = ::open(open_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -408,6 +429,9 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   const bool openssl = syms.offsets.count("SSL_write") && syms.offsets.count("SSL_read");
   const bool gnutls =
       syms.offsets.count("gnutls_record_send") && syms.offsets.count("gnutls_record_recv");
+  // NSS: NSPR's libnspr4 (the I/O calls) and NSS's libssl3 (its SSL layer, the SNI).
+  const bool nspr = syms.offsets.count("PR_Write") && syms.offsets.count("PR_Read");
+  const bool nss_ssl = syms.offsets.count("SSL_ImportFD") > 0;
   // ---- Go's crypto/tls: by symbol, else by .gopclntab (stripped), with every RET ----
   elf::GoLookup go;
   if (kind == TargetKind::kExecutable) {
@@ -419,7 +443,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   // ---- BoringSSL (Bun) or OpenSSL linked into a stripped executable: by signature ----
   std::unordered_map<std::string, uint64_t> offsets = syms.offsets;
   elf::SslSignatureLookup sig;
-  if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls) {
+  if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls && !nspr && !nss_ssl) {
     const auto started = std::chrono::steady_clock::now();
     {
       // Up to half a second on a 400 MB binary: not under mu_, which the data thread takes to
@@ -449,8 +473,8 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   }
   const bool boringssl_sig = sig.found();
   // ---- end signature ----
-  if (!openssl && !gnutls && !go_tls && !boringssl_sig) {
-    remember_file(id);  // not OpenSSL, GnuTLS or Go (NSS's libssl3.so, a binary without TLS)
+  if (!openssl && !gnutls && !go_tls && !boringssl_sig && !nspr && !nss_ssl) {
+    remember_file(id);  // no TLS library the agent knows (a binary without TLS)
     return false;
   }
   struct Probe {
@@ -475,6 +499,17 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       {"gnutls_record_recv", tls_->progs.ssl_call_exit, true},
       {"gnutls_server_name_set", tls_->progs.gnutls_sni_enter, false},
       {"gnutls_deinit", tls_->progs.ssl_free_enter, false},
+      {"PR_Write", tls_->progs.nss_write_enter, false},
+      {"PR_Write", tls_->progs.nss_call_exit, true},
+      {"PR_Read", tls_->progs.nss_read_enter, false},
+      {"PR_Read", tls_->progs.nss_call_exit, true},
+      {"PR_Send", tls_->progs.nss_send_enter, false},
+      {"PR_Send", tls_->progs.nss_call_exit, true},
+      {"PR_Recv", tls_->progs.nss_recv_enter, false},
+      {"PR_Recv", tls_->progs.nss_call_exit, true},
+      {"PR_Close", tls_->progs.nss_close_enter, false},
+      {"SSL_ImportFD", tls_->progs.nss_import_exit, true},
+      {"SSL_SetURL", tls_->progs.nss_sni_enter, false},
   };
   // Where each probe goes. Return probes (and Go's RET probes) first: an entry without its
   // return would leave a call pending.
@@ -592,7 +627,9 @@ void BpfCapture::scan_process(uint32_t pid) {
     const FileId id{kernel_dev(m.dev_major, m.dev_minor), m.inode};
     if (seen_files_.count(id)) continue;
     const std::string_view base = std::string_view(m.path).substr(m.path.rfind('/') + 1);
-    if (!base.starts_with("libssl") && !base.starts_with("libgnutls.so")) continue;
+    if (!base.starts_with("libssl") && !base.starts_with("libgnutls.so") &&
+        !base.starts_with("libnspr4.so"))
+      continue;
     char range[64];
     snprintf(range, sizeof(range), "%llx-%llx", static_cast<unsigned long long>(m.start),
              static_cast<unsigned long long>(m.end));
@@ -1053,6 +1090,14 @@ TlsFunc tls_func_of(uint8_t func) {
       return TlsFunc::kGoTlsWrite;
     case AW_FN_GO_READ:
       return TlsFunc::kGoTlsRead;
+    case AW_FN_NSS_PR_WRITE:
+      return TlsFunc::kNssPrWrite;
+    case AW_FN_NSS_PR_READ:
+      return TlsFunc::kNssPrRead;
+    case AW_FN_NSS_PR_SEND:
+      return TlsFunc::kNssPrSend;
+    case AW_FN_NSS_PR_RECV:
+      return TlsFunc::kNssPrRecv;
     default:
       return static_cast<TlsFunc>(func & 3);
   }

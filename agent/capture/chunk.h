@@ -17,8 +17,9 @@
 namespace agentwall {
 
 enum class Direction : uint8_t { kOut = 0, kIn = 1 };
-// The call that moved a chunk's bytes: an OpenSSL or GnuTLS function, or for the stdio of a watched
-// process (kChunkPipe) and a plaintext connection (kChunkPlain) a system call.
+// The call that moved a chunk's bytes: a TLS library's function (OpenSSL, GnuTLS, Go, NSS), or for
+// the stdio of a watched process (kChunkPipe) and a plaintext connection (kChunkPlain) a system
+// call.
 enum class TlsFunc : uint8_t {
   kSslWrite = 0,
   kSslWriteEx = 1,
@@ -36,8 +37,12 @@ enum class TlsFunc : uint8_t {
   kGnutlsRecordRecv = 13,
   kGoTlsWrite = 14,  // Go's crypto/tls.(*Conn).Write
   kGoTlsRead = 15,   // crypto/tls.(*Conn).Read
+  kNssPrWrite = 16,  // NSPR's PR_Write on an NSS SSL descriptor
+  kNssPrRead = 17,
+  kNssPrSend = 18,
+  kNssPrRecv = 19,
 };
-inline constexpr uint8_t kTlsFuncMax = 15;
+inline constexpr uint8_t kTlsFuncMax = 19;
 
 inline std::string_view to_string(Direction d) {
   return d == Direction::kOut ? "out" : "in";
@@ -77,6 +82,14 @@ inline std::string_view to_string(TlsFunc f) {
       return "go_tls_write";
     case TlsFunc::kGoTlsRead:
       return "go_tls_read";
+    case TlsFunc::kNssPrWrite:
+      return "PR_Write";
+    case TlsFunc::kNssPrRead:
+      return "PR_Read";
+    case TlsFunc::kNssPrSend:
+      return "PR_Send";
+    case TlsFunc::kNssPrRecv:
+      return "PR_Recv";
   }
   return "unknown";
 }

@@ -43,11 +43,17 @@ TlsStack identify_tls_stack(std::span<const uint8_t> image,
       return {"GnuTLS (shared)", "maps " + lib +
                                      ", which is attached, but none of its gnutls_record_send/"
                                      "recv calls was seen"};
+    if (base.starts_with("libssl3.so"))
+      return {"NSS", "maps " + lib +
+                         ", which is attached with NSPR's libnspr4, but no PR_Write/PR_Read/"
+                         "PR_Send/PR_Recv call on an NSS SSL socket was seen (its SSL sockets "
+                         "were made before the agent started, or it does TLS another way)"};
   }
   for (const std::string& lib : mapped_libraries) {
     const std::string_view base = basename_of(lib);
-    if (base.starts_with("libnss3.so") || base.starts_with("libssl3.so"))
-      return {"NSS", "NSS (" + std::string(base) + ") is not captured by this version"};
+    if (base.starts_with("libnss3.so"))
+      return {"NSS", "maps NSS (" + std::string(base) +
+                         ") without its TLS library libssl3.so: its TLS is not NSS's"};
     if (base.starts_with("libjvm.so"))
       return {"Java (JSSE)", "Java's TLS (JSSE) is not captured by this version"};
   }

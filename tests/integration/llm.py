@@ -64,16 +64,6 @@ def new_tag() -> str:
     return "aw-" + uuid.uuid4().hex[:12]
 
 
-def http1_chat_request(tag: str, body: dict, key: str = "sk-test-raw") -> bytes:
-    """One OpenAI chat completion as raw HTTP/1.1 bytes (`Connection: close`, so the stand-in
-    closes after its answer), for clients that send their stdin: gnutls-cli, s_client."""
-    raw = json.dumps(body).encode()
-    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
-            b"Content-Type: application/json\r\nAuthorization: Bearer " + key.encode() +
-            b"\r\nx-standin-tag: " + tag.encode() + b"\r\nConnection: close\r\n"
-            b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
-
-
 # --------------------------------------------------------------------------------------------
 # The stand-in
 # --------------------------------------------------------------------------------------------
@@ -371,6 +361,40 @@ def run_curl_chat_h2(standin: StandIn, tmp: str, *, tag: str, include_usage: boo
 # --------------------------------------------------------------------------------------------
 # Agent events
 # --------------------------------------------------------------------------------------------
+
+def raw_chat_request(tag: str, user_text: str) -> tuple[bytes, dict]:
+    """The bytes of one non-streamed chat completion (HTTP/1.1, Connection: close, so the
+    stand-in closes after its answer) for a raw TLS client such as gnutls-cli or tstclnt, and
+    the body it carries."""
+    body = {"model": "gpt-4o-mini", "max_tokens": 50,
+            "messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": user_text}]}
+    raw = json.dumps(body).encode()
+    req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+           b"Content-Type: application/json\r\nAuthorization: Bearer sk-test-raw\r\n"
+           b"x-standin-tag: " + tag.encode() + b"\r\nConnection: close\r\n"
+           b"Content-Length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
+    return req, body
+
+
+def check_raw_chat(test, event: dict | None, entry: dict, body: dict, *, port: int,
+                   exe: str) -> None:
+    """The llm.exchange of a raw_chat_request() sent with SNI localhost to the stand-in on
+    127.0.0.1:port: model, prompt, answer and usage as the stand-in saw and gave them."""
+    test.assertIsNotNone(event)
+    test.assertEqual(event["provider"], "openai")
+    test.assertEqual(event["model"], body["model"])
+    test.assertEqual(event["system"], "Be brief.")
+    test.assertEqual(event["messages"],
+                     [{"role": "user", "text": body["messages"][1]["content"]}])
+    test.assertEqual(event["output_text"], entry["answer"]["output_text"])
+    test.assertEqual(event["usage"]["input_tokens"], entry["answer"]["usage"]["prompt_tokens"])
+    test.assertEqual(event["usage"]["output_tokens"],
+                     entry["answer"]["usage"]["completion_tokens"])
+    test.assertEqual(event["connection"]["sni"], "localhost")
+    test.assertEqual(event["connection"]["peer"], f"127.0.0.1:{port}")
+    test.assertEqual(event["process"]["exe"], exe)
+
 
 def exchanges(records, pid: int | None = None) -> list[dict]:
     return [r for r in records if r.get("type") == "llm.exchange" and

@@ -239,11 +239,10 @@ class EnforceTest(aw.AgentTestCase):
 
     def gnutls_call(self, tag: str, user: str) -> aw.ClientResult:
         """gnutls-cli (GnuTLS, gnutls_record_send) sends one chat completion from the cgroup."""
-        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": user}]}
         cli = aw.require_program("gnutls-cli", "gnutls-bin")
         return aw.run_client(self.cg.wrap([cli, "--x509cafile", self.pki.ca_cert, "-p",
                                            str(self.standin.port), "localhost"]),
-                             input=llm.http1_chat_request(tag, body), check=False)
+                             input=llm.raw_chat_request(tag, user)[0], check=False)
 
     def test_block_and_redact_gnutls(self):
         """gnutls_record_send is held like SSL_write: blocked, it returns GNUTLS_E_PUSH_ERROR

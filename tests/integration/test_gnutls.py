@@ -5,6 +5,7 @@ for the close), must give the exact bytes and the same llm.exchange an OpenSSL c
 
 from __future__ import annotations
 
+
 import aw
 import llm
 
@@ -22,15 +23,9 @@ class GnutlsTest(aw.AgentTestCase):
         cls.standin = llm.StandIn(cls.pki).start()
         cls.addClassCleanup(cls.standin.stop)
 
-    def request(self, tag: str) -> tuple[bytes, dict]:
-        body = {"model": "gpt-4o-mini", "max_tokens": 50,
-                "messages": [{"role": "system", "content": "Be brief."},
-                             {"role": "user", "content": "Say hello over GnuTLS."}]}
-        return llm.http1_chat_request(tag, body, key="sk-test-gnutls"), body
-
     def test_chat_completion_over_gnutls(self):
         tag = llm.new_tag()
-        req, body = self.request(tag)
+        req, body = llm.raw_chat_request(tag, "Say hello over GnuTLS.")
         with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
                                            self.tmp + "/state"]) as agent:
             tail = agent.stderr_tail(400)
@@ -42,15 +37,7 @@ class GnutlsTest(aw.AgentTestCase):
             self.assertIn(entry["answer"]["output_text"].encode(), res.stdout, res.describe())
             event = llm.wait_exchange(agent, res.pid, aw.DATA_TIMEOUT)
             self.assertIsNotNone(event, llm.describe_events(agent, res.pid))
-        self.assertEqual(event["provider"], "openai")
-        self.assertEqual(event["model"], body["model"])
-        self.assertEqual(event["system"], "Be brief.")
-        self.assertEqual(event["messages"], [{"role": "user", "text": "Say hello over GnuTLS."}])
-        self.assertEqual(event["output_text"], entry["answer"]["output_text"])
-        self.assertEqual(event["usage"]["input_tokens"], entry["answer"]["usage"]["prompt_tokens"])
-        self.assertEqual(event["connection"]["sni"], "localhost")
-        self.assertEqual(event["connection"]["peer"], f"127.0.0.1:{self.standin.port}")
-        self.assertEqual(event["process"]["exe"], gnutls_cli())
+        llm.check_raw_chat(self, event, entry, body, port=self.standin.port, exe=gnutls_cli())
 
     def test_bytes_exact(self):
         data = aw.random_text(6000, newline_every=73) + b"\nEND\n"

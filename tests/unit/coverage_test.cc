@@ -286,6 +286,15 @@ TEST_CASE("coverage: the TLS stack read from an executable's bytes and its mappe
   CHECK(stack(image({"BoringSSL", "rustls"})).name == "BoringSSL (linked in, stripped)");
   CHECK(stack(image({"rustls"}), {"/usr/lib/x86_64-linux-gnu/libssl.so.3"}).name ==
         "OpenSSL (shared)");
+  // NSS is attached (libnspr4's I/O calls, libssl3's SSL layer): a gap means its calls were
+  // not seen, not that NSS is not captured.
+  const coverage::TlsStack nss = stack(image({"plain"}), {"/usr/lib/x86_64-linux-gnu/libnspr4.so",
+                                                          "/usr/lib/x86_64-linux-gnu/libnss3.so",
+                                                          "/usr/lib/x86_64-linux-gnu/libssl3.so"});
+  CHECK(nss.name == "NSS");
+  CHECK(nss.reason.find("which is attached") != std::string::npos);
+  CHECK(stack(image({"plain"}), {"/usr/lib/x86_64-linux-gnu/libnss3.so"})
+            .reason.find("without its TLS library") != std::string::npos);
   CHECK(stack(image({"plain"})).name == "unknown");
   CHECK(stack("").name == "unknown");
 }

@@ -183,6 +183,27 @@ TEST_CASE("record: chunk encoding round-trips every field") {
   CHECK_FALSE(record::decode_chunk(record::encode_chunk(liar), d, comm));
 }
 
+TEST_CASE("record: NSPR's calls on an NSS descriptor round-trip by name; a later func is refused") {
+  const std::pair<TlsFunc, std::string_view> nss[] = {{TlsFunc::kNssPrWrite, "PR_Write"},
+                                                      {TlsFunc::kNssPrRead, "PR_Read"},
+                                                      {TlsFunc::kNssPrSend, "PR_Send"},
+                                                      {TlsFunc::kNssPrRecv, "PR_Recv"}};
+  for (const auto& [func, name] : nss) {
+    TlsChunk c = chunk(3, Direction::kOut, 0, "GET / HTTP/1.1\r\n");
+    c.func = func;
+    TlsChunk d;
+    std::string comm;
+    REQUIRE(record::decode_chunk(record::encode_chunk(c), d, comm));
+    CHECK(d.func == func);
+    CHECK(to_string(d.func) == name);
+  }
+  TlsChunk c = chunk(3, Direction::kOut, 0, "x");
+  c.func = static_cast<TlsFunc>(kTlsFuncMax + 1);
+  TlsChunk d;
+  std::string comm;
+  CHECK_FALSE(record::decode_chunk(record::encode_chunk(c), d, comm));
+}
+
 namespace {
 std::string temp_path(const char* name) {
   return "/tmp/agentwall-unit-" + std::to_string(getpid()) + "-" + name;
