@@ -117,7 +117,7 @@ TlsStack identify_tls_stack(const std::string& exe_path, uint32_t pid) {
   struct stat st {};
   void* map = MAP_FAILED;
   if (fstat(fd, &st) == 0 && st.st_size > 0)
-    map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);  // image.cc
   ::close(fd);
   if (map == MAP_FAILED) return identify_tls_stack({}, libs);
   const TlsStack out =

@@ -161,8 +161,11 @@ MappedFile::MappedFile(const std::string& path) {
   } else if (!S_ISREG(status.st_mode)) {
     error_ = "not a regular file";
   } else if (status.st_size > 0) {  // mmap rejects a zero length: an empty image stays empty
+    // Shared, not private: the kernel writes the int3 of every uprobe registered on the file
+    // (another agent's, another tool's) into each private mapping of it, ours too, and the
+    // code would read as breakpoints; it leaves shared mappings alone (uprobes' valid_vma).
     void* address =
-        ::mmap(nullptr, static_cast<size_t>(status.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+        ::mmap(nullptr, static_cast<size_t>(status.st_size), PROT_READ, MAP_SHARED, fd, 0);
     if (address == MAP_FAILED) {
       error_ = errno_message("cannot mmap");
     } else {
