@@ -5,7 +5,7 @@
 # Environment (all optional):
 #   BUILD_FUZZ               build tree (default: <repo>/build-fuzz)
 #   AGENTWALL_FUZZ_SECONDS   seconds per fuzzer (default 20)
-#   JOBS                     parallel compile jobs (default: nproc)
+#   JOBS                     parallel compile jobs, and tests run at once (default: nproc)
 #   FUZZ_CXX                 clang++ to use (default: clang++)
 # Arguments are passed to ctest, e.g. `tests/fuzz/run.sh -R fuzz.sse` or `-L unit`.
 set -euo pipefail
@@ -18,4 +18,6 @@ cmake -S "$root/tests/fuzz" -B "$build" -DCMAKE_CXX_COMPILER="${FUZZ_CXX:-clang+
   -DAGENTWALL_FUZZ_SECONDS="$seconds"
 cmake --build "$build" -j"${JOBS:-$(nproc)}"
 cd "$build"
-AGENTWALL_FUZZ_SECONDS="$seconds" ctest --output-on-failure "$@"
+# The unit tests and the fuzzers are independent processes (temp dirs of their own, no ports
+# or kernel state): they run JOBS at a time, which halves this step on two cores.
+AGENTWALL_FUZZ_SECONDS="$seconds" ctest --output-on-failure -j"${JOBS:-$(nproc)}" "$@"
