@@ -472,8 +472,8 @@ static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 
   /* OpenSSL's and GnuTLS's writes are held: the enforcer knows how each fails (it rewrites
    * their arguments or return value). NSS's are not (PR_Write's failure needs NSPR's error
    * set, or the caller may retry); Go's have programs of their own. */
-  const bool holdable = func == AW_FN_SSL_WRITE || func == AW_FN_SSL_WRITE_EX ||
-                        func == AW_FN_GNUTLS_SEND;
+  const bool holdable =
+      func == AW_FN_SSL_WRITE || func == AW_FN_SSL_WRITE_EX || func == AW_FN_GNUTLS_SEND;
   if (holdable && gate_enabled && len && process_gated(tgid))
     args.held = hold_write(ctx, &args, len) == 0;
   /* Overwrites whatever a thread killed mid-call left behind. */
