@@ -47,6 +47,9 @@ class PolicyRuntime final : public llm::LlmSink, public mcp::McpObserver {
   bool wants_request(uint64_t conn_id) const override;
   void on_llm_request(const llm::LlmRecord& request, std::string_view body) override;
   void on_llm_call(const llm::LlmRecord& record) override;
+  bool wants_mcp_request(uint64_t conn_id) const override {
+    return current_ && current_->decider->wants_mcp_request(conn_id);
+  }
   void on_mcp_request(const mcp::McpCall& request, uint64_t conn_id) override {
     if (current_) current_->decider->on_mcp_request(request, conn_id);
   }

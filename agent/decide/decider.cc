@@ -352,7 +352,7 @@ bool Decider::judged_mcp(const mcp::McpCall& c) const {
 }
 
 void Decider::on_mcp_request(const mcp::McpCall& c, uint64_t conn_id) {
-  if (!opt_.holding || !opt_.holding(conn_id)) return;
+  if (!wants_mcp_request(conn_id)) return;
   const detect::Engine* engine = opt_.inspector ? &opt_.inspector->engine() : nullptr;
   const policy::Subject s = policy::subject_from_mcp(c, "request", engine);
   const std::vector<policy::Decision> decisions = opt_.policy->evaluate(s);

@@ -57,6 +57,9 @@ class Decider final : public llm::LlmSink, public mcp::McpObserver {
   // An MCP request over HTTP whose write is held: its rules (kind mcp, direction request)
   // run now, and a block or kill goes to the gate. Not held (stdio, plaintext, a process
   // outside the gate): it is judged with its answer instead. MCP arguments are not redacted.
+  bool wants_mcp_request(uint64_t conn_id) const override {
+    return opt_.holding && opt_.holding(conn_id);
+  }
   void on_mcp_request(const mcp::McpCall& request, uint64_t conn_id) override;
   // An MCP call with its answer: the rules that match it (kind mcp) raise policy.alert for
   // what it sent (its arguments, unless judged while held) and what came back (its result).

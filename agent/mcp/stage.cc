@@ -168,7 +168,7 @@ void McpStage::from_client(Stream& s, const stream::Connection& conn, const Proc
       p.stdio_server = s.stdio_server;
       if (s.transport == kStreamable) s.filed.push_back(key);
       // Over HTTP its last bytes may be held in the kernel: the policy judges it now.
-      if (opt_.observer && !s.stdio_server)
+      if (opt_.observer && !s.stdio_server && opt_.observer->wants_mcp_request(conn.id))
         opt_.observer->on_mcp_request(call_of(p, nullptr, s.session_id), conn.id);
     } else {
       // The client answers a request of the server (sampling, elicitation, roots).

@@ -33,8 +33,14 @@ struct McpCall {
 class McpObserver {
  public:
   virtual ~McpObserver() = default;
+  // Whether a client's request on this connection should be handed over as soon as it is
+  // complete (its write is held right now): only then is on_mcp_request called.
+  virtual bool wants_mcp_request(uint64_t conn_id) const {
+    (void)conn_id;
+    return false;
+  }
   // A client's request over HTTP, complete and not answered yet: the write that completes it
-  // may be held right now (`conn_id` is its connection's), so the policy can still stop it.
+  // is held (`conn_id` is its connection's), so the policy can still stop it.
   virtual void on_mcp_request(const McpCall& request, uint64_t conn_id) {
     (void)request;
     (void)conn_id;

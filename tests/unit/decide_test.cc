@@ -89,6 +89,7 @@ struct Fixture {
 TEST_CASE("decide: a held MCP request with a secret is blocked before it leaves") {
   Fixture f;
   mcp::McpCall c = Fixture::call(std::string("deploy with ") + kSecret, 1000);
+  CHECK(f.decider.wants_mcp_request(77));
   f.decider.on_mcp_request(c, 77);
   REQUIRE(f.verdicts.size() == 1);
   CHECK(f.verdicts[0].first == 77);
@@ -130,6 +131,7 @@ TEST_CASE("decide: an MCP request not held is judged with its answer, and says w
   Fixture f;
   f.held = false;
   mcp::McpCall c = Fixture::call(std::string("deploy with ") + kSecret, 3000);
+  CHECK_FALSE(f.decider.wants_mcp_request(79));  // the MCP stage does not hand it over
   f.decider.on_mcp_request(c, 79);
   CHECK(f.alerts.empty());
   CHECK(f.verdicts.empty());
