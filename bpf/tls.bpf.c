@@ -761,8 +761,18 @@ static __always_inline int go_enter(struct pt_regs* ctx, u8 func, u8 dir) {
       .func = func,
       .dir = dir,
   };
-  /* Never held: the enforcer knows how to fail SSL_write, not a Go call. An entry seen twice
-   * (the stack grew: the prologue runs again) overwrites the first with the moved b. */
+  /* Write is held as SSL_write is. Blocked, the enforcer shuts the socket down before it
+   * resumes (a Go error value cannot be made from outside), and Write fails by itself. An
+   * entry seen twice (the stack grew: the prologue runs again) overwrites the first with the
+   * moved b, and is not held a second time. */
+  if (func == AW_FN_GO_WRITE && args.len && gate_enabled && process_gated(tgid)) {
+    struct call_args* first = bpf_map_lookup_elem(&go_calls, &key);
+    if (first && first->held && first->func == func && first->ssl == args.ssl &&
+        first->len == args.len)
+      args.held = 1;
+    else
+      args.held = hold_write(ctx, &args, args.len) == 0;
+  }
   bpf_map_update_elem(&go_calls, &key, &args, BPF_ANY);
   if (!go_seen) go_seen = 1;
   return 0;
@@ -799,6 +809,10 @@ int BPF_KPROBE(go_tls_ret) {
   struct conn_state* st = conn_lookup_or_create(tgid, a.ssl);
   if (!st) return 0;
   count(AW_CNT_CALLS, 1);
+  if (a.held) {
+    st->off[a.dir & 1] += moved; /* sent at the entry, as exit_call's */
+    return 0;
+  }
   emit_call(&a, st, moved, 0);
   return 0;
 }

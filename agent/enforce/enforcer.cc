@@ -248,6 +248,34 @@ uint64_t failure_return_value(TlsFunc f) {
   }
 }
 
+// Whether the held call can be made to return a failure of its own without running: its
+// failure is one integer the caller checks. Go's Write returns an error value, which cannot be
+// made from outside the process.
+bool returns_failure(TlsFunc f) {
+  return f == TlsFunc::kSslWrite || f == TlsFunc::kSslWriteEx || f == TlsFunc::kGnutlsRecordSend;
+}
+
+// The descriptor under a Go *tls.Conn, read from the stopped process when no system call of
+// the connection has shown it yet (an HTTP/1.1 request is often its first Write). tls.Conn
+// starts with its net.Conn, an interface (type word, data word); for a dialled TCP connection
+// the data word is a *net.TCPConn, which starts with its *netFD, which starts with a poll.FD:
+// a 16-byte fdMutex, then Sysfd. The caller trusts the number only if it is a TCP socket.
+int go_conn_fd(pid_t pid, uint64_t conn) {
+  uint64_t tcp_conn = 0, net_fd = 0;
+  int64_t sysfd = -1;
+  if (!read_remote(pid, conn + 8, &tcp_conn, sizeof(tcp_conn)) || !tcp_conn ||
+      !read_remote(pid, tcp_conn, &net_fd, sizeof(net_fd)) || !net_fd ||
+      !read_remote(pid, net_fd + 16, &sysfd, sizeof(sysfd)))
+    return -1;
+  return sysfd >= 0 && sysfd < (int64_t{1} << 30) ? static_cast<int>(sysfd) : -1;
+}
+
+bool is_tcp_socket(int fd) {
+  int protocol = 0;
+  socklen_t len = sizeof(protocol);
+  return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0 && protocol == IPPROTO_TCP;
+}
+
 }  // namespace
 
 // Makes the held call return at once, as if it had failed, without running it. The thread is
@@ -287,16 +315,25 @@ bool Enforcer::return_early(const TlsHold& h, std::string& error) {
 #endif
 }
 
-bool Enforcer::shutdown_socket(const TlsHold& h, std::string& error) {
-  if (h.fd < 0) {
+bool Enforcer::shutdown_socket(const TlsHold& h, int& fd, std::string& error) {
+  fd = h.fd;
+  if (fd < 0 && h.func == TlsFunc::kGoTlsWrite)
+    fd = go_conn_fd(static_cast<pid_t>(h.process.pid), h.ssl);
+  if (fd < 0) {
     error += (error.empty() ? "" : "; ") + std::string("the connection's socket is not known");
     return false;
   }
   const int pidfd = pidfd_for(h, error);
   if (pidfd < 0) return false;
-  const int dup = sys_pidfd_getfd(pidfd, h.fd);
+  const int dup = sys_pidfd_getfd(pidfd, fd);
   if (dup < 0) {
     error += (error.empty() ? "" : "; ") + std::string("pidfd_getfd: ") + errno_text();
+    return false;
+  }
+  if (!is_tcp_socket(dup)) {
+    close(dup);
+    error += std::string(error.empty() ? "" : "; ") + "descriptor " + std::to_string(fd) +
+             " of the process is not a TCP socket: left alone";
     return false;
   }
   const int rc = ::shutdown(dup, SHUT_RDWR);
@@ -319,16 +356,17 @@ Outcome Enforcer::block(const TlsHold& h) {
     return out;
   }
   std::string why_not;
+  int fd = -1;
   if (h.func == TlsFunc::kSslWrite && fail_length(h, why_not)) {
     out.ok = true;
     out.how = "SSL_write refused the call (length -1, SSL_R_BAD_LENGTH): nothing was sent";
-  } else if (return_early(h, error)) {
+  } else if (returns_failure(h.func) && return_early(h, error)) {
     out.ok = true;
     out.how =
         std::string(to_string(h.func)) + " returned failure without running: nothing was sent";
-  } else if (shutdown_socket(h, error)) {
+  } else if (shutdown_socket(h, fd, error)) {
     out.ok = true;
-    out.how = "socket " + std::to_string(h.fd) + " shut down before the write: nothing was sent";
+    out.how = "socket " + std::to_string(fd) + " shut down before the write: nothing was sent";
   }
   out.error = out.ok ? "" : error;
   resume(h, out);

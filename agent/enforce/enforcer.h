@@ -72,7 +72,9 @@ class Enforcer final : public Actuator {
   void resume(const TlsHold& h, Outcome& out);
   bool fail_length(const TlsHold& h, std::string& error);
   bool return_early(const TlsHold& h, std::string& error);
-  bool shutdown_socket(const TlsHold& h, std::string& error);
+  // Shuts the connection's socket down through a duplicate (pidfd_getfd); `fd` is the
+  // process's descriptor that was used.
+  bool shutdown_socket(const TlsHold& h, int& fd, std::string& error);
 
   struct Held {
     int pidfd = -1;

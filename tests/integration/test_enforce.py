@@ -22,6 +22,7 @@ import time
 import aw
 import llm
 import receivers
+import test_go  # build, wait_attached, chat_argv (module import: its tests are not collected)
 import test_mcp  # McpServer, MCP_CLIENT (module import: its tests are not collected)
 
 SECRET = "sk-proj-" + "Q7w8E9r0T1y2U3i4O5p6" * 2 + "AsDfGhJkLzXcVbNm"
@@ -248,7 +249,7 @@ class EnforceTest(aw.AgentTestCase):
         """gnutls_record_send is held like SSL_write: blocked, it returns GNUTLS_E_PUSH_ERROR
         without running and gnutls-cli reports it; redacted, the server gets the mask."""
         user = "deploy with " + SECRET + " today"
-        block_tag, redact_tag = llm.new_tag(), llm.new_tag()
+        block_tag = llm.new_tag()
         with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
             blocked = self.gnutls_call(block_tag, user)
             hits = self.received(block_tag, wait=1.0)
@@ -263,10 +264,17 @@ class EnforceTest(aw.AgentTestCase):
         self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
                          [(blocked.pid, "block", True)], actions)
         self.assertIn("gnutls_record_send returned failure without running", actions[0]["how"])
+        self.assert_redacted(lambda tag: self.gnutls_call(tag, user), user)
 
+    def assert_redacted(self, call, user: str, before=None) -> None:
+        """Under a redact rule, `call(tag)` (which sends `user`) reaches the server once with
+        the secret masked, the client succeeds, and the agent reports that one redaction."""
+        tag = llm.new_tag()
         with self.agent(policy_text("enforce", self.secret_rule("redact"))) as agent:
-            redacted = self.gnutls_call(redact_tag, user)
-            hits = self.received(redact_tag, wait=aw.DATA_TIMEOUT)
+            if before:
+                before(agent)
+            redacted = call(tag)
+            hits = self.received(tag, wait=aw.DATA_TIMEOUT)
         self.assertEqual(redacted.returncode, 0, redacted.describe())
         self.assertEqual(len(hits), 1, "the redacted request should reach the server once")
         self.assertEqual(hits[0]["body"]["messages"][-1]["content"],
@@ -274,6 +282,54 @@ class EnforceTest(aw.AgentTestCase):
         actions = self.events(agent, "enforce.action")
         self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
                          [(redacted.pid, "redact", True)], actions)
+
+    def go_call(self, binary: str, tag: str, user: str, h2: bool) -> aw.ClientResult:
+        """The Go client (crypto/tls, net/http) sends one chat completion from the cgroup."""
+        body = {"model": "gpt-4o-mini", "max_tokens": 20,
+                "messages": [{"role": "user", "content": user}]}
+        return aw.run_client(
+            self.cg.wrap(test_go.chat_argv(binary, self.standin.port, self.pki.ca_cert, tag, h2)),
+            input=json.dumps(body).encode(), check=False)
+
+    def test_block_and_redact_go(self):
+        """Go's crypto/tls.(*Conn).Write is held: blocked, the enforcer shuts the socket down
+        before Write runs (Go's error value cannot be made from outside), so the request never
+        leaves and net/http returns the write's error; redacted, the server gets the mask.
+        HTTP/1.1's request is the connection's first Write, so its socket is read from the
+        process's tls.Conn; HTTP/2's follows the preface, and its HEADERS may leave first."""
+        tmp = aw.make_tempdir("aw-enforce-go-")
+        self.addCleanup(aw.remove_tempdir, tmp)
+        binary = test_go.build(tmp, os.path.join(tmp, "tls_client"), "-ldflags=-s -w")
+        user = "deploy with " + SECRET + " today"
+        for h2 in (False, True):
+            with self.subTest(h2=h2):
+                block_tag = llm.new_tag()
+                with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+                    test_go.wait_attached(self, agent, binary, "[Go: ")
+                    blocked = self.go_call(binary, block_tag, user, h2)
+                    hits = self.received(block_tag, wait=1.0)
+                # Over HTTP/2, Go may send the HEADERS frame in a write of its own before the
+                # DATA frame that completes the request and is held: the server may then see
+                # the stream open, never its body.
+                self.assertEqual([h for h in hits if h.get("body") is not None or not h2], [],
+                                 "a blocked request reached the server")
+                self.assertNotIn(SECRET, json.dumps(hits))
+                # The client printed the error net/http gave it and exited 1 by itself.
+                self.assertEqual(blocked.returncode, 1, blocked.describe())
+                self.assertRegex(blocked.stderr.decode(errors="replace"),
+                                 "broken pipe|connection reset|EOF")
+                actions = self.events(agent, "enforce.action")
+                aw.log(f"go h2={h2}: {actions[0]['how'] if actions else None} (kernel's fd: "
+                       f"{actions[0]['connection']['fd'] if actions else None}); the client: "
+                       f"{blocked.stderr.decode(errors='replace').strip()[-300:]}")
+                self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
+                                 [(blocked.pid, "block", True)], actions)
+                self.assertRegex(actions[0]["how"],
+                                 r"^socket \d+ shut down before the write: nothing was sent$")
+                self.assertEqual(actions[0]["write"]["function"], "go_tls_write")
+                self.assert_redacted(
+                    lambda tag: self.go_call(binary, tag, user, h2), user,
+                    before=lambda agent: test_go.wait_attached(self, agent, binary, "[Go: "))
 
     def test_block_mcp_tool_call(self):
         """An MCP tools/call over HTTPS (the official SDK, Streamable HTTP) from a gated process

@@ -26,7 +26,10 @@ def go_tool() -> str:
 
 def build(tmp: str, out: str, *flags: str) -> str:
     """Builds tls_client.go offline (the standard library only) into `out`."""
-    env = aw.client_env(HOME=tmp, GOCACHE=os.path.join(tmp, "cache"),
+    # One build cache beside the agent binary for every test that builds the client: Go's
+    # cache is keyed by content, and a cold build of net/http takes half a minute here.
+    cache = os.path.join(os.path.dirname(os.path.abspath(aw.agent_bin())), "test-gocache")
+    env = aw.client_env(HOME=tmp, GOCACHE=cache,
                         GOPATH=os.path.join(tmp, "gopath"), GO111MODULE="off", GOFLAGS="",
                         GOPROXY="off", CGO_ENABLED="0")
     t0 = time.monotonic()
@@ -36,6 +39,31 @@ def build(tmp: str, out: str, *flags: str) -> str:
         raise AssertionError(f"go build failed:\n{p.stderr.decode(errors='replace')}")
     aw.log(f"built {out} in {time.monotonic() - t0:.1f}s")
     return out
+
+
+def wait_attached(test, agent: aw.Agent, binary: str, how: str) -> None:
+    """Runs `binary` once without arguments (it exits at once) so that the agent attaches to
+    it at its exec, and waits for that: a client's first TLS call comes a few milliseconds
+    after its exec, sooner than the attach (docs/DESIGN.md, Attach latency)."""
+    aw.run_client([binary], check=False)
+    want = f"attached to executable {binary} (crypto/tls.(*Conn).Close, " \
+           f"crypto/tls.(*Conn).Read, crypto/tls.(*Conn).Write) [Go: "
+    deadline = time.monotonic() + aw.DATA_TIMEOUT
+    while time.monotonic() < deadline:
+        tail = agent.stderr_tail(400)
+        if want in tail:
+            line = tail[tail.index(want):].split("\n", 1)[0]
+            test.assertIn(how, line)
+            aw.log(line)
+            return
+        time.sleep(0.05)
+    test.fail(f"the agent did not attach to {binary}:\n{agent.stderr_tail(40)}")
+
+
+def chat_argv(binary: str, port: int, ca_cert: str, tag: str, h2: bool = False) -> list[str]:
+    """The Go client's `chat` command: one POST of stdin to the stand-in at localhost:port."""
+    return [binary, "chat", "-url", f"https://localhost:{port}/v1/chat/completions",
+            "-ca", ca_cert, "-tag", tag] + (["-h2"] if h2 else [])
 
 
 class GoTlsTest(aw.AgentTestCase):
@@ -52,30 +80,14 @@ class GoTlsTest(aw.AgentTestCase):
         cls.addClassCleanup(cls.standin.stop)
 
     def attach(self, agent: aw.Agent, binary: str, how: str) -> None:
-        """Runs `binary` once without arguments (it exits at once) so that the agent attaches to
-        it at its exec, and waits for that: a client's first TLS call comes a few milliseconds
-        after its exec, sooner than the attach (docs/DESIGN.md, Attach latency)."""
-        aw.run_client([binary], check=False)
-        want = f"attached to executable {binary} (crypto/tls.(*Conn).Close, " \
-               f"crypto/tls.(*Conn).Read, crypto/tls.(*Conn).Write) [Go: "
-        deadline = time.monotonic() + aw.DATA_TIMEOUT
-        while time.monotonic() < deadline:
-            tail = agent.stderr_tail(400)
-            if want in tail:
-                line = tail[tail.index(want):].split("\n", 1)[0]
-                self.assertIn(how, line)
-                aw.log(line)
-                return
-            time.sleep(0.05)
-        self.fail(f"the agent did not attach to {binary}:\n{agent.stderr_tail(40)}")
+        wait_attached(self, agent, binary, how)
 
     def chat(self, binary: str, *, h2: bool) -> tuple[aw.ClientResult, dict, dict]:
         tag = llm.new_tag()
         body = {"model": "gpt-4o-mini", "max_tokens": 50,
                 "messages": [{"role": "system", "content": SYSTEM},
                              {"role": "user", "content": USER}]}
-        argv = [binary, "chat", "-url", f"https://localhost:{self.standin.port}/v1/chat/completions",
-                "-ca", self.pki.ca_cert, "-tag", tag] + (["-h2"] if h2 else [])
+        argv = chat_argv(binary, self.standin.port, self.pki.ca_cert, tag, h2)
         res = aw.run_client(argv, input=json.dumps(body).encode())
         self.assertIn(b"proto HTTP/2.0" if h2 else b"proto HTTP/1.1", res.stderr, res.describe())
         answer = json.loads(res.stdout)
