@@ -359,18 +359,15 @@ void Decider::on_mcp_request(const mcp::McpCall& c, uint64_t conn_id) {
   if (mcp_judged_.size() >= kMaxMcpJudged) mcp_judged_.clear();  // answers never came
   mcp_judged_.insert(mcp_key(c));
   const policy::Verdict strongest = policy::Policy::strongest(decisions);
-  const bool takes = strongest.action && (*strongest.action == policy::Action::kBlock ||
-                                          *strongest.action == policy::Action::kKill);
+  const bool takes = strongest.action && *strongest.action != policy::Action::kAlert;
   for (const policy::Decision& d : decisions) {
     const std::string action(policy::to_string(d.action));
     const bool carried = takes && d.enforce && d.action == *strongest.action;
     emit_alert(s, d,
                d.action == policy::Action::kAlert ? std::string("alert")
                : !d.enforce                       ? "would " + action
-               : d.action == policy::Action::kRedact
-                   ? "not enforced (MCP arguments are not redacted): would redact"
-               : carried ? action
-                         : "superseded",
+               : carried                          ? action
+                                                  : "superseded",
                "mcp", mcp_call_json(c));
   }
   if (!takes) return;
@@ -380,6 +377,25 @@ void Decider::on_mcp_request(const mcp::McpCall& c, uint64_t conn_id) {
   v.rule = first.rule;
   v.reason = first.message;
   v.fail_closed = first.fail_closed;
+  if (v.verdict == enforce::Verdict::kRedact) {
+    // The values to mask: the spans of the findings that asked for it, in the arguments'
+    // text as subject_from_mcp scanned it (the same scan again: it is deterministic, and
+    // the subject keeps no spans). On the wire the arguments are that JSON as the client
+    // wrote it; a value written otherwise there (escaped) is not found in the held bytes,
+    // and the gate blocks instead. The arguments stand for the body in the check that no
+    // occurrence left in an earlier write.
+    v.body = c.arguments.is_null() ? "" : c.arguments.dump();
+    if (engine) {
+      const detect::ScanResult r = engine->scan(v.body, detect::Source::kToolArguments);
+      for (size_t di : strongest.decisions)
+        for (size_t fi : decisions[di].findings) {
+          if (fi >= r.findings.size()) continue;
+          for (const auto& span : r.findings[fi].spans)
+            if (span.begin < span.end && span.end <= v.body.size())
+              v.secrets.emplace_back(v.body.substr(span.begin, span.end - span.begin));
+        }
+    }
+  }
   ++stats_.verdicts;
   if (on_verdict_) on_verdict_(conn_id, std::move(v));
 }

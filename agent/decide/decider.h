@@ -55,8 +55,9 @@ class Decider final : public llm::LlmSink, public mcp::McpObserver {
   void on_llm_request(const llm::LlmRecord& request, std::string_view body) override;
   void on_llm_call(const llm::LlmRecord& record) override;
   // An MCP request over HTTP whose write is held: its rules (kind mcp, direction request)
-  // run now, and a block or kill goes to the gate. Not held (stdio, plaintext, a process
-  // outside the gate): it is judged with its answer instead. MCP arguments are not redacted.
+  // run now, and a block, kill or redact (with the values to mask in its arguments) goes to
+  // the gate. Not held (stdio, plaintext, a process outside the gate): it is judged with its
+  // answer instead.
   bool wants_mcp_request(uint64_t conn_id) const override {
     return opt_.holding && opt_.holding(conn_id);
   }

@@ -361,6 +361,36 @@ class EnforceTest(aw.AgentTestCase):
         self.assertEqual([(x["rule"], x["outcome"], x["mcp"]["tool"]) for x in alerts],
                          [("block-secrets", "block", "echo")], alerts)
 
+    def test_redact_mcp_tool_call(self):
+        """Under `redact`, the same held tools/call reaches the server with the secret masked
+        in its arguments (the echo tool returns the mask), and the session goes on."""
+        test_mcp.require_mcp_sdk()
+        log = os.path.join(self.tmp, "mcp-server.log")
+        server = test_mcp.McpServer(self.pki, self.tmp, "streamable", False, log=log)
+        self.addCleanup(server.stop)
+        message = "deploy with " + SECRET
+        rule = secret_rule("redact", self.cg.rel, kind="mcp")
+        with self.agent(policy_text("enforce", rule)) as agent:
+            res = aw.run_client(self.cg.wrap([
+                llm.node_bin(), test_mcp.MCP_CLIENT, "--url", server.url(), "--message",
+                message]), env=aw.client_env(NODE_EXTRA_CA_CERTS=self.pki.ca_cert),
+                check=False)
+        self.assertEqual(res.returncode, 0, res.describe())
+        with open(log) as f:
+            got = [json.loads(line) for line in f if line.strip()]
+        self.assertNotIn(SECRET, json.dumps(got))
+        masked = message.replace(SECRET, "*" * len(SECRET))
+        calls = [m["params"]["arguments"] for m in got if m.get("method") == "tools/call"]
+        self.assertEqual(calls, [{"message": masked}, {"a": 2, "b": 40}, {}], got)
+        out = json.loads(res.stdout)
+        self.assertIn(masked, json.dumps(out["calls"][0]["result"]))
+        actions = self.events(agent, "enforce.action")
+        self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
+                         [(res.pid, "redact", True)], actions)
+        alerts = [x for x in self.events(agent, "policy.alert") if x["process"]["pid"] == res.pid]
+        self.assertEqual([(x["rule"], x["outcome"], x["mcp"]["tool"]) for x in alerts],
+                         [("redact-secrets", "redact", "echo")], alerts)
+
     def test_kill(self):
         tag = llm.new_tag()
         with self.agent(policy_text("enforce", self.secret_rule("kill"))) as agent:

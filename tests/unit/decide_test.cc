@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/decide/decider.h"
+#include "agent/enforce/gate.h"
 
 using namespace agentwall;
 
@@ -42,16 +43,16 @@ struct Fixture {
   bool held = true;
   decide::Decider decider;
 
-  static policy::Policy load() {
+  static policy::Policy load(const char* text) {
     std::vector<std::string> errors;
-    auto p = policy::Policy::load_string(kPolicy, "p.yaml", errors);
+    auto p = policy::Policy::load_string(text, "p.yaml", errors);
     for (const auto& e : errors) MESSAGE(e);
     REQUIRE(p.has_value());
     return *p;
   }
 
-  Fixture()
-      : policy(load()),
+  explicit Fixture(const char* policy_text = kPolicy)
+      : policy(load(policy_text)),
         decider(
             decide::DecideOptions{&policy, nullptr, &inspector, nullptr,
                                   [this](uint64_t) { return held; }},
@@ -96,11 +97,9 @@ TEST_CASE("decide: a held MCP request with a secret is blocked before it leaves"
   CHECK(f.verdicts[0].second.verdict == enforce::Verdict::kBlock);
   CHECK(f.verdicts[0].second.rule == "block-secret-args");
   using P = std::pair<std::string, std::string>;
-  CHECK(f.outcomes() ==
-        std::vector<P>{
-            {"block-secret-args", "block"},
-            {"redact-secret-args", "not enforced (MCP arguments are not redacted): would redact"},
-            {"note-every-call", "alert"}});
+  CHECK(f.outcomes() == std::vector<P>{{"block-secret-args", "block"},
+                                       {"redact-secret-args", "superseded"},
+                                       {"note-every-call", "alert"}});
   CHECK(f.alerts[0]["mcp"]["tool"] == "echo");
   CHECK(f.decider.judged_mcp(c));
 
@@ -110,6 +109,36 @@ TEST_CASE("decide: a held MCP request with a secret is blocked before it leaves"
   CHECK(f.alerts.empty());
   CHECK_FALSE(f.decider.judged_mcp(c));
   CHECK(f.verdicts.size() == 1);
+}
+
+TEST_CASE("decide: a held MCP request is redacted: the secret's exact text goes to the gate") {
+  Fixture f(R"(mode: enforce
+rules:
+  - rule: redact-secret-args
+    match:
+      traffic: {kind: mcp, direction: request}
+    when:
+      findings: {category: secret}
+    action: redact
+)");
+  const std::string message = std::string("deploy \"now\" with ") + kSecret + " today";
+  mcp::McpCall c = Fixture::call(message, 1500);
+  f.decider.on_mcp_request(c, 80);
+  REQUIRE(f.verdicts.size() == 1);
+  const enforce::RequestVerdict& v = f.verdicts[0].second;
+  CHECK(v.verdict == enforce::Verdict::kRedact);
+  CHECK(v.rule == "redact-secret-args");
+  CHECK(v.secrets == std::vector<std::string>{kSecret});
+  CHECK(v.body == c.arguments.dump());
+  using P = std::pair<std::string, std::string>;
+  CHECK(f.outcomes() == std::vector<P>{{"redact-secret-args", "redact"}});
+
+  // What the gate does with it: the secret in the held bytes of the HTTP request.
+  const std::string held = "POST /mcp HTTP/1.1\r\n\r\n{\"params\":{\"arguments\":" + v.body + "}}";
+  std::string why;
+  const std::vector<enforce::Mask> masks = enforce::find_masks(held, v.body, v.secrets, why);
+  REQUIRE(masks.size() == 1);
+  CHECK(held.substr(masks[0].offset, masks[0].len) == kSecret);
 }
 
 TEST_CASE("decide: a held MCP request with nothing to stop passes; its answer is judged") {
