@@ -466,14 +466,15 @@ static __always_inline int enter_call(struct pt_regs* ctx, u8 func, u8 dir, u64 
       .func = func,
       .dir = dir,
   };
-  /* SSL_write's length is an int, SSL_write_ex's a size_t. */
+  /* SSL_write's and NSPR's lengths are ints, SSL_write_ex's a size_t. */
   u64 len = PT_REGS_PARM3(ctx);
-  if (func == AW_FN_SSL_WRITE) len = (s32)len > 0 ? (u32)len : 0;
-  /* OpenSSL's and GnuTLS's writes are held: the enforcer knows how each fails (it rewrites
-   * their arguments or return value). NSS's are not (PR_Write's failure needs NSPR's error
-   * set, or the caller may retry); Go's have programs of their own. */
-  const bool holdable =
-      func == AW_FN_SSL_WRITE || func == AW_FN_SSL_WRITE_EX || func == AW_FN_GNUTLS_SEND;
+  const bool nss_write = func == AW_FN_NSS_PR_WRITE || func == AW_FN_NSS_PR_SEND;
+  if (func == AW_FN_SSL_WRITE || nss_write) len = (s32)len > 0 ? (u32)len : 0;
+  /* Writes are held. The enforcer fails OpenSSL's and GnuTLS's itself (it rewrites their
+   * arguments or return value); an NSS write it lets fail on a socket it shut down, so that
+   * NSPR sets its error as for any broken connection. Go's have programs of their own. */
+  const bool holdable = func == AW_FN_SSL_WRITE || func == AW_FN_SSL_WRITE_EX ||
+                        func == AW_FN_GNUTLS_SEND || nss_write;
   if (holdable && gate_enabled && len && process_gated(tgid))
     args.held = hold_write(ctx, &args, len) == 0;
   /* Overwrites whatever a thread killed mid-call left behind. */

@@ -250,7 +250,8 @@ uint64_t failure_return_value(TlsFunc f) {
 
 // Whether the held call can be made to return a failure of its own without running: its
 // failure is one integer the caller checks. Go's Write returns an error value, which cannot be
-// made from outside the process.
+// made from outside the process; NSPR's PR_Write returns -1 with an error that PR_GetError
+// must then give (a stale PR_WOULD_BLOCK_ERROR there would make its caller retry).
 bool returns_failure(TlsFunc f) {
   return f == TlsFunc::kSslWrite || f == TlsFunc::kSslWriteEx || f == TlsFunc::kGnutlsRecordSend;
 }
@@ -268,6 +269,32 @@ int go_conn_fd(pid_t pid, uint64_t conn) {
       !read_remote(pid, net_fd + 16, &sysfd, sizeof(sysfd)))
     return -1;
   return sysfd >= 0 && sysfd < (int64_t{1} << 30) ? static_cast<int>(sysfd) : -1;
+}
+
+// The OS descriptor under an NSS SSL descriptor, read from the stopped process when no system
+// call of the connection has shown it yet (a connection's first PR_Write runs the handshake).
+// PRFileDesc {methods, secret, lower, higher, dtor, identity} is NSPR's public ABI: `lower`
+// leads to the bottom layer (identity PR_NSPR_IO_LAYER, 0), whose `secret` is NSPR's own
+// PRFilePrivate, on Unix {PRInt32 state, PRBool nonblocking, PRIntn inheritable, PRFileDesc*
+// next, PRIntn lockCount, _MDFileDesc md} with md starting with the int osfd (offset 28). The
+// state of an open descriptor is _PR_FILEDESC_OPEN (0xaaaaaaaa): a layout that differs does
+// not pass that check. The caller trusts the number only if it is a TCP socket.
+int nss_socket_fd(pid_t pid, uint64_t fd) {
+  struct {
+    uint64_t methods, secret, lower, higher, dtor;
+    int32_t identity;
+  } desc{};
+  for (int depth = 0; depth < 8 && fd; ++depth, fd = desc.lower) {
+    if (!read_remote(pid, fd, &desc, sizeof(desc))) return -1;
+    if (desc.identity != 0) continue;
+    uint32_t state = 0;
+    int32_t osfd = -1;
+    if (!desc.secret || !read_remote(pid, desc.secret, &state, sizeof(state)) ||
+        state != 0xaaaaaaaau || !read_remote(pid, desc.secret + 28, &osfd, sizeof(osfd)))
+      return -1;
+    return osfd;
+  }
+  return -1;
 }
 
 bool is_tcp_socket(int fd) {
@@ -317,8 +344,10 @@ bool Enforcer::return_early(const TlsHold& h, std::string& error) {
 
 bool Enforcer::shutdown_socket(const TlsHold& h, int& fd, std::string& error) {
   fd = h.fd;
-  if (fd < 0 && h.func == TlsFunc::kGoTlsWrite)
-    fd = go_conn_fd(static_cast<pid_t>(h.process.pid), h.ssl);
+  const auto pid = static_cast<pid_t>(h.process.pid);
+  if (fd < 0 && h.func == TlsFunc::kGoTlsWrite) fd = go_conn_fd(pid, h.ssl);
+  if (fd < 0 && (h.func == TlsFunc::kNssPrWrite || h.func == TlsFunc::kNssPrSend))
+    fd = nss_socket_fd(pid, h.ssl);
   if (fd < 0) {
     error += (error.empty() ? "" : "; ") + std::string("the connection's socket is not known");
     return false;

@@ -24,6 +24,7 @@ import llm
 import receivers
 import test_go  # build, wait_attached, chat_argv (module import: its tests are not collected)
 import test_mcp  # McpServer, MCP_CLIENT (module import: its tests are not collected)
+import test_nss  # make_nssdb, tstclnt_argv (module import: its tests are not collected)
 
 SECRET = "sk-proj-" + "Q7w8E9r0T1y2U3i4O5p6" * 2 + "AsDfGhJkLzXcVbNm"
 _seq = itertools.count(1)
@@ -282,6 +283,41 @@ class EnforceTest(aw.AgentTestCase):
         actions = self.events(agent, "enforce.action")
         self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
                          [(redacted.pid, "redact", True)], actions)
+
+    def nss_call(self, nssdb: str, tag: str, user: str) -> aw.ClientResult:
+        """tstclnt (NSS, PR_Send) sends one chat completion from the cgroup."""
+        path = os.path.join(self.tmp, "request-" + tag)
+        with open(path, "wb") as f:
+            f.write(llm.raw_chat_request(tag, user)[0])
+        return aw.run_client(self.cg.wrap(test_nss.tstclnt_argv(nssdb, self.standin.port, path)),
+                             check=False)
+
+    def test_block_and_redact_nss(self):
+        """NSS's PR_Send on an SSL descriptor is held: blocked, the enforcer shuts the socket
+        down before the call runs (NSPR must set its own error), so the handshake and the
+        request never happen and tstclnt reports the broken connection; redacted, the server
+        gets the mask. The first write of a connection has shown no system call: its socket
+        is read from NSPR's descriptor."""
+        nssdb = test_nss.make_nssdb(self.pki, self.addCleanup)
+        user = "deploy with " + SECRET + " today"
+        block_tag = llm.new_tag()
+        with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+            blocked = self.nss_call(nssdb, block_tag, user)
+            hits = self.received(block_tag, wait=1.0)
+        self.assertEqual(hits, [], "a blocked request reached the server")
+        self.assertGreaterEqual(blocked.returncode, 0, "tstclnt was killed:\n"
+                                + blocked.describe())
+        actions = self.events(agent, "enforce.action")
+        aw.log(f"nss: {actions[0]['how'] if actions else None} (kernel's fd: "
+               f"{actions[0]['connection']['fd'] if actions else None}); tstclnt exited "
+               f"{blocked.returncode}: {blocked.stderr.decode(errors='replace').strip()[-300:]}")
+        self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
+                         [(blocked.pid, "block", True)], actions)
+        self.assertRegex(actions[0]["how"],
+                         r"^socket \d+ shut down before the write: nothing was sent$")
+        self.assertEqual(actions[0]["write"]["function"], "PR_Send")
+        self.assertIn(b"write to SSL socket failed", blocked.stderr, blocked.describe())
+        self.assert_redacted(lambda tag: self.nss_call(nssdb, tag, user), user)
 
     def go_call(self, binary: str, tag: str, user: str, h2: bool) -> aw.ClientResult:
         """The Go client (crypto/tls, net/http) sends one chat completion from the cgroup."""

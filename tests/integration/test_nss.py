@@ -28,26 +28,37 @@ def certutil() -> str:
     return aw.require_program("certutil", "libnss3-tools")
 
 
+def make_nssdb(pki, cleanup) -> str:
+    """An NSS database in a new temporary directory that trusts the test CA; `cleanup` is the
+    test's addCleanup or addClassCleanup, which removes it."""
+    tstclnt()
+    nssdb = aw.make_tempdir("aw-nssdb-")
+    cleanup(aw.remove_tempdir, nssdb)
+    for args in (["-N", "--empty-password"],
+                 ["-A", "-n", "agentwall test CA", "-t", "C,,", "-i", pki.ca_cert]):
+        subprocess.run([certutil(), "-d", "sql:" + nssdb, *args], check=True,
+                       capture_output=True, timeout=60, env=aw.client_env())
+    return nssdb
+
+
+def tstclnt_argv(nssdb: str, port: int, request_file: str) -> list[str]:
+    """tstclnt to 127.0.0.1:port, SNI (and the name the certificate is checked against)
+    localhost: the SNI comes from -a, not from the address given to -h."""
+    return [tstclnt(), "-h", "127.0.0.1", "-p", str(port), "-a", "localhost",
+            "-d", "sql:" + nssdb, "-A", request_file]
+
+
 class NssTest(aw.AgentTestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        tstclnt()
-        cls.nssdb = aw.make_tempdir("aw-nssdb-")
-        cls.addClassCleanup(aw.remove_tempdir, cls.nssdb)
-        for args in (["-N", "--empty-password"],
-                     ["-A", "-n", "agentwall test CA", "-t", "C,,", "-i", cls.pki.ca_cert]):
-            subprocess.run([certutil(), "-d", "sql:" + cls.nssdb, *args], check=True,
-                           capture_output=True, timeout=60, env=aw.client_env())
+        cls.nssdb = make_nssdb(cls.pki, cls.addClassCleanup)
         cls.standin = llm.StandIn(cls.pki).start()
         cls.addClassCleanup(cls.standin.stop)
 
     def argv(self, port: int, request_file: str) -> list[str]:
-        """tstclnt to 127.0.0.1:port, SNI (and the name the certificate is checked against)
-        localhost: the SNI comes from -a, not from the address given to -h."""
-        return [tstclnt(), "-h", "127.0.0.1", "-p", str(port), "-a", "localhost",
-                "-d", "sql:" + self.nssdb, "-A", request_file]
+        return tstclnt_argv(self.nssdb, port, request_file)
 
     def request_file(self, data: bytes) -> str:
         path = os.path.join(self.tmp, "request")
