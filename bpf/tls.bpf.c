@@ -544,6 +544,15 @@ int BPF_KPROBE(ssl_ctrl_enter, void* ssl, int cmd, long larg, void* parg) {
   return emit_sni(ssl, parg, 0);
 }
 
+/* The host name a client asks for as a C string after the connection's handle: BoringSSL's
+ * SSL_set_tlsext_host_name(ssl, name) (a function there, located by signature in a stripped
+ * executable) and NSS's SSL_SetURL(fd, url). NULL clears the name: nothing to say. */
+SEC("uprobe")
+int BPF_KPROBE(sni_string_enter, void* conn, const char* name) {
+  if (!name) return 0;
+  return emit_sni(conn, name, 0);
+}
+
 /* GnuTLS: gnutls_record_send/recv(session, data, size) have SSL_write/SSL_read's shape. */
 SEC("uprobe")
 int BPF_KPROBE(gnutls_send_enter) {
@@ -691,13 +700,6 @@ int BPF_KPROBE(nss_recv_enter) {
 SEC("uretprobe")
 int BPF_KRETPROBE(nss_call_exit) {
   return exit_call(ctx, true);
-}
-
-/* SSL_SetURL(fd, url): the host name an NSS client asks for. */
-SEC("uprobe")
-int BPF_KPROBE(nss_sni_enter, void* fd, const char* url) {
-  if (!url) return 0;
-  return emit_sni(fd, url, 0);
 }
 
 /* PR_Close(fd) of an SSL descriptor ends its connection. */

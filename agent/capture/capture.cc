@@ -462,6 +462,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
     if (sig.found()) {
       offsets["SSL_write"] = sig.write_offset;
       offsets["SSL_read"] = sig.read_offset;
+      if (sig.host_name_offset) offsets["SSL_set_tlsext_host_name"] = sig.host_name_offset;
       struct stat st {};
       if (fstat(fd, &st) == 0) elf::remember_located(st.st_dev, st.st_ino);
       spdlog::info("{} in {} located by signature in {:.0f} ms: {}",
@@ -509,7 +510,8 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       {"PR_Recv", tls_->progs.nss_call_exit, true},
       {"PR_Close", tls_->progs.nss_close_enter, false},
       {"SSL_ImportFD", tls_->progs.nss_import_exit, true},
-      {"SSL_SetURL", tls_->progs.nss_sni_enter, false},
+      {"SSL_SetURL", tls_->progs.sni_string_enter, false},
+      {"SSL_set_tlsext_host_name", tls_->progs.sni_string_enter, false},
   };
   // Where each probe goes. Return probes (and Go's RET probes) first: an entry without its
   // return would leave a call pending.

@@ -319,6 +319,43 @@ SslFunctions match_ssl_functions(std::span<const uint8_t> code, uint64_t address
   for (const ErrorSite& s : sites)
     if (const uint64_t f = function_of(s.address)) functions[f].reasons.insert(s.reason);
   const auto has = [](const Function& f, uint32_t r) { return f.reasons.count(r) > 0; };
+  // SSL_set_tlsext_host_name: the one function raising SSL3_EXT_INVALID_SERVERNAME, with at
+  // most a malloc failure besides; optional, so looked for before SSL_write can fail.
+  const auto host_name = [&]() -> uint64_t {
+    std::vector<uint64_t> raising;
+    for (const auto& [start, f] : functions)
+      if (has(f, kInvalidServerName)) raising.push_back(start);
+    if (raising.size() != 1) {
+      out.host_name_why =
+          std::to_string(raising.size()) + " functions raise SSL3_EXT_INVALID_SERVERNAME";
+      return 0;
+    }
+    const uint64_t start = raising[0];
+    const std::set<uint32_t>& reasons = functions[start].reasons;
+    if (!std::all_of(reasons.begin(), reasons.end(),
+                     [](uint32_t r) { return r == kInvalidServerName || r == kMallocFailure; })) {
+      out.host_name_why = "the function raising SSL3_EXT_INVALID_SERVERNAME raises others";
+      return 0;
+    }
+    if (!is_entry(start)) {
+      out.host_name_why = "SSL_set_tlsext_host_name is not entered by a direct call (inlined?)";
+      return 0;
+    }
+    // One reason is a weaker signature than SSL_write's three: the function must also be
+    // bounded by int3 padding (clang/LLD, as Bun is built). Without it the last call target
+    // before the report may be an earlier function that raises nothing (this one called
+    // through pointers only), and nop padding between functions cannot be told from the
+    // alignment of jump targets inside one. A wrong probe would misname the host the gate
+    // checks; a missing one only leaves the connection without SNI.
+    for (const ErrorSite& s : sites) {
+      if (s.reason == kInvalidServerName && function_start(code, address, s.address) != start) {
+        out.host_name_why = "SSL_set_tlsext_host_name is not bounded by int3 padding";
+        return 0;
+      }
+    }
+    return start;
+  };
+  out.host_name = host_name();
   std::vector<uint64_t> writes, read_impls;
   for (const auto& [start, f] : functions) {
     if (has(f, kUninitialized) && has(f, kHandshakeFailure) && has(f, kBadLength))
@@ -544,6 +581,16 @@ SslSignatureLookup find_ssl_by_signature_in_image(std::span<const uint8_t> image
     r.write_offset = *w;
     r.read_offset = *rd;
     r.detail = "SSL_write at " + hex(f.write) + ", SSL_read at " + hex(f.read);
+    if (!r.boringssl) return r;
+    const auto h = file_offset(layout.loads, f.host_name, image.size());
+    if (f.host_name && h) {
+      r.host_name_address = f.host_name;
+      r.host_name_offset = *h;
+      r.detail += ", SSL_set_tlsext_host_name at " + hex(f.host_name);
+    } else {
+      r.detail += "; SSL_set_tlsext_host_name not located (no SNI): " +
+                  (f.host_name ? "outside the file's segments" : f.host_name_why);
+    }
     return r;
   }
   r.detail = why.empty() ? "no executable section" : why.front();

@@ -12,7 +12,13 @@
 //                   SSL_R_BAD_LENGTH (and ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED for QUIC);
 //   ssl_read_impl   raises SSL_R_UNINITIALIZED and SSL_R_SSL_HANDSHAKE_FAILURE, not BAD_LENGTH;
 //   SSL_read        calls ssl_read_impl and itself raises at most
-//                   ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED (SSL_peek's QUIC check, inlined).
+//                   ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED (SSL_peek's QUIC check, inlined);
+//   SSL_set_tlsext_host_name  raises SSL_R_SSL3_EXT_INVALID_SERVERNAME (an empty or too long
+//                   name), the one function of ssl_lib.cc that does, and at most
+//                   ERR_R_MALLOC_FAILURE besides (older releases). It gives the SNI; unlike
+//                   SSL_write/SSL_read it is optional (not found, the connections have none)
+//                   and, one reason being a weak signature, taken only when int3 padding
+//                   bounds it (clang/LLD, as Bun is built).
 // Function bounds come from the int3 padding between functions (clang/LLD) and the entry is
 // the last direct call target before the function's first error report: SSL_write and SSL_read
 // must be called (not inlined) for their entry and return probes to mean anything.
@@ -28,12 +34,14 @@
 namespace agentwall::elf {
 
 struct SslSignatureLookup {
-  bool boringssl = false;      // the file carries BoringSSL's ssl/ssl_lib.cc file name
-  bool openssl = false;        // ... or, not BoringSSL's, OpenSSL's ssl/ssl_lib.c
-  uint64_t write_offset = 0;   // file offset of SSL_write's first instruction; 0: not found
-  uint64_t read_offset = 0;    // the same for SSL_read
-  uint64_t write_address = 0;  // their virtual addresses
+  bool boringssl = false;         // the file carries BoringSSL's ssl/ssl_lib.cc file name
+  bool openssl = false;           // ... or, not BoringSSL's, OpenSSL's ssl/ssl_lib.c
+  uint64_t write_offset = 0;      // file offset of SSL_write's first instruction; 0: not found
+  uint64_t read_offset = 0;       // the same for SSL_read
+  uint64_t host_name_offset = 0;  // SSL_set_tlsext_host_name's; 0: not found (BoringSSL only)
+  uint64_t write_address = 0;     // their virtual addresses
   uint64_t read_address = 0;
+  uint64_t host_name_address = 0;
   std::string detail;  // why nothing was found, or how much was examined (for the log)
   std::string error;   // the file could not be read as ELF; "" otherwise
   bool found() const { return write_offset != 0 && read_offset != 0; }
@@ -56,8 +64,10 @@ bool was_located(uint64_t dev, uint64_t ino);
 
 // BoringSSL's error codes the signature uses (include/openssl/{err,ssl}.h).
 inline constexpr uint32_t kErrLibSsl = 16;
+inline constexpr uint32_t kMallocFailure = 65;            // ERR_R_MALLOC_FAILURE
 inline constexpr uint32_t kShouldNotHaveBeenCalled = 66;  // ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED
 inline constexpr uint32_t kBadLength = 111;               // SSL_R_BAD_LENGTH
+inline constexpr uint32_t kInvalidServerName = 213;       // SSL_R_SSL3_EXT_INVALID_SERVERNAME
 inline constexpr uint32_t kHandshakeFailure = 215;        // SSL_R_SSL_HANDSHAKE_FAILURE
 inline constexpr uint32_t kUninitialized = 226;           // SSL_R_UNINITIALIZED
 
@@ -82,7 +92,9 @@ uint64_t function_start(std::span<const uint8_t> code, uint64_t address, uint64_
 struct SslFunctions {
   uint64_t write = 0;  // virtual addresses; 0: not found
   uint64_t read = 0;
-  std::string why;  // what did not match
+  uint64_t host_name = 0;  // SSL_set_tlsext_host_name, looked for whatever became of the others
+  std::string why;         // what did not match (SSL_write, SSL_read)
+  std::string host_name_why;
 };
 
 // A direct call (e8 rel32): where it is and where it goes.
@@ -97,7 +109,8 @@ std::vector<Call> direct_calls(std::span<const uint8_t> code, uint64_t address,
 
 // The signature match over `code` (one executable section). Direct call targets are function
 // entries: they bound functions (a function that ends on a 16-byte boundary leaves no padding
-// before the next), and SSL_write and SSL_read must be entered by one. `extra_calls` adds
+// before the next), and SSL_write, SSL_read and SSL_set_tlsext_host_name must be entered by
+// one. `extra_calls` adds
 // calls from outside `code` (another section, or what a test's piece of code leaves out).
 SslFunctions match_ssl_functions(std::span<const uint8_t> code, uint64_t address,
                                  uint64_t file_address, std::span<const Call> extra_calls = {});

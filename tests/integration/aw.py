@@ -163,30 +163,42 @@ def describe_mismatch(label: str, got: bytes, want: bytes) -> str:
 # --------------------------------------------------------------------------------------------
 
 class TestPKI:
-    """A CA and a server certificate for localhost / 127.0.0.1, valid for two days."""
+    """A CA and a server certificate for localhost / 127.0.0.1, valid for two days; issue()
+    gives certificates for other host names."""
+
+    _EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
     def __init__(self) -> None:
         self.dir = make_tempdir("aw-pki-")
         d = self.dir
         self.ca_key, self.ca_cert = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
-        self.key, self.cert = os.path.join(d, "server.key"), os.path.join(d, "server.crt")
-        csr, ext = os.path.join(d, "server.csr"), os.path.join(d, "server.ext")
+        self._openssl(["req", "-x509", *self._EC, "-keyout", self.ca_key, "-out", self.ca_cert,
+                       "-days", "2", "-subj", "/CN=agentwall integration test CA",
+                       "-addext", "basicConstraints=critical,CA:TRUE",
+                       "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        self.cert, self.key = self._server_cert("server", "localhost",
+                                                "DNS:localhost,IP:127.0.0.1")
+
+    def issue(self, name: str) -> tuple[str, str]:
+        """A server certificate for the host name `name` and its key (paths), from the CA."""
+        return self._server_cert(name, name, f"DNS:{name}")
+
+    def _server_cert(self, stem: str, common_name: str, alt_names: str) -> tuple[str, str]:
+        d = self.dir
+        key, cert = os.path.join(d, f"{stem}.key"), os.path.join(d, f"{stem}.crt")
+        csr, ext = os.path.join(d, f"{stem}.csr"), os.path.join(d, f"{stem}.ext")
         with open(ext, "w") as f:
             f.write("basicConstraints=critical,CA:FALSE\n"
                     "keyUsage=critical,digitalSignature,keyEncipherment\n"
                     "extendedKeyUsage=serverAuth\n"
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                    f"subjectAltName={alt_names}\n"
                     "subjectKeyIdentifier=hash\n"
                     "authorityKeyIdentifier=keyid,issuer\n")
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        self._openssl(["req", "-x509", *ec, "-keyout", self.ca_key, "-out", self.ca_cert,
-                       "-days", "2", "-subj", "/CN=agentwall integration test CA",
-                       "-addext", "basicConstraints=critical,CA:TRUE",
-                       "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-        self._openssl(["req", "-new", *ec, "-keyout", self.key, "-out", csr,
-                       "-subj", "/CN=localhost"])
+        self._openssl(["req", "-new", *self._EC, "-keyout", key, "-out", csr,
+                       "-subj", f"/CN={common_name}"])
         self._openssl(["x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
-                       "-CAcreateserial", "-out", self.cert, "-days", "2", "-extfile", ext])
+                       "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext])
+        return cert, key
 
     @staticmethod
     def _openssl(args: list[str]) -> None:

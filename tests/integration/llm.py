@@ -76,9 +76,11 @@ class StandIn:
     """
 
     def __init__(self, pki: aw.TestPKI | None, delay_ms: int | None = None,
-                 plain: bool = False, host: str = "127.0.0.1", netns: bool = False) -> None:
+                 plain: bool = False, host: str = "127.0.0.1", netns: bool = False,
+                 cert: tuple[str, str] | None = None) -> None:
         """plain: plaintext HTTP/1.1 (a local model server such as Ollama) instead of HTTPS.
         host: the address it listens on (127.0.0.1, or ::1).
+        cert: its certificate and key (pki.issue(name)), instead of the PKI's localhost one.
         netns: in a network namespace of its own with only loopback up (`unshare -n`); clients
         run in it through in_netns(), so a real program that also wants other hosts (update
         checks, telemetry) reaches nothing but the stand-in. The agent sees it all the same:
@@ -88,6 +90,7 @@ class StandIn:
         self.plain = plain
         self.host = host
         self.netns = netns
+        self.cert = cert or ((pki.cert, pki.key) if pki else None)
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.entries: list[dict] = []
@@ -104,7 +107,7 @@ class StandIn:
         return f"{'http' if self.plain else 'https'}://{host}:{self.port}"
 
     def start(self) -> "StandIn":
-        tls = ["--plain"] if self.plain else ["--cert", self.pki.cert, "--key", self.pki.key]
+        tls = ["--plain"] if self.plain else ["--cert", self.cert[0], "--key", self.cert[1]]
         argv = [node_bin(), STANDIN, *tls, "--port", "0", "--host", self.host,
                 "--exit-on-stdin-eof"]
         if self.delay_ms is not None:

@@ -7,16 +7,18 @@ ssl/ssl_lib.cc), attaches the OpenSSL probes there, and must give the llm.exchan
 call: provider, model, the prompt, usage. The coverage view must list the process as visible,
 with no coverage.gap, and name its stack.
 
-Nothing leaves the host: the stand-in listens on 127.0.0.1, the base URL is 127.0.0.1, every
-other destination goes to a proxy address where nothing listens (127.0.0.1:9), auto-update,
-telemetry, error reporting and other non-essential traffic are switched off, and HOME is a
-fresh directory.
+Nothing leaves the host: the stand-ins listen on 127.0.0.1, the base URL is 127.0.0.1 or a
+name (HOST) that only claude's own /etc/hosts knows (a bind mount in a mount namespace of its
+own), every other destination goes to a proxy address where nothing listens (127.0.0.1:9),
+auto-update, telemetry, error reporting and other non-essential traffic are switched off, and
+HOME is a fresh directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -30,6 +32,8 @@ PACKAGE = "@anthropic-ai/claude-code-linux-x64"
 CLAUDE = os.environ.get("AW_CLAUDE_BIN") or os.path.join(llm.CLIENTS_DIR, "node_modules",
                                                          *PACKAGE.split("/"), "claude")
 STACK = "BoringSSL (linked in, stripped; located by signature)"
+# The second stand-in's name (its certificate's): claude reached by it sends it as SNI.
+HOST = "claude.agentwall.test"
 
 
 def claude_bin() -> str:
@@ -47,16 +51,32 @@ class ClaudeCodeTest(aw.AgentTestCase):
         claude_bin()
         cls.standin = llm.StandIn(cls.pki).start()
         cls.addClassCleanup(cls.standin.stop)
+        cls.named = llm.StandIn(cls.pki, cert=cls.pki.issue(HOST)).start()
+        cls.addClassCleanup(cls.named.stop)
 
-    def claude_env(self, home: str) -> dict:
+    def claude_env(self, home: str, by_name: bool = False) -> dict:
+        """by_name: the base URL names the second stand-in by HOST (see resolving_host)."""
         dead = "http://127.0.0.1:9"  # nothing listens: any other destination fails here
+        base_url = f"https://{HOST}:{self.named.port}" if by_name else self.standin.base_url
         return aw.client_env(
-            HOME=home, ANTHROPIC_BASE_URL=self.standin.base_url,
+            HOME=home, ANTHROPIC_BASE_URL=base_url,
             ANTHROPIC_API_KEY="sk-ant-api03-agentwall-test-" + uuid.uuid4().hex,
             NODE_EXTRA_CA_CERTS=self.pki.ca_cert, DISABLE_AUTOUPDATER="1",
             CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_TELEMETRY="1",
             DISABLE_ERROR_REPORTING="1", HTTPS_PROXY=dead, HTTP_PROXY=dead, https_proxy=dead,
-            http_proxy=dead, NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+            http_proxy=dead, NO_PROXY=f"127.0.0.1,{HOST}", no_proxy=f"127.0.0.1,{HOST}")
+
+    def resolving_host(self, argv: list[str]) -> list[str]:
+        """argv run with HOST at 127.0.0.1 in its /etc/hosts: a bind mount in a mount namespace
+        of its own (unshare -m, private propagation: gone with the process, never seen
+        outside). unshare and sh exec, so the pid stays argv's."""
+        unshare = aw.require_program("unshare", "util-linux")
+        hosts = os.path.join(self.tmp, "hosts")
+        shutil.copyfile("/etc/hosts", hosts)
+        with open(hosts, "a") as f:
+            f.write(f"\n127.0.0.1 {HOST}\n")
+        return [unshare, "-m", "sh", "-c", f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh",
+                *argv]
 
     def wait_attached(self, agent: aw.Agent) -> str:
         """Runs `claude --version` (no network) so that the agent attaches at its exec, and waits
@@ -65,7 +85,7 @@ class ClaudeCodeTest(aw.AgentTestCase):
         self.addCleanup(aw.remove_tempdir, home)
         v = aw.run_client([CLAUDE, "--version"], env=self.claude_env(home), timeout=60, cwd=home)
         aw.log(f"claude --version: {v.stdout.decode(errors='replace').strip()}")
-        want = f"attached to executable {CLAUDE} (SSL_read, SSL_write)"
+        want = f"attached to executable {CLAUDE} (SSL_read, SSL_set_tlsext_host_name, SSL_write)"
         deadline = time.monotonic() + aw.DATA_TIMEOUT
         while time.monotonic() < deadline:
             tail = agent.stderr_tail(400)
@@ -74,6 +94,8 @@ class ClaudeCodeTest(aw.AgentTestCase):
                 self.assertIn("located by signature", line)
                 located = [l for l in tail.splitlines() if "located by signature in" in l]
                 aw.log(line)
+                if located:
+                    self.assertIn(", SSL_set_tlsext_host_name at ", located[-1])
                 return located[-1] if located else ""
             time.sleep(0.05)
         self.fail(f"the agent did not attach to {CLAUDE}:\n{agent.stderr_tail(40)}")
@@ -161,16 +183,18 @@ class ClaudeCodeTest(aw.AgentTestCase):
         self.assertFalse(row["gap"], row)
         self.assertEqual(row.get("tls_stack"), STACK, row)
 
-    def claude_in_cgroup(self, cg, prompt: str) -> aw.ClientResult:
+    def claude_in_cgroup(self, cg, prompt: str, by_name: bool = False) -> aw.ClientResult:
         home = aw.make_tempdir("aw-claude-home-")
         self.addCleanup(aw.remove_tempdir, home)
-        env = self.claude_env(home)
+        env = self.claude_env(home, by_name)
         env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # a blocked call is not tried again
-        return aw.run_client(cg.wrap([CLAUDE, "-p", prompt]), env=env, timeout=120, cwd=home,
-                             check=False)
+        argv = [CLAUDE, "-p", prompt]
+        if by_name:
+            argv = self.resolving_host(argv)
+        return aw.run_client(cg.wrap(argv), env=env, timeout=120, cwd=home, check=False)
 
-    def enforcing_agent(self, cg, action: str) -> aw.Agent:
-        rule = test_enforce.secret_rule(action, cg.rel)
+    def enforcing_agent(self, cg, action: str, rule: str | None = None) -> aw.Agent:
+        rule = rule or test_enforce.secret_rule(action, cg.rel)
         path = os.path.join(self.tmp, f"{action}.yaml")
         with open(path, "w") as f:
             f.write(test_enforce.policy_text("enforce", rule))
@@ -227,6 +251,66 @@ class ClaudeCodeTest(aw.AgentTestCase):
         res, entries, actions = results["block"]
         self.assertEqual(entries, [], "a blocked request reached the stand-in")
         self.assertGreater(res.returncode, 0, "claude should fail by itself:\n" + res.describe())
+        self.assertEqual([(a["action"], a["ok"]) for a in actions], [("block", True)], actions)
+        self.assertIn("nothing was sent", actions[0]["how"])
+
+    def test_sni_names_the_host_and_gates_it(self):
+        """Reached by a host name, claude sends SNI: the probe on BoringSSL's
+        SSL_set_tlsext_host_name (located by signature) reports it for the SSL* its SSL_write
+        uses. The llm.exchange carries it, and a block rule scoped to that host gates claude's
+        write in the kernel (the gate's host check reads the SNI): held, refused, never at the
+        stand-in. Without the SNI that write would not be held (a connection without SNI is
+        gated only when the scope has no host) and would reach the stand-in."""
+        secret = test_enforce.SECRET
+        cg = test_enforce.TestCgroup()
+        self.addCleanup(cg.remove)
+        rule = f"""
+        - rule: block-secrets-to-{HOST}
+          match:
+            traffic: {{kind: llm, direction: request, host: {HOST}}}
+            process: {{cgroup: "{cg.rel}"}}
+          when:
+            findings: {{category: secret}}
+          action: block
+          severity: critical
+          message: "block: {{exe}} sent {{detectors}} to {{host}}"
+        """
+        allowed_marker, blocked_marker = uuid.uuid4().hex[:10], uuid.uuid4().hex[:10]
+        allowed_prompt = f"Answer with one word, the code name {allowed_marker} reversed."
+        blocked_prompt = f"Check this deploy key {secret} for job {blocked_marker}; one word."
+        before = len(self.named.entries)
+        with self.enforcing_agent(cg, "block", rule) as agent:
+            self.wait_attached(agent)
+            allowed = self.claude_in_cgroup(cg, allowed_prompt, by_name=True)
+            self.assertEqual(allowed.returncode, 0, allowed.describe())
+            self.assertIsNotNone(llm.wait_exchange(agent, allowed.pid, aw.DATA_TIMEOUT),
+                                 llm.describe_events(agent, allowed.pid))
+            blocked = self.claude_in_cgroup(cg, blocked_prompt, by_name=True)
+            time.sleep(1.0)  # a request let through would be logged by now
+            entries = self.named.entries[before:]
+        recs = agent.records()  # all of them: the agent has stopped
+
+        def at_standin(marker: str) -> list[dict]:
+            return [e for e in entries if marker in json.dumps(e.get("body"))]
+
+        # Allowed (no secret): held, judged, let go; the exchange names the host by its SNI.
+        self.assertEqual(len(at_standin(allowed_marker)), 1, json.dumps(entries)[:3000])
+        mine = [e for e in llm.exchanges(recs, allowed.pid)
+                if allowed_marker in json.dumps(e.get("messages"))]
+        self.assertEqual(len(mine), 1, json.dumps(llm.exchanges(recs, allowed.pid))[:4000])
+        self.assertEqual(mine[0]["connection"].get("sni"), HOST, json.dumps(mine[0])[:3000])
+        self.assertEqual(mine[0]["process"]["exe"], os.path.realpath(CLAUDE))
+        self.assertEqual([r for r in recs if r.get("type") == "enforce.action"
+                          and r["process"]["pid"] == allowed.pid], [])
+
+        # The secret to that host: blocked at claude's SSL_write, nothing sent.
+        actions = [r for r in recs if r.get("type") == "enforce.action"
+                   and r["process"]["pid"] == blocked.pid]
+        aw.log(f"blocked: claude exit {blocked.returncode}, actions "
+               f"{[(a['action'], a['ok'], a['how']) for a in actions]}")
+        self.assertEqual(at_standin(blocked_marker), [], "a blocked request reached the stand-in")
+        self.assertGreater(blocked.returncode, 0,
+                           "claude should fail by itself:\n" + blocked.describe())
         self.assertEqual([(a["action"], a["ok"]) for a in actions], [("block", True)], actions)
         self.assertIn("nothing was sent", actions[0]["how"])
 

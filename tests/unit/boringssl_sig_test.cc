@@ -1,9 +1,10 @@
 // agent/elf/boringssl_sig: BoringSSL's signature on a stand-in of our own
 // (tests/fixtures/elf/boringssl_shape.c: the error reports of ssl/ssl_lib.cc's SSL_write,
-// ssl_read_impl and SSL_read, and decoys), compiled here, stripped and located at the addresses
-// of its unstripped build's symbols; the negative cases on variants of that build and on bytes
-// made up here; OpenSSL 3 linked in: a client built here with Debian's libssl.a, likewise.
-// Real Claude Code releases are checked by integration.test_claude_code, not here.
+// ssl_read_impl, SSL_read and SSL_set_tlsext_host_name, and decoys), compiled here, stripped and
+// located at the addresses of its unstripped build's symbols; the negative cases on variants of
+// that build and on bytes made up here; OpenSSL 3 linked in: a client built here with Debian's
+// libssl.a, likewise. Real Claude Code releases are checked by integration.test_claude_code, not
+// here.
 #include "agent/elf/boringssl_sig.h"
 
 #include <doctest/doctest.h>
@@ -86,6 +87,7 @@ struct Variant {
   const char* name;
   const char* compiler;
   const char* flags;
+  bool int3_padding() const { return std::string_view(compiler) == "clang"; }
 };
 
 // How the stand-in is built: gcc (the system's cc) bounds functions by direct call targets
@@ -99,7 +101,35 @@ const Variant kVariants[] = {
     {"clang+lld, PIE", "clang", "-fuse-ld=lld -ffunction-sections"},
     {"clang+lld, non-PIE, 4 arguments", "clang",
      "-fuse-ld=lld -ffunction-sections -no-pie -DPUT_ERROR_4_ARGS"},
+    {"clang+lld, SSL_set_tlsext_host_name reports a malloc failure too", "clang",
+     "-fuse-ld=lld -ffunction-sections -DHOST_NAME_MALLOC_REPORT"},
 };
+
+constexpr const char* kClangFlags = "-fuse-ld=lld -ffunction-sections";
+
+// Rewrites `mov edx, from` (the reason of a 5-argument report) into `mov edx, to` in the image
+// bytes [first, last); how many it rewrote.
+size_t patch_reason(std::vector<uint8_t>& image, uint64_t first, uint64_t last, uint8_t from,
+                    uint8_t to) {
+  REQUIRE(last <= image.size());
+  size_t changed = 0;
+  for (uint64_t i = first; i + 5 <= last; ++i) {
+    if (image[i] == 0xba && image[i + 1] == from && image[i + 2] == 0 && image[i + 3] == 0 &&
+        image[i + 4] == 0) {
+      image[i + 1] = to;
+      ++changed;
+    }
+  }
+  return changed;
+}
+
+// SSL_write and SSL_read located, SSL_set_tlsext_host_name not, for the reason `why`.
+void check_without_host_name(const agentwall::elf::SslSignatureLookup& r, const std::string& why) {
+  CHECK(r.found());
+  CHECK(r.host_name_offset == 0);
+  CHECK(r.detail.find("; SSL_set_tlsext_host_name not located (no SNI): " + why) !=
+        std::string::npos);
+}
 
 // Made-up x86-64 code at kBase, each function after int3 padding: SSL_write's four reports,
 // ssl_read_impl's two, an SSL_read that calls it, an ERR_put_error that returns, and a caller
@@ -190,9 +220,10 @@ TEST_CASE("BoringSSL signature: our stand-in, stripped, located where its symbol
     const std::string plain = build_shape(d, v.compiler, "plain" + tag, v.flags);
     const std::string stripped =
         build_shape(d, v.compiler, "stripped" + tag, std::string(v.flags) + " -s");
-    const auto syms = agentwall::elf::find_functions(plain, {"SSL_write", "SSL_read"});
-    REQUIRE(syms.offsets.count("SSL_write") == 1);
-    REQUIRE(syms.offsets.count("SSL_read") == 1);
+    const auto syms = agentwall::elf::find_functions(
+        plain,
+        {"SSL_write", "SSL_read", "SSL_set_tlsext_host_name", "SSL_fixture_set_host_other_file"});
+    REQUIRE(syms.offsets.size() == 4);
     CHECK(agentwall::elf::find_functions(stripped, {"SSL_write"}).offsets.empty());
 
     const auto r = find_ssl_by_signature(stripped);
@@ -202,6 +233,13 @@ TEST_CASE("BoringSSL signature: our stand-in, stripped, located where its symbol
     CHECK(r.detail.find("SSL_write at ") == 0);
     CHECK(r.write_offset == syms.offsets.at("SSL_write"));
     CHECK(r.read_offset == syms.offsets.at("SSL_read"));
+    // SSL_set_tlsext_host_name where int3 padding bounds it; gcc's nops do not: not taken.
+    if (v.int3_padding()) {
+      CHECK(r.host_name_offset == syms.offsets.at("SSL_set_tlsext_host_name"));
+      CHECK(r.detail.find(", SSL_set_tlsext_host_name at ") != std::string::npos);
+    } else {
+      check_without_host_name(r, "SSL_set_tlsext_host_name is not bounded by int3 padding");
+    }
 
     // SSL_write's own reports: its four reasons, read from the file name's load whichever
     // register carries the reason.
@@ -211,10 +249,17 @@ TEST_CASE("BoringSSL signature: our stand-in, stripped, located where its symbol
       if (s.address > r.write_address && s.address < r.write_address + syms.sizes.at("SSL_write"))
         write_reasons.insert(s.reason);
     CHECK(write_reasons == std::set<uint32_t>{66, 111, 215, 226});
+    // One report of SSL3_EXT_INVALID_SERVERNAME: the decoy's names another file.
+    std::vector<ErrorSite> host_name_reports;
+    for (const ErrorSite& s : find_error_sites(t.bytes, t.address, t.file_name))
+      if (s.reason == agentwall::elf::kInvalidServerName) host_name_reports.push_back(s);
+    REQUIRE(host_name_reports.size() == 1);
+    if (v.int3_padding()) CHECK(host_name_reports[0].function == r.host_name_address);
     const SslFunctions f = match_ssl_functions(t.bytes, t.address, t.file_name);
     CHECK(f.why == "");
     CHECK(f.write == r.write_address);
     CHECK(f.read == r.read_address);
+    CHECK(f.host_name == r.host_name_address);
     // Another address than the file name's: no error report is recognised.
     CHECK(find_error_sites(t.bytes, t.address, t.file_name + 1).empty());
   }
@@ -233,22 +278,59 @@ TEST_CASE("BoringSSL signature: a changed reason code in SSL_write finds nothing
   // SSL_R_BAD_LENGTH (111) becomes 112 in SSL_write's `mov edx, 111`: SSL_write looks like a
   // second ssl_read_impl.
   const uint64_t first = syms.offsets.at("SSL_write");
-  const uint64_t last = first + syms.sizes.at("SSL_write");
-  REQUIRE(last <= image.size());
-  size_t changed = 0;
-  for (uint64_t i = first; i + 5 <= last; ++i) {
-    if (image[i] == 0xba && image[i + 1] == 111 && image[i + 2] == 0 && image[i + 3] == 0 &&
-        image[i + 4] == 0) {
-      image[i + 1] = 112;
-      ++changed;
-    }
-  }
-  REQUIRE(changed == 1);
+  REQUIRE(patch_reason(image, first, first + syms.sizes.at("SSL_write"), 111, 112) == 1);
   const auto r = find_ssl_by_signature_in_image(image, "stand-in");
   CHECK(r.error == "");
   CHECK(r.boringssl);
   CHECK_FALSE(r.found());
   CHECK(r.detail.find("0 functions raise SSL_write's errors") == 0);
+}
+
+TEST_CASE("BoringSSL signature: SSL_set_tlsext_host_name's reason changed, nothing for it") {
+  if (!have("clang") || !have("ld.lld")) {
+    MESSAGE("clang or ld.lld missing: SSL_set_tlsext_host_name is located in int3-padded builds");
+    return;
+  }
+  const agentwall::test::TempDir dir;
+  const std::string d = dir.path.string();
+  const std::string plain = build_shape(d, "clang", "plain", kClangFlags);
+  const std::string stripped =
+      build_shape(d, "clang", "stripped", std::string(kClangFlags) + " -s");
+  const auto syms = agentwall::elf::find_functions(plain, {"SSL_set_tlsext_host_name"});
+  REQUIRE(syms.offsets.count("SSL_set_tlsext_host_name") == 1);
+  std::vector<uint8_t> image = read_file(stripped);
+  REQUIRE(find_ssl_by_signature_in_image(image, "stand-in").host_name_offset ==
+          syms.offsets.at("SSL_set_tlsext_host_name"));
+  // SSL_R_SSL3_EXT_INVALID_SERVERNAME (213) becomes 212: SSL_write and SSL_read are still
+  // found, SSL_set_tlsext_host_name is not.
+  const uint64_t first = syms.offsets.at("SSL_set_tlsext_host_name");
+  REQUIRE(patch_reason(image, first, first + syms.sizes.at("SSL_set_tlsext_host_name"), 213, 212) ==
+          1);
+  check_without_host_name(find_ssl_by_signature_in_image(image, "stand-in"),
+                          "0 functions raise SSL3_EXT_INVALID_SERVERNAME");
+}
+
+TEST_CASE("BoringSSL signature: SSL_set_tlsext_host_name called through a pointer, or ambiguous") {
+  REQUIRE_MESSAGE(have("cc"), "no C compiler");
+  const agentwall::test::TempDir dir;
+  const std::string d = dir.path.string();
+  // gcc: the last call target before the report is an earlier function that raises nothing
+  // (ERR_put_error itself in this build); without int3 padding nothing is taken.
+  check_without_host_name(
+      find_ssl_by_signature(build_shape(d, "cc", "indirect", "-s -DINDIRECT_HOST_NAME")),
+      "SSL_set_tlsext_host_name is not bounded by int3 padding");
+  if (!have("clang") || !have("ld.lld")) {
+    MESSAGE("clang or ld.lld missing: the int3-padded builds are not tried");
+    return;
+  }
+  const std::string flags = std::string(kClangFlags) + " -s";
+  check_without_host_name(find_ssl_by_signature(build_shape(d, "clang", "indirect-padded",
+                                                            flags + " -DINDIRECT_HOST_NAME")),
+                          "SSL_set_tlsext_host_name is not entered by a direct call");
+  // A second function of ssl_lib.cc raising 213 (with 111): which one is unknown.
+  check_without_host_name(find_ssl_by_signature(build_shape(
+                              d, "clang", "two", flags + " -DSERVER_NAME_CHECK_ELSEWHERE")),
+                          "2 functions raise SSL3_EXT_INVALID_SERVERNAME");
 }
 
 TEST_CASE("BoringSSL signature: no direct call, or two candidates for SSL_read, no match") {
