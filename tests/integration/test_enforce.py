@@ -284,6 +284,19 @@ class EnforceTest(aw.AgentTestCase):
         self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
                          [(redacted.pid, "redact", True)], actions)
 
+    def assert_shut_down(self, agent: aw.Agent, blocked: aw.ClientResult, function: str) -> None:
+        """The agent blocked `blocked`'s held `function` call, and did it by shutting the
+        socket down (the stacks whose failure cannot be made from outside: NSS, Go)."""
+        actions = self.events(agent, "enforce.action")
+        aw.log(f"{function}: {actions[0]['how'] if actions else None} (fd from the kernel: "
+               f"{actions[0]['connection']['fd'] if actions else None}); the client exited "
+               f"{blocked.returncode}: {blocked.stderr.decode(errors='replace').strip()[-300:]}")
+        self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
+                         [(blocked.pid, "block", True)], actions)
+        self.assertRegex(actions[0]["how"],
+                         r"^socket \d+ shut down before the write: nothing was sent$")
+        self.assertEqual(actions[0]["write"]["function"], function)
+
     def nss_call(self, nssdb: str, tag: str, user: str) -> aw.ClientResult:
         """tstclnt (NSS, PR_Send) sends one chat completion from the cgroup."""
         path = os.path.join(self.tmp, "request-" + tag)
@@ -307,15 +320,7 @@ class EnforceTest(aw.AgentTestCase):
         self.assertEqual(hits, [], "a blocked request reached the server")
         self.assertGreaterEqual(blocked.returncode, 0, "tstclnt was killed:\n"
                                 + blocked.describe())
-        actions = self.events(agent, "enforce.action")
-        aw.log(f"nss: {actions[0]['how'] if actions else None} (kernel's fd: "
-               f"{actions[0]['connection']['fd'] if actions else None}); tstclnt exited "
-               f"{blocked.returncode}: {blocked.stderr.decode(errors='replace').strip()[-300:]}")
-        self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
-                         [(blocked.pid, "block", True)], actions)
-        self.assertRegex(actions[0]["how"],
-                         r"^socket \d+ shut down before the write: nothing was sent$")
-        self.assertEqual(actions[0]["write"]["function"], "PR_Send")
+        self.assert_shut_down(agent, blocked, "PR_Send")
         self.assertIn(b"write to SSL socket failed", blocked.stderr, blocked.describe())
         self.assert_redacted(lambda tag: self.nss_call(nssdb, tag, user), user)
 
@@ -354,15 +359,7 @@ class EnforceTest(aw.AgentTestCase):
                 self.assertEqual(blocked.returncode, 1, blocked.describe())
                 self.assertRegex(blocked.stderr.decode(errors="replace"),
                                  "broken pipe|connection reset|EOF")
-                actions = self.events(agent, "enforce.action")
-                aw.log(f"go h2={h2}: {actions[0]['how'] if actions else None} (kernel's fd: "
-                       f"{actions[0]['connection']['fd'] if actions else None}); the client: "
-                       f"{blocked.stderr.decode(errors='replace').strip()[-300:]}")
-                self.assertEqual([(a["process"]["pid"], a["action"], a["ok"]) for a in actions],
-                                 [(blocked.pid, "block", True)], actions)
-                self.assertRegex(actions[0]["how"],
-                                 r"^socket \d+ shut down before the write: nothing was sent$")
-                self.assertEqual(actions[0]["write"]["function"], "go_tls_write")
+                self.assert_shut_down(agent, blocked, "go_tls_write")
                 self.assert_redacted(
                     lambda tag: self.go_call(binary, tag, user, h2), user,
                     before=lambda agent: test_go.wait_attached(self, agent, binary, "[Go: "))

@@ -12,7 +12,16 @@ using namespace agentwall;
 
 namespace {
 
-constexpr const char* kPolicy = R"(mode: enforce
+constexpr const char* kRedactRule = R"(
+  - rule: redact-secret-args
+    match:
+      traffic: {kind: mcp, direction: request}
+    when:
+      findings: {category: secret}
+    action: redact
+)";
+
+const std::string kPolicy = std::string(R"(mode: enforce
 rules:
   - rule: block-secret-args
     match:
@@ -20,14 +29,8 @@ rules:
     when:
       findings: {category: secret}
     action: block
-    severity: critical
-  - rule: redact-secret-args
-    match:
-      traffic: {kind: mcp, direction: request}
-    when:
-      findings: {category: secret}
-    action: redact
-  - rule: note-every-call
+    severity: critical)") + kRedactRule +
+                            R"(  - rule: note-every-call
     match:
       traffic: {kind: mcp}
     action: alert
@@ -43,7 +46,7 @@ struct Fixture {
   bool held = true;
   decide::Decider decider;
 
-  static policy::Policy load(const char* text) {
+  static policy::Policy load(const std::string& text) {
     std::vector<std::string> errors;
     auto p = policy::Policy::load_string(text, "p.yaml", errors);
     for (const auto& e : errors) MESSAGE(e);
@@ -51,7 +54,7 @@ struct Fixture {
     return *p;
   }
 
-  explicit Fixture(const char* policy_text = kPolicy)
+  explicit Fixture(const std::string& policy_text = kPolicy)
       : policy(load(policy_text)),
         decider(
             decide::DecideOptions{&policy, nullptr, &inspector, nullptr,
@@ -112,15 +115,7 @@ TEST_CASE("decide: a held MCP request with a secret is blocked before it leaves"
 }
 
 TEST_CASE("decide: a held MCP request is redacted: the secret's exact text goes to the gate") {
-  Fixture f(R"(mode: enforce
-rules:
-  - rule: redact-secret-args
-    match:
-      traffic: {kind: mcp, direction: request}
-    when:
-      findings: {category: secret}
-    action: redact
-)");
+  Fixture f(std::string("mode: enforce\nrules:") + kRedactRule);
   const std::string message = std::string("deploy \"now\" with ") + kSecret + " today";
   mcp::McpCall c = Fixture::call(message, 1500);
   f.decider.on_mcp_request(c, 80);
