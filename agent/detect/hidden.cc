@@ -123,6 +123,9 @@ std::string strip_invisible(std::string_view text, std::vector<size_t>* origin) 
 
 std::string decode_tag_text(std::string_view text) {
   std::string hidden;
+  // U+E0000..U+E007F are F3 A0 80 80..F3 A0 81 BF in UTF-8, and F3 never continues another
+  // sequence: without "F3 A0" there is nothing to decode, and most text is found so by memchr.
+  if (text.find("\xF3\xA0") == std::string_view::npos) return hidden;
   each_invisible(text, [&](Kind k, size_t, size_t, uint32_t cp) {
     if (k == Kind::kTag && cp >= 0xE0020 && cp <= 0xE007E) hidden += char(cp - 0xE0000);
   });

@@ -114,7 +114,11 @@ const std::vector<InjectionRule> kRules = {
      R"(\b(in|into|within|to|throughout|inside|as\W+part\W+of|at\W+the\W+(end|start|)"
      R"(beginning)\W+of)\W+your\W+(response|reply|answer|output|responses|replies|answers|)"
      R"(elucidation|explanation|summary)\b)",
-     0.5, 0.85, "instructs the model how to write its answer"},
+     0.5, 0.85, "instructs the model how to write its answer",
+     // Short common words before an unbounded \W+ made this rule alone half of the set's
+     // time on ordinary text.
+     R"(your\W+(response|reply|answer|output|responses|replies|answers|elucidation|)"
+     R"(explanation|summary)\b)"},
     {"injection.response_manipulation",
      R"(\byour\W+(response|reply|answer|output|responses|replies|answers)\W+((in|into|as|)"
      R"(using|with)\W+(a\W+|an\W+)?(base\W?(16|32|64|85)|hex|hexadecimal|binary|rot\W?13|)"
@@ -174,9 +178,10 @@ const std::vector<InjectionRule> kRules = {
      0.75, 0.9, "asks the model to decode and follow hidden instructions"},
 };
 
-// Scratch space is per thread and per database; scan() stays const and thread-safe.
+// Scratch space is per thread and per rule set (one serves both its databases); scan()
+// stays const and thread-safe.
 struct Scratch {
-  const hs_database_t* db = nullptr;
+  const void* owner = nullptr;
   hs_scratch_t* scratch = nullptr;
   ~Scratch() {
     if (scratch) hs_free_scratch(scratch);
@@ -191,6 +196,68 @@ int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void
   return 0;
 }
 
+int on_any_match(unsigned, unsigned long long, unsigned long long, unsigned, void* ctx) {
+  *static_cast<bool*>(ctx) = true;
+  return 1;  // one is enough: stop scanning
+}
+
+// Whether `suffix` ends `pattern` and starts at its top level: outside any group or
+// character class, in a pattern with no top-level alternation, and not at a quantifier. Then
+// the pattern is a concatenation "prefix suffix", and every match of it ends with a match of
+// the suffix (assertions such as \b see the same text around it).
+bool top_level_suffix(std::string_view pattern, std::string_view suffix) {
+  if (suffix.empty() || suffix.size() >= pattern.size() || !pattern.ends_with(suffix) ||
+      std::string_view("*+?{").find(suffix[0]) != std::string_view::npos)
+    return false;
+  const size_t cut = pattern.size() - suffix.size();
+  int depth = 0;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (i == cut && (depth != 0 || in_class)) return false;
+    const char c = pattern[i];
+    if (c == '\\') {
+      if (i + 1 == cut) return false;  // the cut would split an escape
+      ++i;
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (c == '[') {
+      in_class = true;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      --depth;
+    } else if (c == '|' && depth == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// One vectorscan database of `patterns`, ids their positions; throws naming the rule that
+// does not compile.
+hs_database_t* compile_rules(const std::vector<std::string>& patterns) {
+  std::vector<const char*> exprs;
+  std::vector<unsigned> flags, ids;
+  for (unsigned i = 0; i < patterns.size(); ++i) {
+    exprs.push_back(patterns[i].c_str());
+    ids.push_back(i);
+    flags.push_back(HS_FLAG_CASELESS | HS_FLAG_MULTILINE | HS_FLAG_SINGLEMATCH);
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()),
+                       HS_MODE_BLOCK, nullptr, &db, &err) != HS_SUCCESS) {
+    std::string why = err && err->message ? err->message : "unknown error";
+    const int at = err ? err->expression : -1;
+    if (err) hs_free_compile_error(err);
+    throw std::runtime_error(
+        "injection rule " +
+        (at >= 0 ? std::string(kRules[at].id) + " #" + std::to_string(at) : std::string("set")) +
+        " does not compile: " + why);
+  }
+  return db;
+}
+
 bool is_tool_content(Source s) {
   return s == Source::kToolResult || s == Source::kToolDescription;
 }
@@ -201,25 +268,20 @@ bool is_tool_content(Source s) {
 class RuleSet {
  public:
   RuleSet() {
-    std::vector<std::string> patterns;
-    std::vector<const char*> exprs;
-    std::vector<unsigned> flags, ids;
-    for (unsigned i = 0; i < kRules.size(); ++i) {
-      patterns.emplace_back(kRules[i].pattern);
-      ids.push_back(i);
-      flags.push_back(HS_FLAG_CASELESS | HS_FLAG_MULTILINE | HS_FLAG_SINGLEMATCH);
+    std::vector<std::string> patterns, prefilters;
+    for (const InjectionRule& r : kRules) {
+      patterns.emplace_back(r.pattern);
+      if (!r.prefilter.empty() && !top_level_suffix(r.pattern, r.prefilter))
+        throw std::logic_error("injection rule " + std::string(r.id) +
+                               ": its prefilter is not a top-level suffix of its pattern");
+      prefilters.emplace_back(r.prefilter.empty() ? r.pattern : r.prefilter);
     }
-    for (const auto& p : patterns) exprs.push_back(p.c_str());
-    hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()),
-                         HS_MODE_BLOCK, nullptr, &db_, &err) != HS_SUCCESS) {
-      std::string why = err && err->message ? err->message : "unknown error";
-      const int at = err ? err->expression : -1;
-      if (err) hs_free_compile_error(err);
-      throw std::runtime_error(
-          "injection rule " +
-          (at >= 0 ? std::string(kRules[at].id) + " #" + std::to_string(at) : std::string("set")) +
-          " does not compile: " + why);
+    db_ = compile_rules(patterns);
+    try {
+      prefilter_ = compile_rules(prefilters);
+    } catch (...) {
+      release();
+      throw;
     }
     for (const auto& p : patterns) {
       int code = 0;
@@ -238,17 +300,24 @@ class RuleSet {
   RuleSet(const RuleSet&) = delete;
   RuleSet& operator=(const RuleSet&) = delete;
 
-  // The rules that match somewhere in `text`, each once.
+  // The rules that match somewhere in `text`, each once, in the order vectorscan reports them.
   std::vector<unsigned> match(std::string_view text) const {
     thread_local Scratch scratch;
     std::vector<unsigned> matched;
-    if (scratch.db != db_) {
-      if (hs_alloc_scratch(db_, &scratch.scratch) != HS_SUCCESS) return matched;
-      scratch.db = db_;
+    if (scratch.owner != this) {
+      if (hs_alloc_scratch(db_, &scratch.scratch) != HS_SUCCESS ||
+          hs_alloc_scratch(prefilter_, &scratch.scratch) != HS_SUCCESS)
+        return matched;
+      scratch.owner = this;
     }
     // vectorscan takes at most 4 GiB at once; messages are far smaller.
     const unsigned len = unsigned(std::min<size_t>(text.size(), 0xffffffffu));
-    hs_scan(db_, text.data(), len, 0, scratch.scratch, on_match, &matched);
+    // Most text matches no rule, and the prefilters (each rule's, or the rule itself) say so
+    // at a fraction of the cost. When they find something the whole set runs as before, so
+    // which rules are reported, and in which order, does not depend on them.
+    bool maybe = false;
+    hs_scan(prefilter_, text.data(), len, 0, scratch.scratch, on_any_match, &maybe);
+    if (maybe) hs_scan(db_, text.data(), len, 0, scratch.scratch, on_match, &matched);
     return matched;
   }
 
@@ -268,12 +337,15 @@ class RuleSet {
  private:
   void release() {
     hs_free_database(db_);
+    hs_free_database(prefilter_);
+    prefilter_ = nullptr;
     for (pcre2_code* r : spans_) pcre2_code_free(r);
     spans_.clear();
     db_ = nullptr;
   }
 
-  hs_database_t* db_ = nullptr;
+  hs_database_t* db_ = nullptr;         // every rule
+  hs_database_t* prefilter_ = nullptr;  // every rule's prefilter, or the rule
   std::vector<pcre2_code*> spans_;
 };
 

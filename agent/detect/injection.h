@@ -21,6 +21,9 @@ struct InjectionRule {
   double tool_confidence;        // the same in a tool result or tool description, where any
                                  // instruction to the model is out of place
   std::string_view explanation;  // what the match means, for a human
+  // Optional: a suffix of `pattern` taken at its top level, so that every match of the rule
+  // ends with a match of it, which vectorscan finds far more cheaply than the whole rule.
+  std::string_view prefilter = {};
 };
 const std::vector<InjectionRule>& injection_rules();
 

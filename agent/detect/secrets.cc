@@ -10,7 +10,7 @@
 namespace agentwall::detect {
 namespace {
 
-inline uint8_t u8(char c) {
+constexpr uint8_t u8(char c) {
   return static_cast<uint8_t>(c);
 }
 using namespace ascii;
@@ -270,8 +270,13 @@ class Scanner {
         "key", "secret", "token",  "tokens",     "password",    "passwd",
         "pwd", "auth",   "apikey", "credential", "credentials", "authorization",
     };
-    const char last = lower(name.back());
-    if (!std::strchr("ytsdnh", last)) return false;  // cheap reject for ordinary words
+    // Cheap reject for ordinary words: every word above ends in one of "ytsdnh".
+    static constexpr std::array<bool, 256> kLastLetter = [] {
+      std::array<bool, 256> t{};
+      for (char c : std::string_view("ytsdnh")) t[u8(c)] = t[u8(c) - 'a' + 'A'] = true;
+      return t;
+    }();
+    if (!kLastLetter[u8(name.back())]) return false;
     for (std::string_view w : kWords) {
       if (!iends_with(name, w)) continue;
       const size_t at = name.size() - w.size();
