@@ -439,6 +439,14 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
     if (!go.ok()) spdlog::warn("not probing Go's crypto/tls in {}: {}", shown, go.error);
   }
   const bool go_tls = go.functions.count(elf::kGoConnWrite) && go.functions.count(elf::kGoConnRead);
+  if (!go_tls && !go.without_returns.empty()) {
+    std::string names;
+    for (const std::string& n : go.without_returns) names += (names.empty() ? "" : ", ") + n;
+    spdlog::warn(
+        "not probing Go's crypto/tls in {}: no RET instruction found in {} (its "
+        "results cannot be read without return probes, which break Go programs)",
+        shown, names);
+  }
   // ---- end Go ----
   // ---- BoringSSL (Bun) or OpenSSL linked into a stripped executable: by signature ----
   std::unordered_map<std::string, uint64_t> offsets = syms.offsets;

@@ -236,7 +236,12 @@ GoLookup find_go_functions_in_image(std::span<const uint8_t> image,
         find_returns_x86_64(image.subspan(f.offset, f.size), f.offset, f.returns);
     if (!error.empty()) return fail(it->first + ": " + error);
     // A function that never returns (only tail calls) cannot be probed at its returns.
-    it = f.returns.empty() ? r.functions.erase(it) : std::next(it);
+    if (f.returns.empty()) {
+      r.without_returns.push_back(it->first);
+      it = r.functions.erase(it);
+    } else {
+      ++it;
+    }
   }
   return r;
 }

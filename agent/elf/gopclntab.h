@@ -38,6 +38,9 @@ struct GoLookup {
   std::string go_version;       // from .go.buildinfo ("go1.19.8"); empty when not found
   // Name -> where it is, for the names found whose returns could all be located.
   std::unordered_map<std::string, GoFunction> functions;
+  // Names found but left out of `functions` because their code has no RET instruction (a
+  // function that only tail-calls): they cannot be probed at their returns.
+  std::vector<std::string> without_returns;
   // Empty on success; otherwise "<file>: <what is wrong>", and `functions` is empty.
   std::string error;
   bool ok() const { return error.empty(); }
