@@ -105,6 +105,24 @@ Outcome Gate::carry_out(const TlsHold& h, const RequestVerdict& v, std::string_v
   return act_.allow(h);
 }
 
+void Gate::remember_refusal(const TlsHold& h, const RequestVerdict& v, const Outcome& out) {
+  if (out.done != Verdict::kBlock || !out.ok) {
+    refused_.erase(h.conn_id);  // sent (or the process is gone): the stream moves on
+    return;
+  }
+  if (refused_.size() >= kRefusedMax && !refused_.count(h.conn_id)) refused_.clear();
+  Refused& r = refused_[h.conn_id];
+  r.stream_off = h.stream_off;
+  r.verdict = v;
+  r.verdict.verdict = Verdict::kBlock;
+  r.verdict.secrets.clear();
+  r.verdict.body.clear();
+}
+
+void Gate::on_close(const TlsClose& c) {
+  refused_.erase(c.conn_id);
+}
+
 void Gate::on_hold(const TlsHold& h) {
   ++stats_.holds;
   std::string held;
@@ -114,13 +132,19 @@ void Gate::on_hold(const TlsHold& h) {
   }
   RequestVerdict v;
   bool judged = false;
+  std::string note;
   if (auto it = verdicts_.find(h.conn_id); it != verdicts_.end()) {
     v = std::move(it->second);
     verdicts_.erase(it);
     judged = true;
+  } else if (auto r = refused_.find(h.conn_id);
+             r != refused_.end() && r->second.stream_off == h.stream_off) {
+    v = r->second.verdict;
+    judged = true;
+    note = "written again where a blocked write was refused (stream offset " +
+           std::to_string(h.stream_off) + "): blocked again";
   }
   const double waited_ms = double(unix_now_ns() - h.time_ns) / 1e6;
-  std::string note;
   if (waited_ms > opt_.deadline_ms && v.verdict != Verdict::kAllow) {
     // Too late to act as asked: the policy's fail mode decides.
     ++stats_.deadline_missed;
@@ -128,6 +152,7 @@ void Gate::on_hold(const TlsHold& h) {
     v.verdict = v.fail_closed ? Verdict::kBlock : Verdict::kAllow;
   }
   const Outcome out = carry_out(h, v, held);
+  remember_refusal(h, v, out);
   if (!out.ok) ++stats_.failures;
   stats_.latency_max_us = std::max(stats_.latency_max_us, out.latency_us);
   stats_.latency_sum_us += out.latency_us;

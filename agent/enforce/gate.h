@@ -69,6 +69,7 @@ class Gate final : public CaptureSink {
 
   void on_chunk(const TlsChunk& chunk) override;
   void on_hold(const TlsHold& hold) override;
+  void on_close(const TlsClose& close) override;
 
   GateStats stats() const;
   // A reloaded policy's deadline applies to the holds after this.
@@ -81,13 +82,25 @@ class Gate final : public CaptureSink {
     uint64_t stream_off = 0;
     std::string bytes;
   };
+  // A write the gate blocked: nothing of it was sent, so the connection's stream stays at
+  // its offset. A client may write the same bytes again there (Claude Code 2.1.200 does
+  // after BoringSSL's error). The capture already has bytes at that offset and skips them,
+  // so the pipeline sees no new request and notes no verdict: without this, the retry
+  // would be let through. Any later held write at that offset is blocked the same way.
+  struct Refused {
+    uint64_t stream_off = 0;
+    RequestVerdict verdict;  // the one that blocked it (no secrets kept)
+  };
   Outcome carry_out(const TlsHold& h, const RequestVerdict& v, std::string_view held);
+  void remember_refusal(const TlsHold& h, const RequestVerdict& v, const Outcome& out);
 
   Actuator& act_;
   Emit emit_;
   GateOptions opt_;
   std::unordered_map<uint64_t, Held> held_;                // by connection
   std::unordered_map<uint64_t, RequestVerdict> verdicts_;  // by connection
+  std::unordered_map<uint64_t, Refused> refused_;          // by connection
+  static constexpr size_t kRefusedMax = 65536;             // connections; then forgotten
   GateStats stats_;
   std::vector<double> latencies_;  // ring of the last kLatencies holds' latencies
   size_t next_latency_ = 0;

@@ -166,3 +166,49 @@ TEST_CASE("enforce: a verdict for a connection with nothing held is not kept") {
   g.on_hold(hold(3, 0, 5));
   CHECK(act.calls == std::vector<std::string>{"allow"});
 }
+
+TEST_CASE("enforce: a blocked write written again at the same offset is blocked again") {
+  RecordingActuator act;
+  std::vector<std::string> lines;
+  GateOptions opt;
+  opt.deadline_ms = 1e18;  // the test's holds are timestamped at 0
+  Gate g(
+      act, [&](const std::string& l) { lines.push_back(l); }, opt);
+  const std::string req = "POST /v1/messages HTTP/1.1\r\n\r\n{\"k\":\"sk-abcdef\"}";
+  g.on_chunk(held_chunk(5, 300, req));
+  RequestVerdict v;
+  v.verdict = Verdict::kBlock;
+  v.rule = "block-secrets";
+  v.secrets = {"sk-abcdef"};
+  g.note_request(5, v);
+  g.on_hold(hold(5, 300, uint32_t(req.size())));
+  // The client writes the same bytes again: nothing was sent, so the stream is still at 300,
+  // and the pipeline, which already has those bytes, notes no verdict.
+  g.on_chunk(held_chunk(5, 300, req));
+  g.on_hold(hold(5, 300, uint32_t(req.size())));
+  CHECK(act.calls == std::vector<std::string>{"block", "block"});
+  REQUIRE(lines.size() == 2);
+  const auto j = nlohmann::json::parse(lines[1]);
+  CHECK(j["action"] == "block");
+  CHECK(j["rule"] == "block-secrets");
+  CHECK(j["note"].get<std::string>().find("blocked again") != std::string::npos);
+  CHECK(g.stats().blocked == 2);
+
+  // Another connection, and the same one at another offset, are not affected.
+  g.on_hold(hold(6, 300, 10));
+  g.on_hold(hold(5, 400, 10));
+  CHECK(act.calls == std::vector<std::string>{"block", "block", "allow", "allow"});
+  // Once let through, the refusal is forgotten; and a closed connection forgets it too.
+  g.on_hold(hold(5, 300, 10));
+  CHECK(act.calls.back() == "allow");
+  g.on_chunk(held_chunk(5, 500, req));
+  g.note_request(5, v);
+  g.on_hold(hold(5, 500, uint32_t(req.size())));
+  CHECK(act.calls.back() == "block");
+  TlsClose c;
+  c.conn_id = 5;
+  g.on_close(c);
+  g.on_hold(hold(5, 500, 10));
+  CHECK(act.calls.back() == "allow");
+  CHECK(lines.size() == 3);
+}
