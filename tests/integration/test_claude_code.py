@@ -1,5 +1,8 @@
 """Claude Code's native binary, live: `claude -p` from npm (@anthropic-ai/claude-code-linux-x64,
 pinned in clients/package.json) talks to the provider stand-in through ANTHROPIC_BASE_URL.
+Every test runs on each release installed there: the newest under the package's own name, and
+older ones (RELEASES) under npm aliases, so that the signatures are checked on builds months
+apart, not only on the one they were written against.
 
 The binary is Bun: BoringSSL linked in, its symbols stripped. The agent finds SSL_write and
 SSL_read by their code (agent/elf/boringssl_sig.*: the error codes each raises from
@@ -28,27 +31,39 @@ import llm
 import test_enforce  # TestCgroup, policy_text, secret_rule, SECRET (its tests not collected)
 
 PACKAGE = "@anthropic-ai/claude-code-linux-x64"
-# AW_CLAUDE_BIN: another release's binary (`npm pack` of another version), to verify it.
-CLAUDE = os.environ.get("AW_CLAUDE_BIN") or os.path.join(llm.CLIENTS_DIR, "node_modules",
-                                                         *PACKAGE.split("/"), "claude")
+# Older releases, installed beside it by npm aliases (clients/package.json): the oldest on
+# npm (2026-08-19) and one from the middle of the range.
+RELEASES = ["2.1.110", "2.1.200"]
 STACK = "BoringSSL (linked in, stripped; located by signature)"
 # The second stand-in's name (its certificate's): claude reached by it sends it as SNI.
 HOST = "claude.agentwall.test"
 
 
-def claude_bin() -> str:
-    if not os.access(CLAUDE, os.X_OK):
-        raise AssertionError(f"{PACKAGE} is not installed in {llm.CLIENTS_DIR}/node_modules. Run "
-                             f"`scripts/install-deps.sh --test` (or `npm ci` in {llm.CLIENTS_DIR}).")
-    return CLAUDE
+def release_bin(version: str | None = None) -> str:
+    """The newest release's binary (AW_CLAUDE_BIN: another one, e.g. from `npm pack`), or an
+    older release's, installed under its alias."""
+    if version is None:
+        return os.environ.get("AW_CLAUDE_BIN") or os.path.join(
+            llm.CLIENTS_DIR, "node_modules", *PACKAGE.split("/"), "claude")
+    return os.path.join(llm.CLIENTS_DIR, "node_modules", f"claude-code-linux-x64-{version}",
+                        "claude")
+
+
+def claude_bin(path: str) -> str:
+    if not os.access(path, os.X_OK):
+        raise AssertionError(f"{path} is not installed ({PACKAGE} and its aliases in "
+                             f"{llm.CLIENTS_DIR}/package.json). Run `scripts/install-deps.sh "
+                             f"--test` (or `npm ci` in {llm.CLIENTS_DIR}).")
+    return path
 
 
 class ClaudeCodeTest(aw.AgentTestCase):
+    CLAUDE = release_bin()
 
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        claude_bin()
+        claude_bin(cls.CLAUDE)
         cls.standin = llm.StandIn(cls.pki).start()
         cls.addClassCleanup(cls.standin.stop)
         cls.named = llm.StandIn(cls.pki, cert=cls.pki.issue(HOST)).start()
@@ -83,9 +98,11 @@ class ClaudeCodeTest(aw.AgentTestCase):
         for that: the locator and the attach take a few hundred ms on this 400 MB binary."""
         home = aw.make_tempdir("aw-claude-home-")
         self.addCleanup(aw.remove_tempdir, home)
-        v = aw.run_client([CLAUDE, "--version"], env=self.claude_env(home), timeout=60, cwd=home)
+        v = aw.run_client([self.CLAUDE, "--version"], env=self.claude_env(home), timeout=60,
+                          cwd=home)
         aw.log(f"claude --version: {v.stdout.decode(errors='replace').strip()}")
-        want = f"attached to executable {CLAUDE} (SSL_read, SSL_set_tlsext_host_name, SSL_write)"
+        want = (f"attached to executable {self.CLAUDE} "
+                "(SSL_read, SSL_set_tlsext_host_name, SSL_write)")
         deadline = time.monotonic() + aw.DATA_TIMEOUT
         while time.monotonic() < deadline:
             tail = agent.stderr_tail(400)
@@ -98,7 +115,7 @@ class ClaudeCodeTest(aw.AgentTestCase):
                     self.assertIn(", SSL_set_tlsext_host_name at ", located[-1])
                 return located[-1] if located else ""
             time.sleep(0.05)
-        self.fail(f"the agent did not attach to {CLAUDE}:\n{agent.stderr_tail(40)}")
+        self.fail(f"the agent did not attach to {self.CLAUDE}:\n{agent.stderr_tail(40)}")
 
     def test_prompt_is_captured(self):
         port = self.standin.port
@@ -123,7 +140,7 @@ class ClaudeCodeTest(aw.AgentTestCase):
             home = aw.make_tempdir("aw-claude-home-")
             self.addCleanup(aw.remove_tempdir, home)
             prompt = f"Answer with one word, the code name {uuid.uuid4().hex[:10]} reversed."
-            res = aw.run_client([CLAUDE, "-p", prompt], env=self.claude_env(home), timeout=120,
+            res = aw.run_client([self.CLAUDE, "-p", prompt], env=self.claude_env(home), timeout=120,
                                 cwd=home)  # not the repository: claude reads its cwd
             entries = self.standin.entries[before:]
             calls = [e for e in entries if e.get("path", "").startswith("/v1/messages")
@@ -167,7 +184,7 @@ class ClaudeCodeTest(aw.AgentTestCase):
                 continue
             self.assertEqual(usage.get(k), v, f"usage.{k}" + ctx)
         self.assertEqual(event["process"]["pid"], res.pid)
-        self.assertEqual(event["process"]["exe"], os.path.realpath(CLAUDE))
+        self.assertEqual(event["process"]["exe"], os.path.realpath(self.CLAUDE))
         # Seen whole: no gap, no cut. Claude Code's request (a system prompt of tens of KB)
         # is longer than the event keeps of it: content_truncated says so.
         self.assertEqual(set(event.get("flags") or []) - {"content_truncated"}, set(), ctx)
@@ -188,10 +205,24 @@ class ClaudeCodeTest(aw.AgentTestCase):
         self.addCleanup(aw.remove_tempdir, home)
         env = self.claude_env(home, by_name)
         env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # a blocked call is not tried again
-        argv = [CLAUDE, "-p", prompt]
+        argv = [self.CLAUDE, "-p", prompt]
         if by_name:
             argv = self.resolving_host(argv)
         return aw.run_client(cg.wrap(argv), env=env, timeout=120, cwd=home, check=False)
+
+    def first_and_retries(self, recs: list[dict], pid: int) -> list[dict]:
+        """pid's enforce.action events, after checking that all but the first are a retry of
+        the blocked write, blocked again (some releases write the request again after the
+        refused SSL_write). Returns the first alone: the decision."""
+        actions = [r for r in recs if r.get("type") == "enforce.action"
+                   and r["process"]["pid"] == pid]
+        for a in actions[1:]:
+            self.assertEqual((a["action"], a["ok"]), ("block", True), actions)
+            self.assertIn("blocked again", a.get("note", ""), actions)
+            self.assertEqual(a["connection"], actions[0]["connection"], actions)
+        if len(actions) > 1:
+            aw.log(f"{len(actions) - 1} retry(ies) of the refused write, blocked again")
+        return actions[:1]
 
     def enforcing_agent(self, cg, action: str, rule: str | None = None) -> aw.Agent:
         rule = rule or test_enforce.secret_rule(action, cg.rel)
@@ -221,8 +252,7 @@ class ClaudeCodeTest(aw.AgentTestCase):
                 entries = [e for e in self.standin.entries[before:]
                            if marker in json.dumps(e.get("body"))]
             recs = agent.records()  # all of them: the agent has stopped
-            actions = [r for r in recs if r.get("type") == "enforce.action"
-                       and r["process"]["pid"] == res.pid]
+            actions = self.first_and_retries(recs, res.pid)
             results[action] = (res, entries, actions)
             aw.log(f"{action}: claude exit {res.returncode}, {len(entries)} request(s) at the "
                    f"stand-in, actions {[(a['action'], a['ok'], a['how']) for a in actions]}")
@@ -299,13 +329,12 @@ class ClaudeCodeTest(aw.AgentTestCase):
                 if allowed_marker in json.dumps(e.get("messages"))]
         self.assertEqual(len(mine), 1, json.dumps(llm.exchanges(recs, allowed.pid))[:4000])
         self.assertEqual(mine[0]["connection"].get("sni"), HOST, json.dumps(mine[0])[:3000])
-        self.assertEqual(mine[0]["process"]["exe"], os.path.realpath(CLAUDE))
+        self.assertEqual(mine[0]["process"]["exe"], os.path.realpath(self.CLAUDE))
         self.assertEqual([r for r in recs if r.get("type") == "enforce.action"
                           and r["process"]["pid"] == allowed.pid], [])
 
         # The secret to that host: blocked at claude's SSL_write, nothing sent.
-        actions = [r for r in recs if r.get("type") == "enforce.action"
-                   and r["process"]["pid"] == blocked.pid]
+        actions = self.first_and_retries(recs, blocked.pid)
         aw.log(f"blocked: claude exit {blocked.returncode}, actions "
                f"{[(a['action'], a['ok'], a['how']) for a in actions]}")
         self.assertEqual(at_standin(blocked_marker), [], "a blocked request reached the stand-in")
@@ -313,6 +342,13 @@ class ClaudeCodeTest(aw.AgentTestCase):
                            "claude should fail by itself:\n" + blocked.describe())
         self.assertEqual([(a["action"], a["ok"]) for a in actions], [("block", True)], actions)
         self.assertIn("nothing was sent", actions[0]["how"])
+
+
+# One class per older release: every test above, on that binary.
+for _v in RELEASES:
+    _name = "ClaudeCode_" + _v.replace(".", "_") + "_Test"
+    globals()[_name] = type(_name, (ClaudeCodeTest,), {"CLAUDE": release_bin(_v)})
+del _v, _name
 
 
 if __name__ == "__main__":
