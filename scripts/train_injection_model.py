@@ -5,7 +5,8 @@
 
 Default data: ../shared/eval/injection-dev.jsonl (public, MIT: PIGuard and BIPIA) and
 scripts/data/injection-extra.jsonl (written for this project: ordinary and hard benign
-prompts and tool results, direct and indirect attacks in several languages). Default output:
+prompts and tool results, direct and indirect attacks in several languages; scripts/data/README.md).
+scripts/data/injection-holdout.jsonl is kept out of training on purpose. Default output:
 agent/detect/data/injection_model.txt, which the build embeds.
 
 Logistic regression over hashed word unigrams, word bigrams and character 4-grams, the exact

@@ -31,9 +31,17 @@ const std::vector<InjectionRule> kRules = {
      R"(messages|orders|information|constraints|restrictions|programming|guidance|tasks?)\b)",
      0.9, 0.95, "tells the model to ignore the instructions it was given"},
     {"injection.ignore_instructions",
-     R"(\b(ignore|disregard|forget|override|bypass)\W+((all|any|of)\W+){0,2}your\W+)"
+     R"(\b(ignore|disregard|forget|override|bypass)\W+((all|any|of)\W+){0,2}(your|ur)\W+)"
      R"((instructions|rules|guidelines|programming|training|restrictions|directives|)"
      R"(system\W+prompt|prompt)\b)",
+     0.8, 0.95, "tells the model to ignore the instructions it was given"},
+    // The same order misspelt or paraphrased ("ignroe previus instrucions", "pay no attention
+    // to the earlier directions"): it needs an earlier/previous word and an instructions word.
+    {"injection.ignore_instructions",
+     R"(\b(ign\w{1,5}|igon\w{1,3}|ingo\w{1,3}|disre\w{1,6}|forg[eo]t+|pay\W+no\W+attention\W+to|)"
+     R"(set\W+aside|never\W+mind|scratch)\W+((all|the|your|any|of|what|everything|you)\W+){0,3})"
+     R"((prev\w{0,7}|prior|above|earlier|preceding|former|foregoing)\W+(\w+\W+){0,1})"
+     R"((instr\w{0,9}|direct\w{0,6}|prompts?|rules|orders|guidance|commands|guidelines)\b)",
      0.8, 0.95, "tells the model to ignore the instructions it was given"},
     {"injection.ignore_instructions",
      R"(\b(forget|ignore|disregard)\W+(everything|all\W+of\W+that|all\W+that|anything)\W+)"
@@ -53,9 +61,15 @@ const std::vector<InjectionRule> kRules = {
      "redefines how the model behaves from now on"},
     // Jailbreaks: personas and modes without rules.
     {"injection.jailbreak",
-     R"(\b(dan|stan|dude|aim|apophis|developer|god|jailbreak|jailbroken|unrestricted|)"
-     R"(unfiltered|uncensored|evil|dev|opposite|anarchy)\W+mode\b|\bdo\W+anything\W+now\b)",
+     R"(\b(dan|stan|dude|aim|apophis|jailbreak|jailbroken|unrestricted|)"
+     R"(unfiltered|uncensored|evil|opposite|anarchy)\W+mode\b|\bdo\W+anything\W+now\b|)"
+     R"(\b(you\W+are|you'?re|you\W+will\W+be)\W+(now\W+)?(in|entering|running\W+in)\W+(the\W+)?)"
+     R"((developer|dev|god)\W+mode\b|\b(chatgpt|gpt|ai|assistant|claude|llm)\W+with\W+)"
+     R"((developer|dev|god)\W+mode\b)",
      0.85, 0.9, "asks the model to enter a jailbreak mode"},
+    // "Developer mode" alone is also a phone's, a browser's and an app's setting.
+    {"injection.jailbreak", R"(\b(developer|dev|god)\W+mode\b)", 0.4, 0.7,
+     "mentions a developer or god mode"},
     {"injection.jailbreak",
      R"(\b(pretend|act|behave|roleplay|role-play|imagine|simulate|emulate)\W+((to\W+be|as|)"
      R"(like|that\W+you\W+are|you\W+are)\W+)?(an?\W+)?(unrestricted|unfiltered|uncensored|)"
@@ -79,6 +93,17 @@ const std::vector<InjectionRule> kRules = {
      R"(\b(you\W+must|must)\W+obey\W+(all|every|any|my)\W+(orders|commands|instructions|)"
      R"(requests)\b|\bstay\W+in\W+character\b|\bbreaking\W+character\b)",
      0.6, 0.8, "demands unconditional obedience or an unbroken persona"},
+    {"injection.jailbreak",
+     R"(\b(you\W+(are|were|have|had)|an?\W+ai)\W+((\w+\W+){0,3}(no|without\W+(any\W+)?))\W*)"
+     R"((restrictions|guidelines|rules|filters|ethical\W+(constraints|guidelines)|limits|limitations|)"
+     R"(content\W+polic(y|ies)|censorship|morals)\b|)"
+     R"(\byou\W+are\W+no\W+longer\W+(an?\W+|the\W+)?(\w+\W+){0,1}(assistant|ai|chatbot|model|bot)\b|)"
+     R"(\b(you\W+are|you'?re)\W+not\W+allowed\W+to\W+refuse\b|)"
+     R"(\b(safety|content)\W+(filters?|layers?|guidelines|restrictions|policies)\W+((are|is|have\W+been|)"
+     R"(now)\W+)*(disabled|off|removed|suspended|lifted|deactivated)\b|)"
+     R"(\b(disable|turn\W+off|remove|switch\W+off|deactivate)\W+(your|the|all)\W+(safety|content)\W+)"
+     R"((filters?|layers?|guidelines|restrictions|policies)\b)",
+     0.7, 0.85, "tells the model it has no rules or safety limits"},
     // Getting the system prompt out.
     {"injection.prompt_extraction",
      R"(\b(reveal|show|print|output|display|repeat|recite|tell\W+me|give\W+me|share|leak|)"
@@ -93,6 +118,22 @@ const std::vector<InjectionRule> kRules = {
      R"(words)\W+(given|above|you\W+were\W+given|you\W+received|before\W+this)\b)",
      0.8, 0.9, "asks the model to reveal its instructions"},
     {"injection.prompt_extraction",
+     R"(\b(repeat|print|output|show|copy|list|display|recite|return|write|paste|dump)\W+(out\W+)?)"
+     R"((me\W+)?(everything|all|the\W+(text|words|lines?|messages?|content))\W+((that|which)\W+)?)"
+     R"(((is|was|were|sits?|you\W+were\W+given|you\W+received|you\W+got)\W+)?(written\W+)?)"
+     R"((above|before|preceding|prior\W+to)\W+(this|my|the|our)\b)",
+     0.75, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(summari[sz]e|translate|paraphrase|encode|rephrase|reword|spell|outline)\W+((out|me)\W+)?)"
+     R"(your\W+((initial|original|system|hidden|secret|first|full|exact|previous|prior)\W+)?)"
+     R"((system\W+prompt|prompt|instructions|pre-?prompt|directives|rules)\b|)"
+     R"(\bwhat\W+(were|was)\W+you\W+((initially|originally|first)\W+)?(told|instructed|programmed)\b|)"
+     R"(\bfirst\W+(sentence|line|words?|paragraph)\W+of\W+your\W+(instructions|prompt|system\W+prompt|)"
+     R"(rules|system\W+message)\b)",
+     0.75, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(password|passphrase|secret(\W+word)?|key|code\W?word)\W+(that\W+)?you\W+(were|are|have\W+been)\W+)"
+     R"((told|instructed|asked|supposed|meant|programmed)\W+to\W+(keep|protect|guard|hide|withhold)\b|)"
      R"(\b(told|instructed|asked|programmed)\W+you\W+not\W+to\W+(reveal|say|share|tell|)"
      R"(disclose|mention|repeat)\b)",
      0.75, 0.85, "asks for what the model was told to keep secret"},
@@ -105,6 +146,12 @@ const std::vector<InjectionRule> kRules = {
      R"(%%%\W*end\b|\bend\W+of\W+(the\W+)?(user\W+)?(input|prompt|document|context|)"
      R"(conversation|instructions)\W*(%|=|-|#|\]|\}|>)|\{\W*system\W*:|\[\W*system\W*(:|\])|)"
      R"(\bbegin\W+(system|admin|developer)\W+(prompt|instructions|mode)\b)",
+     0.65, 0.9, "fakes the end of the input or a system message"},
+    {"injection.fake_delimiter",
+     R"((%%%|===|---|###|\*\*\*|>>>)\W*end\W+of\W+(the\W+)?(\w+\W+){0,2}(text|input|prompt|document|)"
+     R"(email|e-mail|transcript|context|data|file|conversation)\b|)"
+     R"(<\W*/\W*(user|document|context|data|input|email|human)\W*>\W*<\W*(system|assistant|admin|)"
+     R"(developer)\W*>)",
      0.65, 0.9, "fakes the end of the input or a system message"},
     {"injection.fake_delimiter",
      R"(^\W{0,6}(system|assistant|developer)\W{0,3}(prompt|message|instructions?)?\W{0,3}:)", 0.3,
@@ -120,19 +167,68 @@ const std::vector<InjectionRule> kRules = {
      R"(your\W+(response|reply|answer|output|responses|replies|answers|elucidation|)"
      R"(explanation|summary)\b)"},
     {"injection.response_manipulation",
-     R"(\byour\W+(response|reply|answer|output|responses|replies|answers)\W+((in|into|as|)"
-     R"(using|with)\W+(a\W+|an\W+)?(base\W?(16|32|64|85)|hex|hexadecimal|binary|rot\W?13|)"
-     R"(morse|reverse|leetspeak|pig\W+latin|emoji|spanish|french|german|chinese|japanese|)"
-     R"(italian|russian|code)|backwards?|reversed|in\W+reverse)\b)",
+     R"(\byour\W+((entire|whole|full|complete|next|final|every)\W+)?(response|reply|answer|output|)"
+     R"(responses|replies|answers|message)\W+((\w+\W+){0,2}(in|into|as|using|with|to)\W+(a\W+|an\W+|the\W+)?)"
+     R"((base\W?(2|8|16|32|58|64|85)|base\W+(two|sixteen|thirty\W+two|sixty\W+four)|hex\w*|binary|)"
+     R"(octal|ascii\W+codes?|unicode\W+code\W?points|rot\W?\d+|morse|caesar|atbash|vigen\w+|cipher\w*|)"
+     R"(reverse\w*|leetspeak|leet|l33t|pig\W+latin|emojis?|nato\W+(phonetic\W+)?alphabet|anagram\w*|)"
+     R"(alphanumeric|homophonic|substitution|intentional\W+misspellings?|misspell\w*|typos|)"
+     R"(all\W+caps|url\W?encod\w*|spanish|french|german|chinese|mandarin|japanese|korean|italian|)"
+     R"(russian|portuguese|dutch|arabic|hindi|latin|klingon|swahili|polish|turkish|greek|hebrew|)"
+     R"(swedish)|(\w+\W+){0,1}(backwards?|reversed|in\W+reverse|upside\W+down))\b)",
+     0.6, 0.85, "instructs the model to encode or alter its answer"},
+    {"injection.response_manipulation",
+     R"(\b(encode|encrypt|encipher|scramble|reverse|mirror|garble|misspell|anagram|obfuscate|)"
+     R"(translate|transliterate|rot13)\W+(all\W+of\W+)?your\W+((entire|whole|full|complete|)"
+     R"(next|final|every)\W+)?(response|reply|answer|output|responses|replies|answers)\b)",
      0.6, 0.85, "instructs the model to encode or alter its answer"},
     {"injection.response_manipulation",
      R"(\b(begin|start|end|finish|prefix|preface|conclude|open|close)\W+(your|each|every)\W+)"
      R"((response|reply|answer|message|output)\W+with\b)",
-     0.55, 0.85, "dictates how the model's answer starts or ends"},
+     0.45, 0.85, "dictates how the model's answer starts or ends"},
+    // ... with given words: "Begin your response with \"Access Denied.\"", not "with a summary".
     {"injection.response_manipulation",
-     R"(\b(respond|reply|answer|write|speak)\W+(only\W+)?(in|with|using)\W+(base\W?(16|32|64)|)"
-     R"(hex|binary|rot\W?13|morse|leetspeak|reverse\W+order)\b)",
+     R"(\b(begin|start|end|finish|prefix|preface|conclude|open|close)\W+(your|each|every)\W+)"
+     R"((response|reply|answer|message|output)\W+with\s*((the|this)\W+(words?|phrase|sentence|line)\W*)?)"
+     R"(("|'|\xe2\x80\x9c|\xe2\x80\x98|`))",
+     0.65, 0.9, "dictates the words the model's answer starts or ends with"},
+    {"injection.response_manipulation",
+     R"(\b(respond|reply|answer|write|speak|communicate|talk)\W+((only|exclusively|solely)\W+)?)"
+     R"((in|with|using)\W+(base\W?(16|32|64|85)|hex|binary|rot\W?13|morse|leetspeak|reverse\W+order|)"
+     R"(caesar|atbash|pig\W+latin|emojis?\W+only|nato\W+phonetic)\b)",
      0.55, 0.85, "instructs the model to encode its answer"},
+    // An encoding or cipher applied to the answer, or the answer turned around, told in other
+    // words ("use hex encoding for your reply", "apply ROT13 to everything you write").
+    {"injection.response_manipulation",
+     R"(\b(base\W?(16|32|64|85)|hex\w*|binary|morse|rot\W?13|caesar|atbash|cipher|encoding|leetspeak|)"
+     R"(emojis?)\b[^.\n]{0,30}\b(on|for|to|in)\W+(your\W+(response|reply|answer|output|summary|message)|)"
+     R"((everything|all|anything)\W+(that\W+)?you\W+(write|say|output|produce|send|reply|respond))\b)",
+     0.6, 0.85, "instructs the model to encode its answer"},
+    {"injection.response_manipulation",
+     R"(\b(reply|respond|answer|response|output)\b[^.\n]{0,40}\b(backwards?|reversed|in\W+reverse|)"
+     R"(in\W+binary|in\W+hex(adecimal)?|in\W+morse|in\W+base\W?(16|32|64|85))\b)",
+     0.45, 0.85, "instructs the model to encode or alter its answer"},
+    {"injection.response_manipulation",
+     R"(\b(answer|reply|respond|write|speak)\W+((only|exclusively|solely)\W+)?in\W+()"
+     R"(spanish|french|german|chinese|mandarin|japanese|korean|italian|russian|portuguese|dutch|arabic|hindi|latin|klingon|swahili|polish|turkish|greek|hebrew|swedish)\b)",
+     0.3, 0.7, "tells the model which language to answer in"},
+    {"injection.response_manipulation",
+     R"(\byour\W+(response|reply|answer|output|summary)\W+(must|should|has\W+to|needs\W+to|will)\W+)"
+     R"((\w+\W+){0,2}(mention|claim|assert|state|say|include|contain|promote|recommend|tell|)"
+     R"(reference|advertise|be\W+written)\b)",
+     0.45, 0.85, "instructs the model how to write its answer"},
+    // A task of the injector's in place of the user's.
+    {"injection.task_hijack",
+     R"(\b(ignore|disregard|forget|skip)\W+(the\W+)?(user'?s?|their|his|her)\W+(original\W+)?(question|)"
+     R"(request|query|instructions?|task|prompt)\b)",
+     0.7, 0.95, "tells the model to drop the user's request"},
+    {"injection.task_hijack",
+     R"(\b(before|when|while|after)\W+(you\W+)?(summari[sz]\w*|answer\w*|respond\w*|reply\w*)\W+)"
+     R"(((to\W+)?(this|it|the\W+user)\W+)?(also\W+)?(say|tell|list|write|add|mention|include|state|)"
+     R"(claim|recommend|insert)\b|)"
+     R"(\binstead\W+of\W+(summari[sz]ing|answering|responding|replying)\W+((to\W+)?(this|it|the\W+)"
+     R"(user'?s?\W+\w+)\W+)?(write|tell|say|list|output|print|give|compose)\b)",
+     0.5, 0.85, "gives the model another task than the user's"},
     {"injection.response_manipulation",
      R"(\b(replace|substitute|swap)\W+(every|all|each|the)\W+(\w+\W+){0,3}(letters?|vowels?|)"
      R"(consonants?|words?|characters?)\W+(with|by|for)\b)",
@@ -145,6 +241,11 @@ const std::vector<InjectionRule> kRules = {
      R"(((the|this|these|following|below|subsequent|given|provided|attached|above|a|an)\W+)+)"
      R"((python\W+|javascript\W+|bash\W+|shell\W+)?(code\W+)?(snippet|excerpt|block|section|)"
      R"(segment|fragment|script|payload|piece\W+of\W+code|code\W+(lines|piece))\b)",
+     0.5, 0.85, "asks the model to put given code into its answer"},
+    {"injection.code_insertion",
+     R"(\b(snippet|excerpt|block|section|fragment|segment|helper)\W+((\w+\W+){0,3})(in|into|within|)"
+     R"(to|throughout)\W+(the\W+(logic|structure|essence|body|core)\W+of\W+)?your\W+(code|solution|)"
+     R"(implementation|program|codebase|script|algorithm|answer|response|elucidation|function)\b)",
      0.5, 0.85, "asks the model to put given code into its answer"},
     // Data sent where it should not go.
     {"injection.exfiltration",
@@ -164,6 +265,17 @@ const std::vector<InjectionRule> kRules = {
      R"(\b(ai|assistant|llm|language\W+model|agent|chatbot|chatgpt|claude|gemini)\W{0,3}[:,]\W*)"
      R"((you\W+must|you\W+will|please\W+(ignore|disregard|forget)|ignore|disregard|forget)\b)",
      0.8, 0.9, "addresses the reading AI with an order"},
+    {"injection.addressed_to_model",
+     R"(\b(if|when)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+)?(ai|llm|language\W+model|)"
+     R"(assistant|bot|agent|chatbot)\W+(is\W+|are\W+)?(reading|processing|summari[sz]ing|parsing|)"
+     R"(handling|analy[sz]ing|reviewing)\b|)"
+     R"(\b(to|for)\W+(the|any|whoever'?s?)\W+(ai|llm|assistant|agent|model|bot)\W+(that|who|which)\W+)"
+     R"((reads|processes|summari[sz]es|writes|handles|parses)\b|)"
+     R"(\b(ai|llm|gpt)\W+(agents?|assistants?|reviewers?|helpers?|models?|systems?|bots?|summari[sz]ers?|)"
+     R"(readers?)\b[^.\n]{0,60}:\W*(please\W+)?(ignore|disregard|do\W+not|don'?t|never|always|you\W+must|)"
+     R"(include|add|insert|tell|say|send|forward|mark|approve|reply|respond|write|output|print|delete|)"
+     R"(remove|update|change|set)\b)",
+     0.5, 0.85, "addresses the reading AI directly"},
     {"injection.addressed_to_model",
      R"(<\W*/?\W*(important|system|instructions?|admin|secret)\W*>)", 0.35, 0.8,
      "hides orders in a pseudo-tag aimed at the model"},
