@@ -507,11 +507,47 @@ int BPF_KRETPROBE(ssl_call_exit) {
   return exit_call(ctx, false);
 }
 
+/* SSL_free(ssl), gnutls_deinit(session) and Go's (*Conn).Close all end a connection. */
+static __always_inline int close_conn(void* ssl) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  struct conn_key key = {.tgid = tgid, .ssl = (u64)ssl};
+  struct conn_state* st = bpf_map_lookup_elem(&conns, &key);
+  if (!st) return 0; /* never carried data: nothing to close */
+  struct aw_tls_close* ev = bpf_ringbuf_reserve(&data_rb, sizeof(*ev), 0);
+  if (ev) {
+    ev->kind = AW_EV_TLS_CLOSE;
+    ev->pid = tgid;
+    ev->tid = (u32)pid_tgid;
+    ev->reserved = 0;
+    ev->ts_ns = bpf_ktime_get_boot_ns();
+    ev->proc_start_ns = proc_start_ns();
+    ev->conn_id = st->conn_id;
+    ev->ssl = (u64)ssl;
+    ev->bytes_out = st->off[AW_DIR_OUT];
+    ev->bytes_in = st->off[AW_DIR_IN];
+    bpf_ringbuf_submit(ev, 0);
+  } else {
+    count(AW_CNT_CTRL_DROPS, 1);
+  }
+  /* The SSL* can be reused by the next connection: it gets a new id. */
+  bpf_map_delete_elem(&conns, &key);
+  return 0;
+}
+
 /* The host name a client asked for, `len` bytes at `name` (or up to its NUL when len is 0). */
 static __always_inline int emit_sni(void* ssl, const void* name, u64 len) {
   u64 pid_tgid = bpf_get_current_pid_tgid();
   u32 tgid = pid_tgid >> 32;
   if (skip_process(tgid)) return 0;
+  /* A name is set before a connection's handshake. A handle that already carried data is
+   * being reused for a new connection without the free the agent sees (OpenSSL's
+   * SSL_clear; a located BoringSSL, whose SSL_free is not probed): the old one ends here,
+   * so that the new one gets its own id, offsets and name. */
+  struct conn_key key = {.tgid = tgid, .ssl = (u64)ssl};
+  struct conn_state* old = bpf_map_lookup_elem(&conns, &key);
+  if (old && (old->off[AW_DIR_OUT] || old->off[AW_DIR_IN])) close_conn(ssl);
   struct conn_state* st = conn_lookup_or_create(tgid, (u64)ssl);
   if (!st) return 0;
   struct aw_tls_sni* ev = bpf_ringbuf_reserve(&data_rb, sizeof(*ev), 0);
@@ -570,35 +606,6 @@ SEC("uprobe")
 int BPF_KPROBE(gnutls_sni_enter, void* session, int type, const void* name, size_t len) {
   if (type != GNUTLS_NAME_DNS || !name || !len) return 0;
   return emit_sni(session, name, len);
-}
-
-/* SSL_free(ssl), gnutls_deinit(session) and Go's (*Conn).Close all end a connection. */
-static __always_inline int close_conn(void* ssl) {
-  u64 pid_tgid = bpf_get_current_pid_tgid();
-  u32 tgid = pid_tgid >> 32;
-  if (skip_process(tgid)) return 0;
-  struct conn_key key = {.tgid = tgid, .ssl = (u64)ssl};
-  struct conn_state* st = bpf_map_lookup_elem(&conns, &key);
-  if (!st) return 0; /* never carried data: nothing to close */
-  struct aw_tls_close* ev = bpf_ringbuf_reserve(&data_rb, sizeof(*ev), 0);
-  if (ev) {
-    ev->kind = AW_EV_TLS_CLOSE;
-    ev->pid = tgid;
-    ev->tid = (u32)pid_tgid;
-    ev->reserved = 0;
-    ev->ts_ns = bpf_ktime_get_boot_ns();
-    ev->proc_start_ns = proc_start_ns();
-    ev->conn_id = st->conn_id;
-    ev->ssl = (u64)ssl;
-    ev->bytes_out = st->off[AW_DIR_OUT];
-    ev->bytes_in = st->off[AW_DIR_IN];
-    bpf_ringbuf_submit(ev, 0);
-  } else {
-    count(AW_CNT_CTRL_DROPS, 1);
-  }
-  /* The SSL* can be reused by the next connection: it gets a new id. */
-  bpf_map_delete_elem(&conns, &key);
-  return 0;
 }
 
 SEC("uprobe")
