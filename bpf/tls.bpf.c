@@ -832,6 +832,41 @@ int BPF_KPROBE(go_close_enter) {
   return close_conn((void*)GO_ARG1(ctx));
 }
 
+/* Go's SNI. (*Conn).makeClientHello(c) calls hostnameInSNI(config.ServerName) on the same
+ * goroutine and uses what it returns as the name it sends (an IP literal gives ""). The entry
+ * of the first keeps c by goroutine; the entry of the second, with the name in its first two
+ * registers (a string's pointer and length), emits it for c. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct go_key);
+  __type(value, u64);
+} go_hellos SEC(".maps");
+
+SEC("uprobe")
+int BPF_KPROBE(go_hello_enter) {
+  u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (skip_process(tgid)) return 0;
+  struct go_key key = {.tgid = tgid, .g = GO_G(ctx)};
+  u64 conn = GO_ARG1(ctx);
+  bpf_map_update_elem(&go_hellos, &key, &conn, BPF_ANY);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(go_sni_enter) {
+  u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (skip_process(tgid)) return 0;
+  struct go_key key = {.tgid = tgid, .g = GO_G(ctx)};
+  u64* conn = bpf_map_lookup_elem(&go_hellos, &key);
+  if (!conn) return 0; /* called from elsewhere */
+  u64 c = *conn;
+  u64 len = GO_ARG2(ctx);
+  /* Not deleted here: the prologue runs again when the goroutine's stack grows. */
+  if (!c || !len) return 0;
+  return emit_sni((void*)c, (const void*)GO_ARG1(ctx), len);
+}
+
 /* The syscalls a TLS call makes on its socket; the first argument is the fd. */
 static __always_inline bool is_socket_io(long id) {
   switch (id) {

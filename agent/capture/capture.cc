@@ -330,8 +330,9 @@ bool BpfCapture::load(std::string& error) {
   // be attached otherwise).
   uprobe_multi_ = kernel_has_uprobe_multi();
   if (uprobe_multi_) {
-    for (bpf_program* prog : {tls_->progs.go_write_enter, tls_->progs.go_read_enter,
-                              tls_->progs.go_tls_ret, tls_->progs.go_close_enter})
+    for (bpf_program* prog :
+         {tls_->progs.go_write_enter, tls_->progs.go_read_enter, tls_->progs.go_tls_ret,
+          tls_->progs.go_close_enter, tls_->progs.go_hello_enter, tls_->progs.go_sni_enter})
       bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(kAttachUprobeMulti));
   }
   if (int err = tls_bpf__load(tls_); err) {
@@ -435,7 +436,8 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   // ---- Go's crypto/tls: by symbol, else by .gopclntab (stripped), with every RET ----
   elf::GoLookup go;
   if (kind == TargetKind::kExecutable) {
-    go = elf::find_go_functions(path, {elf::kGoConnWrite, elf::kGoConnRead, elf::kGoConnClose});
+    go = elf::find_go_functions(path, {elf::kGoConnWrite, elf::kGoConnRead, elf::kGoConnClose,
+                                       elf::kGoMakeClientHello, elf::kGoHostnameInSni});
     if (!go.ok()) spdlog::warn("not probing Go's crypto/tls in {}: {}", shown, go.error);
   }
   const bool go_tls = go.functions.count(elf::kGoConnWrite) && go.functions.count(elf::kGoConnRead);
@@ -544,7 +546,9 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       bpf_program* ret;  // at each RET instruction; null: none
     } go_probes[] = {{elf::kGoConnWrite, tls_->progs.go_write_enter, tls_->progs.go_tls_ret},
                      {elf::kGoConnRead, tls_->progs.go_read_enter, tls_->progs.go_tls_ret},
-                     {elf::kGoConnClose, tls_->progs.go_close_enter, nullptr}};
+                     {elf::kGoConnClose, tls_->progs.go_close_enter, nullptr},
+                     {elf::kGoMakeClientHello, tls_->progs.go_hello_enter, nullptr},
+                     {elf::kGoHostnameInSni, tls_->progs.go_sni_enter, nullptr}};
     for (const auto& p : go_probes) {
       const auto it = go.functions.find(p.function);
       if (it == go.functions.end()) continue;
@@ -565,9 +569,10 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
     std::unordered_map<bpf_program*, std::vector<uint64_t>> offsets;
     std::stable_partition(plan.begin(), plan.end(), [](const Attachment& a) { return a.early; });
     for (const Attachment& a : plan) {
-      const bool go_prog = a.prog == tls_->progs.go_write_enter ||
-                           a.prog == tls_->progs.go_read_enter ||
-                           a.prog == tls_->progs.go_tls_ret || a.prog == tls_->progs.go_close_enter;
+      const bool go_prog =
+          a.prog == tls_->progs.go_write_enter || a.prog == tls_->progs.go_read_enter ||
+          a.prog == tls_->progs.go_tls_ret || a.prog == tls_->progs.go_close_enter ||
+          a.prog == tls_->progs.go_hello_enter || a.prog == tls_->progs.go_sni_enter;
       if (!go_prog) continue;
       if (!offsets.count(a.prog)) order.push_back(a.prog);
       offsets[a.prog].push_back(a.offset);
@@ -585,7 +590,8 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       new_multi.push_back(fd);
     }
     std::erase_if(plan, [&](const Attachment& a) { return offsets.count(a.prog) > 0; });
-    for (const std::string* f : {&elf::kGoConnWrite, &elf::kGoConnRead, &elf::kGoConnClose})
+    for (const std::string* f : {&elf::kGoConnWrite, &elf::kGoConnRead, &elf::kGoConnClose,
+                                 &elf::kGoMakeClientHello, &elf::kGoHostnameInSni})
       if (go.functions.count(*f)) functions.insert(*f);
   }
   std::stable_partition(plan.begin(), plan.end(), [](const Attachment& a) { return a.early; });

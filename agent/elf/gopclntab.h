@@ -51,6 +51,10 @@ struct GoLookup {
 inline const std::string kGoConnWrite = "crypto/tls.(*Conn).Write";
 inline const std::string kGoConnRead = "crypto/tls.(*Conn).Read";
 inline const std::string kGoConnClose = "crypto/tls.(*Conn).Close";
+// The SNI: makeClientHello's receiver is the connection, and it passes the name it will send
+// to hostnameInSNI, on the same goroutine (both optional: no SNI without them).
+inline const std::string kGoMakeClientHello = "crypto/tls.(*Conn).makeClientHello";
+inline const std::string kGoHostnameInSni = "crypto/tls.hostnameInSNI";
 
 enum class GoSource {
   kSymbolsFirst,  // the ELF symbol table, then .gopclntab for what it lacks

@@ -337,7 +337,9 @@ class EnforceTest(aw.AgentTestCase):
         before Write runs (Go's error value cannot be made from outside), so the request never
         leaves and net/http returns the write's error; redacted, the server gets the mask.
         HTTP/1.1's request is the connection's first Write, so its socket is read from the
-        process's tls.Conn; HTTP/2's follows the preface, and its HEADERS may leave first."""
+        process's tls.Conn; HTTP/2's follows the preface, and its HEADERS may leave first.
+        The block rule is scoped to the host the client names (localhost): it gates the
+        connection only because Go's SNI is read (makeClientHello → hostnameInSNI)."""
         tmp = aw.make_tempdir("aw-enforce-go-")
         self.addCleanup(aw.remove_tempdir, tmp)
         binary = test_go.build(tmp, os.path.join(tmp, "tls_client"), "-ldflags=-s -w")
@@ -345,7 +347,10 @@ class EnforceTest(aw.AgentTestCase):
         for h2 in (False, True):
             with self.subTest(h2=h2):
                 block_tag = llm.new_tag()
-                with self.agent(policy_text("enforce", self.secret_rule("block"))) as agent:
+                rule = self.secret_rule("block").replace(
+                    "direction: request}", "direction: request, host: localhost}")
+                self.assertIn("host: localhost", rule)
+                with self.agent(policy_text("enforce", rule)) as agent:
                     test_go.wait_attached(self, agent, binary, "[Go: ")
                     blocked = self.go_call(binary, block_tag, user, h2)
                     hits = self.received(block_tag, wait=1.0)

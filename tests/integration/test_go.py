@@ -47,7 +47,8 @@ def wait_attached(test, agent: aw.Agent, binary: str, how: str) -> None:
     after its exec, sooner than the attach (docs/DESIGN.md, Attach latency)."""
     aw.run_client([binary], check=False)
     want = f"attached to executable {binary} (crypto/tls.(*Conn).Close, " \
-           f"crypto/tls.(*Conn).Read, crypto/tls.(*Conn).Write) [Go: "
+           f"crypto/tls.(*Conn).Read, crypto/tls.(*Conn).Write, " \
+           f"crypto/tls.(*Conn).makeClientHello, crypto/tls.hostnameInSNI) [Go: "
     deadline = time.monotonic() + aw.DATA_TIMEOUT
     while time.monotonic() < deadline:
         tail = agent.stderr_tail(400)
@@ -105,9 +106,11 @@ class GoTlsTest(aw.AgentTestCase):
         self.assertEqual(entry["http_version"], "2.0" if h2 else "1.1")
         event = llm.wait_exchange(agent, res.pid, aw.DATA_TIMEOUT)
         self.assertIsNotNone(event, llm.describe_events(agent, res.pid))
-        # Go's SNI is not read (docs/DESIGN.md): the host is the request's.
         llm.check_exchange(self, event, client, entry, host="localhost", exe=binary,
                            node_memory_bio=False)
+        # The SNI, from the name makeClientHello passes to hostnameInSNI (the client's
+        # tls.Config names localhost).
+        self.assertEqual(event["connection"].get("sni"), "localhost", json.dumps(event)[:3000])
         self.assertEqual(event["usage"]["input_tokens"], entry["answer"]["usage"]["prompt_tokens"])
 
     def test_chat_completion(self):
