@@ -38,6 +38,7 @@ enum aw_event_kind {
   AW_EV_EXEC = 10,      /* struct aw_proc_exec */
   AW_EV_EXIT = 11,      /* struct aw_proc_exit */
   AW_EV_LIB_MAP = 12,   /* struct aw_lib_map */
+  AW_EV_TLS_HELLO = 13, /* struct aw_tls_hello: the first bytes written on a new TCP connection */
 };
 
 enum aw_dir {
@@ -201,6 +202,23 @@ struct aw_sock_open {
 };
 
 #define AW_SOCK_DNS 1
+
+/* The first write on a TCP connection, when it starts like a TLS ClientHello (coverage view:
+ * its server_name names the peer, whatever TLS stack wrote it). */
+#define AW_HELLO_MAX 2048
+struct aw_tls_hello {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 cgroup_id;
+  u32 tid;
+  s32 fd;
+  u32 len; /* bytes in data */
+  u32 reserved;
+  struct aw_endpoint peer;
+  u8 data[AW_HELLO_MAX];
+};
 
 struct aw_tls_sni {
   u32 kind;

@@ -278,6 +278,16 @@ static __always_inline u64 new_stream_id(void) {
   return AW_PIPE_STREAM_BIT | (*seq << 8) | (bpf_get_smp_processor_id() & 0xff);
 }
 
+/* TCP connections whose first write is still to come (coverage view, connect_events on):
+ * that write is looked at for a TLS ClientHello, then the entry goes. An LRU: a process that
+ * exits without closing leaves nothing behind for long. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 8192);
+  __type(key, struct pipe_key);
+  __type(value, u8);
+} hello_socks SEC(".maps");
+
 static __always_inline struct pipe_stream* stream_of(u32 tgid, s32 fd) {
   struct pipe_key key = {.tgid = tgid, .fd = fd};
   struct pipe_stream* st = bpf_map_lookup_elem(&pipe_streams, &key);
@@ -342,6 +352,11 @@ static __always_inline void on_connect(struct pt_regs* regs, long ret, u32 tgid,
   bool watch = dns || (plain_port_count && bpf_map_lookup_elem(&plain_ports, &port) &&
                        is_loopback(family, skc));
   if (!watch && !connect_events) return;
+  if (!watch && type == SOCK_STREAM) {
+    struct pipe_key hk = {.tgid = tgid, .fd = fd};
+    u8 one = 1;
+    bpf_map_update_elem(&hello_socks, &hk, &one, BPF_ANY);
+  }
 
   struct pipe_stream fresh = {};
   if (watch) {
@@ -385,6 +400,7 @@ static __always_inline void on_connect(struct pt_regs* regs, long ret, u32 tgid,
 static __always_inline void on_close(struct pt_regs* regs, long ret, u32 tgid, u64 pid_tgid) {
   if (ret != 0) return;
   struct pipe_key key = {.tgid = tgid, .fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs)};
+  if (connect_events) bpf_map_delete_elem(&hello_socks, &key); /* closed before writing */
   struct pipe_stream* st = bpf_map_lookup_elem(&sock_streams, &key);
   if (!st) return;
   struct aw_tls_close* ev = bpf_ringbuf_reserve(&stdio_rb, sizeof(*ev), 0);
@@ -407,6 +423,58 @@ static __always_inline void on_close(struct pt_regs* regs, long ret, u32 tgid, u
   if (bpf_map_delete_elem(&sock_streams, &key) == 0) __sync_fetch_and_add(&sock_count, -1);
 }
 
+/* The first bytes a process writes on a new TCP connection, if they start like a TLS
+ * ClientHello: up to AW_HELLO_MAX of them (of the first segment of a writev/sendmsg). */
+static __always_inline void client_hello(struct pt_regs* regs, u8 call, long moved, u32 tgid,
+                                         u64 pid_tgid, s32 fd) {
+  u64 src = PT_REGS_PARM2_CORE_SYSCALL(regs);
+  if (call == AW_PIPE_WRITEV || call == AW_PIPE_SENDMSG) {
+    if (call == AW_PIPE_SENDMSG) {
+      struct user_msghdr msg = {};
+      if (bpf_probe_read_user(&msg, sizeof(msg), (void*)src) != 0) return;
+      src = (u64)msg.msg_iov;
+    }
+    struct iovec iov = {};
+    if (bpf_probe_read_user(&iov, sizeof(iov), (void*)src) != 0) return;
+    src = (u64)iov.iov_base;
+    if ((u64)moved > iov.iov_len) moved = (long)iov.iov_len;
+  }
+  u8 head[6];
+  if (moved < (long)sizeof(head) || bpf_probe_read_user(head, sizeof(head), (void*)src) != 0)
+    return;
+  /* A handshake record (22), TLS major version 3, a ClientHello (handshake type 1). */
+  if (head[0] != 22 || head[1] != 3 || head[5] != 1) return;
+  struct aw_tls_hello* ev = bpf_ringbuf_reserve(&stdio_rb, sizeof(*ev), 0);
+  if (!ev) {
+    count(AW_STDIO_RB_DROP_CHUNKS, 1);
+    return;
+  }
+  u64 len = (u64)moved;
+  if (len > AW_HELLO_MAX) len = AW_HELLO_MAX;
+  asm volatile("%[len] &= 0xfff" : [len] "+r"(len));
+  if (len > AW_HELLO_MAX || bpf_probe_read_user(ev->data, len, (void*)src) != 0) len = 0;
+  ev->kind = AW_EV_TLS_HELLO;
+  ev->pid = tgid;
+  ev->tid = (u32)pid_tgid;
+  ev->ts_ns = bpf_ktime_get_boot_ns();
+  struct task_struct* task = (struct task_struct*)bpf_get_current_task();
+  ev->proc_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+  ev->cgroup_id = bpf_get_current_cgroup_id();
+  ev->fd = fd;
+  ev->len = (u32)len;
+  ev->reserved = 0;
+  __builtin_memset(&ev->peer, 0, sizeof(ev->peer));
+  struct file* file = file_of_fd(fd);
+  struct socket* sock = file ? BPF_CORE_READ(file, private_data) : NULL;
+  struct sock* sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+  if (sk) {
+    const struct sock_common* skc = &sk->__sk_common;
+    u16 family = BPF_CORE_READ(skc, skc_family);
+    if (family == AF_INET || family == AF_INET6) endpoint_of(&ev->peer, family, skc, true);
+  }
+  bpf_ringbuf_submit(ev, 0);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(stdio_sys_exit, struct pt_regs* regs, long ret) {
   if (!watched_count && !plain_port_count && !connect_events)
@@ -415,7 +483,7 @@ int BPF_PROG(stdio_sys_exit, struct pt_regs* regs, long ret) {
   u8 call;
   if (!data_call_of(nr, &call)) {
     if ((nr == NR_CONNECT && (plain_port_count || connect_events)) ||
-        (nr == NR_CLOSE && sock_count > 0)) {
+        (nr == NR_CLOSE && (sock_count > 0 || connect_events))) {
       u64 pid_tgid = bpf_get_current_pid_tgid();
       u32 tgid = pid_tgid >> 32;
       if (tgid == self_tgid) return 0;
@@ -429,6 +497,17 @@ int BPF_PROG(stdio_sys_exit, struct pt_regs* regs, long ret) {
   if (ret <= 0) return 0; /* error, would-block or end of file: nothing moved */
   s32 fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
   bool receive = is_receive(call);
+  if (connect_events) {
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct pipe_key hk = {.tgid = pid_tgid >> 32, .fd = fd};
+    if (bpf_map_lookup_elem(&hello_socks, &hk)) {
+      /* The connection's first data call: the only one looked at (a server that speaks
+       * first is not TLS). Watched connections never get here (not in hello_socks). */
+      bpf_map_delete_elem(&hello_socks, &hk);
+      if (!receive) client_hello(regs, call, ret, pid_tgid >> 32, pid_tgid, fd);
+      return 0;
+    }
+  }
   /* stdio: reads of stdin and writes to stdout, by read/readv/write/writev. */
   bool stdio_call = call <= AW_PIPE_WRITEV && fd == (receive ? 0 : 1) && watched_count;
   if (!stdio_call && sock_count <= 0) return 0;

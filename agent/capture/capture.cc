@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -26,6 +27,7 @@
 
 #include "agent/capture/uprobe_multi.h"
 #include "agent/common/time.h"
+#include "agent/coverage/client_hello.h"
 #include "agent/elf/boringssl_sig.h"
 #include "agent/elf/gopclntab.h"
 #include "agent/elf/symbols.h"
@@ -1207,6 +1209,19 @@ void BpfCapture::handle_data(const void* data, size_t size) {
                        std::string_view(ev->comm, strnlen(ev->comm, sizeof(ev->comm))));
     }
     sink_->on_connect(tc);
+  } else if (kind == AW_EV_TLS_HELLO && size >= offsetof(aw_tls_hello, data)) {
+    const auto* ev = static_cast<const aw_tls_hello*>(data);
+    const size_t len = std::min<size_t>(ev->len, size - offsetof(aw_tls_hello, data));
+    ClientHello h;
+    h.sni =
+        coverage::client_hello_sni(std::string_view(reinterpret_cast<const char*>(ev->data), len));
+    if (h.sni.empty()) return;  // no name (an IP literal), or not read whole enough
+    h.time_ns = ev->ts_ns + boot_offset_;
+    h.process = {ev->pid, ev->proc_start_ns};
+    h.tid = ev->tid;
+    h.fd = ev->fd;
+    h.peer = endpoint_of(ev->peer);
+    sink_->on_client_hello(h);
   } else if (kind == AW_EV_SOCK_CLOSE && size >= sizeof(aw_tls_close)) {
     const auto* ev = static_cast<const aw_tls_close*>(data);
     const auto it = plain_conns_.find(ev->conn_id);

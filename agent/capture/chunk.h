@@ -215,6 +215,17 @@ struct TcpConnect {
   Endpoint peer;
 };
 
+// The server name in the TLS ClientHello a process wrote as the first bytes of a new TCP
+// connection: it names the peer whatever TLS stack wrote it (coverage view).
+struct ClientHello {
+  uint64_t time_ns = 0;
+  ProcessKey process;
+  uint32_t tid = 0;
+  int32_t fd = -1;
+  Endpoint peer;
+  std::string sni;
+};
+
 // A gated write, stopped before it ran: its bytes came just before as kChunkHeld chunks and
 // the process is stopped (SIGSTOP) until it is resumed, blocked, redacted or killed.
 struct TlsHold {
@@ -256,6 +267,8 @@ class CaptureSink {
   virtual void on_connect(const TcpConnect&) {}
   // A DNS response a resolver received on a UDP socket connected to port 53 (live only).
   virtual void on_dns(const ProcessKey&, std::string_view /*message*/) {}
+  // A ClientHello with a server name, from a connection's first write (live only).
+  virtual void on_client_hello(const ClientHello&) {}
 };
 
 }  // namespace agentwall

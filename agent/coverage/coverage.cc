@@ -244,6 +244,17 @@ void Coverage::on_connect(const TcpConnect& c) {
   if (!p.stack_known && p.chunks == 0 && name_of(c.peer).ai) identify(p, c.process.pid);
 }
 
+// The name a process's own ClientHello gave its peer: learned as a visible connection's SNI
+// is, so that a process whose TLS stack the agent cannot read (rustls, an unknown library) is
+// named by it too. Towards an AI endpoint, the stack is looked at now, as at a connect.
+void Coverage::on_client_hello(const ClientHello& h) {
+  if (!h.peer.is_ip() || h.sni.empty()) return;
+  learn(h.peer.to_string(), h.sni);
+  Proc* proc = proc_of(h.process);
+  if (!proc) return;
+  if (!proc->stack_known && proc->chunks == 0 && name_of(h.peer).ai) identify(*proc, h.process.pid);
+}
+
 void Coverage::identify(Proc& p, uint32_t live_pid) {
   // One look per executable: a runtime's processes (node, python3) carry the same stack.
   if (const auto it = stacks_.find(p.info.exe); !p.info.exe.empty() && it != stacks_.end()) {

@@ -69,6 +69,7 @@ class Coverage final : public CaptureSink {
   void on_connect(const TcpConnect& c) override;
   void on_close(const TlsClose& c) override;
   void on_dns(const ProcessKey& key, std::string_view message) override;
+  void on_client_hello(const ClientHello& h) override;
   void on_exit(const ProcessKey& key) override;
 
   // Learns AI endpoints from a delivered event line: the connection peer of an `llm.exchange`

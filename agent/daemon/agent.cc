@@ -110,6 +110,9 @@ class Fanout final : public CaptureSink {
   void on_dns(const ProcessKey& k, std::string_view message) override {
     for (auto* s : sinks_) s->on_dns(k, message);
   }
+  void on_client_hello(const ClientHello& h) override {
+    for (auto* s : sinks_) s->on_client_hello(h);
+  }
 
  private:
   std::vector<CaptureSink*> sinks_;

@@ -2,8 +2,11 @@
 platform package @openai/codex-linux-x64, a static musl Rust executable, stripped) in its
 non-interactive mode (`codex exec PROMPT`) against the provider stand-in. Its HTTPS client is
 rustls, which the agent does not capture: the test asserts the blind spot is reported, not
-silent — one `coverage.gap` for the native process naming the stand-in's address (an AI
-endpoint by `--coverage-endpoint`) and `rustls`, and no llm.exchange (no content at all) for it.
+silent — one `coverage.gap` for the native process naming the stand-in's address and
+`rustls`, and no llm.exchange (no content at all) for it. Twice: with the stand-in's address as
+the base URL (no SNI: an AI endpoint only by `--coverage-endpoint`), and with api.openai.com
+(in Codex's own /etc/hosts, a bind mount in a mount namespace of its own, at 127.0.0.1): then
+the ClientHello rustls writes names the endpoint by its SNI, with nothing configured.
 
 Set-up, all in temp dirs: CODEX_HOME with a config.toml whose model provider is the stand-in
 (base_url, the Responses API, an env_key for the fake key, an http_headers tag); HOME;
@@ -39,15 +42,21 @@ def native_binary() -> str:
 
 class CodexTest(aw.AgentTestCase):
 
-    def test_codex_exec_is_a_rustls_gap(self):
+    def run_codex(self, by_name: bool) -> tuple[dict, dict, list, aw.ClientResult, str]:
+        """codex exec against the stand-in, by address (the agent told the address is an AI
+        endpoint) or by the name api.openai.com (the agent told nothing). Returns the gap, the
+        stand-in's entry, the agent's records, the wrapper's result and the endpoint."""
         node = llm.node_bin()
         native = native_binary()
         for f in (CODEX_JS, native):
             if not os.path.isfile(f):
                 raise AssertionError(f"{f} is missing: run scripts/install-deps.sh --test")
-        home = os.path.join(self.tmp, "home")
-        codex_home = os.path.join(self.tmp, "codex-home")
-        work = os.path.join(self.tmp, "work")
+        name = "api.openai.com"
+        tmp = aw.make_tempdir("aw-codex-")
+        self.addCleanup(aw.remove_tempdir, tmp)
+        home = os.path.join(tmp, "home")
+        codex_home = os.path.join(tmp, "codex-home")
+        work = os.path.join(tmp, "work")
         for d in (home, codex_home, work):
             os.makedirs(d)
         tag = llm.new_tag()
@@ -55,23 +64,33 @@ class CodexTest(aw.AgentTestCase):
         # Letters and digits only: nothing the CLI could take for a file reference (@path) or a
         # command (/cmd, !cmd).
         prompt = f"Say one word about {secrets.token_hex(12)} {tag}"
-
-        with llm.StandIn(self.pki, netns=True) as standin:
+        cert = self.pki.issue(name) if by_name else None
+        with llm.StandIn(self.pki, netns=True, cert=cert) as standin:
             endpoint = f"127.0.0.1:{standin.port}"
+            base_url = f"https://{name}:{standin.port}" if by_name else standin.base_url
             with open(os.path.join(codex_home, "config.toml"), "w") as f:
                 f.write(f'model = "{MODEL}"\nmodel_provider = "standin"\n\n'
                         '[model_providers.standin]\nname = "stand-in"\n'
-                        f'base_url = "{standin.base_url}/v1"\nenv_key = "STANDIN_API_KEY"\n'
+                        f'base_url = "{base_url}/v1"\nenv_key = "STANDIN_API_KEY"\n'
                         'wire_api = "responses"\n'
                         f'http_headers = {{ "x-standin-tag" = "{tag}" }}\n')
             env = aw.client_env(HOME=home, CODEX_HOME=codex_home, STANDIN_API_KEY=key,
                                 SSL_CERT_FILE=self.pki.ca_cert, NO_COLOR="1", TERM="dumb",
                                 RUST_LOG="error")
-            with aw.Agent(command="run", args=["--health-interval", "0", "--coverage-endpoint",
-                                               endpoint]) as agent:
-                res = aw.run_client(standin.in_netns(
-                    [node, CODEX_JS, "exec", "--skip-git-repo-check", "--ephemeral", "-C", work,
-                     prompt]), env=env, cwd=work, timeout=90)
+            argv = [node, CODEX_JS, "exec", "--skip-git-repo-check", "--ephemeral", "-C", work,
+                    prompt]
+            if by_name:
+                hosts = os.path.join(tmp, "hosts")
+                with open(hosts, "w") as f:
+                    f.write(f"127.0.0.1 localhost\n127.0.0.1 {name}\n")
+                # unshare and sh exec: the pid stays node's.
+                argv = [aw.require_program("unshare", "util-linux"), "-m", "sh", "-c",
+                        f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh", *argv]
+            args = ["--health-interval", "0"]
+            if not by_name:
+                args += ["--coverage-endpoint", endpoint]
+            with aw.Agent(command="run", args=args) as agent:
+                res = aw.run_client(standin.in_netns(argv), env=env, cwd=work, timeout=90)
                 entry = standin.wait_entry(tag)
 
                 def gaps(recs):
@@ -96,12 +115,9 @@ class CodexTest(aw.AgentTestCase):
         pid = g["process"]["pid"]
         self.assertEqual(g["severity"], "high")
         self.assertEqual(g["endpoint"]["peer"], endpoint, g)
-        self.assertEqual(g["endpoint"]["named_by"], "config", g)
         self.assertGreaterEqual(g["endpoint"]["connections"], 1, g)
         self.assertEqual(g["tls_stack"], "rustls", g)
         self.assertIn("rustls", g["reason"], g)
-        # Named by its executable: the thread that connected is a tokio worker.
-        self.assertTrue(g["summary"].startswith(f"codex talks to {endpoint} "), g)
         # No content for the native process (nor the wrapper): not an exchange, not a byte.
         for p in {pid, res.pid}:
             self.assertEqual(llm.exchanges(recs, p), [], f"pid {p}")
@@ -110,6 +126,21 @@ class CodexTest(aw.AgentTestCase):
         health = [e for e in recs if e.get("type") == "agent.health"]
         if health:
             self.assertGreaterEqual(health[-1]["coverage"]["gaps"], 1)
+        return g, entry, recs, res, endpoint
+
+    def test_codex_exec_is_a_rustls_gap(self):
+        g, _, _, _, endpoint = self.run_codex(by_name=False)
+        self.assertEqual(g["endpoint"]["named_by"], "config", g)
+        # Named by its executable: the thread that connected is a tokio worker.
+        self.assertTrue(g["summary"].startswith(f"codex talks to {endpoint} "), g)
+
+    def test_its_client_hello_names_the_endpoint(self):
+        """By the name api.openai.com, nothing configured: rustls's ClientHello (read at the
+        connection's first write) names the endpoint, and the gap says api.openai.com."""
+        g, entry, _, _, _ = self.run_codex(by_name=True)
+        self.assertEqual(g["endpoint"]["named_by"], "sni", g)
+        self.assertEqual(g["endpoint"]["host"], "api.openai.com", g)
+        self.assertTrue(g["summary"].startswith("codex talks to api.openai.com "), g)
 
 
 if __name__ == "__main__":

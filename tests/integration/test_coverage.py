@@ -44,8 +44,8 @@ int (*volatile ssl_read)(SSL*, void*, int) = SSL_read;
 #define ssl_read SSL_read
 #endif
 
-/* client ADDR PORT SNI REQUEST: one TLS connection to ADDR:PORT, REQUEST written, the answer
- * printed until the server closes. */
+/* client ADDR PORT SNI REQUEST: one TLS connection to ADDR:PORT (SNI "-": none sent), REQUEST
+ * written, the answer printed until the server closes. */
 int main(int argc, char** argv) {
   if (argc != 5) return 2;
   argv++;
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   if (connect(fd, (struct sockaddr*)&sa, sizeof(sa)) != 0) { perror("connect"); return 1; }
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   SSL* ssl = SSL_new(ctx);
-  SSL_set_tlsext_host_name(ssl, argv[2]);
+  if (strcmp(argv[2], "-") != 0) SSL_set_tlsext_host_name(ssl, argv[2]);
   SSL_set_fd(ssl, fd);
   if (SSL_connect(ssl) != 1) { fprintf(stderr, "handshake failed\n"); return 1; }
   if (ssl_write(ssl, argv[3], (int)strlen(argv[3])) <= 0) return 1;
@@ -107,6 +107,7 @@ DNS_ADDR = "127.0.9.53"  # the test's name server (loopback: nothing leaves the 
 # A gateway reached by address alone (test_a_decoded_call_names_its_endpoint).
 GATEWAY_ADDR = "127.0.0.5"
 ANSWER_ADDR = "127.0.0.3"  # what it says api.anthropic.com is; a stand-in listens there
+OTHER_ADDR = "127.0.0.6"  # a server named by a host no list knows
 
 
 class DnsServer:
@@ -287,10 +288,41 @@ class CoverageTest(aw.AgentTestCase):
         health = [e for e in recs if e.get("type") == "agent.health"][-1]
         self.assertGreaterEqual(health["coverage"]["gaps"], 1)
 
+    def test_its_own_client_hello_names_the_endpoint(self):
+        """The stripped client, reaching an address nothing else named (no visible connection,
+        no DNS answer, no configuration), sends api.openai.com as its SNI: the ClientHello it
+        writes as its connection's first bytes (read at that write, whatever the TLS stack)
+        names the endpoint, and the gap says so. To a server it names by an unknown host, it
+        raises none (names are by address: that server listens elsewhere)."""
+        hidden = build_client(self.tmp, strip=True, indirect=True)
+        standin = llm.StandIn(self.pki, host=ANSWER_ADDR).start()
+        self.addCleanup(standin.stop)
+        cats = llm.StandIn(self.pki, host=OTHER_ADDR).start()
+        self.addCleanup(cats.stop)
+        with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
+                                           os.path.join(self.tmp, "state")]) as agent:
+            tag = llm.new_tag()
+            other = aw.run_client([hidden, OTHER_ADDR, str(cats.port), "cats.example",
+                                   chat_request(tag)])
+            cats.wait_entry(tag)
+            tag = llm.new_tag()
+            h = aw.run_client([hidden, ANSWER_ADDR, str(standin.port), "api.openai.com",
+                               chat_request(tag)])
+            standin.wait_entry(tag)
+            agent.wait_for(lambda r: gaps_of(r, h.pid), what="a coverage.gap named by SNI")
+            agent.wait_for(lambda r: False, timeout=2.0, what="settling")
+            recs = agent.records()
+        (g,) = gaps_of(recs, h.pid)
+        self.assertEqual(g["endpoint"]["host"], "api.openai.com", g)
+        self.assertEqual(g["endpoint"]["named_by"], "sni", g)
+        self.assertEqual(g["endpoint"]["peer"], f"{ANSWER_ADDR}:{standin.port}", g)
+        self.assertEqual(g["tls_stack"], "OpenSSL (linked in, stripped)", g)
+        self.assertEqual(gaps_of(recs, other.pid), [])
+
     def test_a_dns_answer_names_the_endpoint(self):
         """glibc's resolver (in a mount namespace of the test's own, whose /etc/resolv.conf
         names the test's server) learns api.anthropic.com is 127.0.0.3; the stripped client
-        then talks TLS to 127.0.0.3. No SNI the agent saw names that address: the DNS answer
+        then talks TLS to 127.0.0.3, sending no SNI. No SNI names that address: the DNS answer
         does."""
         unshare = shutil.which("unshare")
         if not unshare:
@@ -312,8 +344,7 @@ class CoverageTest(aw.AgentTestCase):
             self.assertEqual(lookup.stdout.decode().strip(), ANSWER_ADDR, lookup.describe())
             self.assertIn("api.anthropic.com/1", dns.queries)
             tag = llm.new_tag()
-            h = aw.run_client([hidden, ANSWER_ADDR, str(standin.port), "api.anthropic.com",
-                               chat_request(tag)])
+            h = aw.run_client([hidden, ANSWER_ADDR, str(standin.port), "-", chat_request(tag)])
             standin.wait_entry(tag)
 
             agent.wait_for(lambda r: gaps_of(r, h.pid), what="a coverage.gap named by DNS")
@@ -327,7 +358,7 @@ class CoverageTest(aw.AgentTestCase):
     def test_a_decoded_call_names_its_endpoint(self):
         """A gateway that no list knows, reached by address (no SNI, no DNS): curl's call to it
         is decoded as an LLM call, which makes the address an AI endpoint for every process;
-        the stripped client talking to it is then a gap named by that call."""
+        the stripped client talking to it (sending no SNI) is then a gap named by that call."""
         hidden = build_client(self.tmp, strip=True, indirect=True)
         gateway = llm.StandIn(self.pki, host=GATEWAY_ADDR).start()
         self.addCleanup(gateway.stop)
@@ -343,8 +374,7 @@ class CoverageTest(aw.AgentTestCase):
             self.assertIsNotNone(llm.wait_exchange(agent, curl.pid, aw.DATA_TIMEOUT),
                                  llm.describe_events(agent, curl.pid))
             tag = llm.new_tag()
-            h = aw.run_client([hidden, GATEWAY_ADDR, str(gateway.port), "gateway.test",
-                               chat_request(tag)])
+            h = aw.run_client([hidden, GATEWAY_ADDR, str(gateway.port), "-", chat_request(tag)])
             gateway.wait_entry(tag)
 
             agent.wait_for(lambda r: gaps_of(r, h.pid),
