@@ -10,22 +10,10 @@
 #include <memory>
 #include <numeric>
 
+#include "agent/common/ascii.h"
+
 namespace agentwall::detect {
 namespace {
-
-// Length of the ASCII prefix of p[0, n). Sixteen bytes a step: ASCII is most of what the
-// engine sees, and the whole of it is skipped here.
-size_t ascii_prefix(const char* p, size_t n) {
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    uint64_t a, b;
-    std::memcpy(&a, p + i, 8);
-    std::memcpy(&b, p + i + 8, 8);
-    if ((a | b) & 0x8080808080808080ull) break;
-  }
-  while (i < n && static_cast<unsigned char>(p[i]) < 0x80) ++i;
-  return i;
-}
 
 // The code point of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7: no
 // overlongs, surrogates or values past U+10FFFF) and its length in `len`; len is 0 when
@@ -270,7 +258,7 @@ const uint8_t* fold_table() {
 Normalized normalize(std::string_view in) {
   Normalized n;
   const size_t size = in.size();
-  size_t i = ascii_prefix(in.data(), size);
+  size_t i = ascii::ascii_prefix(in.data(), size);
   if (i == size || size >= std::numeric_limits<uint32_t>::max()) return n;
   const uint8_t* table = fold_table();
 
@@ -303,7 +291,7 @@ Normalized normalize(std::string_view in) {
   std::string other;
   while (i < size) {
     if (static_cast<unsigned char>(in[i]) < 0x80) {
-      i += ascii_prefix(in.data() + i, size - i);
+      i += ascii::ascii_prefix(in.data() + i, size - i);
       continue;
     }
     size_t len = 0;
