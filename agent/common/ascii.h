@@ -2,6 +2,10 @@
 // UTF-8 sequences, and cheap enough to inline in hot loops (<cctype> is none of these).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
 namespace agentwall::ascii {
 
 constexpr bool is_digit(char c) {
@@ -27,6 +31,20 @@ constexpr bool is_space(char c) {
 }
 constexpr char lower(char c) {
   return is_upper(c) ? char(c - 'A' + 'a') : c;
+}
+
+// Length of the ASCII prefix of p[0, n). Sixteen bytes a step: ASCII is most of what the
+// scanners that look for multi-byte characters see, and the whole of it is skipped here.
+inline size_t ascii_prefix(const char* p, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    uint64_t a, b;
+    std::memcpy(&a, p + i, 8);
+    std::memcpy(&b, p + i + 8, 8);
+    if ((a | b) & 0x8080808080808080ull) break;
+  }
+  while (i < n && static_cast<unsigned char>(p[i]) < 0x80) ++i;
+  return i;
 }
 
 }  // namespace agentwall::ascii

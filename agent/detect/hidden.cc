@@ -1,5 +1,7 @@
 #include "agent/detect/hidden.h"
 
+#include "agent/common/ascii.h"
+
 namespace agentwall::detect {
 namespace {
 
@@ -44,10 +46,14 @@ Kind kind_of(uint32_t cp) {
 }
 
 // Calls f(kind, begin, end, code point) for every invisible character. Only multi-byte
-// sequences can be invisible: ASCII text is skipped quickly.
+// sequences can be invisible: ASCII text is skipped sixteen bytes a step.
 template <typename F>
 void each_invisible(std::string_view t, F&& f) {
   for (size_t i = 0; i < t.size();) {
+    if (uint8_t(t[i]) < 0x80) {
+      i += ascii::ascii_prefix(t.data() + i, t.size() - i);
+      continue;
+    }
     if (uint8_t(t[i]) < 0xC0) {
       ++i;
       continue;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
@@ -19,15 +20,10 @@ constexpr size_t kMinNorm = 24;
 // Hashing, simple enough to reproduce in the training script: a word is FNV-1a (32 bits) of
 // its lowercase bytes; a feature is the top bits of (key ^ kind) times a 64-bit odd constant,
 // where the key is the word's hash, a pair of them, or up to 4 bytes of a character n-gram
-// with its length. Independent multiplies rather than one long chain per feature.
-uint32_t fnv_lower(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (char c : s) {
-    const uint8_t b = (c >= 'A' && c <= 'Z') ? uint8_t(c - 'A' + 'a') : uint8_t(c);
-    h = (h ^ b) * 16777619u;
-  }
-  return h;
-}
+// with its length. Independent multiplies rather than one long chain per feature. Words are
+// hashed by tokenize(), as it finds them.
+constexpr uint32_t kFnvBasis = 2166136261u;
+constexpr uint32_t kFnvPrime = 16777619u;
 
 constexpr uint64_t kWordKind = 0x1111111111111111ull;
 constexpr uint64_t kPairKind = 0x2222222222222222ull;
@@ -50,23 +46,36 @@ constexpr std::array<bool, 256> kWordByte = [] {
   return t;
 }();
 
-std::vector<Token> tokenize(std::string_view text) {
-  std::vector<Token> out;
-  out.reserve(text.size() / 5);
+uint8_t lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? uint8_t(c - 'A' + 'a') : uint8_t(c);
+}
+
+// The tokens of `text` into `toks`, and the hash of each (FNV-1a of its lowercase bytes)
+// into `hashes`, in one pass over the text. Both are cleared first: score() reuses them
+// from call to call.
+void tokenize(std::string_view text, std::vector<Token>& toks, std::vector<uint32_t>& hashes) {
+  toks.clear();
+  hashes.clear();
+  toks.reserve(text.size() / 5);
+  hashes.reserve(text.size() / 5);
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
   const size_t n = text.size();
   size_t i = 0;
   while (i < n) {
     while (i < n && !kWordByte[p[i]]) ++i;
     const size_t b = i;
-    while (i < n && kWordByte[p[i]]) ++i;
-    if (i > b) out.push_back({b, i});
+    uint32_t h = kFnvBasis;
+    for (; i < n && kWordByte[p[i]]; ++i) h = (h ^ lower(char(p[i]))) * kFnvPrime;
+    if (i > b) {
+      toks.push_back({b, i});
+      hashes.push_back(h);
+    }
   }
-  return out;
 }
 
-uint8_t lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? uint8_t(c - 'A' + 'a') : uint8_t(c);
+// The bigram token t makes with token t+1.
+uint32_t pair_feature(const std::vector<uint32_t>& hashes, size_t t) {
+  return feature((uint64_t(hashes[t]) << 32) | hashes[t + 1], kPairKind);
 }
 
 // Token t's features, appended: its word, its character 4-grams, and last, when `bigram`,
@@ -94,15 +103,54 @@ void token_features(std::string_view text, const std::vector<Token>& toks,
       }
     }
   }
-  if (bigram) out.push_back(feature((uint64_t(hashes[t]) << 32) | hashes[t + 1], kPairKind));
+  if (bigram) out.push_back(pair_feature(hashes, t));
 }
 
-std::vector<uint32_t> word_hashes(std::string_view text, const std::vector<Token>& toks) {
-  std::vector<uint32_t> h;
-  h.reserve(toks.size());
-  for (const Token& t : toks) h.push_back(fnv_lower(text.substr(t.begin, t.end - t.begin)));
-  return h;
-}
+// What the own features of recently seen words (the word and its 4-grams, everything but
+// the bigrams) add up to under one model, kept per thread from text to text. Text repeats
+// its words, and a word met again then costs a compare instead of about six lookups
+// scattered over the 1 MiB weight table. A sum is the one computed the first time, in the
+// same order, so scores do not move. Direct-mapped by the word's hash; words longer than
+// kMaxTokenForGrams have one feature only and are not kept.
+class WordSums {
+ public:
+  struct Entry {
+    uint32_t hash;
+    uint8_t len;                   // 0: empty
+    char word[kMaxTokenForGrams];  // lower case
+    uint32_t count;                // features summed
+    double sum;
+
+    bool holds(std::string_view w, uint32_t h) const {
+      if (len != w.size() || hash != h) return false;
+      for (size_t k = 0; k < w.size(); ++k)
+        if (word[k] != char(lower(w[k]))) return false;
+      return true;
+    }
+    void fill(std::string_view w, uint32_t h, double s, uint32_t n) {
+      hash = h;
+      len = uint8_t(w.size());
+      for (size_t k = 0; k < w.size(); ++k) word[k] = char(lower(w[k]));
+      count = n;
+      sum = s;
+    }
+  };
+
+  // Where the sums of the word with hash `h` under model `model` are kept; whether they
+  // are that word's, Entry::holds says.
+  Entry& slot(uint64_t model, uint32_t h) {
+    if (model != model_) {  // first use on this thread, or other weights: start empty
+      entries_.assign(kSlots, Entry{});
+      model_ = model;
+    }
+    return entries_[h % kSlots];
+  }
+
+ private:
+  static constexpr size_t kSlots = 1024;  // 40 KiB
+  uint64_t model_ = 0;
+  std::vector<Entry> entries_;
+};
 
 void sort_unique(std::vector<uint32_t>& v) {
   std::sort(v.begin(), v.end());
@@ -116,9 +164,9 @@ void sort_unique(std::vector<uint32_t>& v) {
 }  // namespace
 
 std::vector<uint32_t> NgramModel::features(std::string_view text) {
-  const std::vector<Token> toks = tokenize(text);
-  const std::vector<uint32_t> hashes = word_hashes(text, toks);
-  std::vector<uint32_t> out;
+  std::vector<Token> toks;
+  std::vector<uint32_t> hashes, out;
+  tokenize(text, toks, hashes);
   for (size_t t = 0; t < toks.size(); ++t)
     token_features(text, toks, hashes, t, t + 1 < toks.size(), out);
   sort_unique(out);
@@ -127,28 +175,40 @@ std::vector<uint32_t> NgramModel::features(std::string_view text) {
 
 NgramModel::Result NgramModel::score(std::string_view text) const {
   Result best;
-  const std::vector<Token> toks = tokenize(text);
+  // Per thread and kept from call to call, like the buffers below: no allocation per text.
+  thread_local std::vector<Token> toks;
+  thread_local std::vector<uint32_t> hashes;
+  tokenize(text, toks, hashes);
   if (toks.empty() || weights_.empty()) return best;
   // Features count with repeats, so a window's score is a sum over its tokens: each token's
   // features are hashed and weighed once, and windows are differences of prefix sums.
   // The bigram a token makes with the next one counts only when both are in the window.
-  const std::vector<uint32_t> hashes = word_hashes(text, toks);
   thread_local std::vector<uint32_t> feats;
   thread_local std::vector<double> own_sum, pair_sum;  // prefix sums over tokens
   thread_local std::vector<uint32_t> own_count;
+  thread_local WordSums seen;
   own_sum.assign(1, 0.0);
   pair_sum.assign(1, 0.0);
   own_count.assign(1, 0);
   for (size_t t = 0; t < toks.size(); ++t) {
-    feats.clear();
-    const bool bigram = t + 1 < toks.size();
-    token_features(text, toks, hashes, t, bigram, feats);
-    const size_t own = feats.size() - (bigram ? 1 : 0);
+    const std::string_view w = text.substr(toks[t].begin, toks[t].end - toks[t].begin);
+    WordSums::Entry* kept = w.size() <= kMaxTokenForGrams ? &seen.slot(id_, hashes[t]) : nullptr;
     double sum = 0;
-    for (size_t k = 0; k < own; ++k) sum += weights_[feats[k]];
+    uint32_t own = 0;
+    if (kept && kept->holds(w, hashes[t])) {
+      sum = kept->sum;
+      own = kept->count;
+    } else {
+      feats.clear();
+      token_features(text, toks, hashes, t, /*bigram=*/false, feats);
+      for (uint32_t f : feats) sum += weights_[f];
+      own = uint32_t(feats.size());
+      if (kept) kept->fill(w, hashes[t], sum, own);
+    }
     own_sum.push_back(own_sum.back() + sum);
-    own_count.push_back(own_count.back() + uint32_t(own));
-    pair_sum.push_back(pair_sum.back() + (bigram ? weights_[feats.back()] : 0.0));
+    own_count.push_back(own_count.back() + own);
+    const bool bigram = t + 1 < toks.size();
+    pair_sum.push_back(pair_sum.back() + (bigram ? weights_[pair_feature(hashes, t)] : 0.0));
   }
   double best_logit = -1e300;
   for (size_t from = 0;; from += kStrideTokens) {
@@ -174,7 +234,9 @@ size_t NgramModel::nonzero_weights() const {
 // Format: "agentwall-ngram-model 1 <dim_bits> <window> <stride>", "bias <float>", then one
 // "<index> <weight>" per line for every non-zero weight. '#' lines are comments.
 NgramModel NgramModel::parse(std::string_view data) {
+  static std::atomic<uint64_t> parsed{0};
   NgramModel m;
+  m.id_ = ++parsed;
   size_t line_no = 0;
   bool header = false, have_bias = false;
   while (!data.empty()) {

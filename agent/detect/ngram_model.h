@@ -40,6 +40,9 @@ class NgramModel {
  private:
   std::vector<float> weights_;
   float bias_ = 0;
+  // Which parse() made these weights (0: none): what score() keeps per thread between
+  // calls is only reused under the same weights.
+  uint64_t id_ = 0;
 };
 
 // The model shipped in the binary.

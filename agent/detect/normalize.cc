@@ -10,22 +10,10 @@
 #include <memory>
 #include <numeric>
 
+#include "agent/common/ascii.h"
+
 namespace agentwall::detect {
 namespace {
-
-// Length of the ASCII prefix of p[0, n). Sixteen bytes a step: ASCII is most of what the
-// engine sees, and the whole of it is skipped here.
-size_t ascii_prefix(const char* p, size_t n) {
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    uint64_t a, b;
-    std::memcpy(&a, p + i, 8);
-    std::memcpy(&b, p + i + 8, 8);
-    if ((a | b) & 0x8080808080808080ull) break;
-  }
-  while (i < n && static_cast<unsigned char>(p[i]) < 0x80) ++i;
-  return i;
-}
 
 // The code point of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7: no
 // overlongs, surrogates or values past U+10FFFF) and its length in `len`; len is 0 when
@@ -270,7 +258,7 @@ const uint8_t* fold_table() {
 Normalized normalize(std::string_view in) {
   Normalized n;
   const size_t size = in.size();
-  size_t i = ascii_prefix(in.data(), size);
+  size_t i = ascii::ascii_prefix(in.data(), size);
   if (i == size || size >= std::numeric_limits<uint32_t>::max()) return n;
   const uint8_t* table = fold_table();
 
@@ -303,7 +291,7 @@ Normalized normalize(std::string_view in) {
   std::string other;
   while (i < size) {
     if (static_cast<unsigned char>(in[i]) < 0x80) {
-      i += ascii_prefix(in.data() + i, size - i);
+      i += ascii::ascii_prefix(in.data() + i, size - i);
       continue;
     }
     size_t len = 0;
@@ -508,20 +496,33 @@ class Finder {
 
   // Runs of the base64 alphabets (either one), with their padding.
   void base64_and_hex() {
+    constexpr uint8_t kRun = kAlnum | kB64Sym | kB64UrlSym;
+    // Runs shorter than either minimum (hex after "0x" too) are never looked at, and most
+    // runs are words that short. So the byte kMinRun - 1 past where a run could start is
+    // looked at first: when no run has it, no run long enough starts before it, and the
+    // bytes up to it are skipped unread.
+    constexpr size_t kMinRun = std::min(kMinBase64, kMinHex);
     const size_t n = t_.size();
-    for (size_t i = 0; i < n && !full();) {
-      if (!(cls(t_[i]) & (kAlnum | kB64Sym | kB64UrlSym))) {
-        ++i;
+    // At i: no run before i is left to look at, and none goes on into i.
+    for (size_t i = 0; i + kMinRun <= n && !full();) {
+      const size_t probe = i + kMinRun - 1;
+      if (!(cls(t_[probe]) & kRun)) {
+        i = probe + 1;
         continue;
       }
-      const size_t begin = i;
+      size_t begin = probe;
+      while (begin > i && (cls(t_[begin - 1]) & kRun)) --begin;
+      i = probe + 1;
+      while (i < n && (cls(t_[i]) & kRun)) ++i;
+      const size_t data_end = i;
+      // '=' is no run's first character, so after a short run it needs no skipping.
+      if (data_end - begin < kMinRun) continue;
       uint8_t seen = 0;
       size_t hex = 0;
-      for (; i < n && (cls(t_[i]) & (kAlnum | kB64Sym | kB64UrlSym)); ++i) {
-        seen |= cls(t_[i]);
-        hex += (cls(t_[i]) & kHex) != 0;
+      for (size_t k = begin; k < data_end; ++k) {
+        seen |= cls(t_[k]);
+        hex += (cls(t_[k]) & kHex) != 0;
       }
-      const size_t data_end = i;
       while (i < n && i - data_end < 2 && t_[i] == '=') ++i;
       std::string_view run = t_.substr(begin, data_end - begin);
 
@@ -588,10 +589,14 @@ class Finder {
     const size_t n = t_.size();
     size_t covered = 0;  // end of the last segment: markers inside it are part of it
     for (size_t at = 0; !full();) {
-      const void* p = at < n ? memmem(t_.data() + at, n - at, "13", 2) : nullptr;
+      // The next "13" from `at`: a '3' after a '1'. memchr finds the '3's much faster
+      // than memmem the pairs, and text has few of them.
+      const void* p = at + 1 < n ? std::memchr(t_.data() + at + 1, '3', n - at - 1) : nullptr;
       if (!p) return;
-      const size_t digits = static_cast<const char*>(p) - t_.data();
-      at = digits + 1;
+      const size_t three = static_cast<const char*>(p) - t_.data();
+      at = three;
+      if (t_[three - 1] != '1') continue;
+      const size_t digits = three - 1;
       size_t b = digits;
       if (b > 0 && (t_[b - 1] == '-' || t_[b - 1] == ' ' || t_[b - 1] == '_')) --b;
       if (b < 3 || (t_[b - 3] | 0x20) != 'r' || (t_[b - 2] | 0x20) != 'o' ||

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -151,7 +152,8 @@ class Scanner {
   // Returns where token scanning resumes (past a JWT, which spans several tokens).
   size_t on_token(size_t b, size_t e) {
     const std::string_view tok = t_.substr(b, e - b);
-    key_value(tok, e);
+    // Most tokens are not key names: that is decided here, before a call to key_value().
+    if (key_like(tok)) key_value(tok, e);
     if (tok.size() < 16) return e;
     switch (tok[0]) {
       case 's':
@@ -270,14 +272,22 @@ class Scanner {
         "key", "secret", "token",  "tokens",     "password",    "passwd",
         "pwd", "auth",   "apikey", "credential", "credentials", "authorization",
     };
-    // Cheap reject for ordinary words: every word above ends in one of "ytsdnh".
-    static constexpr std::array<bool, 256> kLastLetter = [] {
-      std::array<bool, 256> t{};
-      for (char c : std::string_view("ytsdnh")) t[u8(c)] = t[u8(c) - 'a' + 'A'] = true;
+    // Cheap reject for ordinary words: only names ending in one of "ytsdnh" are compared.
+    // Those are the last letters of most English words too, so per last letter the words
+    // above that end in it (bit i: kWords[i]), and a name is compared with those only, in
+    // the same order as the whole list.
+    static constexpr std::array<uint16_t, 256> kEndingIn = [] {
+      std::array<uint16_t, 256> t{};
+      for (char c : std::string_view("ytsdnh"))
+        for (size_t i = 0; i < std::size(kWords); ++i)
+          if (kWords[i].back() == c) {
+            t[u8(c)] |= uint16_t(1u << i);
+            t[u8(c) - 'a' + 'A'] |= uint16_t(1u << i);
+          }
       return t;
     }();
-    if (!kLastLetter[u8(name.back())]) return false;
-    for (std::string_view w : kWords) {
+    for (uint32_t words = kEndingIn[u8(name.back())]; words != 0; words &= words - 1) {
+      const std::string_view w = kWords[std::countr_zero(words)];
       if (!iends_with(name, w)) continue;
       const size_t at = name.size() - w.size();
       if (at == 0) return true;
@@ -288,9 +298,8 @@ class Scanner {
     return false;
   }
 
-  // `name = value`, `name: value`, `"name": "value"` with a key-like name.
+  // `name = value`, `name: value`, `"name": "value"`; `name` is key_like().
   void key_value(std::string_view name, size_t p) {
-    if (!key_like(name)) return;
     const size_t n = t_.size();
     auto skip_ws = [&] {
       while (p < n && (t_[p] == ' ' || t_[p] == '\t')) ++p;
