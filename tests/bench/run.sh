@@ -48,7 +48,7 @@
 #                  uprobes on libssl while it ran (a shared machine: another agent, tests)
 #   OTHER_MAX=15   ... or when other processes took more than this % of one core while a
 #                  per-call benchmark ran
-# The whole run takes about 3 minutes with the defaults (the detection part about 15 s).
+# The whole run takes about 3.5 minutes with the defaults (the detection part about 15 s).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
