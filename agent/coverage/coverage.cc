@@ -239,9 +239,11 @@ void Coverage::on_connect(const TcpConnect& c) {
   }
   contact->second.last_ns = c.time_ns;
   ++contact->second.connections;
-  // Towards a known AI endpoint: what the process carries is looked at now, while /proc
-  // still shows its mappings (a short-lived client is gone by the time it is decided).
-  if (!p.stack_known && p.chunks == 0 && name_of(c.peer).ai) identify(p, c.process.pid);
+  identify_if_ai(p, c.peer, c.process.pid);
+}
+
+void Coverage::identify_if_ai(Proc& p, const Endpoint& peer, uint32_t live_pid) {
+  if (!p.stack_known && p.chunks == 0 && name_of(peer).ai) identify(p, live_pid);
 }
 
 // The name a process's own ClientHello gave its peer: learned as a visible connection's SNI
@@ -250,9 +252,7 @@ void Coverage::on_connect(const TcpConnect& c) {
 void Coverage::on_client_hello(const ClientHello& h) {
   if (!h.peer.is_ip() || h.sni.empty()) return;
   learn(h.peer.to_string(), h.sni);
-  Proc* proc = proc_of(h.process);
-  if (!proc) return;
-  if (!proc->stack_known && proc->chunks == 0 && name_of(h.peer).ai) identify(*proc, h.process.pid);
+  if (Proc* proc = proc_of(h.process)) identify_if_ai(*proc, h.peer, h.process.pid);
 }
 
 void Coverage::identify(Proc& p, uint32_t live_pid) {

@@ -117,7 +117,10 @@ class Coverage final : public CaptureSink {
   Proc* proc_of(const ProcessKey& key);  // created when new; null when the view is full
   void decide(Proc& p, uint64_t now_ns, bool at_exit);
   void identify(Proc& p, uint32_t live_pid);  // its TLS stack; live_pid 0 once it is gone
-  void collect_identified();                  // results of the background thread
+  // Towards a known AI endpoint with no content seen yet: its stack is looked at now, while
+  // /proc still shows its mappings (a short-lived client is gone by the time it is decided).
+  void identify_if_ai(Proc& p, const Endpoint& peer, uint32_t live_pid);
+  void collect_identified();                                     // results of the background thread
   void learn(const std::string& peer, const std::string& host);  // names_, bounded
   bool configured(const Endpoint& peer, const std::string& host) const;
 
