@@ -107,6 +107,23 @@ def require_program(name: str, package: str) -> str:
     return path
 
 
+def build_c(tmp: str, name: str, source: str, *args: str) -> str:
+    """Compiles the C `source` with the host's cc into tmp/name (extra compiler and linker
+    arguments after the source file) and returns its path; a failure shows the compiler's
+    output."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise AssertionError("no C compiler (gcc): run scripts/install-deps.sh")
+    src = os.path.join(tmp, name + ".c")
+    with open(src, "w") as f:
+        f.write(source)
+    out = os.path.join(tmp, name)
+    res = subprocess.run([cc, "-O1", "-o", out, src, *args], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise AssertionError(f"building {name} failed:\n{res.stderr}")
+    return out
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise AssertionError(

@@ -71,28 +71,18 @@ int main(int argc, char** argv) {
 
 
 def build_client(tmp: str, strip: bool, indirect: bool = False) -> str:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise AssertionError("no C compiler (gcc): run scripts/install-deps.sh")
-    src = os.path.join(tmp, "tlsclient.c")
-    with open(src, "w") as f:
-        f.write(CLIENT_C)
-    out = os.path.join(tmp, ("tlsclient-stripped" if strip else "tlsclient") +
-                       ("-indirect" if indirect else ""))
-    argv = [cc, "-O1", "-o", out, src, "-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic",
-            "-ldl", "-pthread"] + (["-DINDIRECT"] if indirect else [])
-    if strip:
-        argv.append("-s")
-    res = subprocess.run(argv, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise AssertionError(f"building the static OpenSSL client failed:\n{res.stderr}")
-    return out
+    name = ("tlsclient-stripped" if strip else "tlsclient") + ("-indirect" if indirect else "")
+    return aw.build_c(tmp, name, CLIENT_C, "-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic",
+                      "-ldl", "-pthread", *(["-DINDIRECT"] if indirect else []),
+                      *(["-s"] if strip else []))
 
 
-def chat_request(tag: str) -> str:
+def chat_request(tag: str, host: str = "api.openai.com",
+                 content: str = "Hello from a static binary.") -> str:
+    """A whole HTTP/1.1 chat completion request (Connection: close), tagged for the stand-in."""
     body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 30,
-                       "messages": [{"role": "user", "content": "Hello from a static binary."}]})
-    return ("POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+                       "messages": [{"role": "user", "content": content}]})
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
             "Content-Type: application/json\r\nAuthorization: Bearer sk-test-coverage\r\n"
             f"x-standin-tag: {tag}\r\nConnection: close\r\n"
             f"Content-Length: {len(body)}\r\n\r\n{body}")

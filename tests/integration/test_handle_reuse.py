@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 
 import aw
 import llm
+from test_coverage import chat_request
 
 CLIENT_C = r"""
 #include <arpa/inet.h>
@@ -62,30 +61,6 @@ int main(int argc, char** argv) {
 NAMES = ["one.agentwall.test", "two.agentwall.test"]
 
 
-def build_client(tmp: str) -> str:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise AssertionError("no C compiler (gcc): run scripts/install-deps.sh")
-    src = os.path.join(tmp, "reuse_client.c")
-    with open(src, "w") as f:
-        f.write(CLIENT_C)
-    out = os.path.join(tmp, "reuse_client")
-    res = subprocess.run([cc, "-O1", "-o", out, src, "-lssl", "-lcrypto"], capture_output=True,
-                         text=True)
-    if res.returncode != 0:
-        raise AssertionError(f"building the OpenSSL client failed:\n{res.stderr}")
-    return out
-
-
-def chat_request(host: str, tag: str, word: str) -> str:
-    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 30,
-                       "messages": [{"role": "user", "content": f"Say {word}."}]})
-    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
-            "Content-Type: application/json\r\nAuthorization: Bearer sk-test-reuse\r\n"
-            f"x-standin-tag: {tag}\r\nConnection: close\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n{body}")
-
-
 class HandleReuseTest(aw.AgentTestCase):
 
     @classmethod
@@ -96,12 +71,12 @@ class HandleReuseTest(aw.AgentTestCase):
         cls.addClassCleanup(cls.standin.stop)
 
     def test_a_reused_ssl_is_two_connections(self):
-        client = build_client(self.tmp)
+        client = aw.build_c(self.tmp, "reuse_client", CLIENT_C, "-lssl", "-lcrypto")
         tags = [llm.new_tag(), llm.new_tag()]
         words = ["alpha", "bravo"]
         argv = [client, "127.0.0.1", str(self.standin.port)]
         for name, tag, word in zip(NAMES, tags, words):
-            argv += [name, chat_request(name, tag, word)]
+            argv += [name, chat_request(tag, host=name, content=f"Say {word}.")]
         with aw.Agent(command="run", args=["--health-interval", "0", "--state-dir",
                                            os.path.join(self.tmp, "state")]) as agent:
             res = aw.run_client(argv)
