@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "agent/capture/ring_reader.h"
 #include "agent/capture/uprobe_multi.h"
 #include "agent/common/time.h"
 #include "agent/coverage/client_hello.h"
@@ -177,8 +178,8 @@ class BpfCapture final : public Capture {
   BpfCapture(const Options& opt) : opt_(opt), boot_offset_(boot_to_unix_offset_ns()) {}
 
   ~BpfCapture() override {
-    if (data_rb_) ring_buffer__free(data_rb_);
-    if (proc_rb_) ring_buffer__free(proc_rb_);
+    data_rb_.reset();
+    proc_rb_.reset();
     destroy_links_in_parallel(links_, multi_links_);
     if (sys_enter_link_) bpf_link__destroy(sys_enter_link_);
     if (stdio_link_) bpf_link__destroy(stdio_link_);
@@ -258,8 +259,8 @@ class BpfCapture final : public Capture {
   std::function<void(uint32_t pid)> exec_hook_;  // under mu_
   proc_bpf* proc_ = nullptr;
   stdio_bpf* stdio_ = nullptr;
-  ring_buffer* data_rb_ = nullptr;
-  ring_buffer* proc_rb_ = nullptr;
+  std::unique_ptr<RingReader> data_rb_;  // the TLS and stdio rings (one thread)
+  std::unique_ptr<RingReader> proc_rb_;  // process discovery (another thread)
   bpf_link* sys_enter_link_ = nullptr;
   // Attached when the first process is watched: until an MCP server runs, the host's system
   // calls do not pay for it.
@@ -362,15 +363,12 @@ bool BpfCapture::load(std::string& error) {
         explain_load_failure(-err);
     return false;
   }
-  data_rb_ = ring_buffer__new(bpf_map__fd(tls_->maps.data_rb), on_data_event, this, nullptr);
-  proc_rb_ = ring_buffer__new(bpf_map__fd(proc_->maps.proc_rb), on_proc_event, this, nullptr);
-  if (data_rb_ &&
-      ring_buffer__add(data_rb_, bpf_map__fd(stdio_->maps.stdio_rb), on_data_event, this) != 0) {
-    ring_buffer__free(data_rb_);
-    data_rb_ = nullptr;
-  }
-  if (!data_rb_ || !proc_rb_) {
-    error = std::string("cannot map the ring buffers: ") + std::strerror(errno);
+  data_rb_ = std::make_unique<RingReader>();
+  proc_rb_ = std::make_unique<RingReader>();
+  if (!data_rb_->add(bpf_map__fd(tls_->maps.data_rb), on_data_event, this, error) ||
+      !data_rb_->add(bpf_map__fd(stdio_->maps.stdio_rb), on_data_event, this, error) ||
+      !proc_rb_->add(bpf_map__fd(proc_->maps.proc_rb), on_proc_event, this, error)) {
+    error = "cannot map the ring buffers: " + error;
     return false;
   }
   return true;
@@ -862,7 +860,7 @@ int BpfCapture::poll_discovery(int timeout_ms) {
     pending = !pending_maps_.empty();
   }
   // While a mapping is awaited, come back every millisecond.
-  const int n = ring_buffer__poll(proc_rb_, pending ? 1 : timeout_ms);
+  const int n = proc_rb_->poll(pending ? 1 : timeout_ms);
   if (pending) {
     std::lock_guard lock(mu_);
     retry_pending_maps();
@@ -1315,9 +1313,9 @@ int BpfCapture::poll_data(int timeout_ms, CaptureSink& sink) {
   sink_ = &sink;
   // Chunks do not wake the reader (tls.bpf.c, wakeup_flags): wait at most a few
   // milliseconds, then take whatever is there.
-  int n = ring_buffer__poll(data_rb_, std::min(timeout_ms, kDataPollMs));
+  int n = data_rb_->poll(std::min(timeout_ms, kDataPollMs));
   if (n >= 0) {
-    const int more = ring_buffer__consume(data_rb_);
+    const int more = data_rb_->consume();
     n = more < 0 ? more : n + more;
   }
   apply_due_exits();
