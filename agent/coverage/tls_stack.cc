@@ -1,24 +1,23 @@
 #include "agent/coverage/tls_stack.h"
 
-#include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string_view>
 
 #include "agent/elf/boringssl_sig.h"
+#include "agent/elf/image.h"
 #include "agent/elf/symbols.h"
 #include "agent/proc/procfs.h"
 
 namespace agentwall::coverage {
 namespace {
 
+// Read in windows whose pages are handed back as it goes: the executable may be 300 MB.
 bool contains(std::span<const uint8_t> image, std::string_view marker) {
-  return memmem(image.data(), image.size(), marker.data(), marker.size()) != nullptr;
+  elf::detail::PageRelease pages(image);
+  return elf::detail::find_bytes(image, image.data(), marker, pages) != nullptr;
 }
 
 std::string_view basename_of(std::string_view path) {
@@ -110,21 +109,11 @@ TlsStack identify_tls_stack(const std::string& exe_path, uint32_t pid) {
     if (libs.empty() || libs.back() != m.path) libs.push_back(m.path);
   }
   // The live process's own executable first: its path may have been replaced or removed.
-  const std::string live = "/proc/" + std::to_string(pid) + "/exe";
-  int fd = ::open(live.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && !exe_path.empty()) fd = ::open(exe_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return identify_tls_stack({}, libs);
-  struct stat st {};
-  void* map = MAP_FAILED;
-  if (fstat(fd, &st) == 0 && st.st_size > 0)
-    map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);  // image.cc
-  ::close(fd);
-  if (map == MAP_FAILED) return identify_tls_stack({}, libs);
-  const TlsStack out =
-      identify_tls_stack({static_cast<const uint8_t*>(map), static_cast<size_t>(st.st_size)}, libs,
-                         elf::was_located(st.st_dev, st.st_ino));
-  munmap(map, static_cast<size_t>(st.st_size));
-  return out;
+  auto file = std::make_unique<elf::detail::MappedFile>("/proc/" + std::to_string(pid) + "/exe");
+  if (!file->error().empty() && !exe_path.empty())
+    file = std::make_unique<elf::detail::MappedFile>(exe_path);
+  if (!file->error().empty() || file->bytes().empty()) return identify_tls_stack({}, libs);
+  return identify_tls_stack(file->bytes(), libs, elf::was_located(file->device(), file->inode()));
 }
 
 }  // namespace agentwall::coverage

@@ -204,17 +204,14 @@ std::set<uint64_t> loads_of(std::span<const uint8_t> code, uint64_t address, uin
     uint8_t needle[4];
     const uint32_t a32 = static_cast<uint32_t>(target);
     std::memcpy(needle, &a32, 4);
-    const uint8_t* p = code.data() + 1;
-    const uint8_t* const end = code.data() + code.size();
-    while (p + 4 <= end) {
-      const void* hit = memmem(p, static_cast<size_t>(end - p), needle, 4);
-      if (!hit) break;
-      p = static_cast<const uint8_t*>(hit);
+    PageRelease pages(code);
+    const std::string_view imm(reinterpret_cast<const char*>(needle), 4);
+    for (const uint8_t* p = code.data() + 1; (p = find_bytes(code, p, imm, pages)); ++p)
       if (p[-1] >= 0xb8 && p[-1] <= 0xbf) loads.insert(address + (p - code.data()) - 1);
-      ++p;
-    }
   }
+  PageRelease pages(code);
   for (uint64_t i = 0; i + 7 <= code.size(); ++i) {
+    if ((i & 4095) == 0) pages.read(4096);
     if (code[i + 1] != 0x8d || (code[i] & 0xfb) != 0x48 || (code[i + 2] & 0xc7) != 0x05) continue;
     int32_t disp;
     std::memcpy(&disp, &code[i + 3], 4);
@@ -252,8 +249,11 @@ std::vector<Call> direct_calls(std::span<const uint8_t> code, uint64_t address,
   for (const auto& [a, b] : ranges) lo = std::min(lo, a), hi = std::max(hi, b);
   const uint8_t* p = code.data();
   const uint8_t* const end = code.data() + code.size() - 4;
+  PageRelease pages(code);
   while (p < end) {
+    const uint8_t* const from = p;
     p = static_cast<const uint8_t*>(memchr(p, 0xe8, static_cast<size_t>(end - p)));
+    pages.read(static_cast<uint64_t>((p ? p : end) - from));
     if (!p) break;
     int32_t rel;
     std::memcpy(&rel, p + 1, 4);
@@ -490,12 +490,10 @@ std::optional<uint64_t> find_string(Bytes image, const Layout& layout, std::stri
     if (!(s.sh_flags & SHF_ALLOC) || (s.sh_flags & SHF_EXECINSTR) || s.sh_type != SHT_PROGBITS)
       continue;
     const Bytes bytes = section_bytes(image, s);
-    const uint8_t* p = bytes.data();
-    const uint8_t* const end = bytes.data() + bytes.size();
-    while (p < end) {
-      const void* hit = memmem(p, static_cast<size_t>(end - p), suffix.data(), suffix.size() + 1);
-      if (!hit) break;
-      const uint8_t* h = static_cast<const uint8_t*>(hit);
+    const std::string_view with_nul(suffix.data(), suffix.size() + 1);  // suffix is a literal
+    PageRelease pages(bytes);
+    for (const uint8_t* p = bytes.data();
+         const uint8_t* h = find_bytes(bytes, p, with_nul, pages);) {
       p = h + 1;
       const uint8_t* start = h;
       while (start > bytes.data() && start[-1] != 0 && h - start < 256) --start;

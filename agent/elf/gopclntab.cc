@@ -81,7 +81,9 @@ std::string read_pclntab(std::span<const uint8_t> table, uint64_t text_start, st
                       : *read_at<uint64_t>(functab, index * 8);
   };
   const auto address = [&](uint64_t value) { return new_layout ? text_start + value : value; };
+  PageRelease pages(table);
   for (uint64_t i = 0; i < *nfunc; ++i) {
+    pages.read(4 * field);
     const uint64_t entry = address(field_at(2 * i));
     const uint64_t func_off = field_at(2 * i + 1);
     const uint64_t end = address(field_at(2 * i + 2));
@@ -89,7 +91,9 @@ std::string read_pclntab(std::span<const uint8_t> table, uint64_t text_start, st
     const std::optional<int32_t> name_off = read_at<int32_t>(functab, func_off + field);
     if (!name_off || *name_off < 0 || end < entry) continue;
     const std::optional<std::string_view> name = string_at(names, uint64_t(*name_off));
-    if (name) each(*name, entry, end);
+    if (!name) continue;
+    pages.read(name->size());
+    each(*name, entry, end);
   }
   return "";
 }

@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <map>
+#include <mutex>
 #include <system_error>
 
 namespace agentwall::elf::detail {
@@ -149,6 +152,53 @@ std::optional<size_t> find_section(Bytes image, const Layout& layout, std::strin
   return std::nullopt;
 }
 
+namespace {
+
+// The live MappedFile mappings, by start address: PageRelease hands back only their pages.
+std::mutex mappings_mu;
+std::map<uintptr_t, size_t>& mappings() {
+  static std::map<uintptr_t, size_t> live;
+  return live;
+}
+
+}  // namespace
+
+PageRelease::PageRelease(Bytes image) {
+  const auto at = reinterpret_cast<uintptr_t>(image.data());
+  const std::lock_guard lock(mappings_mu);
+  auto it = mappings().upper_bound(at);
+  if (it == mappings().begin()) return;
+  --it;
+  if (at - it->first < it->second) {
+    base_ = reinterpret_cast<void*>(it->first);
+    length_ = it->second;
+  }
+}
+
+void PageRelease::release() {
+  pending_ = 0;
+  if (base_) ::madvise(base_, length_, MADV_DONTNEED);
+}
+
+const uint8_t* find_bytes(Bytes range, const uint8_t* from, std::string_view needle,
+                          PageRelease& pages) {
+  const uint8_t* const end = range.data() + range.size();
+  if (needle.empty() || from < range.data() || from > end) return nullptr;
+  while (static_cast<size_t>(end - from) >= needle.size()) {
+    // Each window overlaps the next by needle.size() - 1 bytes, so no match is cut.
+    const size_t window = std::min<size_t>(end - from, PageRelease::kEvery + needle.size() - 1);
+    const void* hit = memmem(from, window, needle.data(), needle.size());
+    if (hit) {
+      pages.read(static_cast<const uint8_t*>(hit) - from);
+      return static_cast<const uint8_t*>(hit);
+    }
+    pages.read(window);
+    if (window < PageRelease::kEvery + needle.size() - 1) break;
+    from += PageRelease::kEvery;
+  }
+  return nullptr;
+}
+
 MappedFile::MappedFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -171,13 +221,22 @@ MappedFile::MappedFile(const std::string& path) {
     } else {
       address_ = address;
       length_ = static_cast<size_t>(status.st_size);
+      const std::lock_guard lock(mappings_mu);
+      mappings()[reinterpret_cast<uintptr_t>(address_)] = length_;
     }
   }
+  device_ = status.st_dev;
+  inode_ = status.st_ino;
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
-  if (address_) ::munmap(address_, length_);
+  if (!address_) return;
+  {
+    const std::lock_guard lock(mappings_mu);
+    mappings().erase(reinterpret_cast<uintptr_t>(address_));
+  }
+  ::munmap(address_, length_);
 }
 
 }  // namespace agentwall::elf::detail

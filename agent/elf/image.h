@@ -55,7 +55,8 @@ Bytes section_bytes(Bytes image, const Elf64_Shdr& section);
 // The index of the section called `name` (through e_shstrndx), or nothing.
 std::optional<size_t> find_section(Bytes image, const Layout& layout, std::string_view name);
 
-// A file mapped read-only for as long as the object lives.
+// A file mapped read-only for as long as the object lives. Its mapping is registered for
+// PageRelease below while it lives.
 class MappedFile {
  public:
   // Opens and maps `path`; on failure error() says why ("cannot open: ...").
@@ -65,11 +66,42 @@ class MappedFile {
   ~MappedFile();
   Bytes bytes() const { return {static_cast<const uint8_t*>(address_), length_}; }
   const std::string& error() const { return error_; }
+  uint64_t device() const { return device_; }  // the file's st_dev and st_ino
+  uint64_t inode() const { return inode_; }
 
  private:
   void* address_ = nullptr;
   size_t length_ = 0;
+  uint64_t device_ = 0;
+  uint64_t inode_ = 0;
   std::string error_;
 };
+
+// Every page a scan reads of a mapped file stays resident until the file is unmapped, so
+// scanning a 300 MB executable would add 300 MB to the agent's peak resident memory. A scan
+// counts what it reads with read(); each time kEvery bytes have been read since the last
+// release, every page of the MappedFile mapping that holds the image is handed back
+// (MADV_DONTNEED: the file's pages stay in the page cache, and what is read again is faulted
+// back in from there). Memory that is not a live MappedFile's (the unit tests' vectors)
+// is never touched.
+class PageRelease {
+ public:
+  static constexpr uint64_t kEvery = 1 << 20;
+  explicit PageRelease(Bytes image);
+  void read(uint64_t bytes) {
+    if (base_ && (pending_ += bytes) >= kEvery) release();
+  }
+  void release();
+
+ private:
+  void* base_ = nullptr;
+  size_t length_ = 0;
+  uint64_t pending_ = 0;
+};
+
+// memmem over `range` in windows of PageRelease::kEvery, counting each into `pages`: the
+// first occurrence of `needle` at or after `from`, or nullptr.
+const uint8_t* find_bytes(Bytes range, const uint8_t* from, std::string_view needle,
+                          PageRelease& pages);
 
 }  // namespace agentwall::elf::detail

@@ -514,6 +514,40 @@ TEST_CASE("elf: libssl.so.3 exports the SSL entry points inside executable code"
   }
 }
 
+TEST_CASE("elf: the .gnu.hash lookup finds what a scan of .dynsym finds") {
+  // The same real file twice: as it is (looked up through .gnu.hash), and with the hash
+  // section's type cleared (scanned).
+  const std::vector<std::string> names = {
+      "SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex", "SSL_ctrl",          "SSL_free",
+      "malloc",    "free",     "printf",       "no_such_fn",  "gnutls_record_send"};
+  for (const std::string path : {"/usr/lib/x86_64-linux-gnu/libssl.so.3",
+                                 "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/bin/node"}) {
+    if (!std::filesystem::exists(path)) continue;
+    CAPTURE(path);
+    std::vector<uint8_t> image = read_file(path);
+    const LookupResult hashed = find_functions_in_image(image, names, path);
+    REQUIRE_MESSAGE(hashed.ok(), hashed.error);
+    Elf64_Ehdr header;
+    std::memcpy(&header, image.data(), sizeof(header));
+    bool cleared = false;
+    for (size_t i = 0; i < header.e_shnum; ++i) {
+      Elf64_Shdr section;
+      const size_t at = header.e_shoff + i * header.e_shentsize;
+      std::memcpy(&section, image.data() + at, sizeof(section));
+      if (section.sh_type != SHT_GNU_HASH) continue;
+      section.sh_type = SHT_NULL;
+      std::memcpy(image.data() + at, &section, sizeof(section));
+      cleared = true;
+    }
+    REQUIRE(cleared);
+    const LookupResult scanned = find_functions_in_image(image, names, path);
+    REQUIRE_MESSAGE(scanned.ok(), scanned.error);
+    CHECK(!hashed.offsets.empty());
+    CHECK(hashed.offsets == scanned.offsets);
+    CHECK(hashed.sizes == scanned.sizes);
+  }
+}
+
 TEST_CASE("elf: finds a function of this test binary at the bytes that run") {
   const std::string name = "agentwall_elf_test_probe_target";
   const LookupResult result = find_functions("/proc/self/exe", {name});
