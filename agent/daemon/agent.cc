@@ -42,8 +42,12 @@ std::atomic<bool> g_reload{false};
 // now and then, they go back to the kernel. Weak: a build without tcmalloc has no such call.
 extern "C" void MallocExtension_ReleaseFreeMemory() __attribute__((weak));
 extern "C" int MallocExtension_SetNumericProperty(const char*, size_t) __attribute__((weak));
+extern "C" void MallocExtension_MarkThreadIdle() __attribute__((weak));
 
+// The calling thread's cache of free objects first (up to 4 MiB after start-up; the thread
+// makes a new one when it next allocates), then every free page.
 void release_free_memory() {
+  if (MallocExtension_MarkThreadIdle) MallocExtension_MarkThreadIdle();
   if (MallocExtension_ReleaseFreeMemory) MallocExtension_ReleaseFreeMemory();
 }
 
