@@ -272,18 +272,18 @@ class Scanner {
         "key", "secret", "token",  "tokens",     "password",    "passwd",
         "pwd", "auth",   "apikey", "credential", "credentials", "authorization",
     };
-    // Cheap reject for ordinary words: only names ending in one of "ytsdnh" are compared.
-    // Those are the last letters of most English words too, so per last letter the words
-    // above that end in it (bit i: kWords[i]), and a name is compared with those only, in
-    // the same order as the whole list.
+    // Cheap reject for ordinary words: per last letter, the words above that end in it
+    // (bit i: kWords[i]); a name is compared with those only, in the same order as the whole
+    // list, and a name whose last letter ends none of them is rejected at once. The table is
+    // built from the words themselves, so every word in the list gets through it.
     static constexpr std::array<uint16_t, 256> kEndingIn = [] {
+      static_assert(std::size(kWords) <= 16);
       std::array<uint16_t, 256> t{};
-      for (char c : std::string_view("ytsdnh"))
-        for (size_t i = 0; i < std::size(kWords); ++i)
-          if (kWords[i].back() == c) {
-            t[u8(c)] |= uint16_t(1u << i);
-            t[u8(c) - 'a' + 'A'] |= uint16_t(1u << i);
-          }
+      for (size_t i = 0; i < std::size(kWords); ++i) {
+        const char c = kWords[i].back();  // every word is lower case
+        t[u8(c)] |= uint16_t(1u << i);
+        if (c >= 'a' && c <= 'z') t[u8(c) - 'a' + 'A'] |= uint16_t(1u << i);
+      }
       return t;
     }();
     for (uint32_t words = kEndingIn[u8(name.back())]; words != 0; words &= words - 1) {

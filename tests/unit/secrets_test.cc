@@ -1,6 +1,7 @@
 // Credentials found in LLM traffic: every kind from its format, near-misses left alone.
 #include <doctest/doctest.h>
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -259,6 +260,27 @@ TEST_CASE("secrets: high-entropy values after key-like names") {
   const auto f = scan("secret_key: " + akia);
   REQUIRE(f.size() == 1);
   CHECK(f[0].detector == "secret.aws_access_key_id");
+}
+
+TEST_CASE("secrets: every key word names a key, whatever letter it ends in") {
+  // The quick reject by last letter once passed only "ytsdnh", so "credential" (l) never
+  // reached the comparison. Each word of the list, alone, as a suffix and in camelCase.
+  const std::string v = rnd(32, 51);
+  for (std::string w : {"key", "secret", "token", "tokens", "password", "passwd", "pwd", "auth",
+                        "apikey", "credential", "credentials", "authorization"}) {
+    CAPTURE(w);
+    expect_one(w + " = " + v, v, "secret.generic_high_entropy");
+    expect_one("db_" + w + ": " + v, v, "secret.generic_high_entropy");
+    std::string upper = w;
+    for (char& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
+    expect_one("APP-" + upper + "=" + v, v, "secret.generic_high_entropy");
+    std::string camel = w;
+    camel[0] = char(std::toupper(static_cast<unsigned char>(camel[0])));
+    expect_one("{\"user" + camel + "\": \"" + v + "\"}", v, "secret.generic_high_entropy");
+  }
+  // Still whole words at the end of the name only.
+  CHECK(scan("potential = " + v).empty());  // "credential"'s last letters, not the word
+  CHECK(scan("credentially = " + v).empty());
 }
 
 TEST_CASE("secrets: several secrets in one text, in order") {
