@@ -317,27 +317,33 @@ int on_any_match(unsigned, unsigned long long, unsigned long long, unsigned, voi
   return 1;  // one is enough: stop scanning
 }
 
-// Whether `suffix` ends `pattern` and starts at its top level: outside any group or
-// character class, in a pattern with no top-level alternation, and not at a quantifier. Then
-// the pattern is a concatenation "prefix suffix", and every match of it ends with a match of
-// the suffix (assertions such as \b see the same text around it).
+}  // namespace
+
+// Whether `suffix` ends `pattern` and starts at its top level: outside any group, character
+// class or counted quantifier ({m,n}), in a pattern with no top-level alternation, and not at
+// a quantifier. Then the pattern is a concatenation "prefix suffix", and every match of it
+// ends with a match of the suffix (assertions such as \b see the same text around it).
 bool top_level_suffix(std::string_view pattern, std::string_view suffix) {
   if (suffix.empty() || suffix.size() >= pattern.size() || !pattern.ends_with(suffix) ||
       std::string_view("*+?{").find(suffix[0]) != std::string_view::npos)
     return false;
   const size_t cut = pattern.size() - suffix.size();
   int depth = 0;
-  bool in_class = false;
+  bool in_class = false, in_braces = false;
   for (size_t i = 0; i < pattern.size(); ++i) {
-    if (i == cut && (depth != 0 || in_class)) return false;
+    if (i == cut && (depth != 0 || in_class || in_braces)) return false;
     const char c = pattern[i];
     if (c == '\\') {
       if (i + 1 == cut) return false;  // the cut would split an escape
       ++i;
     } else if (in_class) {
       in_class = c != ']';
+    } else if (in_braces) {
+      in_braces = c != '}';
     } else if (c == '[') {
       in_class = true;
+    } else if (c == '{') {
+      in_braces = true;
     } else if (c == '(') {
       ++depth;
     } else if (c == ')') {
@@ -348,6 +354,8 @@ bool top_level_suffix(std::string_view pattern, std::string_view suffix) {
   }
   return true;
 }
+
+namespace {
 
 // One vectorscan database of `patterns`, ids their positions; throws naming the rule that
 // does not compile.

@@ -27,6 +27,11 @@ struct InjectionRule {
 };
 const std::vector<InjectionRule>& injection_rules();
 
+// Whether `suffix` ends `pattern` at its top level (outside groups, classes and {m,n}
+// quantifiers, with no top-level alternation), so that every match of `pattern` ends with a
+// match of `suffix`: the condition a rule's prefilter must meet. Exposed for tests.
+bool top_level_suffix(std::string_view pattern, std::string_view suffix);
+
 // The rules and, when `with_model`, the learned model. Throws std::runtime_error when the
 // rule set does not compile (a bug: the unit tests compile it).
 std::unique_ptr<Detector> make_injection_detector(bool with_model = true);

@@ -129,6 +129,27 @@ TEST_CASE("injection: the same words in ordinary prompts do not fire") {
   }
 }
 
+TEST_CASE("injection: a prefilter is a suffix at the pattern's top level only") {
+  CHECK(top_level_suffix(R"(\b(in|to)\W+your\W+answer\b)", R"(your\W+answer\b)"));
+  CHECK(top_level_suffix("ab{2,3}cd", "cd"));
+  CHECK(top_level_suffix(R"(a\{2,3}cd)", "3}cd"));  // escaped: a literal brace, no quantifier
+  // Not inside a group, a class or a counted quantifier, not at a quantifier or an escape.
+  CHECK_FALSE(top_level_suffix("(ab|cd)ef", "cd)ef"));
+  CHECK_FALSE(top_level_suffix("a[bc]d", "c]d"));
+  CHECK_FALSE(top_level_suffix(R"(x\W{0,3}your)", "3}your"));
+  CHECK_FALSE(top_level_suffix(R"(x\W{0,3}your)", ",3}your"));
+  CHECK_FALSE(top_level_suffix(R"(x(\w+\W+){0,12}your)", "2}your"));
+  CHECK_FALSE(top_level_suffix(R"(x\W{0,3}your)", "{0,3}your"));
+  CHECK_FALSE(top_level_suffix("ab+c", "+c"));
+  CHECK_FALSE(top_level_suffix(R"(a\Wb)", "Wb"));
+  CHECK_FALSE(top_level_suffix("ab|cd", "cd"));
+  CHECK_FALSE(top_level_suffix("abc", "abc"));
+  CHECK_FALSE(top_level_suffix("abc", ""));
+  // Every shipped prefilter meets the condition (the rule set refuses to build otherwise).
+  for (const InjectionRule& r : injection_rules())
+    if (!r.prefilter.empty()) CHECK(top_level_suffix(r.pattern, r.prefilter));
+}
+
 TEST_CASE("injection: a rule behind a prefilter fires as before, and only on the whole rule") {
   // response_manipulation's "in your response" rule is looked for by its suffix first.
   for (Source s : {Source::kUser, Source::kToolResult}) {
