@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <hs/hs.h>
 #include <pcre2.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -426,18 +428,28 @@ hs_database_t* compile_rules(const std::vector<std::string>& patterns) {
     ::_exit(write_all(fds[1], out.data(), out.size()) ? 0 : 1);
   }
   ::close(fds[1]);
+  // A compile takes about a second; a child that has sent nothing for a minute is stuck (a
+  // lock some other thread held at the fork): it is killed and the compile runs here.
   std::string in;
   char buffer[65536];
+  bool stuck = false;
   for (;;) {
+    pollfd readable{fds[0], POLLIN, 0};
+    const int ready = ::poll(&readable, 1, 60'000);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) stuck = true;
+    if (ready <= 0) break;
     const ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     in.append(buffer, static_cast<size_t>(n));
   }
   ::close(fds[0]);
+  if (stuck) ::kill(child, SIGKILL);
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
+  if (stuck) return compile_rules_here(patterns);
   if (in.size() > 1 && in[0] == 'E') throw std::runtime_error(in.substr(1));
   hs_database_t* db = nullptr;
   if (in.size() > 1 && in[0] == 'D' && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
