@@ -200,16 +200,15 @@ namespace {
 std::set<uint64_t> loads_of(std::span<const uint8_t> code, uint64_t address, uint64_t target) {
   std::set<uint64_t> loads;
   if (code.size() < 8) return loads;
+  PageRelease pages(code);
   if (target <= 0xffffffffu) {
     uint8_t needle[4];
     const uint32_t a32 = static_cast<uint32_t>(target);
     std::memcpy(needle, &a32, 4);
-    PageRelease pages(code);
     const std::string_view imm(reinterpret_cast<const char*>(needle), 4);
     for (const uint8_t* p = code.data() + 1; (p = find_bytes(code, p, imm, pages)); ++p)
       if (p[-1] >= 0xb8 && p[-1] <= 0xbf) loads.insert(address + (p - code.data()) - 1);
   }
-  PageRelease pages(code);
   for (uint64_t i = 0; i + 7 <= code.size(); ++i) {
     if ((i & 4095) == 0) pages.read(4096);
     if (code[i + 1] != 0x8d || (code[i] & 0xfb) != 0x48 || (code[i + 2] & 0xc7) != 0x05) continue;

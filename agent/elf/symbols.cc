@@ -86,7 +86,8 @@ bool hash_lookup(Bytes image, const std::vector<Elf64_Shdr>& sections, size_t in
   const Elf64_Shdr* hash = nullptr;
   for (const Elf64_Shdr& s : sections)
     if (s.sh_type == SHT_GNU_HASH && s.sh_link == index) hash = &s;
-  if (!hash || symbols.sh_link >= sections.size() || symbols.sh_entsize != sizeof(Elf64_Sym))
+  if (!hash || symbols.sh_link >= sections.size() || symbols.sh_entsize != sizeof(Elf64_Sym) ||
+      sections[symbols.sh_link].sh_type != SHT_STRTAB)
     return false;
   const Bytes table = section_bytes(image, *hash);
   const Bytes syms = section_bytes(image, symbols);
@@ -94,7 +95,9 @@ bool hash_lookup(Bytes image, const std::vector<Elf64_Shdr>& sections, size_t in
   const auto nbuckets = read_at<uint32_t>(table, 0);
   const auto symoffset = read_at<uint32_t>(table, 4);
   const auto bloom_words = read_at<uint32_t>(table, 8);
-  if (!nbuckets || !symoffset || !bloom_words || *nbuckets == 0 || syms.empty()) return false;
+  // Anything odd (the scan then says what): no buckets, tables outside the file.
+  if (!nbuckets || !symoffset || !bloom_words || *nbuckets == 0 || syms.empty() || names.empty())
+    return false;
   const uint64_t buckets = 16 + uint64_t{*bloom_words} * 8;
   const uint64_t chains = buckets + uint64_t{*nbuckets} * 4;
   if (!in_bounds(table, buckets, uint64_t{*nbuckets} * 4)) return false;

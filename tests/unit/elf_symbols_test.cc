@@ -548,6 +548,37 @@ TEST_CASE("elf: the .gnu.hash lookup finds what a scan of .dynsym finds") {
   }
 }
 
+TEST_CASE("elf: a .dynsym with a .gnu.hash but a broken string table is an error, as scanned") {
+  const std::string path = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+  const std::vector<uint8_t> real = read_file(path);
+  Elf64_Ehdr header;
+  std::memcpy(&header, real.data(), sizeof(header));
+  // The header offset of .dynsym's string table.
+  size_t strings_at = 0;
+  for (size_t i = 0; i < header.e_shnum; ++i) {
+    Elf64_Shdr section;
+    const size_t at = header.e_shoff + i * header.e_shentsize;
+    std::memcpy(&section, real.data() + at, sizeof(section));
+    if (section.sh_type == SHT_DYNSYM)
+      strings_at = header.e_shoff + section.sh_link * header.e_shentsize;
+  }
+  REQUIRE(strings_at != 0);
+  const auto broken = [&](auto change) {
+    std::vector<uint8_t> image = real;
+    Elf64_Shdr strings;
+    std::memcpy(&strings, image.data() + strings_at, sizeof(strings));
+    change(strings);
+    std::memcpy(image.data() + strings_at, &strings, sizeof(strings));
+    return find_functions_in_image(image, {"SSL_write"}, path);
+  };
+  const LookupResult not_strings = broken([](Elf64_Shdr& s) { s.sh_type = SHT_PROGBITS; });
+  CHECK_FALSE(not_strings.ok());
+  CHECK(not_strings.error.find("is not a string table") != std::string::npos);
+  const LookupResult outside = broken([&](Elf64_Shdr& s) { s.sh_offset = real.size(); });
+  CHECK_FALSE(outside.ok());
+  CHECK(outside.error.find("extends past the end of the file") != std::string::npos);
+}
+
 TEST_CASE("elf: finds a function of this test binary at the bytes that run") {
   const std::string name = "agentwall_elf_test_probe_target";
   const LookupResult result = find_functions("/proc/self/exe", {name});
