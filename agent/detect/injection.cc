@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "agent/common/fd_io.h"
 #include "agent/detect/ngram_model.h"
 
 namespace agentwall::detect {
@@ -382,18 +383,6 @@ hs_database_t* compile_rules_here(const std::vector<std::string>& patterns) {
         " does not compile: " + why);
   }
   return db;
-}
-
-bool write_all(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
 }
 
 // As compile_rules_here, in a child process that hands the database back serialized.

@@ -21,6 +21,8 @@
 #include <limits>
 #include <system_error>
 
+#include "agent/common/fd_io.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
 #define AGENTWALL_CRC32C_SSE42 1
@@ -172,19 +174,6 @@ bool parse_segment_name(const char* name, uint64_t& first_seq) {
     v = v * 10 + d;
   }
   first_seq = v;
-  return true;
-}
-
-bool write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
   return true;
 }
 
