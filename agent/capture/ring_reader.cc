@@ -26,7 +26,9 @@ struct RingReader::Ring {
   }
 };
 
-RingReader::RingReader() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {}
+RingReader::RingReader() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+  if (epoll_fd_ < 0) epoll_errno_ = errno;
+}
 
 RingReader::~RingReader() {
   if (epoll_fd_ >= 0) close(epoll_fd_);
@@ -34,7 +36,7 @@ RingReader::~RingReader() {
 
 bool RingReader::add(int map_fd, RingSampleFn fn, void* ctx, std::string& error) {
   if (epoll_fd_ < 0) {
-    error = std::string("epoll_create1: ") + std::strerror(errno);
+    error = std::string("epoll_create1: ") + std::strerror(epoll_errno_);
     return false;
   }
   bpf_map_info info{};

@@ -33,6 +33,7 @@ class RingReader {
  private:
   struct Ring;
   int epoll_fd_ = -1;
+  int epoll_errno_ = 0;  // why epoll_create1 failed
   std::vector<std::unique_ptr<Ring>> rings_;
 };
 
