@@ -171,13 +171,13 @@ Registers registers_around(Decoder& d, std::span<const uint8_t> code, uint64_t b
 // The reason passed with the file name loaded into `file_reg` by the instruction at `at`,
 // when the run around it also loads ERR_LIB_SSL as the first argument.
 std::optional<uint32_t> reason_at(Decoder& d, std::span<const uint8_t> code, uint64_t base,
-                                  uint64_t at, int file_reg) {
+                                  uint64_t at, int file_reg, uint32_t library) {
   const int file_arg = argument_index(file_reg);
   if (file_arg < 2) return std::nullopt;  // lib, [unused,] reason come before the file
   const Registers regs = registers_around(d, code, base, at);
   const std::optional<uint64_t> lib = regs[kArgRegs[0]];
   const std::optional<uint64_t> reason = regs[kArgRegs[static_cast<size_t>(file_arg - 1)]];
-  if (!lib || *lib != kErrLibSsl || !reason || *reason > 0xffff) return std::nullopt;
+  if (!lib || *lib != library || !reason || *reason > 0xffff) return std::nullopt;
   return static_cast<uint32_t>(*reason);
 }
 
@@ -223,7 +223,7 @@ std::set<uint64_t> loads_of(std::span<const uint8_t> code, uint64_t address, uin
 }  // namespace
 
 std::vector<ErrorSite> find_error_sites(std::span<const uint8_t> code, uint64_t address,
-                                        uint64_t file_address) {
+                                        uint64_t file_address, uint32_t library) {
   std::vector<ErrorSite> sites;
   Decoder d;
   if (!d.ok() || code.size() < 8) return sites;
@@ -234,7 +234,7 @@ std::vector<ErrorSite> find_error_sites(std::span<const uint8_t> code, uint64_t 
       continue;
     const int file_reg = register_number(insn->detail->x86.operands[0].reg);
     if (file_reg < 0) continue;
-    if (const std::optional<uint32_t> reason = reason_at(d, code, address, at, file_reg))
+    if (const std::optional<uint32_t> reason = reason_at(d, code, address, at, file_reg, library))
       sites.push_back({at, *reason, function_start(code, address, at)});
   }
   return sites;
@@ -594,14 +594,132 @@ SslSignatureLookup find_ssl_by_signature_in_image(std::span<const uint8_t> image
   return r;
 }
 
-SslSignatureLookup find_ssl_by_signature(const std::string& path) {
+AeadFunctions match_aead_functions(std::span<const uint8_t> code, uint64_t address,
+                                   uint64_t file_address) {
+  AeadFunctions out;
+  const std::vector<ErrorSite> sites = find_error_sites(code, address, file_address, kErrLibCipher);
+  if (sites.empty()) {
+    out.why = "no ERR_put_error(ERR_LIB_CIPHER, ...) naming cipher/aead.c";
+    return out;
+  }
+  std::map<uint64_t, std::set<uint32_t>> functions;
+  for (const ErrorSite& s : sites) {
+    // Bounds from int3 padding only: a wrong entry would read a wrong function's arguments.
+    if (!s.function) {
+      out.why = "an error report of aead.c outside an int3-padded function";
+      return out;
+    }
+    functions[s.function].insert(s.reason);
+  }
+  std::vector<uint64_t> seals, opens;
+  for (const auto& [start, reasons] : functions) {
+    const bool too_large = reasons.count(kCipherTooLarge) > 0;
+    const bool too_small = reasons.count(kCipherBufferTooSmall) > 0;
+    if (too_large && too_small)
+      seals.push_back(start);
+    else if (!too_large && too_small && reasons.count(kCipherBadDecrypt))
+      opens.push_back(start);
+  }
+  const std::string counts = " (" + std::to_string(sites.size()) + " error reports in " +
+                             std::to_string(functions.size()) + " functions)";
+  if (seals.size() != 1) {
+    out.why = std::to_string(seals.size()) + " functions raise EVP_AEAD_CTX_seal's errors" + counts;
+    return out;
+  }
+  if (opens.size() != 1) {
+    out.why = std::to_string(opens.size()) + " functions raise EVP_AEAD_CTX_open's errors" + counts;
+    return out;
+  }
+  out.seal = seals[0];
+  out.open = opens[0];
+  return out;
+}
+
+AeadSignatureLookup find_aead_by_signature_in_image(std::span<const uint8_t> image,
+                                                    const std::string& display_name) {
+  AeadSignatureLookup r;
+  Layout layout;
+  if (std::string error = read_layout(image, layout); !error.empty()) {
+    r.error = display_name + ": " + error;
+    return r;
+  }
+  const std::optional<uint64_t> file_address =
+      find_string(image, layout, "/crypto/fipsmodule/cipher/aead.c", false);
+  if (!file_address) {
+    r.detail = "no aws-lc cipher/aead.c";
+    return r;
+  }
+  // rustls's aws-lc-rs provider: its source paths sit in panic locations (not NUL-ended).
+  bool provider = false;
+  for (const Elf64_Shdr& s : layout.sections) {
+    if (!(s.sh_flags & SHF_ALLOC) || (s.sh_flags & SHF_EXECINSTR) || s.sh_type != SHT_PROGBITS)
+      continue;
+    const Bytes bytes = section_bytes(image, s);
+    PageRelease pages(bytes);
+    if (find_bytes(bytes, bytes.data(), "/src/crypto/aws_lc_rs/", pages)) {
+      provider = true;
+      break;
+    }
+  }
+  if (!provider) {
+    r.detail = "aws-lc's aead.c without rustls's aws-lc-rs provider";
+    return r;
+  }
+  r.rustls_aws_lc = true;
+  if (layout.header.e_machine != EM_X86_64) {
+    r.detail = "rustls/aws-lc for machine " + std::to_string(layout.header.e_machine) +
+               ": signatures are read on x86-64 only";
+    return r;
+  }
+  std::vector<std::string> why;
+  for (const Elf64_Shdr& s : layout.sections) {
+    if (!(s.sh_flags & SHF_EXECINSTR) || s.sh_type != SHT_PROGBITS || s.sh_size < 4096) continue;
+    const Bytes code = section_bytes(image, s);
+    if (code.empty()) continue;
+    const AeadFunctions f = match_aead_functions(code, s.sh_addr, *file_address);
+    if (!f.seal || !f.open) {
+      why.push_back(f.why);
+      continue;
+    }
+    const auto seal = file_offset(layout.loads, f.seal, image.size());
+    const auto open = file_offset(layout.loads, f.open, image.size());
+    if (!seal || !open) {
+      why.push_back("located functions lie outside the file's segments");
+      continue;
+    }
+    r.seal_address = f.seal;
+    r.open_address = f.open;
+    r.seal_offset = *seal;
+    r.open_offset = *open;
+    r.detail = "EVP_AEAD_CTX_seal at " + hex(f.seal) + ", EVP_AEAD_CTX_open at " + hex(f.open);
+    return r;
+  }
+  r.detail = why.empty() ? "no executable section" : why.front();
+  return r;
+}
+
+namespace {
+// `in_image` over the file at `path`, mapped read-only; a file that cannot be mapped is the
+// lookup's error.
+template <typename Lookup>
+Lookup on_file(const std::string& path,
+               Lookup (*in_image)(std::span<const uint8_t>, const std::string&)) {
   const MappedFile file(path);
   if (!file.error().empty()) {
-    SslSignatureLookup r;
+    Lookup r;
     r.error = path + ": " + file.error();
     return r;
   }
-  return find_ssl_by_signature_in_image(file.bytes(), path);
+  return in_image(file.bytes(), path);
+}
+}  // namespace
+
+AeadSignatureLookup find_aead_by_signature(const std::string& path) {
+  return on_file(path, &find_aead_by_signature_in_image);
+}
+
+SslSignatureLookup find_ssl_by_signature(const std::string& path) {
+  return on_file(path, &find_ssl_by_signature_in_image);
 }
 
 namespace {

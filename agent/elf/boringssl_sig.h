@@ -60,6 +60,33 @@ SslSignatureLookup find_ssl_by_signature(const std::string& path);
 void remember_located(uint64_t dev, uint64_t ino);
 bool was_located(uint64_t dev, uint64_t ino);
 
+// rustls with its default crypto provider, aws-lc-rs, linked into a stripped Rust executable
+// (Codex CLI): the plaintext of each TLS record passes through aws-lc's EVP_AEAD_CTX_seal (the
+// record to encrypt, in place) and EVP_AEAD_CTX_open (decrypted in place), C functions with a
+// stable ABI, called through FFI and never inlined into Rust. aws-lc reports their errors with
+// OPENSSL_PUT_ERROR(CIPHER, reason) naming "…/crypto/fipsmodule/cipher/aead.c", and the reasons
+// each raises identify it, as for BoringSSL's SSL_write:
+//   EVP_AEAD_CTX_seal   CIPHER_R_TOO_LARGE, CIPHER_R_BUFFER_TOO_SMALL (and OUTPUT_ALIASES_INPUT);
+//   EVP_AEAD_CTX_open   CIPHER_R_BAD_DECRYPT, CIPHER_R_BUFFER_TOO_SMALL, not TOO_LARGE.
+// Looked for only in a file that also carries rustls's aws-lc-rs provider (its source paths,
+// "/src/crypto/aws_lc_rs/", in panic locations): BoringSSL has the same aead.c, and a Bun
+// binary's TLS is captured at SSL_write/SSL_read. x86-64 only; function bounds from int3
+// padding.
+struct AeadSignatureLookup {
+  bool rustls_aws_lc = false;  // the file carries rustls's aws-lc-rs provider and aws-lc's aead.c
+  uint64_t seal_offset = 0;    // file offsets; 0: not found
+  uint64_t open_offset = 0;
+  uint64_t seal_address = 0;  // virtual addresses
+  uint64_t open_address = 0;
+  std::string detail;  // how it was found, or why not
+  std::string error;   // the file could not be read as ELF
+  bool found() const { return seal_offset != 0 && open_offset != 0; }
+};
+
+AeadSignatureLookup find_aead_by_signature_in_image(std::span<const uint8_t> image,
+                                                    const std::string& display_name);
+AeadSignatureLookup find_aead_by_signature(const std::string& path);
+
 // ---- the parts, for tests ---------------------------------------------------------------
 
 // BoringSSL's error codes the signature uses (include/openssl/{err,ssl}.h).
@@ -71,19 +98,25 @@ inline constexpr uint32_t kInvalidServerName = 213;       // SSL_R_SSL3_EXT_INVA
 inline constexpr uint32_t kHandshakeFailure = 215;        // SSL_R_SSL_HANDSHAKE_FAILURE
 inline constexpr uint32_t kUninitialized = 226;           // SSL_R_UNINITIALIZED
 
-// One OPENSSL_PUT_ERROR(SSL, reason) naming the file.
+// aws-lc's (and BoringSSL's) cipher error codes (include/openssl/{err,cipher}.h).
+inline constexpr uint32_t kErrLibCipher = 30;
+inline constexpr uint32_t kCipherBadDecrypt = 101;
+inline constexpr uint32_t kCipherBufferTooSmall = 103;
+inline constexpr uint32_t kCipherTooLarge = 117;
+
+// One OPENSSL_PUT_ERROR(library, reason) naming the file.
 struct ErrorSite {
   uint64_t address = 0;  // of the instruction that loads the file name's address
   uint32_t reason = 0;
   uint64_t function = 0;  // start of the function it is in (after int3 padding); 0: unknown
 };
 
-// Every call of ERR_put_error(ERR_LIB_SSL, ...) in `code` (x86-64, at virtual address
+// Every call of ERR_put_error(library, ...) in `code` (x86-64, at virtual address
 // `address`) that passes `file_address` as the file: `mov r32, imm32` (non-PIE) or
 // `lea r64, [rip + disp32]` (PIE) of the file name, with the library and reason constants
 // loaded in the same straight run of instructions.
 std::vector<ErrorSite> find_error_sites(std::span<const uint8_t> code, uint64_t address,
-                                        uint64_t file_address);
+                                        uint64_t file_address, uint32_t library = kErrLibSsl);
 
 // The start of the function holding `at`: the first 16-byte aligned address after a run of
 // int3 padding, looking back at most 64 KiB; 0 when there is none.
@@ -114,6 +147,17 @@ std::vector<Call> direct_calls(std::span<const uint8_t> code, uint64_t address,
 // calls from outside `code` (another section, or what a test's piece of code leaves out).
 SslFunctions match_ssl_functions(std::span<const uint8_t> code, uint64_t address,
                                  uint64_t file_address, std::span<const Call> extra_calls = {});
+
+struct AeadFunctions {
+  uint64_t seal = 0;  // virtual addresses; 0: not found
+  uint64_t open = 0;
+  std::string why;
+};
+
+// The signature match for EVP_AEAD_CTX_seal/open over `code`, `file_address` being aead.c's
+// name.
+AeadFunctions match_aead_functions(std::span<const uint8_t> code, uint64_t address,
+                                   uint64_t file_address);
 
 // OpenSSL 3 linked in and stripped: ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH) in SSL_write and
 // SSL_read passes the function's own name (__func__, kept in .rodata) to
