@@ -39,6 +39,7 @@ enum aw_event_kind {
   AW_EV_EXIT = 11,      /* struct aw_proc_exit */
   AW_EV_LIB_MAP = 12,   /* struct aw_lib_map */
   AW_EV_TLS_HELLO = 13, /* struct aw_tls_hello: the first bytes written on a new TCP connection */
+  AW_EV_AEAD_BIND = 14, /* struct aw_aead_bind: an AEAD key's records go out on this socket */
 };
 
 enum aw_dir {
@@ -59,6 +60,8 @@ enum aw_func {
   AW_FN_NSS_PR_READ = 9,  /* PR_Read */
   AW_FN_NSS_PR_SEND = 10, /* PR_Send */
   AW_FN_NSS_PR_RECV = 11, /* PR_Recv */
+  AW_FN_AEAD_SEAL = 12,   /* aws-lc's EVP_AEAD_CTX_seal under rustls: one TLS record out */
+  AW_FN_AEAD_OPEN = 13,   /* EVP_AEAD_CTX_open: one TLS record in */
 };
 
 enum aw_chunk_flags {
@@ -67,6 +70,10 @@ enum aw_chunk_flags {
   AW_F_READ_FAULT =
       4,         /* the buffer could not be read (paged out or unmapped): len bytes are zero */
   AW_F_HELD = 8, /* copied at the entry of a gated write, before it ran: the process is stopped */
+  AW_F_UNBOUND =
+      16, /* a sealed record whose socket is not known yet: conn_id is 0, ssl the AEAD key
+           * (EVP_AEAD_CTX*), stream_off counts from the key's first record; an AW_EV_AEAD_BIND
+           * for the key follows once its first record is written to a socket */
 };
 
 /* Loss and activity counters, one slot each in the per-CPU `counters` map. */
@@ -83,6 +90,7 @@ enum aw_counter {
   AW_CNT_NO_ENTRY,       /* a return probe without its entry (attached mid-call) */
   AW_CNT_HOLDS,          /* gated writes stopped for a verdict */
   AW_CNT_HOLD_DROPS,     /* gated writes let through unheld: the hold event did not fit */
+  AW_CNT_AEAD_NO_SOCKET, /* decrypted records with no socket read before them on the thread */
   AW_CNT_MAX,
 };
 
@@ -268,6 +276,27 @@ struct aw_tls_hold {
   u8 func; /* enum aw_func */
   u8 reserved[3];
   u64 seq; /* this hold's number among the process's holds (holds_issued after it) */
+};
+
+/*
+ * rustls seals a record (EVP_AEAD_CTX_seal) before it knows the socket: it hands the records
+ * to the runtime, which writes them. The first record of a key goes out as AW_F_UNBOUND chunks;
+ * when the thread then writes that record's buffer to a socket, this event ties the key to
+ * the connection: its chunks belong to conn_id, their stream_off are from base_off on.
+ */
+struct aw_aead_bind {
+  u32 kind;
+  u32 pid;
+  u64 ts_ns;
+  u64 proc_start_ns;
+  u64 key;      /* the EVP_AEAD_CTX* of the unbound chunks */
+  u64 conn_id;  /* the connection they belong to */
+  u64 ssl;      /* its handle in the chunks that follow bound */
+  u64 base_off; /* its outgoing offset before the key's first record */
+  u32 tid;
+  s32 fd;
+  struct aw_endpoint local;
+  struct aw_endpoint peer;
 };
 
 struct aw_proc_exec {

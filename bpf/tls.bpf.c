@@ -178,20 +178,26 @@ static __always_inline struct conn_state* conn_lookup_or_create(u32 tgid, u64 ss
   return bpf_map_lookup_elem(&conns, &key);
 }
 
-/* Reads the local and peer address of socket `fd` of the current process. */
-static __always_inline void resolve_socket(struct conn_state* st, s32 fd) {
+/* The socket behind `fd` of the current process; NULL when it is not one (a BIO on a pipe or
+ * a file). */
+static __always_inline struct sock* socket_of_fd(s32 fd) {
   struct task_struct* task = (struct task_struct*)bpf_get_current_task();
   struct fdtable* fdt = BPF_CORE_READ(task, files, fdt);
-  if (!fdt) return;
-  if ((u32)fd >= BPF_CORE_READ(fdt, max_fds)) return;
+  if (!fdt || fd < 0) return NULL;
+  if ((u32)fd >= BPF_CORE_READ(fdt, max_fds)) return NULL;
   struct file** fds = BPF_CORE_READ(fdt, fd);
   struct file* file = NULL;
   bpf_core_read(&file, sizeof(file), &fds[fd]);
-  if (!file) return;
+  if (!file) return NULL;
   umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-  if ((mode & S_IFMT) != S_IFSOCK) return; /* a BIO on a pipe or file: no addresses */
+  if ((mode & S_IFMT) != S_IFSOCK) return NULL;
   struct socket* sock = BPF_CORE_READ(file, private_data);
-  struct sock* sk = BPF_CORE_READ(sock, sk);
+  return BPF_CORE_READ(sock, sk);
+}
+
+/* Reads the local and peer address of socket `fd` of the current process. */
+static __always_inline void resolve_socket(struct conn_state* st, s32 fd) {
+  struct sock* sk = socket_of_fd(fd);
   if (!sk) return;
   u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
   st->local.family = family;
@@ -867,6 +873,383 @@ int BPF_KPROBE(go_sni_enter) {
   return emit_sni((void*)c, (const void*)GO_ARG1(ctx), len);
 }
 
+/*
+ * ---- rustls over aws-lc (aws-lc-rs), in a stripped Rust executable ----
+ * rustls is sans-I/O: it encrypts a record with EVP_AEAD_CTX_seal(ctx, out, out_len,
+ * max_out_len, nonce, nonce_len, in, in_len, ad, ad_len) in place, and decrypts one with
+ * EVP_AEAD_CTX_open (same arguments) in place; the runtime (tokio-rustls) moves the records
+ * through the socket. Arguments 7-10 are on the stack (System V: at sp+8 at the entry). The
+ * associated data says the record: 5 bytes for TLS 1.3 (the record header; the real content
+ * type is the plaintext's last non-zero byte), 13 for TLS 1.2 (the type is its 9th byte). Only
+ * application data (23) is captured: handshake messages and alerts are not the program's.
+ *
+ * Which connection: a record is decrypted right after the thread read it from its socket
+ * (tokio-rustls reads into rustls's buffer and processes it in the same poll), so an opened
+ * record belongs to the socket the thread last read. A sealed record goes out later: the
+ * thread writes the record buffers (5 bytes of header, 8 more of explicit nonce in TLS 1.2
+ * GCM, before `in`) with writev. The first records of a key go to userspace unbound; the
+ * write that carries one of their buffers ties the key to that socket (AW_EV_AEAD_BIND), and
+ * from then on its records carry the connection directly. Connections are (process, fd),
+ * ended by the fd's close.
+ */
+#define AEAD_CONN_TAG 0xaead000000000000ULL
+#define TLS_APPLICATION_DATA 23
+#define AEAD_MAX_RECORD (1 << 15) /* 16 KiB of plaintext plus expansion, with room */
+#define AEAD_PENDING_MAX 4
+
+struct aead_key {
+  u32 tgid;
+  u32 reserved;
+  u64 ctx; /* EVP_AEAD_CTX* */
+};
+
+struct aead_binding {
+  u64 conn_id; /* the connection it was tied to; 0 while unbound */
+  u64 pending; /* bytes sealed while unbound */
+  s32 fd;      /* -1 while unbound */
+  u32 reserved;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct aead_key);
+  __type(value, struct aead_binding);
+} aead_keys SEC(".maps");
+
+/* Per thread: the unbound key it sealed for last, and the first of those records. */
+struct aead_pending {
+  u64 ctx;
+  u64 rec[AEAD_PENDING_MAX]; /* each record's `in` */
+  u32 n;
+  u32 reserved;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, u64); /* pid_tgid */
+  __type(value, struct aead_pending);
+} aead_pending SEC(".maps");
+
+/* Per thread of an AEAD process: the fd of its last read-family system call. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, u64); /* pid_tgid */
+  __type(value, s32);
+} aead_last_read SEC(".maps");
+
+/* Processes whose AEAD probes fired: their reads and closes are followed. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, u32);   /* tgid */
+  __type(value, u64); /* proc_start_ns */
+} aead_procs SEC(".maps");
+
+struct aead_open_args {
+  u64 out;
+  u64 out_len_ptr;
+  u64 ad;
+  u64 ad_len;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, u64); /* pid_tgid */
+  __type(value, struct aead_open_args);
+} aead_opens SEC(".maps");
+
+/* Set at the first AEAD probe: from then on sys_enter follows AEAD processes. */
+volatile u32 aead_seen = 0;
+
+struct aead_stack_args {
+  u64 in;
+  u64 in_len;
+  u64 ad;
+  u64 ad_len;
+};
+
+static __always_inline void aead_mark_process(u32 tgid) {
+  if (!aead_seen) aead_seen = 1;
+  u64 start = proc_start_ns();
+  u64* known = bpf_map_lookup_elem(&aead_procs, &tgid);
+  if (known && *known == start) return;
+  bpf_map_update_elem(&aead_procs, &tgid, &start, BPF_ANY);
+}
+
+static __always_inline bool aead_process(u32 tgid) {
+  u64* start = bpf_map_lookup_elem(&aead_procs, &tgid);
+  return start && *start == proc_start_ns();
+}
+
+SEC("uprobe")
+int BPF_KPROBE(aead_seal_enter) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  u64 key_ptr = PT_REGS_PARM1(ctx);
+  struct aead_stack_args sa;
+  if (bpf_probe_read_user(&sa, sizeof(sa), (void*)(PT_REGS_SP(ctx) + 8)) != 0) return 0;
+  if (!sa.in || !sa.in_len || sa.in_len > AEAD_MAX_RECORD) return 0;
+  u8 type = 0;
+  u64 len = sa.in_len;
+  if (sa.ad_len == 5) {
+    /* rustls does not pad: the content type is the last byte. */
+    if (bpf_probe_read_user(&type, 1, (void*)(sa.in + sa.in_len - 1)) != 0) return 0;
+    len -= 1;
+  } else if (sa.ad_len == 13) {
+    if (bpf_probe_read_user(&type, 1, (void*)(sa.ad + 8)) != 0) return 0;
+  } else {
+    return 0; /* not a TLS record */
+  }
+  if (type != TLS_APPLICATION_DATA || !len) return 0;
+  aead_mark_process(tgid);
+  struct aead_key k = {.tgid = tgid, .ctx = key_ptr};
+  struct call_args a = {.buf = sa.in, .fd = -1, .func = AW_FN_AEAD_SEAL, .dir = AW_DIR_OUT};
+  struct aead_binding* b = bpf_map_lookup_elem(&aead_keys, &k);
+  if (b && b->fd >= 0) {
+    struct conn_key ck = {.tgid = tgid, .ssl = AEAD_CONN_TAG | (u32)b->fd};
+    struct conn_state* st = bpf_map_lookup_elem(&conns, &ck);
+    /* The same connection still: not closed since (a new one on the same fd has a new id). */
+    if (st && st->conn_id == b->conn_id) {
+      a.ssl = ck.ssl;
+      a.fd = b->fd;
+      count(AW_CNT_CALLS, 1);
+      emit_call(&a, st, len, 0);
+      return 0;
+    }
+  }
+  if (!b || b->fd >= 0) {
+    struct aead_binding fresh = {.fd = -1};
+    bpf_map_update_elem(&aead_keys, &k, &fresh, BPF_ANY);
+    b = bpf_map_lookup_elem(&aead_keys, &k);
+    if (!b) return 0;
+  }
+  struct conn_state unbound = {.fd = -1};
+  unbound.off[AW_DIR_OUT] = b->pending;
+  a.ssl = key_ptr;
+  count(AW_CNT_CALLS, 1);
+  emit_call(&a, &unbound, len, AW_F_UNBOUND);
+  b->pending += len;
+  struct aead_pending* p = bpf_map_lookup_elem(&aead_pending, &pid_tgid);
+  if (!p || p->ctx != key_ptr) {
+    struct aead_pending fresh = {.ctx = key_ptr};
+    bpf_map_update_elem(&aead_pending, &pid_tgid, &fresh, BPF_ANY);
+    p = bpf_map_lookup_elem(&aead_pending, &pid_tgid);
+    if (!p) return 0;
+  }
+  if (p->n < AEAD_PENDING_MAX) {
+    p->rec[p->n & (AEAD_PENDING_MAX - 1)] = sa.in;
+    p->n++;
+  }
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(aead_open_enter) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  struct aead_stack_args sa;
+  if (bpf_probe_read_user(&sa, sizeof(sa), (void*)(PT_REGS_SP(ctx) + 8)) != 0) return 0;
+  if (sa.ad_len != 5 && sa.ad_len != 13) return 0;
+  /* Handshake records are opened first: the process's reads are followed from then on. */
+  aead_mark_process(tgid);
+  struct aead_open_args o = {.out = PT_REGS_PARM2(ctx),
+                             .out_len_ptr = PT_REGS_PARM3(ctx),
+                             .ad = sa.ad,
+                             .ad_len = sa.ad_len};
+  bpf_map_update_elem(&aead_opens, &pid_tgid, &o, BPF_ANY);
+  return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(aead_open_exit) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  if (skip_process(tgid)) return 0;
+  struct aead_open_args* args = bpf_map_lookup_elem(&aead_opens, &pid_tgid);
+  if (!args) return 0;
+  struct aead_open_args o = *args;
+  bpf_map_delete_elem(&aead_opens, &pid_tgid);
+  if ((int)PT_REGS_RC(ctx) != 1) return 0; /* did not authenticate */
+  u64 out_len = 0;
+  if (bpf_probe_read_user(&out_len, sizeof(out_len), (void*)o.out_len_ptr) != 0) return 0;
+  if (!out_len || out_len > AEAD_MAX_RECORD) return 0;
+  u8 type = 0;
+  u64 len = out_len;
+  if (o.ad_len == 5) {
+    /* TLS 1.3: content, type, then zero padding. The type is the last non-zero byte among
+     * the last 16; more padding than that is not read (counted as not application data). */
+    u8 tail[16] = {};
+    u64 n = out_len < 16 ? out_len : 16;
+    if (n == 0 || n > 16) return 0;
+    if (bpf_probe_read_user(tail, n, (void*)(o.out + out_len - n)) != 0) return 0;
+    u64 pad = 0;
+    bool found = false;
+    for (int i = 15; i >= 0; i--) {
+      if ((u64)i >= n || found) continue;
+      if (tail[i]) {
+        type = tail[i];
+        found = true;
+      } else {
+        pad++;
+      }
+    }
+    if (!found) return 0;
+    len = out_len - pad - 1;
+  } else {
+    if (bpf_probe_read_user(&type, 1, (void*)(o.ad + 8)) != 0) return 0;
+  }
+  if (type != TLS_APPLICATION_DATA || !len) return 0;
+  s32* last = bpf_map_lookup_elem(&aead_last_read, &pid_tgid);
+  if (!last || !socket_of_fd(*last)) {
+    count(AW_CNT_AEAD_NO_SOCKET, 1);
+    return 0;
+  }
+  s32 fd = *last;
+  struct call_args a = {.ssl = AEAD_CONN_TAG | (u32)fd,
+                        .buf = o.out,
+                        .fd = fd,
+                        .func = AW_FN_AEAD_OPEN,
+                        .dir = AW_DIR_IN};
+  struct conn_state* st = conn_lookup_or_create(tgid, a.ssl);
+  if (!st) return 0;
+  count(AW_CNT_CALLS, 1);
+  emit_call(&a, st, len, 0);
+  return 0;
+}
+
+struct user_iovec {
+  u64 base;
+  u64 len;
+};
+
+/* A write-family system call of a thread with unbound sealed records: when it writes one of
+ * their buffers, the key is this socket's. */
+static __always_inline void aead_try_bind(struct pt_regs* regs, long id, u64 pid_tgid) {
+  struct aead_pending* p = bpf_map_lookup_elem(&aead_pending, &pid_tgid);
+  if (!p) return;
+  s32 fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+  u64 arg2 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+  struct user_iovec iov[AEAD_PENDING_MAX] = {};
+  u64 iov_ptr = 0, iov_cnt = 0;
+  bool vector = false;
+#if defined(__TARGET_ARCH_x86)
+  vector = id == 20 || id == 46;
+  if (id == 20) iov_ptr = arg2, iov_cnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
+  if (id == 46) {
+#else
+  vector = id == 66 || id == 211;
+  if (id == 66) iov_ptr = arg2, iov_cnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
+  if (id == 211) {
+#endif
+    struct user_msghdr mh;
+    if (bpf_probe_read_user(&mh, sizeof(mh), (void*)arg2) != 0) return;
+    iov_ptr = (u64)mh.msg_iov;
+    iov_cnt = mh.msg_iovlen;
+  }
+  if (vector) {
+    if (iov_cnt > AEAD_PENDING_MAX) iov_cnt = AEAD_PENDING_MAX;
+    if (!iov_ptr || !iov_cnt) return;
+    if (bpf_probe_read_user(iov, iov_cnt * sizeof(iov[0]), (void*)iov_ptr) != 0) return;
+  } else {
+    iov[0].base = arg2;
+  }
+  bool matched = false;
+  for (int i = 0; i < AEAD_PENDING_MAX; i++) {
+    for (int j = 0; j < AEAD_PENDING_MAX; j++) {
+      u64 rec = p->rec[j];
+      if (!rec || !iov[i].base) continue;
+      if (iov[i].base == rec - 5 || iov[i].base == rec - 13) matched = true;
+    }
+  }
+  if (!matched) return;
+  u32 tgid = pid_tgid >> 32;
+  struct aead_key k = {.tgid = tgid, .ctx = p->ctx};
+  bpf_map_delete_elem(&aead_pending, &pid_tgid);
+  struct aead_binding* b = bpf_map_lookup_elem(&aead_keys, &k);
+  if (!b || b->fd >= 0) return;
+  struct conn_state* st = conn_lookup_or_create(tgid, AEAD_CONN_TAG | (u32)fd);
+  if (!st) return;
+  if (st->fd != fd) {
+    st->fd = fd;
+    resolve_socket(st, fd);
+  }
+  struct aw_aead_bind* ev = bpf_ringbuf_reserve(&data_rb, sizeof(*ev), 0);
+  if (ev) {
+    ev->kind = AW_EV_AEAD_BIND;
+    ev->pid = tgid;
+    ev->tid = (u32)pid_tgid;
+    ev->ts_ns = bpf_ktime_get_boot_ns();
+    ev->proc_start_ns = proc_start_ns();
+    ev->key = k.ctx;
+    ev->conn_id = st->conn_id;
+    ev->ssl = AEAD_CONN_TAG | (u32)fd;
+    ev->base_off = st->off[AW_DIR_OUT];
+    ev->fd = fd;
+    ev->local = st->local;
+    ev->peer = st->peer;
+    bpf_ringbuf_submit(ev, 0);
+  } else {
+    count(AW_CNT_CTRL_DROPS, 1);
+  }
+  st->off[AW_DIR_OUT] += b->pending;
+  b->fd = fd;
+  b->conn_id = st->conn_id;
+}
+
+static __always_inline void aead_sys_enter(struct pt_regs* regs, long id) {
+  u64 pid_tgid = bpf_get_current_pid_tgid();
+  u32 tgid = pid_tgid >> 32;
+  switch (id) {
+#if defined(__TARGET_ARCH_x86)
+    case 1:  /* write */
+    case 20: /* writev */
+    case 44: /* sendto */
+    case 46: /* sendmsg */
+#else
+    case 64:
+    case 66:
+    case 206:
+    case 211:
+#endif
+      aead_try_bind(regs, id, pid_tgid);
+      return;
+#if defined(__TARGET_ARCH_x86)
+    case 0:  /* read */
+    case 19: /* readv */
+    case 45: /* recvfrom */
+    case 47: /* recvmsg */
+#else
+    case 63:
+    case 65:
+    case 207:
+    case 212:
+#endif
+    {
+      if (!aead_process(tgid)) return;
+      s32 fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+      bpf_map_update_elem(&aead_last_read, &pid_tgid, &fd, BPF_ANY);
+      return;
+    }
+#if defined(__TARGET_ARCH_x86)
+    case 3: /* close */
+#else
+    case 57:
+#endif
+    {
+      if (!aead_process(tgid)) return;
+      s32 fd = (s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+      close_conn((void*)(AEAD_CONN_TAG | (u32)fd));
+      return;
+    }
+  }
+}
+
 /* The syscalls a TLS call makes on its socket; the first argument is the fd. */
 static __always_inline bool is_socket_io(long id) {
   switch (id) {
@@ -896,6 +1279,7 @@ static __always_inline bool is_socket_io(long id) {
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(tls_sys_enter, struct pt_regs* regs, long id) {
+  if (aead_seen) aead_sys_enter(regs, id);
   if (!is_socket_io(id)) return 0;
   u64 pid_tgid = bpf_get_current_pid_tgid();
   struct call_args* args = bpf_map_lookup_elem(&active_calls, &pid_tgid);

@@ -303,6 +303,29 @@ class BpfCapture final : public Capture {
   };
   std::unordered_map<uint64_t, PlainConn> plain_conns_;
   void forget_plain(uint32_t pid);
+  // rustls records sealed before their socket was known (AW_F_UNBOUND), by (pid, AEAD key),
+  // until the AW_EV_AEAD_BIND that names their connection. Bounded: a key whose bind never
+  // comes (its process died, or the event was lost) is dropped, oldest first.
+  struct UnboundKey {
+    uint32_t pid = 0;
+    uint64_t key = 0;
+    bool operator==(const UnboundKey&) const = default;
+  };
+  struct UnboundKeyHash {
+    size_t operator()(const UnboundKey& k) const {
+      return std::hash<uint64_t>()(k.key ^ (uint64_t(k.pid) << 48));
+    }
+  };
+  struct Unbound {
+    std::vector<std::string> events;  // whole aw_tls_data records, in order
+    size_t bytes = 0;
+    uint64_t seq = 0;  // order of first arrival, for eviction
+  };
+  std::unordered_map<UnboundKey, Unbound, UnboundKeyHash> unbound_;
+  uint64_t unbound_seq_ = 0;
+  uint64_t unbound_dropped_ = 0;  // records dropped unbound (reported in the log)
+  void hold_unbound(const aw_tls_data* ev, size_t size);
+  void bind_unbound(const aw_aead_bind& ev);
   bool watch_plaintext_ports(std::string& error);
 };
 
@@ -383,6 +406,17 @@ void BpfCapture::remember_file(const FileId& id) {
   bpf_map__update_elem(proc_->maps.known_files, &key, sizeof(key), &one, sizeof(one), BPF_ANY);
 }
 
+namespace {
+// Lets go of a held mutex for a scope, and takes it again.
+struct Unlocked {
+  std::mutex& mu;
+  explicit Unlocked(std::mutex& m) : mu(m) { mu.unlock(); }
+  ~Unlocked() { mu.lock(); }
+  Unlocked(const Unlocked&) = delete;
+  Unlocked& operator=(const Unlocked&) = delete;
+};
+}  // namespace
+
 bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
                                const std::string& shown, TargetKind kind) {
   // Caller holds mu_; the signature scan below lets go of it meanwhile (its arguments must not
@@ -450,19 +484,44 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
         shown, names);
   }
   // ---- end Go ----
-  // ---- BoringSSL (Bun) or OpenSSL linked into a stripped executable: by signature ----
   std::unordered_map<std::string, uint64_t> offsets = syms.offsets;
+  // ---- rustls over aws-lc in a stripped Rust executable: its AEAD, by signature ----
+  // First: such a file may carry a vendored OpenSSL too (Codex's, for native-tls), whose own
+  // search costs more than this one; with rustls located it is not looked for.
+  elf::AeadSignatureLookup aead;
+  if (kind == TargetKind::kExecutable && !go_tls) {
+    const auto started = std::chrono::steady_clock::now();
+    {
+      const Unlocked unlocked(mu_);  // as for the search below
+      aead = elf::find_aead_by_signature(path);
+    }
+    if (seen_files_.count(id)) return false;
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    if (aead.found()) {
+      offsets["EVP_AEAD_CTX_seal"] = aead.seal_offset;
+      offsets["EVP_AEAD_CTX_open"] = aead.open_offset;
+      struct stat st {};
+      if (fstat(fd, &st) == 0) elf::remember_located(st.st_dev, st.st_ino);
+      spdlog::info("rustls (aws-lc) in {} located by signature in {:.0f} ms: {}", shown, ms,
+                   aead.detail);
+    } else if (aead.rustls_aws_lc) {
+      spdlog::warn("rustls (aws-lc) in {} not located by signature ({:.0f} ms): {}", shown, ms,
+                   aead.detail);
+    }
+  }
+  const bool aead_sig = aead.found();
+  // ---- end rustls ----
+  // ---- BoringSSL (Bun) or OpenSSL linked into a stripped executable: by signature ----
   elf::SslSignatureLookup sig;
-  if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls && !nspr && !nss_ssl) {
+  if (kind == TargetKind::kExecutable && !openssl && !gnutls && !go_tls && !nspr && !nss_ssl &&
+      !aead_sig) {
     const auto started = std::chrono::steady_clock::now();
     {
       // Up to half a second on a 400 MB binary: not under mu_, which the data thread takes to
       // announce a process. The file stays open (fd), and is looked up again afterwards.
-      struct Unlocked {
-        std::mutex& mu;
-        explicit Unlocked(std::mutex& m) : mu(m) { mu.unlock(); }
-        ~Unlocked() { mu.lock(); }
-      } unlocked(mu_);
+      const Unlocked unlocked(mu_);
       sig = elf::find_ssl_by_signature(path);
     }
     if (seen_files_.count(id)) return false;  // examined by another caller meanwhile
@@ -484,7 +543,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   }
   const bool boringssl_sig = sig.found();
   // ---- end signature ----
-  if (!openssl && !gnutls && !go_tls && !boringssl_sig && !nspr && !nss_ssl) {
+  if (!openssl && !gnutls && !go_tls && !boringssl_sig && !aead_sig && !nspr && !nss_ssl) {
     remember_file(id);  // no TLS library the agent knows (a binary without TLS)
     return false;
   }
@@ -522,6 +581,9 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       {"SSL_ImportFD", tls_->progs.nss_import_exit, true},
       {"SSL_SetURL", tls_->progs.sni_string_enter, false},
       {"SSL_set_tlsext_host_name", tls_->progs.sni_string_enter, false},
+      {"EVP_AEAD_CTX_seal", tls_->progs.aead_seal_enter, false},
+      {"EVP_AEAD_CTX_open", tls_->progs.aead_open_exit, true},
+      {"EVP_AEAD_CTX_open", tls_->progs.aead_open_enter, false},
   };
   // Where each probe goes. Return probes (and Go's RET probes) first: an entry without its
   // return would leave a call pending.
@@ -630,6 +692,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
   else if (boringssl_sig)
     how = sig.boringssl ? " [BoringSSL, stripped: located by signature]"
                         : " [OpenSSL, stripped: located by signature]";
+  if (aead_sig) how += " [rustls over aws-lc, stripped: its AEAD located by signature]";
   spdlog::info("attached to {} {} ({}){}", to_string(kind), shown,
                fmt::join(functions.begin(), functions.end(), ", "), how);
   return true;
@@ -1114,6 +1177,10 @@ TlsFunc tls_func_of(uint8_t func) {
       return TlsFunc::kNssPrSend;
     case AW_FN_NSS_PR_RECV:
       return TlsFunc::kNssPrRecv;
+    case AW_FN_AEAD_SEAL:
+      return TlsFunc::kAeadSeal;
+    case AW_FN_AEAD_OPEN:
+      return TlsFunc::kAeadOpen;
     default:
       return static_cast<TlsFunc>(func & 3);
   }
@@ -1153,7 +1220,12 @@ void BpfCapture::handle_data(const void* data, size_t size) {
   if (size < sizeof(uint32_t)) return;
   uint32_t kind;
   std::memcpy(&kind, data, sizeof(kind));
-  if (kind == AW_EV_TLS_DATA && size >= AW_TLS_DATA_HDR_LEN) {
+  if (kind == AW_EV_TLS_DATA && size >= AW_TLS_DATA_HDR_LEN &&
+      (static_cast<const aw_tls_data*>(data)->flags & AW_F_UNBOUND)) {
+    hold_unbound(static_cast<const aw_tls_data*>(data), size);
+  } else if (kind == AW_EV_AEAD_BIND && size >= sizeof(aw_aead_bind)) {
+    bind_unbound(*static_cast<const aw_aead_bind*>(data));
+  } else if (kind == AW_EV_TLS_DATA && size >= AW_TLS_DATA_HDR_LEN) {
     const auto* ev = static_cast<const aw_tls_data*>(data);
     TlsChunk c = chunk_of(ev, std::min<size_t>(ev->len, size - AW_TLS_DATA_HDR_LEN), boot_offset_);
     c.conn_id = ev->conn_id;
@@ -1267,6 +1339,52 @@ void BpfCapture::handle_data(const void* data, size_t size) {
                      ev->ssl,
                      ev->bytes_out,
                      ev->bytes_in});
+  }
+}
+
+void BpfCapture::hold_unbound(const aw_tls_data* ev, size_t size) {
+  static constexpr size_t kMaxKeys = 256;
+  static constexpr size_t kMaxBytesPerKey = 4 << 20;
+  const UnboundKey k{ev->pid, ev->ssl};
+  auto it = unbound_.find(k);
+  if (it == unbound_.end()) {
+    if (unbound_.size() >= kMaxKeys) {
+      auto oldest = unbound_.begin();
+      for (auto i = unbound_.begin(); i != unbound_.end(); ++i)
+        if (i->second.seq < oldest->second.seq) oldest = i;
+      unbound_dropped_ += oldest->second.events.size();
+      spdlog::warn(
+          "dropping {} rustls records of pid {} sealed before their socket was known: no write "
+          "of them was seen ({} dropped so far)",
+          oldest->second.events.size(), oldest->first.pid, unbound_dropped_);
+      unbound_.erase(oldest);
+    }
+    it = unbound_.emplace(k, Unbound{{}, 0, ++unbound_seq_}).first;
+  }
+  if (it->second.bytes + size > kMaxBytesPerKey) {
+    ++unbound_dropped_;
+    return;
+  }
+  it->second.events.emplace_back(static_cast<const char*>(static_cast<const void*>(ev)), size);
+  it->second.bytes += size;
+}
+
+void BpfCapture::bind_unbound(const aw_aead_bind& b) {
+  const auto it = unbound_.find({b.pid, b.key});
+  if (it == unbound_.end()) return;
+  Unbound held = std::move(it->second);
+  unbound_.erase(it);
+  for (std::string& e : held.events) {
+    auto* ev = reinterpret_cast<aw_tls_data*>(e.data());
+    if (ev->proc_start_ns != b.proc_start_ns) continue;  // a reused pid: not this process's
+    ev->flags &= ~static_cast<uint32_t>(AW_F_UNBOUND);
+    ev->conn_id = b.conn_id;
+    ev->ssl = b.ssl;
+    ev->fd = b.fd;
+    ev->stream_off += b.base_off;
+    ev->local = b.local;
+    ev->peer = b.peer;
+    handle_data(e.data(), e.size());
   }
 }
 

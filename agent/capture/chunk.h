@@ -41,8 +41,10 @@ enum class TlsFunc : uint8_t {
   kNssPrRead = 17,
   kNssPrSend = 18,
   kNssPrRecv = 19,
+  kAeadSeal = 20,  // aws-lc's EVP_AEAD_CTX_seal under rustls: one TLS record's plaintext out
+  kAeadOpen = 21,  // EVP_AEAD_CTX_open: one record in
 };
-inline constexpr uint8_t kTlsFuncMax = 19;
+inline constexpr uint8_t kTlsFuncMax = 21;
 
 inline std::string_view to_string(Direction d) {
   return d == Direction::kOut ? "out" : "in";
@@ -90,6 +92,10 @@ inline std::string_view to_string(TlsFunc f) {
       return "PR_Send";
     case TlsFunc::kNssPrRecv:
       return "PR_Recv";
+    case TlsFunc::kAeadSeal:
+      return "EVP_AEAD_CTX_seal";
+    case TlsFunc::kAeadOpen:
+      return "EVP_AEAD_CTX_open";
   }
   return "unknown";
 }

@@ -80,8 +80,19 @@ TlsStack identify_tls_stack(std::span<const uint8_t> image,
             "BoringSSL is linked into the executable with its symbols stripped: SSL_write and "
             "SSL_read cannot be found by name"};
   }
-  if (contains(image, "rustls"))
-    return {"rustls", "rustls (a Rust TLS library) is not captured by this version"};
+  if (contains(image, "rustls")) {
+    if (located_by_signature)
+      return {"rustls (aws-lc, stripped; located by signature)",
+              "its aws-lc EVP_AEAD_CTX_seal/open were located by their code and attached, but "
+              "no record was seen"};
+    if (contains(image, "/src/crypto/aws_lc_rs/"))
+      return {"rustls (aws-lc)",
+              "rustls over aws-lc is captured at aws-lc's EVP_AEAD_CTX_seal/open, located by "
+              "their code; in this executable they were not (see the agent's log)"};
+    return {"rustls",
+            "rustls without its aws-lc-rs provider (ring, or another) is not captured by this "
+            "version"};
+  }
   // OpenSSL's version text is only linked in when used; the source file names its error
   // reporting carries always are.
   if (contains(image, "ssl/ssl_lib.c") || contains(image, "OpenSSL 3.") ||

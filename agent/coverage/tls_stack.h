@@ -17,7 +17,8 @@ struct TlsStack {
 // From the executable's bytes (`image`, the whole file) and the paths of the shared objects
 // the process maps (empty when it is gone).
 // `located_by_signature`: the capture found the executable's BoringSSL or OpenSSL
-// SSL_write/SSL_read by signature (agent/elf/boringssl_sig.h) and attached them.
+// SSL_write/SSL_read, or rustls's aws-lc EVP_AEAD_CTX_seal/open, by signature
+// (agent/elf/boringssl_sig.h) and attached them.
 TlsStack identify_tls_stack(std::span<const uint8_t> image,
                             const std::vector<std::string>& mapped_libraries,
                             bool located_by_signature = false);

@@ -357,9 +357,11 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
   r.response_flags = resp.flags;
   // Streaming clients often stop reading once the provider's last event arrived (Ollama's
   // done:true, [DONE]) and close without the chunked terminator: the answer was whole.
+  // So do HTTP/2 clients, by resetting the stream (hyper cancels it once the body it was
+  // reading is dropped: Codex, after the Responses API's response.completed).
   if (st->framing != Framing::kWhole && !r.call.finish_reason.empty() &&
-      (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap)) == protocol::kMsgCut)
-    r.response_flags &= ~uint32_t(protocol::kMsgCut);
+      (r.response_flags & protocol::kMsgGap) == 0)
+    r.response_flags &= ~uint32_t(protocol::kMsgCut | protocol::kMsgReset);
   const bool cut_short =
       (r.response_flags & (protocol::kMsgCut | protocol::kMsgGap | protocol::kMsgReset)) != 0;
   r.usage = settle(

@@ -1,25 +1,30 @@
 """Codex CLI (npm @openai/codex, pinned in clients/package.json; its native binary comes in the
 platform package @openai/codex-linux-x64, a static musl Rust executable, stripped) in its
 non-interactive mode (`codex exec PROMPT`) against the provider stand-in. Its HTTPS client is
-rustls, which the agent does not capture: the test asserts the blind spot is reported, not
-silent — one `coverage.gap` for the native process naming the stand-in's address and
-`rustls`, and no llm.exchange (no content at all) for it. Twice: with the stand-in's address as
-the base URL (no SNI: an AI endpoint only by `--coverage-endpoint`), and with api.openai.com
-(in Codex's own /etc/hosts, a bind mount in a mount namespace of its own, at 127.0.0.1): then
-the ClientHello rustls writes names the endpoint by its SNI, with nothing configured.
+rustls over aws-lc (the aws-lc-rs provider): the agent locates aws-lc's EVP_AEAD_CTX_seal and
+EVP_AEAD_CTX_open in the executable by their code, captures each TLS record's plaintext there
+and ties it to its socket. The test asserts the call is seen whole — one llm.exchange for the
+native process with the model, the prompt, the answer and the provider's usage, on the
+connection to the stand-in — and that no coverage.gap is raised for it; the coverage view
+lists it as visible, its stack named. Twice: with the stand-in's address as the base URL, and
+with api.openai.com (in Codex's own /etc/hosts, a bind mount in a mount namespace of its own,
+at 127.0.0.1), so that the exchange names that host.
 
 Set-up, all in temp dirs: CODEX_HOME with a config.toml whose model provider is the stand-in
 (base_url, the Responses API, an env_key for the fake key, an http_headers tag); HOME;
 SSL_CERT_FILE is the test CA (Codex then builds its rustls client on that bundle). It runs as
 users start it, `codex` (bin/codex.js under node): on Node 20 that wrapper spawns the native
-binary as a child (Node >= 22 execs it in place), so the gap is the child's (its ppid is the
-wrapper, or the same pid). The stand-in and Codex share a network namespace with only
-loopback up: Codex's other requests (plugin sync from GitHub, model lists) fail at once and
-reach nothing.
+binary as a child (Node >= 22 execs it in place), so the exchange is the child's (its ppid is
+the wrapper, or the same pid). The native binary is named with --attach, so it is attached
+before the agent is ready (an executable outside the scanned directories is otherwise attached
+at its exec, after the ~0.6 s its search takes). The stand-in and Codex share a network
+namespace with only loopback up: Codex's other requests (plugin sync from GitHub, model lists)
+fail at once and reach nothing.
 """
 
 import json
 import os
+import subprocess
 import platform
 import secrets
 
@@ -40,12 +45,14 @@ def native_binary() -> str:
                         "bin", "codex")
 
 
+STACK = "rustls (aws-lc, stripped; located by signature)"
+
+
 class CodexTest(aw.AgentTestCase):
 
-    def run_codex(self, by_name: bool) -> tuple[dict, dict, list, aw.ClientResult, str]:
-        """codex exec against the stand-in, by address (the agent told the address is an AI
-        endpoint) or by the name api.openai.com (the agent told nothing). Returns the gap, the
-        stand-in's entry, the agent's records, the wrapper's result and the endpoint."""
+    def run_codex(self, by_name: bool) -> tuple[dict, dict, str]:
+        """codex exec against the stand-in, by address or by the name api.openai.com. Returns
+        the native process's llm.exchange, the stand-in's entry and the endpoint."""
         node = llm.node_bin()
         native = native_binary()
         for f in (CODEX_JS, native):
@@ -86,61 +93,73 @@ class CodexTest(aw.AgentTestCase):
                 # unshare and sh exec: the pid stays node's.
                 argv = [aw.require_program("unshare", "util-linux"), "-m", "sh", "-c",
                         f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh", *argv]
-            args = ["--health-interval", "0"]
-            if not by_name:
-                args += ["--coverage-endpoint", endpoint]
+            args = ["--health-interval", "0", "--attach", native,
+                    "--coverage-endpoint", endpoint]
             with aw.Agent(command="run", args=args) as agent:
                 res = aw.run_client(standin.in_netns(argv), env=env, cwd=work, timeout=90)
                 entry = standin.wait_entry(tag)
 
-                def gaps(recs):
-                    return [e for e in recs if e.get("type") == "coverage.gap" and
-                            e["process"].get("exe") == os.path.realpath(native) and
+                def mine(recs):
+                    return [e for e in llm.exchanges(recs)
+                            if e["process"].get("exe") == os.path.realpath(native) and
                             res.pid in (e["process"]["pid"], e["process"].get("ppid"))]
-                # The native process has exited: its gap is decided at its exit.
-                agent.wait_for(lambda r: gaps(r), what="a coverage.gap for codex")
+                agent.wait_for(lambda r: mine(r), what="an llm.exchange of codex")
+                # Its exit decides any gap: wait past it.
                 agent.wait_for(lambda r: False, timeout=3.0, what="settling")
+                view = json.loads(subprocess.run(
+                    [aw.agent_bin(), "coverage", "--socket", agent.control_socket, "--json"],
+                    capture_output=True, text=True, timeout=30, check=True).stdout)
                 recs = agent.records()
 
         ctx = "\n" + res.describe() + "\n" + agent.stderr_tail(20)
         # The set-up: Codex asked the stand-in (Responses API) with the prompt, got the answer.
         self.assertEqual(entry["path"], "/v1/responses", ctx)
-        self.assertEqual(entry["answer"]["provider"], "openai")
+        answer = entry["answer"]
+        self.assertEqual(answer["provider"], "openai")
         self.assertIn(prompt, json.dumps(entry["body"]), ctx)
-        self.assertIn(entry["answer"]["output_text"], res.stdout.decode(errors="replace"), ctx)
+        self.assertIn(answer["output_text"], res.stdout.decode(errors="replace"), ctx)
 
-        found = gaps(recs)
-        self.assertEqual(len(found), 1, json.dumps(found, indent=1))
-        g = found[0]
-        pid = g["process"]["pid"]
-        self.assertEqual(g["severity"], "high")
-        self.assertEqual(g["endpoint"]["peer"], endpoint, g)
-        self.assertGreaterEqual(g["endpoint"]["connections"], 1, g)
-        self.assertEqual(g["tls_stack"], "rustls", g)
-        self.assertIn("rustls", g["reason"], g)
-        # No content for the native process (nor the wrapper): not an exchange, not a byte.
-        for p in {pid, res.pid}:
-            self.assertEqual(llm.exchanges(recs, p), [], f"pid {p}")
-            self.assertEqual(aw.tls_data(recs, p), [], f"pid {p}")
+        found = [e for e in mine(recs) if prompt in json.dumps(e.get("messages"))]
+        self.assertEqual(len(found), 1, json.dumps(mine(recs))[:4000] + ctx)
+        event = found[0]
+        pid = event["process"]["pid"]
+        ctx = "\n  event: " + json.dumps(event)[:3000] + "\n  stand-in: " + json.dumps(entry)[:2000]
+        self.assertEqual(event["provider"], "openai", ctx)
+        self.assertEqual(event["operation"], "responses", ctx)
+        self.assertEqual(event["path"], "/v1/responses", ctx)
+        self.assertEqual(event["model"], MODEL, ctx)
+        self.assertEqual(event["status"], 200, ctx)
+        self.assertEqual(event["stream"], answer["stream"], ctx)
+        self.assertEqual(event["output_text"], answer["output_text"], ctx)
+        self.assertEqual(event["connection"]["peer"], endpoint, ctx)
+        self.assertEqual(event["host"], name if by_name else "127.0.0.1", ctx)
+        usage = event["usage"]
+        self.assertEqual(usage.get("source"), "provider", json.dumps({k: event.get(k) for k in ("usage", "flags", "finish_reason", "latency_ms", "output_text")}) + json.dumps(answer)[:1500])
+        for k, v in llm.expected_usage("openai", "responses", answer["usage"]).items():
+            if usage.get(k) is None and v == 0 and k != "input_tokens":
+                continue
+            self.assertEqual(usage.get(k), v, f"usage.{k}" + ctx)
+        # Seen whole: no gap, no cut (Codex's request, tens of KB of instructions, is longer
+        # than the event keeps of it: content_truncated says so).
+        self.assertEqual(set(event.get("flags") or []) - {"content_truncated"}, set(), ctx)
+
+        # Visible: no coverage.gap for it, and the view names its stack.
+        gaps = [e for e in recs if e.get("type") == "coverage.gap" and
+                e["process"].get("exe") == os.path.realpath(native)]
+        self.assertEqual(gaps, [], json.dumps(gaps)[:2000])
+        rows = [p for p in view["processes"] if p["process"]["pid"] == pid]
+        if rows:  # listed while it lived; an exited process may have left the view
+            self.assertTrue(rows[0]["visible"], rows[0])
+            self.assertFalse(rows[0]["gap"], rows[0])
+            self.assertEqual(rows[0].get("tls_stack"), STACK, rows[0])
         self.assertEqual([e for e in recs if e.get("type") == "agent.unknown_event"], [])
-        health = [e for e in recs if e.get("type") == "agent.health"]
-        if health:
-            self.assertGreaterEqual(health[-1]["coverage"]["gaps"], 1)
-        return g, entry, recs, res, endpoint
+        return event, entry, endpoint
 
-    def test_codex_exec_is_a_rustls_gap(self):
-        g, _, _, _, endpoint = self.run_codex(by_name=False)
-        self.assertEqual(g["endpoint"]["named_by"], "config", g)
-        # Named by its executable: the thread that connected is a tokio worker.
-        self.assertTrue(g["summary"].startswith(f"codex talks to {endpoint} "), g)
+    def test_codex_exec_is_captured(self):
+        self.run_codex(by_name=False)
 
-    def test_its_client_hello_names_the_endpoint(self):
-        """By the name api.openai.com, nothing configured: rustls's ClientHello (read at the
-        connection's first write) names the endpoint, and the gap says api.openai.com."""
-        g, entry, _, _, _ = self.run_codex(by_name=True)
-        self.assertEqual(g["endpoint"]["named_by"], "sni", g)
-        self.assertEqual(g["endpoint"]["host"], "api.openai.com", g)
-        self.assertTrue(g["summary"].startswith("codex talks to api.openai.com "), g)
+    def test_by_the_name_api_openai_com(self):
+        self.run_codex(by_name=True)
 
 
 if __name__ == "__main__":

@@ -273,9 +273,10 @@ TEST_CASE("coverage: the TLS stack read from an executable's bytes and its mappe
     for (const std::string_view m : markers) s.append(m).append("\n");
     return s;
   };
-  const auto stack = [](const std::string& bytes, std::vector<std::string> libs = {}) {
+  const auto stack = [](const std::string& bytes, std::vector<std::string> libs = {},
+                        bool located = false) {
     return coverage::identify_tls_stack(
-        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, libs);
+        {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, libs, located);
   };
   // Codex (npm @openai/codex, a static musl Rust binary, stripped) carries both: rustls for
   // its HTTPS client and a vendored OpenSSL 3 for something else. Its API traffic is rustls
@@ -283,6 +284,10 @@ TEST_CASE("coverage: the TLS stack read from an executable's bytes and its mappe
   CHECK(stack(image({"rustls-0.23.46/src/conn.rs", "ssl/ssl_lib.c", "OpenSSL 3.6.4 25 Aug 2026"}))
             .name == "rustls");
   CHECK(stack(image({"ssl/ssl_lib.c"})).name == "OpenSSL (linked in, stripped)");
+  // With rustls's aws-lc-rs provider: captured at aws-lc's AEAD when located, and said so.
+  CHECK(stack(image({"rustls-0.23.46/src/crypto/aws_lc_rs/tls13.rs"})).name == "rustls (aws-lc)");
+  CHECK(stack(image({"rustls-0.23.46/src/crypto/aws_lc_rs/tls13.rs"}), {}, true).name ==
+        "rustls (aws-lc, stripped; located by signature)");
   CHECK(stack(image({"BoringSSL", "rustls"})).name == "BoringSSL (linked in, stripped)");
   CHECK(stack(image({"rustls"}), {"/usr/lib/x86_64-linux-gnu/libssl.so.3"}).name ==
         "OpenSSL (shared)");
