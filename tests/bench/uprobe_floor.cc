@@ -12,6 +12,9 @@
 //       kernel has them, as the agent does (agent/capture/uprobe_multi.*).
 //   uprobe_floor --go-perf EXECUTABLE   the same as perf-event uprobes, one per place (what the
 //       agent does on kernels without uprobe_multi).
+//   uprobe_floor --aead EXECUTABLE (root) rustls over aws-lc: aws-lc's EVP_AEAD_CTX_seal and
+//       EVP_AEAD_CTX_open located by signature (agent/elf/boringssl_sig.*): a uprobe at seal,
+//       a uprobe and a uretprobe at open, as the agent attaches them.
 //
 // It prints a first line once attached ({"ready":true,...}) and the counts at the end.
 // boringssl_probe_cost.py and go_probe_cost.py run it beside `agentwall run`.
@@ -196,12 +199,57 @@ int go_tls(const std::string& path, bool allow_multi) {
   return 0;
 }
 
+int aead(const std::string& path) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const agentwall::elf::AeadSignatureLookup sig = agentwall::elf::find_aead_by_signature(path);
+  const double locate_ms = ms_since(t0);
+  if (!sig.found()) {
+    std::fprintf(stderr, "uprobe_floor: %s: not located: %s%s\n", path.c_str(), sig.detail.c_str(),
+                 sig.error.c_str());
+    return 1;
+  }
+  Floor floors[] = {{"floor_seal", {sig.seal_offset}},
+                    {"floor_open_exit", {sig.open_offset}},
+                    {"floor_open", {sig.open_offset}}};
+  std::vector<int> fds;
+  for (Floor& f : floors) {
+    f.prog = agentwall::capture::load_empty_uprobe_program(f.name, false);
+    if (f.prog < 0) {
+      std::fprintf(stderr, "uprobe_floor: loading %s: %s\n", f.name, std::strerror(-f.prog));
+      return 1;
+    }
+    const bool ret = std::strcmp(f.name, "floor_open_exit") == 0;
+    const int fd = attach(f.prog, path, f.offsets[0], ret);
+    if (fd < 0) {
+      std::fprintf(stderr, "uprobe_floor: attaching %s: %s\n", f.name, std::strerror(errno));
+      return 1;
+    }
+    fds.push_back(fd);
+  }
+  std::printf("{\"ready\":true,\"locate_ms\":%.1f}\n", locate_ms);
+  std::fflush(stdout);
+  wait_for_stdin_eof();
+  std::string out = "{\"programs\":{";
+  for (const Floor& f : floors) {
+    const bpf_prog_info info = prog_info(f.prog);
+    if (out.back() != '{') out += ',';
+    out += "\"" + std::string(f.name) + "\":{\"cnt\":" + std::to_string(info.run_cnt) +
+           ",\"ns\":" + std::to_string(info.run_time_ns) + "}";
+  }
+  std::printf("%s}}\n", out.c_str());
+  for (const int fd : fds) close(fd);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && std::strcmp(argv[1], "--go") != 0) return boringssl(argv[1]);
+  if (argc == 2 && argv[1][0] != '-') return boringssl(argv[1]);
   if (argc == 3 && std::strcmp(argv[1], "--go") == 0) return go_tls(argv[2], true);
   if (argc == 3 && std::strcmp(argv[1], "--go-perf") == 0) return go_tls(argv[2], false);
-  std::fprintf(stderr, "usage: uprobe_floor EXECUTABLE | uprobe_floor --go[-perf] EXECUTABLE\n");
+  if (argc == 3 && std::strcmp(argv[1], "--aead") == 0) return aead(argv[2]);
+  std::fprintf(stderr,
+               "usage: uprobe_floor EXECUTABLE | uprobe_floor --go[-perf] EXECUTABLE | "
+               "uprobe_floor --aead EXECUTABLE\n");
   return 2;
 }

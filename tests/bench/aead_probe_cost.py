@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""What the probes on rustls's aws-lc AEAD (located by signature in Codex CLI's stripped
+binary) cost per TLS record, against the floor of an empty uprobe at the same places.
+
+Run as root: python3 tests/bench/aead_probe_cost.py [RUNS] [ROUNDS] (defaults 2 and 3), with
+AGENTWALL_BIN (default build/agentwall) and UPROBE_FLOOR (default
+build/tests/bench/uprobe_floor). Needs the test clients (scripts/install-deps.sh --test):
+Codex CLI's native binary from npm, and node for the provider stand-in.
+
+Codex makes RUNS `codex exec` calls to the stand-in (in a network namespace with only
+loopback, as integration.test_codex) per round, once under `uprobe_floor --aead` (an empty BPF
+program as uprobe at EVP_AEAD_CTX_seal, as uprobe and uretprobe at EVP_AEAD_CTX_open) and once
+under `agentwall run` (aead_seal_enter, aead_open_enter, aead_open_exit there), alternated for
+ROUNDS rounds, with kernel.bpf_stats_enabled=1. The kernel counts each program's runs and run
+time; the figures are ns per record. The uprobe's trap itself is paid alike in both cases and
+is not in these figures (tests/bench/run.sh measures it on libssl). Also reported: the agent's
+tls_sys_enter per system call of the host while an AEAD process lives (it then also follows
+that process's reads, writes and closes, to tie records to sockets); the floor has no such
+program, so that figure is against its cost before this (run.sh's throughput part runs it
+without AEAD processes).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+
+from probe_cost import REPO, Agent, Floor, bpf_stats_enabled, median, require_root, stats_delta
+
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import aw  # noqa: E402
+import llm  # noqa: E402
+from test_codex import CODEX_JS, native_binary  # noqa: E402
+
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+PROGS = ("aead_seal_enter", "aead_open_enter", "aead_open_exit", "tls_sys_enter")
+NATIVE = native_binary()
+
+
+def codex_runs(standin: llm.StandIn, pki: aw.TestPKI, work: str) -> None:
+    for _ in range(RUNS):
+        home = tempfile.mkdtemp(dir=work)
+        codex_home = os.path.join(home, ".codex")
+        os.makedirs(codex_home)
+        with open(os.path.join(codex_home, "config.toml"), "w") as f:
+            f.write('model = "gpt-4o-mini"\nmodel_provider = "standin"\n\n'
+                    '[model_providers.standin]\nname = "stand-in"\n'
+                    f'base_url = "{standin.base_url}/v1"\nenv_key = "STANDIN_API_KEY"\n'
+                    'wire_api = "responses"\n')
+        env = aw.client_env(HOME=home, CODEX_HOME=codex_home,
+                            STANDIN_API_KEY="sk-bench-" + uuid.uuid4().hex,
+                            SSL_CERT_FILE=pki.ca_cert, NO_COLOR="1", TERM="dumb", RUST_LOG="error")
+        argv = [llm.node_bin(), CODEX_JS, "exec", "--skip-git-repo-check", "--ephemeral", "-C",
+                home, "Say one word about " + uuid.uuid4().hex]
+        subprocess.run(standin.in_netns(argv), env=env, check=True, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=120, cwd=home)
+
+
+def with_floor(standin, pki, work) -> dict:
+    with Floor("--aead", NATIVE) as f:
+        codex_runs(standin, pki, work)
+    p = f.result["programs"]
+    per = {n: p[n]["ns"] / max(1, p[n]["cnt"]) for n in p}
+    return {"seal": per["floor_seal"], "open": per["floor_open"] + per["floor_open_exit"],
+            "seals": p["floor_seal"]["cnt"], "opens": p["floor_open"]["cnt"],
+            "locate_ms": f.ready["locate_ms"]}
+
+
+def with_agent(standin, pki, work) -> dict:
+    with Agent(work) as a:
+        # The first exec of codex makes the agent locate and attach (not measured).
+        subprocess.run([NATIVE, "--version"], capture_output=True, timeout=60,
+                       env=aw.client_env(HOME=a.dir))
+        if not a.wait_log("located by signature"):
+            raise SystemExit("the agent did not attach to codex:\n" + a.log())
+        before = a.stats(PROGS)
+        codex_runs(standin, pki, work)
+        after = a.stats(PROGS)
+    return {name: (ns / cnt if cnt else 0.0, cnt)
+            for name, (cnt, ns) in stats_delta(before, after).items()}
+
+
+def main() -> None:
+    require_root("aead_probe_cost.py")
+    if not os.path.isfile(NATIVE):
+        raise SystemExit(f"{NATIVE} is missing: run scripts/install-deps.sh --test")
+    work = tempfile.mkdtemp(prefix="aw-aead-bench-")
+    pki = aw.TestPKI()
+    standin = llm.StandIn(pki, netns=True).start()
+    try:
+        with bpf_stats_enabled():
+            floors, agents = [], []
+            for i in range(ROUNDS):
+                order = (with_floor, with_agent) if i % 2 == 0 else (with_agent, with_floor)
+                for fn in order:
+                    r = fn(standin, pki, work)
+                    (floors if fn is with_floor else agents).append(r)
+                    print(f"round {i} {fn.__name__}: {json.dumps(r)}", flush=True)
+    finally:
+        standin.stop()
+        subprocess.run(["rm", "-rf", work])
+
+    seal_floor = median([f["seal"] for f in floors])
+    open_floor = median([f["open"] for f in floors])
+    seal = median([a["aead_seal_enter"][0] for a in agents])
+    opened = median([a["aead_open_enter"][0] + a["aead_open_exit"][0] for a in agents])
+    sys_enter = median([a["tls_sys_enter"][0] for a in agents])
+    print(f"BPF run time per TLS record, median of {ROUNDS} rounds "
+          f"({median([f['seals'] for f in floors])} seals and "
+          f"{median([f['opens'] for f in floors])} opens by codex a round under the floor):")
+    print(f"  floor, seal (empty uprobe): {seal_floor:.0f} ns; agentwall aead_seal_enter: "
+          f"{seal:.0f} ns ({seal - seal_floor:+.0f} ns)")
+    print(f"  floor, open (empty uprobe + uretprobe): {open_floor:.0f} ns; agentwall "
+          f"aead_open_enter + aead_open_exit: {opened:.0f} ns ({opened - open_floor:+.0f} ns)")
+    print(f"  agentwall tls_sys_enter per system call of the host meanwhile: {sys_enter:.0f} ns")
+    print(f"  locating seal/open in codex (uprobe_floor, page cache warm): "
+          f"{median([f['locate_ms'] for f in floors]):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
