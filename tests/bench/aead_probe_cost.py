@@ -2,7 +2,8 @@
 """What the probes on rustls's aws-lc AEAD (located by signature in Codex CLI's stripped
 binary) cost per TLS record, against the floor of an empty uprobe at the same places.
 
-Run as root: python3 tests/bench/aead_probe_cost.py [RUNS] [ROUNDS] (defaults 2 and 3), with
+Run as root: python3 tests/bench/aead_probe_cost.py [RUNS] [ROUNDS] [LOOP] (defaults 2, 3 and
+20000), with
 AGENTWALL_BIN (default build/agentwall) and UPROBE_FLOOR (default
 build/tests/bench/uprobe_floor). Needs the test clients (scripts/install-deps.sh --test):
 Codex CLI's native binary from npm, and node for the provider stand-in.
@@ -36,6 +37,8 @@ from test_codex import CODEX_JS, native_binary  # noqa: E402
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+LOOP = int(sys.argv[3]) if len(sys.argv) > 3 else 20000
+SIZES = (100, 16385)  # plaintext + the content type byte
 PROGS = ("aead_seal_enter", "aead_open_enter", "aead_open_exit", "tls_sys_enter")
 NATIVE = native_binary()
 
@@ -83,6 +86,47 @@ def with_agent(standin, pki, work) -> dict:
             for name, (cnt, ns) in stats_delta(before, after).items()}
 
 
+def build_loop(work: str) -> str:
+    out = os.path.join(work, "aead_loop")
+    src = os.path.join(REPO, "tests", "fixtures", "elf", "aead_shape.c")
+    subprocess.run(["clang", "-O2", "-fuse-ld=lld", "-ffunction-sections", "-s", "-DBENCH_LOOP",
+                    "-o", out, src], check=True)
+    return out
+
+
+def loop_ns(loop: str, size: int) -> int:
+    return int(subprocess.run([loop, str(size), str(LOOP)], check=True, capture_output=True,
+                              text=True).stdout.strip())
+
+
+def steady_state(work: str) -> None:
+    loop = build_loop(work)
+    rows = {size: {"a": [], "b": [], "c": [], "b_bpf": [], "c_bpf": []} for size in SIZES}
+    for _ in range(ROUNDS):
+        for size in SIZES:
+            rows[size]["a"].append(loop_ns(loop, size))
+            with Floor("--aead", loop) as f:
+                rows[size]["b"].append(loop_ns(loop, size))
+            p = f.result["programs"]["floor_seal"]
+            rows[size]["b_bpf"].append(p["ns"] / max(1, p["cnt"]))
+            with Agent(work) as a:
+                subprocess.run([loop, "100", "1"], capture_output=True, check=True)
+                if not a.wait_log("located by signature"):
+                    raise SystemExit("the agent did not attach to the loop:\n" + a.log())
+                before = a.stats(("aead_seal_enter",))
+                rows[size]["c"].append(loop_ns(loop, size))
+                after = a.stats(("aead_seal_enter",))
+            cnt, ns = stats_delta(before, after)["aead_seal_enter"]
+            rows[size]["c_bpf"].append(ns / max(1, cnt))
+    print(f"Steady state: EVP_AEAD_CTX_seal of the stand-in in a loop of {LOOP} calls, medians "
+          f"of {ROUNDS} rounds (ns per call; BPF: the program's run time per call):")
+    for size in SIZES:
+        r = {k: median(v) for k, v in rows[size].items()}
+        print(f"  {size - 1:>5} B record: (a) no probe {r['a']:.0f}, (b) empty uprobe {r['b']:.0f} "
+              f"(BPF {r['b_bpf']:.0f}), (c) agentwall {r['c']:.0f} (BPF {r['c_bpf']:.0f}); "
+              f"c/b {r['c'] / max(1, r['b']):.2f}")
+
+
 def main() -> None:
     require_root("aead_probe_cost.py")
     if not os.path.isfile(NATIVE):
@@ -99,6 +143,8 @@ def main() -> None:
                     r = fn(standin, pki, work)
                     (floors if fn is with_floor else agents).append(r)
                     print(f"round {i} {fn.__name__}: {json.dumps(r)}", flush=True)
+        with bpf_stats_enabled():
+            steady_state(work)
     finally:
         standin.stop()
         subprocess.run(["rm", "-rf", work])
