@@ -985,14 +985,11 @@ static __always_inline bool aead_process(u32 tgid) {
   return start && *start == proc_start_ns();
 }
 
-SEC("uprobe")
-int BPF_KPROBE(aead_seal_enter) {
+/* One record to seal: `sa` are seal's stack arguments (in, in_len, ad, ad_len). */
+static __always_inline int aead_seal(u64 key_ptr, struct aead_stack_args sa) {
   u64 pid_tgid = bpf_get_current_pid_tgid();
   u32 tgid = pid_tgid >> 32;
   if (skip_process(tgid)) return 0;
-  u64 key_ptr = PT_REGS_PARM1(ctx);
-  struct aead_stack_args sa;
-  if (bpf_probe_read_user(&sa, sizeof(sa), (void*)(PT_REGS_SP(ctx) + 8)) != 0) return 0;
   if (!sa.in || !sa.in_len || sa.in_len > AEAD_MAX_RECORD) return 0;
   u8 type = 0;
   u64 len = sa.in_len;
@@ -1046,6 +1043,25 @@ int BPF_KPROBE(aead_seal_enter) {
     p->n++;
   }
   return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(aead_seal_enter) {
+  struct aead_stack_args sa;
+  if (bpf_probe_read_user(&sa, sizeof(sa), (void*)(PT_REGS_SP(ctx) + 8)) != 0) return 0;
+  return aead_seal(PT_REGS_PARM1(ctx), sa);
+}
+
+/* EVP_AEAD_CTX_seal_scatter(ctx, out, out_tag, out_tag_len, max_out_tag_len, nonce, nonce_len,
+ * in, in_len, extra_in, extra_in_len, ad, ad_len): rustls's TLS 1.2 records (aws-lc-rs's
+ * TlsRecordSealingKey). Arguments 7-13 on the stack. */
+SEC("uprobe")
+int BPF_KPROBE(aead_seal_scatter_enter) {
+  u64 st[7]; /* nonce_len, in, in_len, extra_in, extra_in_len, ad, ad_len */
+  if (bpf_probe_read_user(st, sizeof(st), (void*)(PT_REGS_SP(ctx) + 8)) != 0) return 0;
+  if (st[4]) return 0; /* extra input: not a record rustls seals */
+  struct aead_stack_args sa = {.in = st[1], .in_len = st[2], .ad = st[5], .ad_len = st[6]};
+  return aead_seal(PT_REGS_PARM1(ctx), sa);
 }
 
 SEC("uprobe")

@@ -502,6 +502,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
     if (aead.found()) {
       offsets["EVP_AEAD_CTX_seal"] = aead.seal_offset;
       offsets["EVP_AEAD_CTX_open"] = aead.open_offset;
+      if (aead.seal_scatter_offset) offsets["EVP_AEAD_CTX_seal_scatter"] = aead.seal_scatter_offset;
       struct stat st {};
       if (fstat(fd, &st) == 0) elf::remember_located(st.st_dev, st.st_ino);
       spdlog::info("rustls (aws-lc) in {} located by signature in {:.0f} ms: {}", shown, ms,
@@ -582,6 +583,7 @@ bool BpfCapture::consider_file(const FileId& id, const std::string& open_path,
       {"SSL_SetURL", tls_->progs.sni_string_enter, false},
       {"SSL_set_tlsext_host_name", tls_->progs.sni_string_enter, false},
       {"EVP_AEAD_CTX_seal", tls_->progs.aead_seal_enter, false},
+      {"EVP_AEAD_CTX_seal_scatter", tls_->progs.aead_seal_scatter_enter, false},
       {"EVP_AEAD_CTX_open", tls_->progs.aead_open_exit, true},
       {"EVP_AEAD_CTX_open", tls_->progs.aead_open_enter, false},
   };

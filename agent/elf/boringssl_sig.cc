@@ -611,7 +611,7 @@ AeadFunctions match_aead_functions(std::span<const uint8_t> code, uint64_t addre
     }
     functions[s.function].insert(s.reason);
   }
-  std::vector<uint64_t> seals, opens;
+  std::vector<uint64_t> seals, opens, scatters;
   for (const auto& [start, reasons] : functions) {
     const bool too_large = reasons.count(kCipherTooLarge) > 0;
     const bool too_small = reasons.count(kCipherBufferTooSmall) > 0;
@@ -619,6 +619,9 @@ AeadFunctions match_aead_functions(std::span<const uint8_t> code, uint64_t addre
       seals.push_back(start);
     else if (!too_large && too_small && reasons.count(kCipherBadDecrypt))
       opens.push_back(start);
+    else if (!too_small && reasons.count(kCipherInvalidOperation) &&
+             reasons.count(kCipherOutputAliasesInput))
+      scatters.push_back(start);
   }
   const std::string counts = " (" + std::to_string(sites.size()) + " error reports in " +
                              std::to_string(functions.size()) + " functions)";
@@ -632,6 +635,7 @@ AeadFunctions match_aead_functions(std::span<const uint8_t> code, uint64_t addre
   }
   out.seal = seals[0];
   out.open = opens[0];
+  if (scatters.size() == 1) out.seal_scatter = scatters[0];
   return out;
 }
 
@@ -692,6 +696,15 @@ AeadSignatureLookup find_aead_by_signature_in_image(std::span<const uint8_t> ima
     r.seal_offset = *seal;
     r.open_offset = *open;
     r.detail = "EVP_AEAD_CTX_seal at " + hex(f.seal) + ", EVP_AEAD_CTX_open at " + hex(f.open);
+    const auto scatter =
+        f.seal_scatter ? file_offset(layout.loads, f.seal_scatter, image.size()) : std::nullopt;
+    if (scatter) {
+      r.seal_scatter_address = f.seal_scatter;
+      r.seal_scatter_offset = *scatter;
+      r.detail += ", EVP_AEAD_CTX_seal_scatter at " + hex(f.seal_scatter);
+    } else {
+      r.detail += "; EVP_AEAD_CTX_seal_scatter not located (TLS 1.2 records out are not seen)";
+    }
     return r;
   }
   r.detail = why.empty() ? "no executable section" : why.front();

@@ -67,7 +67,10 @@ bool was_located(uint64_t dev, uint64_t ino);
 // OPENSSL_PUT_ERROR(CIPHER, reason) naming "…/crypto/fipsmodule/cipher/aead.c", and the reasons
 // each raises identify it, as for BoringSSL's SSL_write:
 //   EVP_AEAD_CTX_seal   CIPHER_R_TOO_LARGE, CIPHER_R_BUFFER_TOO_SMALL (and OUTPUT_ALIASES_INPUT);
-//   EVP_AEAD_CTX_open   CIPHER_R_BAD_DECRYPT, CIPHER_R_BUFFER_TOO_SMALL, not TOO_LARGE.
+//   EVP_AEAD_CTX_open   CIPHER_R_BAD_DECRYPT, CIPHER_R_BUFFER_TOO_SMALL, not TOO_LARGE;
+//   EVP_AEAD_CTX_seal_scatter (rustls's TLS 1.2 records; optional: without it TLS 1.2
+//                       connections send unseen) CIPHER_R_INVALID_OPERATION and
+//                       OUTPUT_ALIASES_INPUT, not BUFFER_TOO_SMALL.
 // Looked for only in a file that also carries rustls's aws-lc-rs provider (its source paths,
 // "/src/crypto/aws_lc_rs/", in panic locations): BoringSSL has the same aead.c, and a Bun
 // binary's TLS is captured at SSL_write/SSL_read. x86-64 only; function bounds from int3
@@ -76,8 +79,10 @@ struct AeadSignatureLookup {
   bool rustls_aws_lc = false;  // the file carries rustls's aws-lc-rs provider and aws-lc's aead.c
   uint64_t seal_offset = 0;    // file offsets; 0: not found
   uint64_t open_offset = 0;
-  uint64_t seal_address = 0;  // virtual addresses
+  uint64_t seal_scatter_offset = 0;  // 0: not found (TLS 1.2 records are then not seen)
+  uint64_t seal_address = 0;         // virtual addresses
   uint64_t open_address = 0;
+  uint64_t seal_scatter_address = 0;
   std::string detail;  // how it was found, or why not
   std::string error;   // the file could not be read as ELF
   bool found() const { return seal_offset != 0 && open_offset != 0; }
@@ -102,6 +107,8 @@ inline constexpr uint32_t kUninitialized = 226;           // SSL_R_UNINITIALIZED
 inline constexpr uint32_t kErrLibCipher = 30;
 inline constexpr uint32_t kCipherBadDecrypt = 101;
 inline constexpr uint32_t kCipherBufferTooSmall = 103;
+inline constexpr uint32_t kCipherInvalidOperation = 112;
+inline constexpr uint32_t kCipherOutputAliasesInput = 115;
 inline constexpr uint32_t kCipherTooLarge = 117;
 
 // One OPENSSL_PUT_ERROR(library, reason) naming the file.
@@ -151,6 +158,7 @@ SslFunctions match_ssl_functions(std::span<const uint8_t> code, uint64_t address
 struct AeadFunctions {
   uint64_t seal = 0;  // virtual addresses; 0: not found
   uint64_t open = 0;
+  uint64_t seal_scatter = 0;  // optional
   std::string why;
 };
 

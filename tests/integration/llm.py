@@ -77,10 +77,11 @@ class StandIn:
 
     def __init__(self, pki: aw.TestPKI | None, delay_ms: int | None = None,
                  plain: bool = False, host: str = "127.0.0.1", netns: bool = False,
-                 cert: tuple[str, str] | None = None) -> None:
+                 cert: tuple[str, str] | None = None, tls12: bool = False) -> None:
         """plain: plaintext HTTP/1.1 (a local model server such as Ollama) instead of HTTPS.
         host: the address it listens on (127.0.0.1, or ::1).
         cert: its certificate and key (pki.issue(name)), instead of the PKI's localhost one.
+        tls12: TLS 1.2 at most (a server or gateway that does not speak TLS 1.3).
         netns: in a network namespace of its own with only loopback up (`unshare -n`); clients
         run in it through in_netns(), so a real program that also wants other hosts (update
         checks, telemetry) reaches nothing but the stand-in. The agent sees it all the same:
@@ -90,6 +91,7 @@ class StandIn:
         self.plain = plain
         self.host = host
         self.netns = netns
+        self.tls12 = tls12
         self.cert = cert or ((pki.cert, pki.key) if pki else None)
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -112,6 +114,8 @@ class StandIn:
                 "--exit-on-stdin-eof"]
         if self.delay_ms is not None:
             argv += ["--delay-ms", str(self.delay_ms)]
+        if self.tls12:
+            argv += ["--tls12"]
         if self.netns:
             # unshare and sh exec: the pid stays the stand-in's (and setpriv's death signal).
             argv = [aw.require_program("unshare", "util-linux"), "-n", "sh", "-c",

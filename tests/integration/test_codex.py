@@ -6,9 +6,9 @@ EVP_AEAD_CTX_open in the executable by their code, captures each TLS record's pl
 and ties it to its socket. The test asserts the call is seen whole — one llm.exchange for the
 native process with the model, the prompt, the answer and the provider's usage, on the
 connection to the stand-in — and that no coverage.gap is raised for it; the coverage view
-lists it as visible, its stack named. Twice: with the stand-in's address as the base URL, and
-with api.openai.com (in Codex's own /etc/hosts, a bind mount in a mount namespace of its own,
-at 127.0.0.1), so that the exchange names that host.
+lists it as visible, its stack named. With the stand-in's address as the base URL; with
+api.openai.com (in Codex's own /etc/hosts, a bind mount in a mount namespace of its own, at
+127.0.0.1), so that the exchange names that host; and with the stand-in limited to TLS 1.2.
 
 Set-up, all in temp dirs: CODEX_HOME with a config.toml whose model provider is the stand-in
 (base_url, the Responses API, an env_key for the fake key, an http_headers tag); HOME;
@@ -50,7 +50,7 @@ STACK = "rustls (aws-lc, stripped; located by signature)"
 
 class CodexTest(aw.AgentTestCase):
 
-    def run_codex(self, by_name: bool) -> tuple[dict, dict, str]:
+    def run_codex(self, by_name: bool, tls12: bool = False) -> tuple[dict, dict, str]:
         """codex exec against the stand-in, by address or by the name api.openai.com. Returns
         the native process's llm.exchange, the stand-in's entry and the endpoint."""
         node = llm.node_bin()
@@ -72,7 +72,7 @@ class CodexTest(aw.AgentTestCase):
         # command (/cmd, !cmd).
         prompt = f"Say one word about {secrets.token_hex(12)} {tag}"
         cert = self.pki.issue(name) if by_name else None
-        with llm.StandIn(self.pki, netns=True, cert=cert) as standin:
+        with llm.StandIn(self.pki, netns=True, cert=cert, tls12=tls12) as standin:
             endpoint = f"127.0.0.1:{standin.port}"
             base_url = f"https://{name}:{standin.port}" if by_name else standin.base_url
             with open(os.path.join(codex_home, "config.toml"), "w") as f:
@@ -114,6 +114,7 @@ class CodexTest(aw.AgentTestCase):
         ctx = "\n" + res.describe() + "\n" + agent.stderr_tail(20)
         # The set-up: Codex asked the stand-in (Responses API) with the prompt, got the answer.
         self.assertEqual(entry["path"], "/v1/responses", ctx)
+        self.assertEqual(entry["tls"], "TLSv1.2" if tls12 else "TLSv1.3", ctx)
         answer = entry["answer"]
         self.assertEqual(answer["provider"], "openai")
         self.assertIn(prompt, json.dumps(entry["body"]), ctx)
@@ -160,6 +161,12 @@ class CodexTest(aw.AgentTestCase):
 
     def test_by_the_name_api_openai_com(self):
         self.run_codex(by_name=True)
+
+    def test_over_tls_1_2(self):
+        """A server that stops at TLS 1.2: rustls seals those records with
+        EVP_AEAD_CTX_seal_scatter (13 bytes of AAD, the explicit nonce before the plaintext),
+        opens them with EVP_AEAD_CTX_open."""
+        self.run_codex(by_name=False, tls12=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 // tests. Node >= 20 built-ins only.
 //
 //   node standin.mjs --cert server.crt --key server.key [--port 0] [--host 127.0.0.1]
-//                    [--delay-ms 4] [--exit-on-stdin-eof]
+//                    [--delay-ms 4] [--exit-on-stdin-eof] [--tls12]
 //   node standin.mjs --plain [...]
 //
 // Serves HTTPS on 127.0.0.1 with ALPN h2 and http/1.1 (http2.createSecureServer with
@@ -11,6 +11,7 @@
 // answered request:
 //
 //   {"method", "path", "http_version": "1.1"|"2.0", "client_port", "server_port", "tag",
+//    "tls": "TLSv1.3"|"TLSv1.2"|null (plain),
 //    "headers": {subset},
 //    "body": parsed request JSON (or null), "status",
 //    "answer": {"provider", "operation", "model", "response_model", "output_text",
@@ -81,6 +82,7 @@ function parseArgs(argv) {
     else if (a === '--delay-ms') opt.delayMs = Number(next());
     else if (a === '--exit-on-stdin-eof') opt.exitOnStdinEof = true;
     else if (a === '--plain') opt.plain = true;
+    else if (a === '--tls12') opt.tls12 = true;
     else usage(`unknown argument ${a}`);
   }
   if (!opt.plain && (!opt.cert || !opt.key)) usage('--cert and --key are required (or --plain)');
@@ -89,7 +91,8 @@ function parseArgs(argv) {
 
 function usage(msg) {
   process.stderr.write(`standin: ${msg}\nusage: node standin.mjs --cert C --key K|--plain ` +
-                       `[--port 0] [--host 127.0.0.1] [--delay-ms 4] [--exit-on-stdin-eof]\n`);
+                       `[--port 0] [--host 127.0.0.1] [--delay-ms 4] [--exit-on-stdin-eof] ` +
+                       `[--tls12]\n`);
   process.exit(2);
 }
 
@@ -723,6 +726,7 @@ function emit(obj) {
 
 const server = opt.plain ? http.createServer() : http2.createSecureServer({
   cert: fs.readFileSync(opt.cert), key: fs.readFileSync(opt.key), allowHTTP1: true,
+  ...(opt.tls12 ? {maxVersion: 'TLSv1.2'} : {}),
 });
 
 server.on('request', (req, res) => {
@@ -735,6 +739,7 @@ server.on('request', (req, res) => {
     const entry = {
       method: req.method, path: req.url, http_version: req.httpVersion,
       client_port: req.socket?.remotePort ?? null, server_port: req.socket?.localPort ?? null,
+      tls: (req.stream?.session?.socket ?? req.socket)?.getProtocol?.() ?? null,
       tag: req.headers['x-standin-tag'] ?? null,
       headers,
     };
