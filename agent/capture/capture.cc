@@ -72,9 +72,23 @@ constexpr const char* kLibraryGlobs[] = {
     "/usr/lib64/libssl3.so*",
 };
 
-// Where executables that may link OpenSSL statically are looked for at start.
-constexpr const char* kExecutableDirs[] = {"/usr/bin", "/usr/local/bin", "/usr/sbin",
-                                           "/usr/local/sbin", "/opt"};
+// Where executables that may link OpenSSL statically are looked for at start, and how deep
+// below each: the bin directories themselves, /opt's packages, and the global npm trees, where
+// agents' native binaries sit (`npm i -g @openai/codex`:
+// node_modules/@openai/codex/node_modules/@openai/codex-linux-x64/vendor/<triple>/bin/codex).
+struct ExecutableDir {
+  const char* path;
+  int depth;
+};
+constexpr ExecutableDir kExecutableDirs[] = {{"/usr/bin", 0},
+                                             {"/usr/local/bin", 0},
+                                             {"/usr/sbin", 0},
+                                             {"/usr/local/sbin", 0},
+                                             {"/opt", 3},
+                                             {"/usr/lib/node_modules", 9},
+                                             {"/usr/local/lib/node_modules", 9}};
+// A directory given to --attach is looked through as deep as a global npm tree.
+constexpr int kAttachDirDepth = 9;
 // How long captured chunks may wait in the ring before the reader looks.
 constexpr int kDataPollMs = 5;
 // Smaller files cannot hold a linked-in OpenSSL: they are not opened at all.
@@ -228,7 +242,8 @@ class BpfCapture final : public Capture {
                      TargetKind kind);
   void remember_file(const FileId& id);
   void scan_process(uint32_t pid);
-  void scan_executables(const std::string& dir, int depth = 0);
+  // The executables in `dir` and, `depth` levels down, in its subdirectories.
+  void scan_executables(const std::string& dir, int depth);
   void scan_foreign_root(uint32_t pid, uint64_t event_ns);
   void retry_pending_maps();
   // ---- MCP over stdio: which processes are watched ----
@@ -740,7 +755,10 @@ void BpfCapture::scan_executables(const std::string& dir, int depth) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (depth < 3 && dir.starts_with("/opt")) scan_executables(path, depth + 1);
+      // Not through a link to a directory (npm link, loops): its target is elsewhere.
+      struct stat own {};
+      if (depth > 0 && lstat(path.c_str(), &own) == 0 && S_ISDIR(own.st_mode))
+        scan_executables(path, depth - 1);
       continue;
     }
     if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111) || st.st_size < kMinStaticTlsExecutable)
@@ -807,11 +825,16 @@ void BpfCapture::attach_existing() {
   // Executables with OpenSSL linked in (Node.js) are attached once per file too, so the
   // processes they start later are covered from their first instruction, not from the
   // moment their exec event is handled (tens of ms for a 100 MiB binary).
-  for (const char* dir : kExecutableDirs) scan_executables(dir);
+  for (const ExecutableDir& dir : kExecutableDirs) scan_executables(dir.path, dir.depth);
   for (const std::string& path : opt_.extra_targets) {
     auto id = file_id(path);
     if (!id) {
       spdlog::warn("cannot attach to {}: {}", path, std::strerror(errno));
+      continue;
+    }
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      scan_executables(path, kAttachDirDepth);
       continue;
     }
     const bool library = path.find(".so") != std::string::npos;

@@ -78,7 +78,8 @@ po::options_description capture_options(capture::Options& c) {
       "ringbuf-mb", po::value<uint32_t>()->default_value(c.ringbuf_bytes >> 20),
       "size of the kernel ring buffer in MiB (a power of two)")(
       "attach", po::value(&c.extra_targets)->composing(),
-      "also attach to this library or executable (repeatable)")(
+      "also attach to this library or executable, or to the executables of 2 MiB or more in "
+      "this directory and below it (repeatable)")(
       "plaintext-port", po::value(&c.plaintext_ports)->composing(),
       "also capture plaintext HTTP on TCP connections to 127.0.0.0/8 or ::1 on this port, "
       "beside capture.plaintext_ports (default: 11434, 1234, 8000, 8080) (repeatable)");

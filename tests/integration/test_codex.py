@@ -15,9 +15,11 @@ Set-up, all in temp dirs: CODEX_HOME with a config.toml whose model provider is 
 SSL_CERT_FILE is the test CA (Codex then builds its rustls client on that bundle). It runs as
 users start it, `codex` (bin/codex.js under node): on Node 20 that wrapper spawns the native
 binary as a child (Node >= 22 execs it in place), so the exchange is the child's (its ppid is
-the wrapper, or the same pid). The native binary is named with --attach, so it is attached
-before the agent is ready (an executable outside the scanned directories is otherwise attached
-at its exec, after the ~0.6 s its search takes). The stand-in and Codex share a network
+the wrapper, or the same pid). The npm tree it came in (clients/node_modules/@openai) is named
+with --attach, a directory: the agent looks through it as through a global npm tree
+(/usr/lib/node_modules, /usr/local/lib/node_modules) and attaches the native binary before it
+is ready. An executable outside those is attached at its exec, after the ~0.5-0.9 s its search
+takes, and a `codex exec` is over by then. The stand-in and Codex share a network
 namespace with only loopback up: Codex's other requests (plugin sync from GitHub, model lists)
 fail at once and reach nothing.
 """
@@ -93,7 +95,9 @@ class CodexTest(aw.AgentTestCase):
                 # unshare and sh exec: the pid stays node's.
                 argv = [aw.require_program("unshare", "util-linux"), "-m", "sh", "-c",
                         f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh", *argv]
-            args = ["--health-interval", "0", "--attach", native,
+            # The npm tree it came in, as a global install's is looked through at start.
+            args = ["--health-interval", "0", "--attach",
+                    os.path.join(llm.CLIENTS_DIR, "node_modules", "@openai"),
                     "--coverage-endpoint", endpoint]
             with aw.Agent(command="run", args=args) as agent:
                 res = aw.run_client(standin.in_netns(argv), env=env, cwd=work, timeout=90)
