@@ -827,14 +827,15 @@ void BpfCapture::attach_existing() {
   // moment their exec event is handled (tens of ms for a 100 MiB binary).
   for (const ExecutableDir& dir : kExecutableDirs) scan_executables(dir.path, dir.depth);
   for (const std::string& path : opt_.extra_targets) {
-    auto id = file_id(path);
-    if (!id) {
-      spdlog::warn("cannot attach to {}: {}", path, std::strerror(errno));
-      continue;
-    }
     struct stat st {};
     if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
       scan_executables(path, kAttachDirDepth);
+      continue;
+    }
+    auto id = file_id(path);
+    if (!id) {
+      spdlog::warn("cannot attach to {}: {}", path,
+                   errno == 0 ? "not a regular file" : std::strerror(errno));
       continue;
     }
     const bool library = path.find(".so") != std::string::npos;

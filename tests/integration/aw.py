@@ -946,6 +946,10 @@ class Agent:
             return self.event_reader.records
         return self.event_reader.poll()
 
+    def stderr_text(self) -> str:
+        """The agent's log so far (all of it)."""
+        return self._final_stderr or self._read_stderr()
+
     def stderr_tail(self, n: int = 40) -> str:
         text = self._final_stderr or self._read_stderr()
         lines = text.splitlines()[-n:]

@@ -100,6 +100,9 @@ class CodexTest(aw.AgentTestCase):
                     os.path.join(llm.CLIENTS_DIR, "node_modules", "@openai"),
                     "--coverage-endpoint", endpoint]
             with aw.Agent(command="run", args=args) as agent:
+                # Attached before ready, from the tree: not at its exec, which may be too late.
+                self.assertIn(f"attached to executable {os.path.realpath(native)} ",
+                              agent.stderr_text(), agent.stderr_tail(20))
                 res = aw.run_client(standin.in_netns(argv), env=env, cwd=work, timeout=90)
                 entry = standin.wait_entry(tag)
 
