@@ -18,7 +18,7 @@ binary as a child (Node >= 22 execs it in place), so the exchange is the child's
 the wrapper, or the same pid). The npm tree it came in (clients/node_modules/@openai) is named
 with --attach, a directory: the agent looks through it as through a global npm tree
 (/usr/lib/node_modules, /usr/local/lib/node_modules) and attaches the native binary before it
-is ready. An executable outside those is attached at its exec, after the ~0.5-0.9 s its search
+is ready. An executable outside those is attached at its exec, after the 0.5-1.6 s its search
 takes, and a `codex exec` is over by then. The stand-in and Codex share a network
 namespace with only loopback up: Codex's other requests (plugin sync from GitHub, model lists)
 fail at once and reach nothing.
