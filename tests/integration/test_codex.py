@@ -156,10 +156,10 @@ class CodexTest(aw.AgentTestCase):
                 e["process"].get("exe") == os.path.realpath(native)]
         self.assertEqual(gaps, [], json.dumps(gaps)[:2000])
         rows = [p for p in view["processes"] if p["process"]["pid"] == pid]
-        if rows:  # listed while it lived; an exited process may have left the view
-            self.assertTrue(rows[0]["visible"], rows[0])
-            self.assertFalse(rows[0]["gap"], rows[0])
-            self.assertEqual(rows[0].get("tls_stack"), STACK, rows[0])
+        self.assertEqual(len(rows), 1, json.dumps(view)[:3000])
+        self.assertTrue(rows[0]["visible"], rows[0])
+        self.assertFalse(rows[0]["gap"], rows[0])
+        self.assertEqual(rows[0].get("tls_stack"), STACK, rows[0])
         self.assertEqual([e for e in recs if e.get("type") == "agent.unknown_event"], [])
         return event, entry, endpoint
 
