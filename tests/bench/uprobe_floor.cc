@@ -132,6 +132,23 @@ struct Floor {
   int prog = -1;
 };
 
+// After the ready line: waits for standard input to close, prints what the kernel counted for
+// each program as {"programs":{NAME:{"cnt":N,"ns":N},...}} and lets go of the attachments.
+int wait_and_report(const std::vector<Floor>& floors, const std::vector<int>& fds) {
+  std::fflush(stdout);
+  wait_for_stdin_eof();
+  std::string out = "{\"programs\":{";
+  for (const Floor& f : floors) {
+    const bpf_prog_info info = prog_info(f.prog);
+    if (out.back() != '{') out += ',';
+    out += "\"" + std::string(f.name) + "\":{\"cnt\":" + std::to_string(info.run_cnt) +
+           ",\"ns\":" + std::to_string(info.run_time_ns) + "}";
+  }
+  std::printf("%s}}\n", out.c_str());
+  for (const int fd : fds) close(fd);
+  return 0;
+}
+
 int go_tls(const std::string& path, bool allow_multi) {
   namespace elf = agentwall::elf;
   const auto t0 = std::chrono::steady_clock::now();
@@ -185,18 +202,7 @@ int go_tls(const std::string& path, bool allow_multi) {
       "\"read_returns\":%zu,\"from_pclntab\":%s}\n",
       locate_ms, multi ? "true" : "false", wr.returns.size(), rd.returns.size(),
       rd.from_pclntab ? "true" : "false");
-  std::fflush(stdout);
-  wait_for_stdin_eof();
-  std::string out = "{\"programs\":{";
-  for (const Floor& f : floors) {
-    const bpf_prog_info info = prog_info(f.prog);
-    if (out.back() != '{') out += ',';
-    out += "\"" + std::string(f.name) + "\":{\"cnt\":" + std::to_string(info.run_cnt) +
-           ",\"ns\":" + std::to_string(info.run_time_ns) + "}";
-  }
-  std::printf("%s}}\n", out.c_str());
-  for (const int fd : fds) close(fd);
-  return 0;
+  return wait_and_report(floors, fds);
 }
 
 int aead(const std::string& path) {
@@ -208,9 +214,9 @@ int aead(const std::string& path) {
                  sig.error.c_str());
     return 1;
   }
-  Floor floors[] = {{"floor_seal", {sig.seal_offset}},
-                    {"floor_open_exit", {sig.open_offset}},
-                    {"floor_open", {sig.open_offset}}};
+  std::vector<Floor> floors = {{"floor_seal", {sig.seal_offset}},
+                               {"floor_open_exit", {sig.open_offset}},
+                               {"floor_open", {sig.open_offset}}};
   std::vector<int> fds;
   for (Floor& f : floors) {
     f.prog = agentwall::capture::load_empty_uprobe_program(f.name, false);
@@ -227,18 +233,7 @@ int aead(const std::string& path) {
     fds.push_back(fd);
   }
   std::printf("{\"ready\":true,\"locate_ms\":%.1f}\n", locate_ms);
-  std::fflush(stdout);
-  wait_for_stdin_eof();
-  std::string out = "{\"programs\":{";
-  for (const Floor& f : floors) {
-    const bpf_prog_info info = prog_info(f.prog);
-    if (out.back() != '{') out += ',';
-    out += "\"" + std::string(f.name) + "\":{\"cnt\":" + std::to_string(info.run_cnt) +
-           ",\"ns\":" + std::to_string(info.run_time_ns) + "}";
-  }
-  std::printf("%s}}\n", out.c_str());
-  for (const int fd : fds) close(fd);
-  return 0;
+  return wait_and_report(floors, fds);
 }
 
 }  // namespace
