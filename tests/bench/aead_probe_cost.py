@@ -28,7 +28,8 @@ import sys
 import tempfile
 import uuid
 
-from probe_cost import REPO, Agent, Floor, bpf_stats_enabled, median, require_root, stats_delta
+from probe_cost import (REPO, Floor, bpf_stats_enabled, located_program_costs, median,
+                        require_root)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import aw  # noqa: E402
@@ -73,17 +74,9 @@ def with_floor(standin, pki, work) -> dict:
 
 
 def with_agent(standin, pki, work) -> dict:
-    with Agent(work) as a:
-        # The first exec of codex makes the agent locate and attach (not measured).
-        subprocess.run([NATIVE, "--version"], capture_output=True, timeout=60,
-                       env=aw.client_env(HOME=a.dir))
-        if not a.wait_log("located by signature"):
-            raise SystemExit("the agent did not attach to codex:\n" + a.log())
-        before = a.stats(PROGS)
-        codex_runs(standin, pki, work)
-        after = a.stats(PROGS)
-    return {name: (ns / cnt if cnt else 0.0, cnt)
-            for name, (cnt, ns) in stats_delta(before, after).items()}
+    # The first exec of codex makes the agent locate and attach (not measured).
+    return located_program_costs(work, [NATIVE, "--version"], aw.client_env(HOME=work), PROGS,
+                                 lambda: codex_runs(standin, pki, work))
 
 
 def build_loop(work: str) -> str:
@@ -109,15 +102,10 @@ def steady_state(work: str) -> None:
                 rows[size]["b"].append(loop_ns(loop, size))
             p = f.result["programs"]["floor_seal"]
             rows[size]["b_bpf"].append(p["ns"] / max(1, p["cnt"]))
-            with Agent(work) as a:
-                subprocess.run([loop, "100", "1"], capture_output=True, check=True)
-                if not a.wait_log("located by signature"):
-                    raise SystemExit("the agent did not attach to the loop:\n" + a.log())
-                before = a.stats(("aead_seal_enter",))
-                rows[size]["c"].append(loop_ns(loop, size))
-                after = a.stats(("aead_seal_enter",))
-            cnt, ns = stats_delta(before, after)["aead_seal_enter"]
-            rows[size]["c_bpf"].append(ns / max(1, cnt))
+            costs = located_program_costs(
+                work, [loop, "100", "1"], aw.client_env(), ("aead_seal_enter",),
+                lambda: rows[size]["c"].append(loop_ns(loop, size)))  # noqa: B023
+            rows[size]["c_bpf"].append(costs["aead_seal_enter"][0])
     print(f"Steady state: EVP_AEAD_CTX_seal of the stand-in in a loop of {LOOP} calls, medians "
           f"of {ROUNDS} rounds (ns per call; BPF: the program's run time per call):")
     for size in SIZES:

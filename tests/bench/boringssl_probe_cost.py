@@ -26,7 +26,8 @@ import sys
 import tempfile
 import uuid
 
-from probe_cost import REPO, Agent, Floor, bpf_stats_enabled, median, require_root, stats_delta
+from probe_cost import (REPO, Floor, bpf_stats_enabled, located_program_costs, median,
+                        require_root)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import aw  # noqa: E402
@@ -64,17 +65,10 @@ def with_floor(standin, pki, work) -> dict:
 
 
 def with_agent(standin, pki, work) -> dict:
-    with Agent(work) as a:
-        # The first exec of claude makes the agent locate and attach (not measured).
-        subprocess.run([CLAUDE, "--version"], capture_output=True, timeout=60,
-                       env=aw.client_env(HOME=a.dir, DISABLE_AUTOUPDATER="1"))
-        if not a.wait_log("located by signature"):
-            raise SystemExit("the agent did not attach to claude:\n" + a.log())
-        before = a.stats(PROGS)
-        claude_runs(standin, pki, work)
-        after = a.stats(PROGS)
-    return {name: (ns / cnt if cnt else 0.0, cnt)
-            for name, (cnt, ns) in stats_delta(before, after).items()}
+    # The first exec of claude makes the agent locate and attach (not measured).
+    return located_program_costs(work, [CLAUDE, "--version"],
+                                 aw.client_env(HOME=work, DISABLE_AUTOUPDATER="1"), PROGS,
+                                 lambda: claude_runs(standin, pki, work))
 
 
 def main() -> None:

@@ -178,3 +178,18 @@ class Floor:
 
     def stats(self, names) -> dict:
         return prog_stats(self.proc.pid, names)
+
+
+def located_program_costs(work: str, first_run: list, env: dict, progs, runs) -> dict:
+    """Under `agentwall run` (monitor mode): `first_run` once, whose exec makes the agent locate
+    its TLS functions by signature and attach (not measured), then `runs()`. Returns
+    {program: (ns per run, runs)} of the agent's `progs` over `runs()`."""
+    with Agent(work) as a:
+        subprocess.run(first_run, capture_output=True, timeout=60, env=env)
+        if not a.wait_log("located by signature"):
+            raise SystemExit(f"the agent did not attach to {first_run[0]}:\n" + a.log())
+        before = a.stats(progs)
+        runs()
+        after = a.stats(progs)
+    return {name: (ns / cnt if cnt else 0.0, cnt)
+            for name, (cnt, ns) in stats_delta(before, after).items()}
