@@ -24,6 +24,7 @@
 #include "agent/daemon/agent.h"
 #include "agent/daemon/host_checks.h"
 #include "agent/detect/engine.h"
+#include "agent/detect/normalize.h"
 #include "agent/llm/prices.h"
 #include "agent/mcp/inventory.h"
 #include "agent/mcp/stdio_scope.h"
@@ -662,6 +663,7 @@ int cmd_replay(int argc, char** argv) {
 int cmd_scan(int argc, char** argv) {
   bool lines = false;
   bool timing = false;
+  bool normalized = false;
   int threshold = 50;
   po::options_description desc("agentwall scan [options] < input");
   desc.add_options()("help,h", "show this help")(
@@ -671,7 +673,11 @@ int cmd_scan(int argc, char** argv) {
       "score (0-100) from which a result is flagged")(
       "timing", po::bool_switch(&timing),
       "add \"elapsed_us\": microseconds the engine took on the line (steady clock, "
-      "scan only: not parsing or output; after one warm-up scan) to each result");
+      "scan only: not parsing or output; after one warm-up scan) to each result")(
+      "normalized", po::bool_switch(&normalized),
+      "add \"normalized\": the text as the detectors read it (NFKC, look-alike letters "
+      "folded, diacritics and invisible characters removed), to see why a pattern did or "
+      "did not match");
   po::variables_map vm;
   if (!parse(argc, argv, desc, vm, "see: agentwall scan --help")) return 2;
   if (vm.count("help")) {
@@ -723,6 +729,12 @@ int cmd_scan(int argc, char** argv) {
       const double us = std::chrono::duration<double, std::micro>(t1 - t0).count();
       std::snprintf(field, sizeof(field), ",\"elapsed_us\":%.3f", us);
       out.insert(out.size() - 1, field);
+    }
+    if (normalized && !out.empty() && out.back() == '}') {
+      const detect::Normalized norm = detect::normalize(text);
+      const std::string seen = nlohmann::json(std::string(detect::view(norm, text)))
+                                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      out.insert(out.size() - 1, ",\"normalized\":" + seen);
     }
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fputc('\n', stdout);
