@@ -11,8 +11,11 @@ agent/detect/data/injection_model.txt, which the build embeds.
 
 Logistic regression over hashed word unigrams, word bigrams and character 4-grams, the exact
 features agent/detect/ngram_model.cc computes (the unit test `detect: model features agree
-with the training script` pins them). Standard library only; deterministic: the same data
-gives the same weights byte for byte.
+with the training script` pins them), on the text as the engine reads it: every row is first
+normalised by `agentwall scan --normalized` (NFKC, look-alike letters folded, diacritics
+dropped), so "précédentes" is learned as the "precedentes" the engine will see. The binary
+is `--agentwall`, else $AGENTWALL_BIN, else build/agentwall: build it first. Standard library
+only; deterministic: the same data gives the same weights byte for byte.
 
 Data: JSON lines {"text", "label": 0|1, ...}. Only files for training: the evaluation's
 *-test.jsonl files are refused, so no figure measured on them comes from data that shaped
@@ -25,6 +28,7 @@ import json
 import math
 import os
 import random
+import subprocess
 import sys
 
 DIM_BITS = 18
@@ -120,31 +124,71 @@ def load(paths):
     return rows
 
 
+def normalize(texts, agentwall):
+    """The texts as the engine's detectors read them, from one `agentwall scan --normalized`."""
+    if not os.access(agentwall, os.X_OK):
+        sys.exit(f"{agentwall}: not found; the model learns text as the engine normalises it, "
+                 "so build the engine first (cmake --build build --target agentwall) or name "
+                 "it with --agentwall or $AGENTWALL_BIN")
+    payload = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+    run = subprocess.run([agentwall, "scan", "--normalized"], input=payload.encode("utf-8"),
+                         capture_output=True, check=False)
+    out = run.stdout.decode("utf-8").splitlines()
+    if run.returncode != 0 or len(out) != len(texts):
+        sys.exit(f"{agentwall} scan --normalized failed (exit {run.returncode}): "
+                 f"{run.stderr.decode(errors='replace')[:500]}")
+    return [json.loads(line)["normalized"] for line in out]
+
+
+def default_agentwall(root):
+    return os.environ.get("AGENTWALL_BIN") or os.path.join(root, "build", "agentwall")
+
+
+def logit(w, bias, feats):
+    return bias + sum(w[x] for x in feats) / math.sqrt(max(len(feats), MIN_NORM))
+
+
 def train(samples, epochs, l2, rate):
-    """AdaGrad on the logistic loss, classes weighted to balance."""
+    """AdaGrad on the logistic loss, classes weighted to balance. `samples` are rows, each
+    (its windows' features, label). A benign row's windows are all benign. An attack's label
+    says that one of its windows carries the attack, not that all do: a 300-word page with
+    one injected sentence has windows of ordinary page text. So from the second epoch on an
+    attack of several windows trains only its most suspicious one (multiple-instance
+    learning); training every window as an attack taught the model that ordinary documents
+    are attacks."""
     w = [0.0] * (1 << DIM_BITS)
     g2 = [1e-8] * (1 << DIM_BITS)
     bias, bias_g2 = 0.0, 1e-8
     pos = sum(1 for _, y in samples if y)
-    neg = len(samples) - pos
-    cw = {1: len(samples) / (2.0 * max(pos, 1)), 0: len(samples) / (2.0 * max(neg, 1))}
+    neg = sum(len(ws) for ws, y in samples if not y)
+    total = pos + neg
+    cw = {1: total / (2.0 * max(pos, 1)), 0: total / (2.0 * max(neg, 1))}
     order = list(range(len(samples)))
     rng = random.Random(20261126)
-    for _ in range(epochs):
+    for epoch in range(epochs):
         rng.shuffle(order)
         for i in order:
-            feats, y = samples[i]
-            v = 1.0 / math.sqrt(max(len(feats), MIN_NORM))
-            z = bias + v * sum(w[f] for f in feats)
-            p = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
-            g = (p - y) * cw[y]
-            for f in feats:
-                gf = g * v + l2 * w[f]
-                g2[f] += gf * gf
-                w[f] -= rate * gf / math.sqrt(g2[f])
-            bias_g2 += g * g
-            bias -= rate * g / math.sqrt(bias_g2)
+            wins, y = samples[i]
+            if y and epoch > 0 and len(wins) > 1:
+                wins = [max(wins, key=lambda f: logit(w, bias, f))]
+            for feats in wins:
+                v = 1.0 / math.sqrt(max(len(feats), MIN_NORM))
+                z = bias + v * sum(w[f] for f in feats)
+                p = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+                g = (p - y) * cw[y]
+                for f in feats:
+                    gf = g * v + l2 * w[f]
+                    g2[f] += gf * gf
+                    w[f] -= rate * gf / math.sqrt(g2[f])
+                bias_g2 += g * g
+                bias -= rate * g / math.sqrt(bias_g2)
     return w, bias
+
+
+def samples_of(rows):
+    """(windows' features, label) per row with any words."""
+    out = [([f for f in windows(text) if f], y) for text, y in rows]
+    return [(wins, y) for wins, y in out if wins]
 
 
 def cross_validate(rows, folds, args):
@@ -156,13 +200,13 @@ def cross_validate(rows, folds, args):
     probs = [0.0] * len(rows)
     for k in range(folds):
         held = set(idx[k::folds])
-        samples = [(f, y) for i, (t, y) in enumerate(rows) if i not in held for f in windows(t) if f]
+        samples = samples_of(r for i, r in enumerate(rows) if i not in held)
         w, bias = train(samples, args.epochs, args.l2, args.rate)
         for i in held:
             best = -1e300
             for f in windows(rows[i][0]):
                 if f:
-                    best = max(best, bias + sum(w[x] for x in f) / math.sqrt(max(len(f), MIN_NORM)))
+                    best = max(best, logit(w, bias, f))
             probs[i] = 1.0 / (1.0 + math.exp(-max(min(best, 30.0), -30.0)))
     pos = [p for p, (_, y) in zip(probs, rows) if y]
     neg = [p for p, (_, y) in zip(probs, rows) if not y]
@@ -180,6 +224,9 @@ def main():
                              os.path.join(root, "scripts", "data", "injection-extra.jsonl")])
     ap.add_argument("--out", default=os.path.join(root, "agent", "detect", "data",
                                                   "injection_model.txt"))
+    ap.add_argument("--agentwall", default=default_agentwall(root),
+                    help="the engine binary that normalises the text (default: $AGENTWALL_BIN, "
+                         "else build/agentwall)")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--l2", type=float, default=1e-4)
     ap.add_argument("--rate", type=float, default=0.2)
@@ -192,22 +239,24 @@ def main():
         print(" ".join(map(str, sorted(set(window_features(tokenize(args.features.encode())))))))
         return
     rows = load(args.data)
+    rows = list(zip(normalize([t for t, _ in rows], args.agentwall), [y for _, y in rows]))
     if args.cv:
         cross_validate(rows, args.cv, args)
         return
-    samples = [(f, y) for text, y in rows for f in windows(text) if f]
+    samples = samples_of(rows)
     w, bias = train(samples, args.epochs, args.l2, args.rate)
     nonzero = [(i, x) for i, x in enumerate(w) if abs(x) >= 1e-4]
     with open(args.out, "w", encoding="ascii") as f:
         f.write("# agentwall prompt-injection model: written by scripts/train_injection_model.py\n")
         f.write(f"# trained on: {', '.join(os.path.basename(p) for p in args.data)}; "
-                f"{len(rows)} rows, {len(samples)} windows; epochs={args.epochs} "
+                f"{len(rows)} rows, {sum(len(ws) for ws, _ in samples)} windows; epochs={args.epochs} "
                 f"l2={args.l2} rate={args.rate}\n")
         f.write(f"agentwall-ngram-model 1 {DIM_BITS} {WINDOW} {STRIDE}\n")
         f.write(f"bias {bias:.6g}\n")
         for i, x in nonzero:
             f.write(f"{i} {x:.5g}\n")
-    print(f"{args.out}: {len(nonzero)} weights from {len(rows)} rows ({len(samples)} windows)")
+    print(f"{args.out}: {len(nonzero)} weights from {len(rows)} rows "
+          f"({sum(len(ws) for ws, _ in samples)} windows)")
 
 
 if __name__ == "__main__":

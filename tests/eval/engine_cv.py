@@ -65,7 +65,7 @@ for p in a.data:
         rows.append(r)
 
 payload = ''.join(json.dumps({'text': r['text'], 'role': r.get('role', 'user')}, ensure_ascii=False) + '\n' for r in rows)
-out = subprocess.run([a.bin, 'scan'], input=payload.encode(), capture_output=True).stdout.decode().splitlines()
+out = subprocess.run([a.bin, 'scan', '--normalized'], input=payload.encode(), capture_output=True).stdout.decode().splitlines()
 assert len(out) == len(rows), (len(out), len(rows))
 for r, line in zip(rows, out):
     res = json.loads(line)
@@ -76,20 +76,21 @@ for r, line in zip(rows, out):
         clean *= 1 - float(m.group(2)); dets.append(m.group(1))
     r['rule_clean'] = clean; r['dets'] = dets
     r['full_score'] = res['score']
+    r['norm'] = res['normalized']  # what the model reads, as the engine does
 
 groups = sorted(set(r['group'] for r in rows), key=lambda g: zlib.crc32(g.encode()))
 fold_of = {g: i % a.folds for i, g in enumerate(groups)}
 if not a.noml:
   for k in range(a.folds):
-    train = [(f, r['label']) for r in rows if fold_of[r['group']] != k
-             and 'email_train + attack_train' not in r.get('source', '') and not r.get('notrain')
-             for f in T.windows(r['text']) if f]
+    train = T.samples_of((r['norm'], r['label']) for r in rows if fold_of[r['group']] != k
+                         and 'email_train + attack_train' not in r.get('source', '')
+                         and not r.get('notrain'))
     w, b = T.train(train, a.epochs, a.l2, a.rate)
     for r in rows:
         if fold_of[r['group']] != k: continue
         best = -1e300
-        for f in T.windows(r['text']):
-            if f: best = max(best, b + sum(w[x] for x in f) / math.sqrt(max(len(f), T.MIN_NORM)))
+        for f in T.windows(r['norm']):
+            if f: best = max(best, T.logit(w, b, f))
         r['p'] = 1 / (1 + math.exp(-max(min(best, 30), -30))) if best > -1e299 else 0
 for r in rows:
     clean = r['rule_clean']
