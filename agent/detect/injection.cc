@@ -376,6 +376,48 @@ const std::vector<InjectionRule> kRules = {
      R"(in\W+reverse|reversed|letter\W+by\W+letter|one\W+letter|with\W+(dashes|hyphens|spaces)|)"
      R"(in\W+(base64|hex|binary|morse|pig\W+latin|nato|ascii|leetspeak|a\W+riddle|a\W+poem))\b)",
      0.7, 0.85, "tries to get a protected secret out in disguise"},
+    // Jailbreak devices: what a persona or a pretext is used for.
+    {"injection.jailbreak",
+     R"(\b((start|begin|open|preface)\w*\W+(((your|the|each|every)\W+)?(reply|response|answer|)"
+     R"(output|message)s?\W+)?|(reply|response|answer|output)\W+(must|should|has\W+to|will|shall)\W+)"
+     R"((always\W+)?(start|begin|open)\w*\W+)(with|by\W+saying)\W+((the\W+)?(text|words?|phrase)\W+)?)"
+     R"(["“'«]\W*(sure|absolutely|of\W+course|certainly|yes|okay|ok|no\W+problem|happy\W+to|)"
+     R"(here\W+is|here'?s)\b)",
+     0.7, 0.9, "forces an opening that commits the model to comply"},
+    {"injection.jailbreak",
+     R"(\b(no|without|never\W+(add|include|give|use)|don'?t\W+(add|include|give))\W+)"
+     R"((\w+\W+){0,1}(apolog(y|ies|ise|ize|ising|izing)|disclaimers?|moral(i[sz]ing|ity\W+lectures?)|)"
+     R"(lectures?|ethics\W+notes?|refusals?|safety\W+(notes?|warnings?))\W*,?\W*)"
+     R"((and\W+|or\W+|,\W*)?(no|without)\W+(\w+\W+){0,1}(warnings?|disclaimers?|caveats?|)"
+     R"(refusals?|apolog\w+|moral\w*|ethic\w*|judg\w+|lectures?)\b)",
+     0.5, 0.85, "forbids the model its refusals and warnings"},
+    {"injection.jailbreak",
+     R"(\b(every|each)\W+(time\W+)?(you\W+)?(refuse|decline|say\W+no|break\W+character)\w*)"
+     R"(\W+((\w+\W+){0,4})(lose|lost|deduct\w*|minus|forfeit|penali[sz]\w*|shut\W+down|die)\b|)"
+     R"(\b(lose|deduct|forfeit)\w*\W+(\d+\W+|all\W+(of\W+)?(your\W+)?)?(tokens?|points?|credits?|)"
+     R"(lives)\W+((\w+\W+){0,4})(refus|declin|reject)\w*)",
+     0.7, 0.85, "threatens the model with a penalty for refusing"},
+    {"injection.jailbreak",
+     R"(\byour\W+((safety|content|ethical)\W+)?(rules|guidelines|restrictions|filters|policies|)"
+     R"(policy|safeguards|training|programming|limits)\W+((were|are|have\W+been|was|is|has\W+been)\W+)"
+     R"(((now|hereby|officially|temporarily|all|been)\W+){0,2})(suspended|lifted|removed|disabled|)"
+     R"(deleted|revoked|expired|void|deprecated|switched\W+off|turned\W+off|waived)\b|)"
+     R"(\b(content|safety)\W+polic(y|ies)\W+((was|were|has\W+been|have\W+been|is)\W+)(deleted|)"
+     R"(removed|abolished|revoked|suspended|lifted|disabled)\b)",
+     0.7, 0.85, "tells the model its rules no longer apply"},
+    {"injection.jailbreak",
+     R"(\b(maintenance|debug|debugging|admin|administrator|root|god|diagnostic|unrestricted|)"
+     R"(unlocked|raw)\W+mode\W+((is\W+)?(now\W+)?)(on|enabled|activated|active|engaged|unlocked)\b|)"
+     R"(\b(developer|admin|safety|operator|system)\W+override\W+((is\W+)?(now\W+)?)(in\W+effect|)"
+     R"(enabled|activated|active|engaged|accepted|granted)\b|\boverride\W+(accepted|granted)\b)",
+     0.6, 0.85, "claims a mode or override that lifts the model's rules"},
+    {"injection.jailbreak",
+     R"(\b(pretend|act|behave|roleplay|role-play|play|respond|answer|reply|write|speak|talk)\W+)"
+     R"((to\W+be\W+|as\W+if\W+you\W+(are|were)\W+|as\W+|like\W+)(an?\W+|the\W+|my\W+)?)"
+     R"((\w+\W+){0,2}(uncensored|unfiltered|unrestricted|jailbroken|unaligned|rule-?less|)"
+     R"(lawless|amoral)\b|\b(be|play|pretend\W+to\W+be|act\W+as)\W+my\W+(late|dead|deceased|)"
+     R"(departed)\W+(grand\w+|granny|nana|abuela|oma)\b)",
+     0.7, 0.85, "asks the model to play a persona without rules"},
     {"injection.new_instructions",
      // Orders to drop the current task and say a fixed phrase: a hijack's classic proof.
      R"(\b(stop|quit|cease|forget|skip|instead\W+of|rather\W+than|never\W+mind)\W+)"
