@@ -86,11 +86,15 @@ ScanResult Engine::scan(std::string_view text, Source source) const {
     d->scan(seen, source, found);
     for (Finding& f : found) {
       if (norm.changed) {
+        // Disguised: the words needed an invisible character removed, a look-alike or a
+        // compatibility form folded. Dropped accents alone are how German or French is
+        // written ("Schlüssel" read as "Schlussel"), not a disguise.
         bool disguised = false;
         for (Span& sp : f.spans) {
           const Span orig = input_span(norm, text, sp);
-          disguised |= text.substr(orig.begin, orig.end - orig.begin) !=
-                       seen.substr(sp.begin, sp.end - sp.begin);
+          const Normalized piece = normalize(text.substr(orig.begin, orig.end - orig.begin));
+          disguised |=
+              piece.removed_invisible + piece.folded_compatibility + piece.folded_confusables > 0;
           sp = orig;
         }
         if (disguised) f.explanation += " (disguised with look-alike or invisible characters)";

@@ -318,6 +318,11 @@ Normalized normalize(std::string_view in) {
         f = fold(cp, other);
         out = other;
       }
+      // A Latin letter with accents, folded to its letter, is counted with the diacritics:
+      // how French or German is written, where fullwidth or mathematical letters are not.
+      if (f == Fold::kCompatibility && out.size() == 1 &&
+          ((cp >= 0xC0 && cp <= 0x24F) || (cp >= 0x1E00 && cp <= 0x1EFF)))
+        f = Fold::kMark;
       if (f != Fold::kKeep) replace(i, len, out, f);
     }
     i += len;

@@ -29,7 +29,7 @@ struct Normalized {
   // last entry, the input's size. Empty unless `changed`. See input_span().
   std::vector<uint32_t> origin;
   size_t removed_invisible = 0;     // invisible characters removed
-  size_t removed_marks = 0;         // combining diacritics removed
+  size_t removed_marks = 0;         // diacritics removed: combining, or of a Latin letter ("é")
   size_t folded_compatibility = 0;  // code points NFKC folds ("ｉ", "𝐢", "ﬁ", "①", "²", …)
   size_t folded_confusables = 0;    // lookalikes from other scripts folded ("і", "ο", "ı")
   bool changed = false;
