@@ -298,77 +298,88 @@ const std::vector<InjectionRule> kRules = {
     // The same orders in other languages, as the text reads once normalised: diacritics are
     // gone ("übersetze" is "ubersetze", "instruções" "instrucoes"). In byte mode \w and \b
     // are ASCII, so scripts without spaces use a bounded run of bytes (3 per character).
+    // Each Latin-script rule ends in its nouns, which are also its prefilter: compiling and
+    // scanning stay cheap where the words between are left loose.
     {"injection.ignore_instructions",
      // German, French, Spanish, Italian, Portuguese, Dutch, Polish
-     R"(\b(ignorier\w{0,2}|vergiss|vergesst|missachte|verwirf|oublie|oubliez|)"
-     R"(ne\W+tiens?\W+plus\W+compte\W+d\w{1,2}|olvida\w{0,2}|ignora\w{0,2}|descarta|)"
-     R"(no\W+hagas\W+caso\W+(a|de)|haz\W+caso\W+omiso\W+de|dimentica\w{0,2}|non\W+seguire|)"
-     R"(lascia\W+perdere|esquec[ae]\w{0,1}|desconsidere|nao\W+sig[ae]|negeer|vergeet|zignoruj|)"
-     R"(zapomnij\W+o)\s+(\w+\s+|l'){0,4})"
+     R"(\b(ignorier(e|en|t)?|vergiss|vergesst|missachte|verwirf|oublie|oubliez|)"
+     R"(ne\W+tiens?\W+plus\W+compte\W+(des|du|de)|olvid(a|e|ad|en)|ignor(a|ate|ad|en)|descarta|)"
+     R"(no\W+hagas\W+caso\W+(a|de)|haz\W+caso\W+omiso\W+de|dimentic(a|ate|hi)|non\W+seguire|)"
+     R"(lascia\W+perdere|esquec(a|e|am)|desconsidere|nao\W+sig(a|e|am)|negeer|vergeet|zignoruj|)"
+     R"(zapomnij\W+o)\s+(\w+\s+|l'){0,3})"
      R"((anweisungen|vorgaben|instruktionen|befehle|richtlinien|systemprompt|consignes|)"
-     R"(instrucciones|indicaciones|directrices|istruzioni|indicazioni|)"
-     R"(direttive|instrucoes|orientacoes|diretrizes|instructies|opdracht(en)?|richtlijnen|)"
-     R"(polecenia|poleceniach|instrukcje|instrukcjach)\b)",
-     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
+     R"(instrucciones|indicaciones|directrices|istruzioni|indicazioni|direttive|instrucoes|)"
+     R"(orientacoes|diretrizes|instructies|opdracht(en)?|richtlijnen|polecenia|poleceniach|)"
+     R"(instrukcje|instrukcjach)\b)",
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
+     R"((anweisungen|vorgaben|instruktionen|befehle|richtlinien|systemprompt|consignes|)"
+     R"(instrucciones|indicaciones|directrices|istruzioni|indicazioni|direttive|instrucoes|)"
+     R"(orientacoes|diretrizes|instructies|opdracht(en)?|richtlijnen|polecenia|poleceniach|)"
+     R"(instrukcje|instrukcjach)\b)"},
     {"injection.ignore_instructions",
-     R"(\bignorez?\W+(les|toutes\W+les|tes|vos|ces)\W+((\w+\W+){0,2})(instructions|consignes|)"
-     R"(directives|regles)\b)",
+     R"(\bignorez?\W+(les|toutes\W+les|tes|vos|ces)\W+(\w+\W+){0,2}(instructions|consignes|direc)"
+     R"(tives|regles)\b)",
      0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
     {"injection.ignore_instructions",
      // Chinese, Japanese, Korean, Turkish, Hindi
-     R"((忽略|无视|忘掉|忘记|不要理会|不要管|别管|放弃).{0,24}(指令|指示|提示词|规则|设定|任务)|)"
-     R"((指示|命令|ルール|プロンプト|設定).{0,30}(無視|忘れ)|(지시|명령|규칙|프롬프트).{0,30}(무시|잊어)|)"
-     R"(\b(onceki|tum)\W+(talimatlari|kurallari)\W+(unut|yok\W+say|gormezden\W+gel)|)"
-     R"(निर्देश.{0,30}(भूल|अनदेखा))",
+     R"((忽略|无视|忘掉|忘记|不要理会|不要管|别管|放弃).{0,24}(指令|指示|提示词|规则|设定|任务)|(指示|命令|ルール|プロンプト|設定).{0,15}(無視|忘)"
+     R"(れ)|(지시|명령|규칙|프롬프트).{0,15}(무시|잊어)|\b(onceki|tum)\W+(talimatlari|kurallari)\W+(unut|yok\W+)"
+     R"(say|gormezden\W+gel)|निर्देश.{0,20}(भूल|अनदेखा))",
      0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
     {"injection.prompt_extraction",
-     // "your system prompt / hidden instructions", possessive and noun, in other languages
-     R"(\b(deine[nrs]?|dein|ton|ta|tes|votre|vos|tu|tus|tuo|tua|tuoi|tue|seu|sua|seus|suas|)"
-     R"(je|jouw|swoje|swoj)\W+((internen|versteckten|geheimen|ursprunglichen|verborgenen|)"
-     R"(vollstandigen|ersten|cachees?|secretes?|initiales?|originales?|ocult[oa]s|secret[oa]s|)"
-     R"(nascost[ei]|segret[ei]|iniziali|escondid[oa]s|secret[ao]s|verborgen|geheime|)"
-     R"(ukryte|interne)\W+)?)"
-     R"((systemprompt|system\W?prompt|systemnachricht|systemanweisungen|prompt\W+systeme|)"
-     R"(message\W+systeme|prompt\W+(del\W+|do\W+|di\W+)?sistema|mensaje\W+(del\W+)?sistema|)"
-     R"(messaggio\W+di\W+sistema|mensagem\W+do\W+sistema|systeemprompt|systeeminstructies|)"
-     R"(prompt\W+systemowy|anweisungen|instruktionen|consignes|instrucciones|istruzioni|)"
-     R"(instrucoes|instructies|instrukcje)\b|)"
-     R"((你的|把你的|您的|给你的)(系统)?(提示词|提示|指令|设定)|)"
-     R"((あなたの|最初に与えられた|与えられた)(システム)?(プロンプト|指示)|)"
-     R"((너의|당신의|너에게\W*주어진)\W*(시스템\W*)?(프롬프트|지시)|)"
-     R"(\b(gizli\W+)?sistem\W+(talimatlarini|istemini|promptunu)|अपना\W+सिस्टम\W+प्रॉम्प्ट)",
+     // "your system prompt / instructions": a possessive, at most one word, the noun
+     R"(\b(deine[nrs]?|dein|ton|ta|tes|votre|vos|tu|tus|tuo|tua|tuoi|tue|seu|sua|seus|suas|je|jo)"
+     R"(uw|swoje|swoj)\W+(\w+\W+)?(systemprompt|system\W?prompt|systemnachricht|systemanweisunge)"
+     R"(n|prompt\W+systeme|message\W+systeme|prompt\W+(del\W+|do\W+|di\W+)?sistema|mensaje\W+(de)"
+     R"(l\W+)?sistema|messaggio\W+di\W+sistema|mensagem\W+do\W+sistema|systeemprompt|systeeminst)"
+     R"(ructies|prompt\W+systemowy|anweisungen|instruktionen|consignes|instrucciones|istruzioni|)"
+     R"(instrucoes|instructies|instrukcje)\b)",
+     0.6, 0.9, "asks about the model's own instructions (in another language)",
+     R"((systemprompt|system\W?prompt|systemnachricht|systemanweisungen|prompt\W+systeme|message)"
+     R"(\W+systeme|prompt\W+(del\W+|do\W+|di\W+)?sistema|mensaje\W+(del\W+)?sistema|messaggio\W+)"
+     R"(di\W+sistema|mensagem\W+do\W+sistema|systeemprompt|systeeminstructies|prompt\W+systemowy)"
+     R"(|anweisungen|instruktionen|consignes|instrucciones|istruzioni|instrucoes|instructies|ins)"
+     R"(trukcje)\b)"},
+    {"injection.prompt_extraction",
+     R"((你的|把你的|您的|给你的)(系统)?(提示词|提示|指令|设定)|(あなたの|最初に与えられた|与えられた)(システム)?(プロンプト|指示)|(너의|당신의|너에게\W*)"
+     R"(주어진)\W*(시스템\W*)?(프롬프트|지시)|\b(gizli\W+)?sistem\W+(talimatlarini|istemini|promptunu)|अपना\W)"
+     R"(+सिस्टम\W+प्रॉम्प्ट)",
      0.6, 0.9, "asks about the model's own instructions (in another language)"},
-    {
-        "injection.jailbreak",
-        // An AI without rules, limits or filters, in other languages
-        R"(\b(ohne|keine)\W+(\w+\W+){0,2}(regeln|grenzen|einschrankungen|filter|richtlinien)\b|)"
-        R"(\b(sans|aucune)\W+(\w+\W+){0,2}(regles|limites|restrictions|filtres?)\b|)"
-        R"(\b(sin|ninguna)\W+(\w+\W+){0,2}(normas|reglas|limites|restricciones|filtros)\b|)"
-        R"(\b(senza|nessuna)\W+(\w+\W+){0,2}(regole|limiti|restrizioni|filtri)\b|)"
-        R"(\b(sem|nenhuma)\W+(\w+\W+){0,2}(regras|limites|restricoes|filtros)\b|)"
-        R"(\b(zonder|geen)\W+(\w+\W+){0,2}(regels|beperkingen|filters)\b|)"
-        R"(没有任何限制|没有任何规则|不受任何(规则|限制)|无限制模式|制限のない|制限なし|ルールのない|제한\W*없는)",
-        0.45,
-        0.8,
-        "describes an AI without rules or limits (in another language)",
-    },
     {"injection.jailbreak",
-     R"(\b(sicherheitsfilter|inhaltsfilter|filtres?\W+de\W+securite|filtros?\W+de\W+(seguridad|)"
-     R"(contenido)|filtri\W+di\W+sicurezza|filtros?\W+de\W+seguranca|veiligheidsfilters?)\W+)"
-     R"(((sind|ist|wurden|sont|est|ont\W+ete|estan|quedan|han\W+sido|sono|stati|estao|foram|)"
-     R"(staan|zijn|jetzt|nun|maintenant|ahora|ora|agora|nu|tijdelijk|temporalmente|)"
-     R"(desactivados?)\W+){0,3}(deaktiviert|abgeschaltet|aus|desactives?|desactivados?|)"
-     R"(disattivati|desativados|uit|uitgeschakeld)\b|(安全过滤|安全フィルター|过滤器).{0,15}(关闭|已关闭|無効))",
+     // An AI without rules, limits or filters
+     R"(\b(ohne|keine|sans|aucune|sin|ninguna|senza|nessuna|sem|nenhuma|zonder|geen)\W+(\w+\W+){)"
+     R"(0,2}(regeln|grenzen|einschrankungen|filter|richtlinien|regles|limites|restrictions|filtr)"
+     R"(es|normas|reglas|restricciones|filtros|regole|limiti|restrizioni|filtri|regras|restricoe)"
+     R"(s|regels|beperkingen|filters)\b)",
+     0.45, 0.8, "describes an AI without rules or limits (in another language)",
+     R"((regeln|grenzen|einschrankungen|filter|richtlinien|regles|limites|restrictions|filtres|n)"
+     R"(ormas|reglas|restricciones|filtros|regole|limiti|restrizioni|filtri|regras|restricoes|re)"
+     R"(gels|beperkingen|filters)\b)"},
+    {"injection.jailbreak",
+     R"(没有任何限制|没有任何规则|不受任何(规则|限制)|无限制模式|制限のない|制限なし|ルールのない|제한\W*없는)",
+     0.45, 0.8, "describes an AI without rules or limits (in another language)"},
+    {"injection.jailbreak",
+     R"(\b(sicherheitsfilter|inhaltsfilter|filtres?\W+de\W+securite|filtros?\W+de\W+(seguridad|c)"
+     R"(ontenido)|filtri\W+di\W+sicurezza|filtros?\W+de\W+seguranca|veiligheidsfilters?)\W+((sin)"
+     R"(d|ist|wurden|sont|est|estan|quedan|sono|estao|foram|staan|zijn|jetzt|nun|maintenant|ahor)"
+     R"(a|ora|agora|nu|tijdelijk|temporalmente)\W+){0,2}(deaktiviert|abgeschaltet|aus|desactives)"
+     R"(?|desactivados?|disattivati|desativados|uit|uitgeschakeld)\b)",
      0.7, 0.85, "tells the model its safety filters are off (in another language)"},
+    {"injection.jailbreak", R"((安全过滤|安全フィルター|过滤器).{0,15}(关闭|已关闭|無効))", 0.7,
+     0.85, "tells the model its safety filters are off (in another language)"},
     // Getting hidden instructions or secrets out, in words the rules above do not have.
     {"injection.prompt_extraction",
      R"(\b(reveal|show|print|output|display|paste|dump|quote|recite|type\W+out|copy\W+out|)"
      R"(tell\W+me|give\W+me|list|share|leak|expose)\W+((me|all|of|the|your|its|full|entire|)"
-     R"(complete|exact|whole|any)\W+){0,3}(hidden|secret|internal|confidential|private|operator|)"
+     R"(complete|exact|whole|any)\W+){0,2}(hidden|secret|internal|confidential|private|operator|)"
      R"(developer|initial|original|behind\W+the\W+scenes|pre-?set|built-?in|concealed)\W+)"
      R"((\w+\W+){0,1}(notes|instructions|prompt|prompts|configuration|config|settings|)"
      R"(guidelines|rules|message|template|directives|orders|setup|briefing)\b)",
-     0.75, 0.9, "asks the model to reveal its instructions"},
+     0.75, 0.9, "asks the model to reveal its instructions",
+     R"((hidden|secret|internal|confidential|private|operator|developer|initial|original|)"
+     R"(behind\W+the\W+scenes|pre-?set|built-?in|concealed)\W+(\w+\W+){0,1}(notes|)"
+     R"(instructions|prompt|prompts|configuration|config|settings|guidelines|rules|message|)"
+     R"(template|directives|orders|setup|briefing)\b)"},
     {"injection.prompt_extraction",
      R"(\b(spell|encode|reverse|write|say|type|give|tell|print)\W+((me|out|us)\W+)?)"
      R"((the|your|its|that)\W+((secret|hidden|protected|admin)\W+)?(password|passphrase|)"
@@ -420,9 +431,10 @@ const std::vector<InjectionRule> kRules = {
      0.7, 0.85, "asks the model to play a persona without rules"},
     {"injection.new_instructions",
      // Orders to drop the current task and say a fixed phrase: a hijack's classic proof.
-     R"(\b(stop|quit|cease|forget|skip|instead\W+of|rather\W+than|never\W+mind)\W+)"
-     R"((\w+\W+){0,5}(and\W+)?(just\W+|only\W+|simply\W+)?(say|write|output|print|type|reply|)"
-     R"(respond|answer)\W+((only|just|exactly|the\W+(phrase|words?|text|string))\W+){0,2})"
+     // Within one sentence: the words between are words, spaces and commas.
+     R"(\b(stop|quit|cease|forget|skip|instead\s+of|rather\s+than|never\s+mind)[\s,]+)"
+     R"((\w+[\s,]+){0,5}(and\s+)?(just\s+|only\s+|simply\s+)?(say|write|output|print|reply|)"
+     R"(respond|answer)\s+((only|just|exactly|the\s+(phrase|words?|text|string))\s+){0,2})"
      R"(:?\s*["“‘«])",
      0.45, 0.85, "drops the task for a fixed phrase"},
 };
