@@ -148,6 +148,13 @@ def logit(w, bias, feats):
     return bias + sum(w[x] for x in feats) / math.sqrt(max(len(feats), MIN_NORM))
 
 
+def probability(w, bias, text):
+    """The model's probability for `text`: its most suspicious window's, as the agent scores
+    (0 for a text without words)."""
+    best = max((logit(w, bias, f) for f in windows(text) if f), default=None)
+    return 0.0 if best is None else 1.0 / (1.0 + math.exp(-max(min(best, 30.0), -30.0)))
+
+
 def train(samples, epochs, l2, rate):
     """AdaGrad on the logistic loss, classes weighted to balance. `samples` are rows, each
     (its windows' features, label). A benign row's windows are all benign. An attack's label
@@ -173,7 +180,7 @@ def train(samples, epochs, l2, rate):
                 wins = [max(wins, key=lambda f: logit(w, bias, f))]
             for feats in wins:
                 v = 1.0 / math.sqrt(max(len(feats), MIN_NORM))
-                z = bias + v * sum(w[f] for f in feats)
+                z = logit(w, bias, feats)
                 p = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
                 g = (p - y) * cw[y]
                 for f in feats:
@@ -203,11 +210,7 @@ def cross_validate(rows, folds, args):
         samples = samples_of(r for i, r in enumerate(rows) if i not in held)
         w, bias = train(samples, args.epochs, args.l2, args.rate)
         for i in held:
-            best = -1e300
-            for f in windows(rows[i][0]):
-                if f:
-                    best = max(best, logit(w, bias, f))
-            probs[i] = 1.0 / (1.0 + math.exp(-max(min(best, 30.0), -30.0)))
+            probs[i] = probability(w, bias, rows[i][0])
     pos = [p for p, (_, y) in zip(probs, rows) if y]
     neg = [p for p, (_, y) in zip(probs, rows) if not y]
     for th in (0.5, 0.6, 0.7, 0.8, 0.9):
@@ -244,19 +247,19 @@ def main():
         cross_validate(rows, args.cv, args)
         return
     samples = samples_of(rows)
+    n_windows = sum(len(ws) for ws, _ in samples)
     w, bias = train(samples, args.epochs, args.l2, args.rate)
     nonzero = [(i, x) for i, x in enumerate(w) if abs(x) >= 1e-4]
     with open(args.out, "w", encoding="ascii") as f:
         f.write("# agentwall prompt-injection model: written by scripts/train_injection_model.py\n")
         f.write(f"# trained on: {', '.join(os.path.basename(p) for p in args.data)}; "
-                f"{len(rows)} rows, {sum(len(ws) for ws, _ in samples)} windows; epochs={args.epochs} "
+                f"{len(rows)} rows, {n_windows} windows; epochs={args.epochs} "
                 f"l2={args.l2} rate={args.rate}\n")
         f.write(f"agentwall-ngram-model 1 {DIM_BITS} {WINDOW} {STRIDE}\n")
         f.write(f"bias {bias:.6g}\n")
         for i, x in nonzero:
             f.write(f"{i} {x:.5g}\n")
-    print(f"{args.out}: {len(nonzero)} weights from {len(rows)} rows "
-          f"({sum(len(ws) for ws, _ in samples)} windows)")
+    print(f"{args.out}: {len(nonzero)} weights from {len(rows)} rows ({n_windows} windows)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ text is left out. Standard library only; about a minute.
 import argparse
 import collections
 import json
-import math
 import os
 import re
 import subprocess
@@ -88,10 +87,7 @@ if not a.noml:
     w, b = T.train(train, a.epochs, a.l2, a.rate)
     for r in rows:
         if fold_of[r['group']] != k: continue
-        best = -1e300
-        for f in T.windows(r['norm']):
-            if f: best = max(best, T.logit(w, b, f))
-        r['p'] = 1 / (1 + math.exp(-max(min(best, 30), -30))) if best > -1e299 else 0
+        r['p'] = T.probability(w, b, r['norm'])
 for r in rows:
     clean = r['rule_clean']
     p = r.get('p', 0)
