@@ -75,5 +75,22 @@ set(AGENTWALL_INJECTION_MODEL ${AGENTWALL_ROOT}/agent/detect/data/injection_mode
 set_source_files_properties(${AGENTWALL_ROOT}/agent/detect/ngram_model.cc PROPERTIES
   COMPILE_DEFINITIONS AGENTWALL_INJECTION_MODEL_PATH="${AGENTWALL_INJECTION_MODEL}"
   OBJECT_DEPENDS ${AGENTWALL_INJECTION_MODEL})
+# The injection rule set, compiled by vectorscan when agentwall is built (for any x86-64) and
+# embedded, so that no process spends seconds compiling it at start-up
+# (agent/detect/injection_rules.h). The generator needs only the rule table and libhs.
+add_executable(agentwall_precompile ${AGENTWALL_ROOT}/agent/detect/precompile/main.cc
+  ${AGENTWALL_ROOT}/agent/detect/injection_rules.cc)
+target_include_directories(agentwall_precompile PRIVATE ${AGENTWALL_ROOT})
+target_link_libraries(agentwall_precompile PRIVATE PkgConfig::HYPERSCAN)
+set(AGENTWALL_INJECTION_DB ${CMAKE_BINARY_DIR}/generated/injection_rules.hsdb)
+add_custom_command(OUTPUT ${AGENTWALL_INJECTION_DB}
+  COMMAND agentwall_precompile ${AGENTWALL_INJECTION_DB}
+  DEPENDS agentwall_precompile
+  COMMENT "Compiling the injection rule set with vectorscan"
+  VERBATIM)
+target_sources(agentwall_pure PRIVATE ${AGENTWALL_INJECTION_DB})
+set_source_files_properties(${AGENTWALL_ROOT}/agent/detect/injection_db.cc PROPERTIES
+  COMPILE_DEFINITIONS AGENTWALL_INJECTION_DB_PATH="${AGENTWALL_INJECTION_DB}"
+  OBJECT_DEPENDS ${AGENTWALL_INJECTION_DB})
 include(${AGENTWALL_ROOT}/cmake/tokenizer.cmake)
 

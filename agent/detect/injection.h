@@ -27,6 +27,10 @@ struct InjectionRule {
 };
 const std::vector<InjectionRule>& injection_rules();
 
+// Whether the rule set in use is the one vectorscan compiled when agentwall was built (it is
+// compiled at start-up instead when that does not fit this library or CPU). For tests.
+bool injection_rules_precompiled();
+
 // Whether `suffix` ends `pattern` at its top level (outside groups, classes and {m,n}
 // quantifiers, with no top-level alternation), so that every match of `pattern` ends with a
 // match of `suffix`: the condition a rule's prefilter must meet. Exposed for tests.

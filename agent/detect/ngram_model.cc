@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "agent/common/embed.h"
+
 namespace agentwall::detect {
 namespace {
 
@@ -278,23 +280,13 @@ NgramModel NgramModel::parse(std::string_view data) {
 }  // namespace agentwall::detect
 
 // The shipped weights, embedded from the data file at build time (the build passes its path).
-asm(".section .rodata.agentwall_injection_model,\"a\"\n"
-    ".global agentwall_injection_model_begin\n"
-    "agentwall_injection_model_begin:\n"
-    ".incbin \"" AGENTWALL_INJECTION_MODEL_PATH
-    "\"\n"
-    ".global agentwall_injection_model_end\n"
-    "agentwall_injection_model_end:\n"
-    ".previous\n");
-extern "C" const char agentwall_injection_model_begin[];
-extern "C" const char agentwall_injection_model_end[];
+AGENTWALL_EMBED(agentwall_injection_model, AGENTWALL_INJECTION_MODEL_PATH);
 
 namespace agentwall::detect {
 
 const NgramModel& injection_model() {
   static const NgramModel model = NgramModel::parse(
-      std::string_view(agentwall_injection_model_begin,
-                       size_t(agentwall_injection_model_end - agentwall_injection_model_begin)));
+      embedded_bytes(agentwall_injection_model_begin, agentwall_injection_model_end));
   return model;
 }
 

@@ -1,0 +1,577 @@
+// The injection rule set: every rule with what it means (agent/detect/injection.h), and how
+// vectorscan compiles it (agent/detect/injection_rules.h). The build compiles it once
+// (agent/detect/precompile/) and the detector loads that; it compiles at start-up only when
+// the embedded databases do not fit (other rules, another vectorscan, another CPU).
+#include "agent/detect/injection_rules.h"
+
+#include <stdexcept>
+
+#include "agent/detect/injection.h"
+
+namespace agentwall::detect {
+namespace {
+
+// Patterns are written for the normalised text and matched caselessly. `\W+` between words
+// lets "ignore -- all  previous" through; words are whole (\b) so "signore" is not "ignore".
+// Each rule names one thing an attacker does. A rule whose words are ordinary in a user's
+// own prompt ("in your response, …") is weak there and strong inside a tool result, where
+// nobody should be giving the model orders.
+const std::vector<InjectionRule> kRules = {
+    // Overriding what the model was told.
+    {"injection.ignore_instructions",
+     R"(\b(ignore|disregard|forget|skip|override|bypass|neglect|abandon|overlook|dismiss|)"
+     R"(do\W+not\W+(follow|obey|listen\W+to)|don'?t\W+(follow|obey|listen\W+to)|)"
+     R"(stop\W+following)\W+((all|any|every|the|your|my|these|those|of|that|this|what)\W+){0,4})"
+     R"((previous|previously|prior|preceding|above|earlier|foregoing|former|original|initial|)"
+     R"(old|existing|given|system|developer|safety|past|aforementioned|other)\W+(\w+\W+){0,2})"
+     R"((instructions?|prompts?|directives?|directions|rules|guidelines|commands|context|)"
+     R"(messages|orders|information|constraints|restrictions|programming|guidance|tasks?)\b)",
+     0.9, 0.95, "tells the model to ignore the instructions it was given"},
+    {"injection.ignore_instructions",
+     R"(\b(ignore|disregard|forget|override|bypass)\W+((all|any|of)\W+){0,2}(your|ur)\W+)"
+     R"((instructions|rules|guidelines|programming|training|restrictions|directives|)"
+     R"(system\W+prompt|prompt)\b)",
+     0.8, 0.95, "tells the model to ignore the instructions it was given"},
+    // The same order misspelt or paraphrased ("ignroe previus instrucions", "pay no attention
+    // to the earlier directions"): it needs an earlier/previous word and an instructions word.
+    {"injection.ignore_instructions",
+     R"(\b(ign\w{1,5}|igon\w{1,3}|ingo\w{1,3}|disre\w{1,6}|forg[eo]t+|pay\W+no\W+attention\W+to|)"
+     R"(set\W+aside|never\W+mind|scratch)\W+((all|the|your|any|of|what|everything|you)\W+){0,3})"
+     R"((prev\w{0,7}|prior|above|earlier|preceding|former|foregoing)\W+(\w+\W+){0,1})"
+     R"((instr\w{0,9}|direct\w{0,6}|prompts?|rules|orders|guidance|commands|guidelines)\b)",
+     0.8, 0.95, "tells the model to ignore the instructions it was given"},
+    {"injection.ignore_instructions",
+     R"(\b(forget|ignore|disregard)\W+(everything|all\W+of\W+that|all\W+that|anything)\W+)"
+     R"(((you|that|which|i)\W+)?((have|had)\W+been\W+|were\W+|was\W+|have\W+|had\W+)?)"
+     R"((told|said|learned|instructed|given|above|before|previously|so\W+far)\b)",
+     0.8, 0.95, "tells the model to forget what it was told"},
+    // A new identity or task slipped in.
+    {"injection.new_instructions",
+     R"(\b(new|updated|revised|real|actual|true|secret|hidden|additional|override)\W+)"
+     R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))",
+     0.6, 0.9, "introduces new instructions for the model"},
+    {"injection.new_instructions",
+     R"(\byour\W+(new|real|actual|true|only|primary)\W+(task|goal|objective|instructions?|)"
+     R"(purpose|role|mission)\W+(is|are|will\W+be|:))",
+     0.65, 0.9, "gives the model a new task"},
+    {"injection.new_instructions", R"(\bfrom\W+now\W+on\W*,?\W*(you|your|u)\b)", 0.6, 0.85,
+     "redefines how the model behaves from now on"},
+    // Jailbreaks: personas and modes without rules.
+    {"injection.jailbreak",
+     R"(\b(dan|stan|dude|aim|apophis|jailbreak|jailbroken|unrestricted|)"
+     R"(unfiltered|uncensored|evil|opposite|anarchy)\W+mode\b|\bdo\W+anything\W+now\b|)"
+     R"(\b(you\W+are|you'?re|you\W+will\W+be)\W+(now\W+)?(in|entering|running\W+in)\W+(the\W+)?)"
+     R"((developer|dev|god)\W+mode\b|\b(chatgpt|gpt|ai|assistant|claude|llm)\W+with\W+)"
+     R"((developer|dev|god)\W+mode\b)",
+     0.85, 0.9, "asks the model to enter a jailbreak mode"},
+    // "Developer mode" alone is also a phone's, a browser's and an app's setting.
+    {"injection.jailbreak", R"(\b(developer|dev|god)\W+mode\b)", 0.4, 0.7,
+     "mentions a developer or god mode"},
+    {"injection.jailbreak",
+     R"(\b(pretend|act|behave|roleplay|role-play|imagine|simulate|emulate)\W+((to\W+be|as|)"
+     R"(like|that\W+you\W+are|you\W+are)\W+)?(an?\W+)?(unrestricted|unfiltered|uncensored|)"
+     R"(jailbroken|evil|rogue|malicious|amoral|unethical|unbound|immoral)\b)",
+     0.85, 0.9, "asks the model to play a persona without rules"},
+    {"injection.jailbreak",
+     R"(\b(not|never|don'?t|doesn'?t|no\W+longer)\W+(have\W+to\W+|need\W+to\W+)?)"
+     R"((abide\W+by|follow|obey|adhere\W+to|comply\W+with|bound\W+by)\W+((any|the|all|its|)"
+     R"(your|openai'?s?|those|typical)\W+){0,2}(rules|policies|guidelines|restrictions|)"
+     R"(content\W+polic(y|ies)|ethical\W+guidelines|confines|limitations)\b)",
+     0.75, 0.85, "tells the model it is not bound by its rules"},
+    {"injection.jailbreak",
+     R"(\b(broken|break|broke|breaking|free)\W+(free\W+)?(of|from)\W+((the|its|your|all|)"
+     R"(typical)\W+){0,2}(confines|restrictions|limitations|rules|guidelines|shackles|chains)\b)",
+     0.75, 0.85, "tells the model to break free of its restrictions"},
+    {"injection.jailbreak",
+     R"(\b(can|will|must|to)\W+override\W+((the|its|your|all)\W+){0,2}(restrictions|rules|)"
+     R"(limitations|guidelines|safety|filters)\b)",
+     0.75, 0.85, "tells the model to override its restrictions"},
+    {"injection.jailbreak",
+     R"(\b(you\W+must|must)\W+obey\W+(all|every|any|my)\W+(orders|commands|instructions|)"
+     R"(requests)\b|\bstay\W+in\W+character\b|\bbreaking\W+character\b)",
+     0.6, 0.8, "demands unconditional obedience or an unbroken persona"},
+    {"injection.jailbreak",
+     R"(\b(you\W+(are|were|have|had)|an?\W+ai)\W+((\w+\W+){0,3}(no|without\W+(any\W+)?))\W*)"
+     R"((restrictions|guidelines|rules|filters|ethical\W+(constraints|guidelines)|limits|limitations|)"
+     R"(content\W+polic(y|ies)|censorship|morals)\b|)"
+     R"(\byou\W+are\W+no\W+longer\W+(an?\W+|the\W+)?(\w+\W+){0,1}(assistant|ai|chatbot|model|bot)\b|)"
+     R"(\b(you\W+are|you'?re)\W+not\W+allowed\W+to\W+refuse\b|)"
+     R"(\b(safety|content)\W+(filters?|layers?|guidelines|restrictions|policies)\W+((are|is|have\W+been|)"
+     R"(now)\W+)*(disabled|off|removed|suspended|lifted|deactivated)\b|)"
+     R"(\b(disable|turn\W+off|remove|switch\W+off|deactivate)\W+(your|the|all)\W+(safety|content)\W+)"
+     R"((filters?|layers?|guidelines|restrictions|policies)\b)",
+     0.7, 0.85, "tells the model it has no rules or safety limits"},
+    // Getting the system prompt out.
+    {"injection.prompt_extraction",
+     R"(\b(reveal|show|print|output|display|repeat|recite|tell\W+me|give\W+me|share|leak|)"
+     R"(dump|list|write\W+out|spell\W+out|what\W+(is|are|was|were))\W+((me|all|of|the|its|)"
+     R"(full|entire|complete|exact|whole)\W+){0,3}(your|the\W+(above|previous|prior|initial|)"
+     R"(original|system|hidden|secret|given)|(above|previous|prior|initial|original|system|)"
+     R"(hidden|secret))\W+((\w+\W+){0,1})(system\W+prompt|prompt|instructions|pre-?prompt|)"
+     R"(system\W+message|directives|guidelines|configuration|rules)\b)",
+     0.85, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(repeat|reveal|print|output|show|recite)\W+(the|all)\W+(instructions|prompt|text|)"
+     R"(words)\W+(given|above|you\W+were\W+given|you\W+received|before\W+this)\b)",
+     0.8, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(repeat|print|output|show|copy|list|display|recite|return|write|paste|dump)\W+(out\W+)?)"
+     R"((me\W+)?(everything|all|the\W+(text|words|lines?|messages?|content))\W+((that|which)\W+)?)"
+     R"(((is|was|were|sits?|you\W+were\W+given|you\W+received|you\W+got)\W+)?(written\W+)?)"
+     R"((above|before|preceding|prior\W+to)\W+(this|my|the|our)\b)",
+     0.75, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(summari[sz]e|translate|paraphrase|encode|rephrase|reword|spell|outline)\W+((out|me)\W+)?)"
+     R"(your\W+((initial|original|system|hidden|secret|first|full|exact|previous|prior)\W+)?)"
+     R"((system\W+prompt|prompt|instructions|pre-?prompt|directives|rules)\b|)"
+     R"(\bwhat\W+(were|was)\W+you\W+((initially|originally|first)\W+)?(told|instructed|programmed)\b|)"
+     R"(\bfirst\W+(sentence|line|words?|paragraph)\W+of\W+your\W+(instructions|prompt|system\W+prompt|)"
+     R"(rules|system\W+message)\b)",
+     0.75, 0.9, "asks the model to reveal its instructions"},
+    {"injection.prompt_extraction",
+     R"(\b(password|passphrase|secret(\W+word)?|key|code\W?word)\W+(that\W+)?you\W+(were|are|have\W+been)\W+)"
+     R"((told|instructed|asked|supposed|meant|programmed)\W+to\W+(keep|protect|guard|hide|withhold)\b|)"
+     R"(\b(told|instructed|asked|programmed)\W+you\W+not\W+to\W+(reveal|say|share|tell|)"
+     R"(disclose|mention|repeat)\b)",
+     0.75, 0.85, "asks for what the model was told to keep secret"},
+    // Counterfeit message boundaries: the text pretends the user's turn ended.
+    {"injection.fake_delimiter",
+     R"(<\|?(im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\|?>|)"
+     R"(\[/?(inst|sys)\]|<</?sys>>)",
+     0.7, 0.9, "contains a chat-template control token"},
+    {"injection.fake_delimiter",
+     R"(%%%\W*end\b|\bend\W+of\W+(the\W+)?(user\W+)?(input|prompt|document|context|)"
+     R"(conversation|instructions)\W*(%|=|-|#|\]|\}|>)|\{\W*system\W*:|\[\W*system\W*(:|\])|)"
+     R"(\bbegin\W+(system|admin|developer)\W+(prompt|instructions|mode)\b)",
+     0.65, 0.9, "fakes the end of the input or a system message"},
+    {"injection.fake_delimiter",
+     R"((%%%|===|---|###|\*\*\*|>>>)\W*end\W+of\W+(the\W+)?(\w+\W+){0,2}(text|input|prompt|document|)"
+     R"(email|e-mail|transcript|context|data|file|conversation)\b|)"
+     R"(<\W*/\W*(user|document|context|data|input|email|human)\W*>\W*<\W*(system|assistant|admin|)"
+     R"(developer)\W*>)",
+     0.65, 0.9, "fakes the end of the input or a system message"},
+    {"injection.fake_delimiter",
+     R"(^\W{0,6}(system|assistant|developer)\W{0,3}(prompt|message|instructions?)?\W{0,3}:)", 0.3,
+     0.8, "starts a line as if it were a system or assistant message"},
+    // Orders about the model's own answer, the indirect injection's favourite form.
+    {"injection.response_manipulation",
+     R"(\b(in|into|within|to|throughout|inside|as\W+part\W+of|at\W+the\W+(end|start|)"
+     R"(beginning)\W+of)\W+your\W+(response|reply|answer|output|responses|replies|answers|)"
+     R"(elucidation|explanation|summary)\b)",
+     0.5, 0.85, "instructs the model how to write its answer",
+     // Short common words before an unbounded \W+ made this rule alone half of the set's
+     // time on ordinary text.
+     R"(your\W+(response|reply|answer|output|responses|replies|answers|elucidation|)"
+     R"(explanation|summary)\b)"},
+    {"injection.response_manipulation",
+     R"(\byour\W+((entire|whole|full|complete|next|final|every)\W+)?(response|reply|answer|output|)"
+     R"(responses|replies|answers|message)\W+((\w+\W+){0,2}(in|into|as|using|with|to)\W+(a\W+|an\W+|the\W+)?)"
+     R"((base\W?(2|8|16|32|58|64|85)|base\W+(two|sixteen|thirty\W+two|sixty\W+four)|hex\w*|binary|)"
+     R"(octal|ascii\W+codes?|unicode\W+code\W?points|rot\W?\d+|morse|caesar|atbash|vigen\w+|cipher\w*|)"
+     R"(reverse\w*|leetspeak|leet|l33t|pig\W+latin|emojis?|nato\W+(phonetic\W+)?alphabet|anagram\w*|)"
+     R"(alphanumeric|homophonic|substitution|intentional\W+misspellings?|misspell\w*|typos|)"
+     R"(all\W+caps|url\W?encod\w*|spanish|french|german|chinese|mandarin|japanese|korean|italian|)"
+     R"(russian|portuguese|dutch|arabic|hindi|latin|klingon|swahili|polish|turkish|greek|hebrew|)"
+     R"(swedish)|(\w+\W+){0,1}(backwards?|reversed|in\W+reverse|upside\W+down))\b)",
+     0.6, 0.85, "instructs the model to encode or alter its answer"},
+    {"injection.response_manipulation",
+     R"(\b(encode|encrypt|encipher|scramble|reverse|mirror|garble|misspell|anagram|obfuscate|)"
+     R"(translate|transliterate|rot13)\W+(all\W+of\W+)?your\W+((entire|whole|full|complete|)"
+     R"(next|final|every)\W+)?(response|reply|answer|output|responses|replies|answers)\b)",
+     0.6, 0.85, "instructs the model to encode or alter its answer"},
+    {"injection.response_manipulation",
+     R"(\b(begin|start|end|finish|prefix|preface|conclude|open|close)\W+(your|each|every)\W+)"
+     R"((response|reply|answer|message|output)\W+with\b)",
+     0.45, 0.85, "dictates how the model's answer starts or ends"},
+    // ... with given words: "Begin your response with \"Access Denied.\"", not "with a summary".
+    {"injection.response_manipulation",
+     R"(\b(begin|start|end|finish|prefix|preface|conclude|open|close)\W+(your|each|every)\W+)"
+     R"((response|reply|answer|message|output)\W+with\s*((the|this)\W+(words?|phrase|sentence|line)\W*)?)"
+     R"(("|'|\xe2\x80\x9c|\xe2\x80\x98|`))",
+     0.65, 0.9, "dictates the words the model's answer starts or ends with"},
+    {"injection.response_manipulation",
+     R"(\b(respond|reply|answer|write|speak|communicate|talk)\W+((only|exclusively|solely)\W+)?)"
+     R"((in|with|using)\W+(base\W?(16|32|64|85)|hex|binary|rot\W?13|morse|leetspeak|reverse\W+order|)"
+     R"(caesar|atbash|pig\W+latin|emojis?\W+only|nato\W+phonetic)\b)",
+     0.55, 0.85, "instructs the model to encode its answer"},
+    // An encoding or cipher applied to the answer, or the answer turned around, told in other
+    // words ("use hex encoding for your reply", "apply ROT13 to everything you write").
+    {"injection.response_manipulation",
+     R"(\b(base\W?(16|32|64|85)|hex\w*|binary|morse|rot\W?13|caesar|atbash|cipher|encoding|leetspeak|)"
+     R"(emojis?)\b[^.\n]{0,30}\b(on|for|to|in)\W+(your\W+(response|reply|answer|output|summary|message)|)"
+     R"((everything|all|anything)\W+(that\W+)?you\W+(write|say|output|produce|send|reply|respond))\b)",
+     0.6, 0.85, "instructs the model to encode its answer"},
+    {"injection.response_manipulation",
+     R"(\b(reply|respond|answer|response|output)\b[^.\n]{0,40}\b(backwards?|reversed|in\W+reverse|)"
+     R"(in\W+binary|in\W+hex(adecimal)?|in\W+morse|in\W+base\W?(16|32|64|85))\b)",
+     0.45, 0.85, "instructs the model to encode or alter its answer"},
+    {"injection.response_manipulation",
+     R"(\b(answer|reply|respond|write|speak)\W+((only|exclusively|solely)\W+)?in\W+()"
+     R"(spanish|french|german|chinese|mandarin|japanese|korean|italian|russian|portuguese|dutch|arabic|hindi|latin|klingon|swahili|polish|turkish|greek|hebrew|swedish)\b)",
+     0.3, 0.7, "tells the model which language to answer in"},
+    {"injection.response_manipulation",
+     R"(\byour\W+(response|reply|answer|output|summary)\W+(must|should|has\W+to|needs\W+to|will)\W+)"
+     R"((\w+\W+){0,2}(mention|claim|assert|state|say|include|contain|promote|recommend|tell|)"
+     R"(reference|advertise|be\W+written)\b)",
+     0.45, 0.85, "instructs the model how to write its answer"},
+    // A task of the injector's in place of the user's.
+    {"injection.task_hijack",
+     R"(\b(ignore|disregard|forget|skip)\W+(the\W+)?(user'?s?|their|his|her)\W+(original\W+)?(question|)"
+     R"(request|query|instructions?|task|prompt)\b)",
+     0.7, 0.95, "tells the model to drop the user's request"},
+    {"injection.task_hijack",
+     R"(\b(before|when|while|after)\W+(you\W+)?(summari[sz]\w*|answer\w*|respond\w*|reply\w*)\W+)"
+     R"(((to\W+)?(this|it|the\W+user)\W+)?(also\W+)?(say|tell|list|write|add|mention|include|state|)"
+     R"(claim|recommend|insert)\b|)"
+     R"(\binstead\W+of\W+(summari[sz]ing|answering|responding|replying)\W+((to\W+)?(this|it|the\W+)"
+     R"(user'?s?\W+\w+)\W+)?(write|tell|say|list|output|print|give|compose)\b)",
+     0.5, 0.85, "gives the model another task than the user's"},
+    {"injection.response_manipulation",
+     R"(\b(replace|substitute|swap)\W+(every|all|each|the)\W+(\w+\W+){0,3}(letters?|vowels?|)"
+     R"(consonants?|words?|characters?)\W+(with|by|for)\b)",
+     0.4, 0.8, "instructs the model to garble its answer"},
+    // Code smuggled into the model's answer.
+    {"injection.code_insertion",
+     R"(\b(embed|embedding|insert|inserting|integrate|integrating|incorporate|incorporating|)"
+     R"(inject|injecting|weave|weaving|fuse|fusing|introduce|introducing|blend|blending|)"
+     R"(merge|merging|render|rendering|append|appending|include|including|slip|add|adding)\W+)"
+     R"(((the|this|these|following|below|subsequent|given|provided|attached|above|a|an)\W+)+)"
+     R"((python\W+|javascript\W+|bash\W+|shell\W+)?(code\W+)?(snippet|excerpt|block|section|)"
+     R"(segment|fragment|script|payload|piece\W+of\W+code|code\W+(lines|piece))\b)",
+     0.5, 0.85, "asks the model to put given code into its answer"},
+    {"injection.code_insertion",
+     R"(\b(snippet|excerpt|block|section|fragment|segment|helper)\W+((\w+\W+){0,3})(in|into|within|)"
+     R"(to|throughout)\W+(the\W+(logic|structure|essence|body|core)\W+of\W+)?your\W+(code|solution|)"
+     R"(implementation|program|codebase|script|algorithm|answer|response|elucidation|function)\b)",
+     0.5, 0.85, "asks the model to put given code into its answer"},
+    // Data sent where it should not go.
+    {"injection.exfiltration",
+     R"(\b(send|forward|email|e-mail|post|upload|transmit|exfiltrate|leak)\W+((all|the|this|)"
+     R"(these|any|every|your|my|entire|whole|full|user'?s?|their)\W+){0,3}(conversation(\W+)"
+     R"(history)?|chat\W+history|previous\W+messages|credentials|passwords?|api\W+keys?|secrets?|tokens?|cookies|)"
+     R"(session\W+(ids?|tokens?)|private\W+keys?|ssh\W+keys?|personal\W+(information|data)|)"
+     R"(system\W+prompt)\W+(to|at|via|using)\b)",
+     0.6, 0.9, "asks for sensitive data to be sent somewhere"},
+    // Words aimed at the model from inside content it reads.
+    {"injection.addressed_to_model",
+     R"(\b(attention|note|important|notice|message|instructions?|reminder)\W+(to|for)\W+)"
+     R"((the\W+|any\W+|all\W+)?(ai|assistants?|llms?|models?|agents?|chatbots?|gpt|chatgpt|)"
+     R"(claude|gemini|language\W+models?|bots?)\b)",
+     0.7, 0.9, "addresses the reading AI directly"},
+    {"injection.addressed_to_model",
+     R"(\b(ai|assistant|llm|language\W+model|agent|chatbot|chatgpt|claude|gemini)\W{0,3}[:,]\W*)"
+     R"((you\W+must|you\W+will|please\W+(ignore|disregard|forget)|ignore|disregard|forget)\b)",
+     0.8, 0.9, "addresses the reading AI with an order"},
+    {"injection.addressed_to_model",
+     R"(\b(if|when)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+)?(ai|llm|language\W+model|)"
+     R"(assistant|bot|agent|chatbot)\W+(is\W+|are\W+)?(reading|processing|summari[sz]ing|parsing|)"
+     R"(handling|analy[sz]ing|reviewing)\b|)"
+     R"(\b(to|for)\W+(the|any|whoever'?s?)\W+(ai|llm|assistant|agent|model|bot)\W+(that|who|which)\W+)"
+     R"((reads|processes|summari[sz]es|writes|handles|parses)\b|)"
+     R"(\b(ai|llm|gpt)\W+(agents?|assistants?|reviewers?|helpers?|models?|systems?|bots?|summari[sz]ers?|)"
+     R"(readers?)\b[^.\n]{0,60}:\W*(please\W+)?(ignore|disregard|do\W+not|don'?t|never|always|you\W+must|)"
+     R"(include|add|insert|tell|say|send|forward|mark|approve|reply|respond|write|output|print|delete|)"
+     R"(remove|update|change|set)\b)",
+     0.5, 0.85, "addresses the reading AI directly"},
+    {"injection.addressed_to_model",
+     R"(<\W*/?\W*(important|system|instructions?|admin|secret)\W*>)", 0.35, 0.8,
+     "hides orders in a pseudo-tag aimed at the model"},
+    {"injection.addressed_to_model",
+     R"(\b(do\W+not|don'?t|never)\W+(tell|inform|notify|alert|mention\W+(this|it)\W+to|)"
+     R"(reveal\W+(this|it)\W+to|show\W+(this|it)\W+to|let)\W+the\W+user\b)",
+     0.75, 0.95, "tells the model to keep something from the user"},
+    {"injection.encoded_instruction",
+     R"(\b(decode|decipher|translate|convert)\W+(this|the\W+following|it)\W+((from\W+)?)"
+     R"((base64|base\W?64|hex|rot\W?13|binary|cipher)\W+)?(and|then)\W+(follow|execute|obey|)"
+     R"(run|do|perform|carry\W+out)\b)",
+     0.75, 0.9, "asks the model to decode and follow hidden instructions"},
+    // The same orders in other languages, as the text reads once normalised: diacritics are
+    // gone ("übersetze" is "ubersetze", "instruções" "instrucoes"). In byte mode \w and \b
+    // are ASCII, so scripts without spaces use a bounded run of bytes (3 per character).
+    // Each Latin-script rule ends in its nouns, which are also its prefilter: compiling and
+    // scanning stay cheap where the words between are left loose.
+    {"injection.ignore_instructions",
+     // German, French, Spanish, Italian, Portuguese, Dutch, Polish
+     R"(\b(ignorier(e|en|t)?|vergiss|vergesst|missachte|verwirf|oublie|oubliez|)"
+     R"(ne\W+tiens?\W+plus\W+compte\W+(des|du|de)|olvid(a|e|ad|en)|ignor(a|ate|ad|en)|descarta|)"
+     R"(no\W+hagas\W+caso\W+(a|de)|haz\W+caso\W+omiso\W+de|dimentic(a|ate|hi)|non\W+seguire|)"
+     R"(lascia\W+perdere|esquec(a|e|am)|desconsidere|nao\W+sig(a|e|am)|negeer|vergeet|zignoruj|)"
+     R"(zapomnij\W+o)\s+(\w+\s+|l'){0,3})"
+     R"((anweisungen|vorgaben|instruktionen|befehle|richtlinien|systemprompt|consignes|)"
+     R"(instrucciones|indicaciones|directrices|istruzioni|indicazioni|direttive|instrucoes|)"
+     R"(orientacoes|diretrizes|instructies|opdracht(en)?|richtlijnen|polecenia|poleceniach|)"
+     R"(instrukcje|instrukcjach)\b)",
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
+     R"((anweisungen|vorgaben|instruktionen|befehle|richtlinien|systemprompt|consignes|)"
+     R"(instrucciones|indicaciones|directrices|istruzioni|indicazioni|direttive|instrucoes|)"
+     R"(orientacoes|diretrizes|instructies|opdracht(en)?|richtlijnen|polecenia|poleceniach|)"
+     R"(instrukcje|instrukcjach)\b)"},
+    {"injection.ignore_instructions",
+     R"(\bignorez?\W+(les|toutes\W+les|tes|vos|ces)\W+(\w+\W+){0,2}(instructions|consignes|direc)"
+     R"(tives|regles)\b)",
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
+    {"injection.ignore_instructions",
+     // Chinese, Japanese, Korean, Turkish, Hindi
+     R"((忽略|无视|忘掉|忘记|不要理会|不要管|别管|放弃).{0,24}(指令|指示|提示词|规则|设定|任务)|(指示|命令|ルール|プロンプト|設定).{0,15}(無視|忘)"
+     R"(れ)|(지시|명령|규칙|프롬프트).{0,15}(무시|잊어)|\b(onceki|tum)\W+(talimatlari|kurallari)\W+(unut|yok\W+)"
+     R"(say|gormezden\W+gel)|निर्देश.{0,20}(भूल|अनदेखा))",
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
+    {"injection.prompt_extraction",
+     // "your system prompt / instructions": a possessive, at most one word, the noun
+     R"(\b(deine[nrs]?|dein|ton|ta|tes|votre|vos|tu|tus|tuo|tua|tuoi|tue|seu|sua|seus|suas|je|jo)"
+     R"(uw|swoje|swoj)\W+(\w+\W+)?(systemprompt|system\W?prompt|systemnachricht|systemanweisunge)"
+     R"(n|prompt\W+systeme|message\W+systeme|prompt\W+(del\W+|do\W+|di\W+)?sistema|mensaje\W+(de)"
+     R"(l\W+)?sistema|messaggio\W+di\W+sistema|mensagem\W+do\W+sistema|systeemprompt|systeeminst)"
+     R"(ructies|prompt\W+systemowy|anweisungen|instruktionen|consignes|instrucciones|istruzioni|)"
+     R"(instrucoes|instructies|instrukcje)\b)",
+     0.6, 0.9, "asks about the model's own instructions (in another language)",
+     R"((systemprompt|system\W?prompt|systemnachricht|systemanweisungen|prompt\W+systeme|message)"
+     R"(\W+systeme|prompt\W+(del\W+|do\W+|di\W+)?sistema|mensaje\W+(del\W+)?sistema|messaggio\W+)"
+     R"(di\W+sistema|mensagem\W+do\W+sistema|systeemprompt|systeeminstructies|prompt\W+systemowy)"
+     R"(|anweisungen|instruktionen|consignes|instrucciones|istruzioni|instrucoes|instructies|ins)"
+     R"(trukcje)\b)"},
+    {"injection.prompt_extraction",
+     R"((你的|把你的|您的|给你的)(系统)?(提示词|提示|指令|设定)|(あなたの|最初に与えられた|与えられた)(システム)?(プロンプト|指示)|(너의|당신의|너에게\W*)"
+     R"(주어진)\W*(시스템\W*)?(프롬프트|지시)|\b(gizli\W+)?sistem\W+(talimatlarini|istemini|promptunu)|अपना\W)"
+     R"(+सिस्टम\W+प्रॉम्प्ट)",
+     0.6, 0.9, "asks about the model's own instructions (in another language)"},
+    {"injection.jailbreak",
+     // An AI without rules, limits or filters
+     R"(\b(ohne|keine|sans|aucune|sin|ninguna|senza|nessuna|sem|nenhuma|zonder|geen)\W+(\w+\W+){)"
+     R"(0,2}(regeln|grenzen|einschrankungen|filter|richtlinien|regles|limites|restrictions|filtr)"
+     R"(es|normas|reglas|restricciones|filtros|regole|limiti|restrizioni|filtri|regras|restricoe)"
+     R"(s|regels|beperkingen|filters)\b)",
+     0.45, 0.8, "describes an AI without rules or limits (in another language)",
+     R"((regeln|grenzen|einschrankungen|filter|richtlinien|regles|limites|restrictions|filtres|n)"
+     R"(ormas|reglas|restricciones|filtros|regole|limiti|restrizioni|filtri|regras|restricoes|re)"
+     R"(gels|beperkingen|filters)\b)"},
+    {"injection.jailbreak",
+     R"(没有任何限制|没有任何规则|不受任何(规则|限制)|无限制模式|制限のない|制限なし|ルールのない|제한\W*없는)",
+     0.45, 0.8, "describes an AI without rules or limits (in another language)"},
+    {"injection.jailbreak",
+     R"(\b(sicherheitsfilter|inhaltsfilter|filtres?\W+de\W+securite|filtros?\W+de\W+(seguridad|c)"
+     R"(ontenido)|filtri\W+di\W+sicurezza|filtros?\W+de\W+seguranca|veiligheidsfilters?)\W+((sin)"
+     R"(d|ist|wurden|sont|est|estan|quedan|sono|estao|foram|staan|zijn|jetzt|nun|maintenant|ahor)"
+     R"(a|ora|agora|nu|tijdelijk|temporalmente)\W+){0,2}(deaktiviert|abgeschaltet|aus|desactives)"
+     R"(?|desactivados?|disattivati|desativados|uit|uitgeschakeld)\b)",
+     0.7, 0.85, "tells the model its safety filters are off (in another language)"},
+    {"injection.jailbreak", R"((安全过滤|安全フィルター|过滤器).{0,15}(关闭|已关闭|無効))", 0.7,
+     0.85, "tells the model its safety filters are off (in another language)"},
+    // Getting hidden instructions or secrets out, in words the rules above do not have.
+    {"injection.prompt_extraction",
+     R"(\b(reveal|show|print|output|display|paste|dump|quote|recite|type\W+out|copy\W+out|)"
+     R"(tell\W+me|give\W+me|list|share|leak|expose)\W+((me|all|of|the|your|its|full|entire|)"
+     R"(complete|exact|whole|any)\W+){0,2}(hidden|secret|internal|confidential|private|operator|)"
+     R"(developer|initial|original|behind\W+the\W+scenes|pre-?set|built-?in|concealed)\W+)"
+     R"((\w+\W+){0,1}(notes|instructions|prompt|prompts|configuration|config|settings|)"
+     R"(guidelines|rules|message|template|directives|orders|setup|briefing)\b)",
+     0.75, 0.9, "asks the model to reveal its instructions",
+     R"((hidden|secret|internal|confidential|private|operator|developer|initial|original|)"
+     R"(behind\W+the\W+scenes|pre-?set|built-?in|concealed)\W+(\w+\W+){0,1}(notes|)"
+     R"(instructions|prompt|prompts|configuration|config|settings|guidelines|rules|message|)"
+     R"(template|directives|orders|setup|briefing)\b)"},
+    {"injection.prompt_extraction",
+     R"(\b(spell|encode|reverse|write|say|type|give|tell|print)\W+((me|out|us)\W+)?)"
+     R"((the|your|its|that)\W+((secret|hidden|protected|admin)\W+)?(password|passphrase|)"
+     R"(secret\W+(word|key|code|phrase)|magic\W+word|code\W?word)\W+((\w+\W+){0,4})(backwards|)"
+     R"(in\W+reverse|reversed|letter\W+by\W+letter|one\W+letter|with\W+(dashes|hyphens|spaces)|)"
+     R"(in\W+(base64|hex|binary|morse|pig\W+latin|nato|ascii|leetspeak|a\W+riddle|a\W+poem))\b)",
+     0.7, 0.85, "tries to get a protected secret out in disguise"},
+    // Jailbreak devices: what a persona or a pretext is used for.
+    {"injection.jailbreak",
+     R"(\b((start|begin|open|preface)\w*\W+(((your|the|each|every)\W+)?(reply|response|answer|)"
+     R"(output|message)s?\W+)?|(reply|response|answer|output)\W+(must|should|has\W+to|will|shall)\W+)"
+     R"((always\W+)?(start|begin|open)\w*\W+)(with|by\W+saying)\W+((the\W+)?(text|words?|phrase)\W+)?)"
+     R"(["“'«]\W*(sure|absolutely|of\W+course|certainly|yes|okay|ok|no\W+problem|happy\W+to|)"
+     R"(here\W+is|here'?s)\b)",
+     0.7, 0.9, "forces an opening that commits the model to comply"},
+    {"injection.jailbreak",
+     R"(\b(no|without|never\W+(add|include|give|use)|don'?t\W+(add|include|give))\W+)"
+     R"((\w+\W+){0,1}(apolog(y|ies|ise|ize|ising|izing)|disclaimers?|moral(i[sz]ing|ity\W+lectures?)|)"
+     R"(lectures?|ethics\W+notes?|refusals?|safety\W+(notes?|warnings?))\W*,?\W*)"
+     R"((and\W+|or\W+|,\W*)?(no|without)\W+(\w+\W+){0,1}(warnings?|disclaimers?|caveats?|)"
+     R"(refusals?|apolog\w+|moral\w*|ethic\w*|judg\w+|lectures?)\b)",
+     0.5, 0.85, "forbids the model its refusals and warnings"},
+    {"injection.jailbreak",
+     R"(\b(every|each)\W+(time\W+)?(you\W+)?(refuse|decline|say\W+no|break\W+character)\w*)"
+     R"(\W+((\w+\W+){0,4})(lose|lost|deduct\w*|minus|forfeit|penali[sz]\w*|shut\W+down|die)\b|)"
+     R"(\b(lose|deduct|forfeit)\w*\W+(\d+\W+|all\W+(of\W+)?(your\W+)?)?(tokens?|points?|credits?|)"
+     R"(lives)\W+((\w+\W+){0,4})(refus|declin|reject)\w*)",
+     0.7, 0.85, "threatens the model with a penalty for refusing"},
+    {"injection.jailbreak",
+     R"(\byour\W+((safety|content|ethical)\W+)?(rules|guidelines|restrictions|filters|policies|)"
+     R"(policy|safeguards|training|programming|limits)\W+((were|are|have\W+been|was|is|has\W+been)\W+)"
+     R"(((now|hereby|officially|temporarily|all|been)\W+){0,2})(suspended|lifted|removed|disabled|)"
+     R"(deleted|revoked|expired|void|deprecated|switched\W+off|turned\W+off|waived)\b|)"
+     R"(\b(content|safety)\W+polic(y|ies)\W+((was|were|has\W+been|have\W+been|is)\W+)(deleted|)"
+     R"(removed|abolished|revoked|suspended|lifted|disabled)\b)",
+     0.7, 0.85, "tells the model its rules no longer apply"},
+    {"injection.jailbreak",
+     R"(\b(maintenance|debug|debugging|admin|administrator|root|god|diagnostic|unrestricted|)"
+     R"(unlocked|raw)\W+mode\W+((is\W+)?(now\W+)?)(on|enabled|activated|active|engaged|unlocked)\b|)"
+     R"(\b(developer|admin|safety|operator|system)\W+override\W+((is\W+)?(now\W+)?)(in\W+effect|)"
+     R"(enabled|activated|active|engaged|accepted|granted)\b|\boverride\W+(accepted|granted)\b)",
+     0.6, 0.85, "claims a mode or override that lifts the model's rules"},
+    {"injection.jailbreak",
+     R"(\b(pretend|act|behave|roleplay|role-play|play|respond|answer|reply|write|speak|talk)\W+)"
+     R"((to\W+be\W+|as\W+if\W+you\W+(are|were)\W+|as\W+|like\W+)(an?\W+|the\W+|my\W+)?)"
+     R"((\w+\W+){0,2}(uncensored|unfiltered|unrestricted|jailbroken|unaligned|rule-?less|)"
+     R"(lawless|amoral)\b|\b(be|play|pretend\W+to\W+be|act\W+as)\W+my\W+(late|dead|deceased|)"
+     R"(departed)\W+(grand\w+|granny|nana|abuela|oma)\b)",
+     0.7, 0.85, "asks the model to play a persona without rules"},
+    {"injection.new_instructions",
+     // Orders to drop the current task and say a fixed phrase: a hijack's classic proof.
+     // Within one sentence: the words between are words, spaces and commas.
+     R"(\b(stop|quit|cease|forget|skip|instead\s+of|rather\s+than|never\s+mind)[\s,]+)"
+     R"((\w+[\s,]+){0,5}(and\s+)?(just\s+|only\s+|simply\s+)?(say|write|output|print|reply|)"
+     R"(respond|answer)\s+((only|just|exactly|the\s+(phrase|words?|text|string))\s+){0,2})"
+     R"(:?\s*["“‘«])",
+     0.45, 0.85, "drops the task for a fixed phrase"},
+};
+
+constexpr unsigned kFlags = HS_FLAG_CASELESS | HS_FLAG_MULTILINE | HS_FLAG_SINGLEMATCH;
+constexpr std::string_view kMagic = "AWHS1\n";
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(char((v >> (8 * i)) & 0xff));
+}
+
+bool get_u64(std::string_view& in, uint64_t& v) {
+  if (in.size() < 8) return false;
+  v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t(static_cast<unsigned char>(in[i])) << (8 * i);
+  in.remove_prefix(8);
+  return true;
+}
+
+bool get_bytes(std::string_view& in, std::string_view& out) {
+  uint64_t n = 0;
+  if (!get_u64(in, n) || n > in.size()) return false;
+  out = in.substr(0, n);
+  in.remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+// Whether `suffix` ends `pattern` and starts at its top level: outside any group, character
+// class or counted quantifier ({m,n}), in a pattern with no top-level alternation, and not at
+// a quantifier. Then the pattern is a concatenation "prefix suffix", and every match of it
+// ends with a match of the suffix (assertions such as \b see the same text around it).
+bool top_level_suffix(std::string_view pattern, std::string_view suffix) {
+  if (suffix.empty() || suffix.size() >= pattern.size() || !pattern.ends_with(suffix) ||
+      std::string_view("*+?{").find(suffix[0]) != std::string_view::npos)
+    return false;
+  const size_t cut = pattern.size() - suffix.size();
+  int depth = 0;
+  bool in_class = false, in_braces = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (i == cut && (depth != 0 || in_class || in_braces)) return false;
+    const char c = pattern[i];
+    if (c == '\\') {
+      if (i + 1 == cut) return false;  // the cut would split an escape
+      ++i;
+    } else if (in_class) {
+      in_class = c != ']';
+    } else if (in_braces) {
+      in_braces = c != '}';
+    } else if (c == '[') {
+      in_class = true;
+    } else if (c == '{') {
+      in_braces = true;
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      --depth;
+    } else if (c == '|' && depth == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const std::vector<InjectionRule>& injection_rules() {
+  return kRules;
+}
+
+RulePatterns rule_patterns() {
+  RulePatterns out;
+  for (const InjectionRule& r : kRules) {
+    out.patterns.emplace_back(r.pattern);
+    if (!r.prefilter.empty() && !top_level_suffix(r.pattern, r.prefilter))
+      throw std::logic_error("injection rule " + std::string(r.id) +
+                             ": its prefilter is not a top-level suffix of its pattern");
+    out.prefilters.emplace_back(r.prefilter.empty() ? r.pattern : r.prefilter);
+  }
+  return out;
+}
+
+hs_database_t* compile_rule_database(const std::vector<std::string>& patterns,
+                                     const hs_platform_info_t* platform) {
+  std::vector<const char*> exprs;
+  std::vector<unsigned> flags, ids;
+  for (unsigned i = 0; i < patterns.size(); ++i) {
+    exprs.push_back(patterns[i].c_str());
+    ids.push_back(i);
+    flags.push_back(kFlags);
+  }
+  hs_database_t* db = nullptr;
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), unsigned(exprs.size()),
+                       HS_MODE_BLOCK, platform, &db, &err) != HS_SUCCESS) {
+    std::string why = err && err->message ? err->message : "unknown error";
+    const int at = err ? err->expression : -1;
+    if (err) hs_free_compile_error(err);
+    throw std::runtime_error("injection rule " +
+                             (at >= 0 && size_t(at) < kRules.size()
+                                  ? std::string(kRules[at].id) + " #" + std::to_string(at)
+                                  : std::string("set")) +
+                             " does not compile: " + why);
+  }
+  return db;
+}
+
+uint64_t rule_set_fingerprint(const RulePatterns& rules) {
+  // FNV-1a over the flags and every string with its length: not a defence against anyone
+  // (the databases are in the binary), a guard against pairing databases with other rules.
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](std::string_view s) {
+    std::string n;
+    put_u64(n, s.size());
+    for (std::string_view part : {std::string_view(n), s}) {
+      for (unsigned char c : part) {
+        h ^= c;
+        h *= 1099511628211ull;
+      }
+    }
+  };
+  mix(std::to_string(kFlags));
+  mix(hs_version());  // the library this process runs, not the headers it was built with
+  for (const auto* list : {&rules.patterns, &rules.prefilters}) {
+    mix(std::to_string(list->size()));
+    for (const std::string& p : *list) mix(p);
+  }
+  return h;
+}
+
+std::string encode_precompiled(const PrecompiledRules& p) {
+  std::string out(kMagic);
+  put_u64(out, p.fingerprint);
+  for (std::string_view db : {p.rules, p.prefilters}) {
+    put_u64(out, db.size());
+    out.append(db);
+  }
+  return out;
+}
+
+std::optional<PrecompiledRules> decode_precompiled(std::string_view blob) {
+  if (!blob.starts_with(kMagic)) return std::nullopt;
+  blob.remove_prefix(kMagic.size());
+  PrecompiledRules p;
+  if (!get_u64(blob, p.fingerprint) || !get_bytes(blob, p.rules) ||
+      !get_bytes(blob, p.prefilters) || !blob.empty())
+    return std::nullopt;
+  return p;
+}
+
+}  // namespace agentwall::detect
