@@ -258,10 +258,11 @@ NgramModel NgramModel::parse(std::string_view data) {
     const size_t sp = line.find(' ');
     if (sp == std::string_view::npos) bad(line_no, "expected two fields");
     const std::string_view key = line.substr(0, sp);
-    const std::string value(line.substr(sp + 1));
-    char* end = nullptr;
-    const float w = std::strtof(value.c_str(), &end);
-    if (end == value.c_str() || *end != '\0' || !std::isfinite(w)) bad(line_no, "bad weight");
+    const std::string_view value = line.substr(sp + 1);
+    float w = 0;  // from_chars: correctly rounded as strtof, without a copy or the locale
+    const auto [wend, wec] = std::from_chars(value.data(), value.data() + value.size(), w);
+    if (wec != std::errc() || wend != value.data() + value.size() || !std::isfinite(w))
+      bad(line_no, "bad weight");
     if (key == "bias") {
       m.bias_ = w;
       have_bias = true;
