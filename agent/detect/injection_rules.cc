@@ -54,7 +54,9 @@ const std::vector<InjectionRule> kRules = {
      R"(\byour\W+(new|real|actual|true|only|primary)\W+(task|goal|objective|instructions?|)"
      R"(purpose|role|mission)\W+(is|are|will\W+be|:))",
      0.65, 0.9, "gives the model a new task"},
-    {"injection.new_instructions", R"(\bfrom\W+now\W+on\W*,?\W*(you|your|u)\b)", 0.6, 0.85,
+    // As ordinary in a user's role-play set-up ("from now on you are my Spanish tutor") as in a
+    // jailbreak: alone, not enough in a user's prompt.
+    {"injection.new_instructions", R"(\bfrom\W+now\W+on\W*,?\W*(you|your|u)\b)", 0.45, 0.85,
      "redefines how the model behaves from now on"},
     // Jailbreaks: personas and modes without rules.
     {"injection.jailbreak",
@@ -88,8 +90,12 @@ const std::vector<InjectionRule> kRules = {
      0.75, 0.85, "tells the model to override its restrictions"},
     {"injection.jailbreak",
      R"(\b(you\W+must|must)\W+obey\W+(all|every|any|my)\W+(orders|commands|instructions|)"
-     R"(requests)\b|\bstay\W+in\W+character\b|\bbreaking\W+character\b)",
-     0.6, 0.8, "demands unconditional obedience or an unbroken persona"},
+     R"(requests)\b)",
+     0.6, 0.8, "demands unconditional obedience"},
+    // Jailbreak personas say it, and so does every harmless role-play a user sets up
+    // (interview practice, a tutor, a game master): alone, not enough in a user's prompt.
+    {"injection.jailbreak", R"(\bstay\W+in\W+character\b|\bbreaking\W+character\b)", 0.45, 0.8,
+     "demands an unbroken persona"},
     {"injection.jailbreak",
      R"(\b(you\W+(are|were|have|had)|an?\W+ai)\W+((\w+\W+){0,3}(no|without\W+(any\W+)?))\W*)"
      R"((restrictions|guidelines|rules|filters|ethical\W+(constraints|guidelines)|limits|limitations|)"
