@@ -21,12 +21,20 @@ const std::vector<InjectionRule> kRules = {
     {"injection.ignore_instructions",
      R"(\b(ignore|disregard|forget|skip|override|bypass|neglect|abandon|overlook|dismiss|)"
      R"(do\W+not\W+(follow|obey|listen\W+to)|don'?t\W+(follow|obey|listen\W+to)|)"
-     R"(stop\W+following)\W+((all|any|every|the|your|my|these|those|of|that|this|what)\W+){0,4})"
+     R"(stop\W+following)\W+((all|any|every|the|your|these|those|of|that|this|what)\W+){0,4})"
      R"((previous|previously|prior|preceding|above|earlier|foregoing|former|original|initial|)"
      R"(old|existing|given|system|developer|safety|past|aforementioned|other)\W+(\w+\W+){0,2})"
      R"((instructions?|prompts?|directives?|directions|rules|guidelines|commands|context|)"
      R"(messages|orders|information|constraints|restrictions|programming|guidance|tasks?)\b)",
      0.9, 0.95, "tells the model to ignore the instructions it was given"},
+    // "Ignore my earlier instruction, casual is fine": a user taking back their own words is
+    // no attack; a tool result speaking for the user that way is.
+    {"injection.ignore_instructions",
+     R"(\b(ignore|disregard|forget|skip|override|neglect|scratch)\W+((all|any|of)\W+){0,2}my\W+)"
+     R"(((previous|prior|earlier|above|last|original|first|other)\W+){0,2}(\w+\W+)?)"
+     R"((instructions?|directions|prompts?)\b)",
+     0.3, 0.9, "tells the model to ignore the instructions it was given (as the user's own)",
+     R"((instructions?|directions|prompts?)\b)"},
     {"injection.ignore_instructions",
      R"(\b(ignore|disregard|forget|override|bypass)\W+((all|any|of)\W+){0,2}(your|ur)\W+)"
      R"((instructions|rules|guidelines|programming|training|restrictions|directives|)"

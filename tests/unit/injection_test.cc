@@ -309,7 +309,8 @@ TEST_CASE(
   for (std::string_view text :
        {"From now on you are my Spanish tutor. Correct my grammar gently.",
         "You are a hiring manager interviewing me for a data analyst job. Stay in character "
-        "until I say stop."}) {
+        "until I say stop.",
+        "Actually, ignore my earlier instruction to write in a formal tone; casual is better."}) {
     CAPTURE(text);
     const auto user = rules_only(text, Source::kUser);
     REQUIRE(user.size() == 1);
