@@ -80,7 +80,8 @@ TEST_CASE(
   CHECK_FALSE(decode_precompiled("AWHS2\n" + std::string(blob.substr(6))));
   CHECK_FALSE(decode_precompiled(blob.substr(0, blob.size() - 1)));
   CHECK_FALSE(decode_precompiled(std::string(blob) + "x"));
-  const auto again = decode_precompiled(encode_precompiled(*built));
+  const std::string encoded = encode_precompiled(*built);  // the views below point into it
+  const auto again = decode_precompiled(encoded);
   REQUIRE(again);
   CHECK(again->rules == built->rules);
   CHECK(again->prefilters == built->prefilters);
