@@ -147,6 +147,10 @@ class RuleSet {
         throw std::runtime_error("injection rule " + p + " does not compile for PCRE2 at " +
                                  std::to_string(offset));
       }
+      // JIT-compiled: the span search runs on the whole text for each matching rule, and
+      // the interpreter took a few hundred thousand instructions per call on 4 KiB. Without
+      // JIT support (or memory for it) the interpreter runs.
+      pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
       spans_.push_back(re);
     }
   }
