@@ -31,12 +31,12 @@ sniff: build
 # build, then, in the sanitizer build (clang, AddressSanitizer and UndefinedBehaviorSanitizer),
 # the unit tests and the fuzzers. The unit tests run there only: the main tree does not build
 # them (AGENTWALL_UNIT_TESTS=OFF), which was over half of its compile time, and compiles it
-# without debug information (AGENTWALL_DEBUG_INFO=OFF).
+# without debug information (AGENTWALL_DEBUG_INFO=OFF). The sanitizer build compiles, at the
+# lowest CPU priority, while the main build's tests run (tests/run_all.sh).
 test: test-deps
 	cmake -S . -B $(BUILD) -DAGENTWALL_UNIT_TESTS=OFF -DAGENTWALL_DEBUG_INFO=OFF $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
-	cd $(BUILD) && ctest --output-on-failure
-	$(MAKE) fuzz
+	BUILD=$(abspath $(BUILD)) BUILD_FUZZ=$(abspath $(BUILD_FUZZ)) JOBS=$(JOBS) tests/run_all.sh
 
 # The unit tests in the main build (GCC, -O2), without sanitizers.
 unit: deps
