@@ -41,6 +41,9 @@ ap.add_argument('--epochs', type=int, default=20)
 ap.add_argument('--l2', type=float, default=1e-4)
 ap.add_argument('--rate', type=float, default=0.2)
 ap.add_argument('--only', default='', help='measure only rows whose source contains this')
+ap.add_argument('--dump', metavar='FILE', help="write each row's source, role, label, rules' "
+                "clean product and held-out model probability as JSON lines (to try other "
+                "weights or thresholds without retraining)")
 a = ap.parse_args()
 
 rows = []
@@ -95,6 +98,11 @@ for r in rows:
     r['score'] = round(100 * (1 - clean))
     r['flag'] = r['score'] >= 50
 
+if a.dump:
+    with open(a.dump, 'w', encoding='utf-8') as f:
+        for r in rows:
+            f.write(json.dumps({k: r.get(k) for k in ('file', 'line', 'source', 'role', 'label',
+                                                       'fam', 'notrain', 'rule_clean', 'p')}) + '\n')
 agg = collections.defaultdict(lambda: [0, 0, 0, 0])
 for r in rows:
     if a.only and a.only not in r.get('source', ''): continue
