@@ -49,37 +49,26 @@ int on_any_match(unsigned, unsigned long long, unsigned long long, unsigned, voi
 
 namespace {
 
-hs_database_t* compile_rules_here(const std::vector<std::string>& patterns) {
-  return compile_rule_database(patterns, nullptr);
-}
-
-// As compile_rules_here, in a child process that hands the database back serialized: used
-// only when the databases compiled at build time do not fit (see RuleSet).
+// compile_rule_database for this machine, in a child process that hands the database back
+// serialized: used only when the databases compiled at build time do not fit (see RuleSet).
 // Compiling makes hundreds of thousands of short-lived allocations among the long-lived ones,
 // and the allocator cannot give the pages they leave half-used back: in the agent that was
 // 13 MiB of its resident memory for 3 MiB in use. In a child they go when it exits. Where
 // fork fails (a sandbox), it compiles here.
 hs_database_t* compile_rules(const std::vector<std::string>& patterns) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return compile_rules_here(patterns);
+  if (::pipe2(fds, O_CLOEXEC) != 0) return compile_rule_database(patterns, nullptr);
   const pid_t child = ::fork();
   if (child < 0) {
     ::close(fds[0]);
     ::close(fds[1]);
-    return compile_rules_here(patterns);
+    return compile_rule_database(patterns, nullptr);
   }
   if (child == 0) {
     ::close(fds[0]);
     std::string out;  // "D" + the database, or "E" + why it does not compile
     try {
-      hs_database_t* db = compile_rules_here(patterns);
-      char* bytes = nullptr;
-      size_t length = 0;
-      if (hs_serialize_database(db, &bytes, &length) == HS_SUCCESS) {
-        out = "D" + std::string(bytes, length);
-      } else {
-        out = "Ecannot serialize the compiled rules";
-      }
+      out = "D" + serialize_rule_database(compile_rule_database(patterns, nullptr));
     } catch (const std::exception& e) {
       out = std::string("E") + e.what();
     }
@@ -107,27 +96,26 @@ hs_database_t* compile_rules(const std::vector<std::string>& patterns) {
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
-  if (stuck) return compile_rules_here(patterns);
+  if (stuck) return compile_rule_database(patterns, nullptr);
   if (in.size() > 1 && in[0] == 'E') throw std::runtime_error(in.substr(1));
   hs_database_t* db = nullptr;
   if (in.size() > 1 && in[0] == 'D' && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
       hs_deserialize_database(in.data() + 1, in.size() - 1, &db) == HS_SUCCESS)
     return db;
-  return compile_rules_here(patterns);  // the child died: compile here
+  return compile_rule_database(patterns, nullptr);  // the child died: compile here
 }
 
 bool is_tool_content(Source s) {
   return s == Source::kToolResult || s == Source::kToolDescription;
 }
 
-// The rules compiled: for vectorscan (which rules match) and for PCRE2 (where). Compiling
-// takes most of a second, so it happens once per process; both are immutable and safe to
-// share between threads.
+// The rules compiled: for vectorscan (which rules match; the databases built with agentwall,
+// else compiled here) and for PCRE2 (where). Once per process; both are immutable and safe
+// to share between threads.
 class RuleSet {
  public:
   RuleSet() {
     const RulePatterns rules = rule_patterns();
-    const std::vector<std::string>& patterns = rules.patterns;
     if (!load_embedded(rules)) {
       db_ = compile_rules(rules.patterns);
       try {
@@ -137,7 +125,7 @@ class RuleSet {
         throw;
       }
     }
-    for (const auto& p : patterns) {
+    for (const std::string& p : rules.patterns) {
       int code = 0;
       PCRE2_SIZE offset = 0;
       pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(),

@@ -4,6 +4,7 @@
 // the embedded databases do not fit (other rules, another vectorscan, another CPU).
 #include "agent/detect/injection_rules.h"
 
+#include <cstdlib>
 #include <stdexcept>
 
 #include "agent/detect/injection.h"
@@ -543,6 +544,16 @@ hs_database_t* compile_rule_database(const std::vector<std::string>& patterns,
                              " does not compile: " + why);
   }
   return db;
+}
+
+std::string serialize_rule_database(const hs_database_t* db) {
+  char* bytes = nullptr;
+  size_t length = 0;
+  if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS)
+    throw std::runtime_error("vectorscan cannot serialize the compiled injection rules");
+  std::string out(bytes, length);
+  std::free(bytes);  // hs_serialize_database allocates with malloc (the default allocator)
+  return out;
 }
 
 uint64_t rule_set_fingerprint(const RulePatterns& rules) {

@@ -26,6 +26,9 @@ RulePatterns rule_patterns();
 hs_database_t* compile_rule_database(const std::vector<std::string>& patterns,
                                      const hs_platform_info_t* platform);
 
+// `db` as hs_serialize_database writes it; throws std::runtime_error when it cannot.
+std::string serialize_rule_database(const hs_database_t* db);
+
 // A digest of everything the databases are compiled from (patterns, prefilters, flags), so
 // that databases compiled from other rules are never used for these.
 uint64_t rule_set_fingerprint(const RulePatterns& rules);

@@ -6,7 +6,6 @@
 // built on one machine runs them on another; the agent checks that they are of its rules and
 // its vectorscan, and compiles them itself when not.
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <stdexcept>
@@ -15,20 +14,6 @@
 #include "agent/detect/injection_rules.h"
 
 using namespace agentwall::detect;
-
-namespace {
-
-std::string serialize(hs_database_t* db) {
-  char* bytes = nullptr;
-  size_t length = 0;
-  if (hs_serialize_database(db, &bytes, &length) != HS_SUCCESS)
-    throw std::runtime_error("vectorscan cannot serialize the compiled rules");
-  std::string out(bytes, length);
-  std::free(bytes);
-  return out;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -42,7 +27,7 @@ int main(int argc, char** argv) {
     any.cpu_features = 0;
     hs_database_t* db = compile_rule_database(rules.patterns, &any);
     hs_database_t* prefilter = compile_rule_database(rules.prefilters, &any);
-    const std::string a = serialize(db), b = serialize(prefilter);
+    const std::string a = serialize_rule_database(db), b = serialize_rule_database(prefilter);
     hs_free_database(db);
     hs_free_database(prefilter);
     const std::string blob = encode_precompiled({rule_set_fingerprint(rules), a, b});
