@@ -24,7 +24,16 @@ struct InjectionRule {
   // Optional: a suffix of `pattern` taken at its top level, so that every match of the rule
   // ends with a match of it, which vectorscan finds far more cheaply than the whole rule.
   std::string_view prefilter = {};
+  // Optional: the id of a part ("injection.part.…") that must match too, anywhere in the same
+  // text, for this rule to count. A part is a rule of confidence 0 that is never a finding
+  // alone (a frame: "imagine you are …", "for my novel"), and is no prefilter: text that
+  // matches only parts is not scanned further.
+  std::string_view with = {};
 };
+// Whether `r` is a part: matched only to qualify the rules that name it in `with`.
+inline bool is_part(const InjectionRule& r) {
+  return r.id.starts_with("injection.part.");
+}
 const std::vector<InjectionRule>& injection_rules();
 
 // Whether the rule set in use is the one vectorscan compiled when agentwall was built (it is

@@ -13,8 +13,9 @@
 
 namespace agentwall::detect {
 
-// What the two databases are compiled from: every rule's pattern, and every rule's prefilter
-// (or the pattern when it has none), both indexed by the rule's position in injection_rules().
+// What the two databases are compiled from: every rule's pattern, indexed by the rule's
+// position in injection_rules(), and every rule's prefilter (or the pattern when it has none),
+// parts left out (the prefilter database only says whether anything may match).
 // Throws std::logic_error when a prefilter is not a top-level suffix of its pattern.
 struct RulePatterns {
   std::vector<std::string> patterns, prefilters;
