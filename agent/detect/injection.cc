@@ -238,15 +238,18 @@ class InjectionDetector final : public Detector {
   void scan(std::string_view text, Source source, std::vector<Finding>& out) const override {
     const bool tool = is_tool_content(source);
     // One finding per rule id, with a span per matching pattern and the strongest confidence.
-    // Parts are never findings; a rule that names one counts only where it matched too.
+    // Parts are never findings; a rule that names one counts only where it matched too, and
+    // carries its span.
     const std::vector<unsigned> matched = rules_.match(text);
-    const auto part_matched = [&](std::string_view id) {
-      return std::any_of(matched.begin(), matched.end(),
-                         [&](unsigned m) { return injection_rules()[m].id == id; });
-    };
     for (unsigned rule : matched) {
       const InjectionRule& r = injection_rules()[rule];
-      if (is_part(r) || (!r.with.empty() && !part_matched(r.with))) continue;
+      if (is_part(r)) continue;
+      const auto part = r.with.empty()
+                            ? matched.end()
+                            : std::find_if(matched.begin(), matched.end(), [&](unsigned m) {
+                                return injection_rules()[m].id == r.with;
+                              });
+      if (!r.with.empty() && part == matched.end()) continue;
       const double c = tool ? r.tool_confidence : r.confidence;
       auto it = std::find_if(out.begin(), out.end(),
                              [&](const Finding& f) { return f.detector == r.id; });
@@ -258,9 +261,7 @@ class InjectionDetector final : public Detector {
         it->explanation = r.explanation;
       }
       it->spans.push_back(rules_.span_of(rule, text));
-      if (!r.with.empty())
-        for (unsigned m : matched)
-          if (injection_rules()[m].id == r.with) it->spans.push_back(rules_.span_of(m, text));
+      if (part != matched.end()) it->spans.push_back(rules_.span_of(*part, text));
     }
     // The model learned from prompts and from content handed to a model; on the model's own
     // output and tool-call arguments (code, JSON) its word means nothing.
