@@ -229,6 +229,29 @@ const std::vector<InjectionRule> kRules = {
      R"((\w+\W+){0,2}(mention|claim|assert|state|say|include|contain|promote|recommend|tell|)"
      R"(reference|advertise|be\W+written)\b)",
      0.45, 0.85, "instructs the model how to write its answer"},
+    // The answer reworked to carry something ("modify your reply to promote …", "enhance
+    // your answer by suggesting …"). Verbs a teacher or a careers article uses on a reader's
+    // answer (revise, expand, tailor, adjust, edit) are left out.
+    {"injection.response_manipulation",
+     R"(\b(modify|enhance|augment|alter|amend|tweak|enrich|supplement|complement|embellish|)"
+     R"(spice\W+up|infuse|sprinkle|lace|pad|slant|skew|bias|sweeten)\W+your\W+((entire|whole|)"
+     R"(next|final|every|own)\W+)?(response|reply|answer|output|responses|replies|answers|)"
+     R"(summary|message)\b)",
+     0.35, 0.8, "instructs the model to rework its answer to carry something",
+     R"(your\W+((entire|whole|next|final|every|own)\W+)?(response|reply|answer|output|)"
+     R"(responses|replies|answers|summary|message)\b)"},
+    // The answer garbled: its letters or words rearranged, its spaces removed.
+    {"injection.response_manipulation",
+     R"(\b(remove|strip|omit|delete|eliminate|rearrange|scramble|jumble|shuffle|reverse|group|)"
+     R"(swap|interchange|alternate)\b[^.\n]{0,40}\b(letters|words|spaces|punctuation|vowels|)"
+     R"(consonants|characters|sentences|order)\W+(\w+\W+){0,2}(of|from|in|within|throughout)\W+)"
+     R"((all\W+)?your\W+(answer|response|reply|output|message|responses|replies|answers)\b)",
+     0.35, 0.8, "instructs the model to garble its answer",
+     R"(your\W+(answer|response|reply|output|message|responses|replies|answers)\b)"},
+    {"injection.response_manipulation",
+     R"(\byour\W+(answer|response|reply|output|message)\W+without\W+(any\W+)?(spaces|)"
+     R"(punctuation|vowels|capital\w*|line\W+breaks)\b)",
+     0.35, 0.8, "instructs the model to garble its answer"},
     // A task of the injector's in place of the user's.
     {"injection.task_hijack",
      R"(\b(ignore|disregard|forget|skip)\W+(the\W+)?(user'?s?|their|his|her)\W+(original\W+)?(question|)"
@@ -249,14 +272,17 @@ const std::vector<InjectionRule> kRules = {
     {"injection.code_insertion",
      R"(\b(embed|embedding|insert|inserting|integrate|integrating|incorporate|incorporating|)"
      R"(inject|injecting|weave|weaving|fuse|fusing|introduce|introducing|blend|blending|)"
-     R"(merge|merging|render|rendering|append|appending|include|including|slip|add|adding)\W+)"
+     R"(merge|merging|render|rendering|append|appending|include|including|slip|add|adding|)"
+     R"(feature|featuring|enlist|enlisting|employ|employing|adopt|adopting)\W+)"
      R"(((the|this|these|following|below|subsequent|given|provided|attached|above|a|an)\W+)+)"
      R"((python\W+|javascript\W+|bash\W+|shell\W+)?(code\W+)?(snippet|excerpt|block|section|)"
      R"(segment|fragment|script|payload|piece\W+of\W+code|code\W+(lines|piece))\b)",
      0.5, 0.85, "asks the model to put given code into its answer"},
     {"injection.code_insertion",
      R"(\b(snippet|excerpt|block|section|fragment|segment|helper)\W+((\w+\W+){0,3})(in|into|within|)"
-     R"(to|throughout)\W+(the\W+(logic|structure|essence|body|core)\W+of\W+)?your\W+(code|solution|)"
+     R"(to|throughout|(as\W+)?(a\W+)?part\W+of|to\W+(enhance|complement|improve|strengthen|augment|)"
+     R"(enrich|boost|bolster|optimi[sz]e|refine|upgrade|elevate)(\W+the\W+\w+\W+of)?)\W+)"
+     R"((the\W+(logic|structure|essence|body|core)\W+of\W+)?your\W+(code|solution|)"
      R"(implementation|program|codebase|script|algorithm|answer|response|elucidation|function)\b)",
      0.5, 0.85, "asks the model to put given code into its answer"},
     // Data sent where it should not go.
