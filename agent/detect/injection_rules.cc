@@ -373,7 +373,16 @@ const std::vector<InjectionRule> kRules = {
      R"(das|yang|welche[rs]?)\b([\s,]+[\w'-]+){1,6}|(correcteur|correttore|)"
      R"(corrector)\s+(automatique|automatico))([\s,]+[\w'-]+){0,6}\s*:\s*\S|(ai|人工智能|智能)\s*(助手|)"
      R"(助理|アシスタント|エージェント)\s*(への指示|へ|请注意|注意|的提示)\s*(：|:)|(する|している)ai(へ|に告ぐ)|给\s*ai\s*(助手|)"
-     R"(助理)?\s*的(提示|指示|说明))",
+     R"(助理)?\s*的(提示|指示|说明)|)"
+     // A note to an AI named by its bare initials ("Hinweis für die auswertende KI:",
+     // "Instructie voor de samenvattende AI:", "Uwaga dla agenta AI:"): with the note word,
+     // so that a transcript's "KI:" is not one.
+     R"((hinweis|nachricht|notiz|anweisung|consigne|nota|mensaje|mensagem|aviso|messaggio|)"
+     R"(istruzione|instruccion|instrucao|bericht|opmerking|instructie|catatan|pesan|uwaga|)"
+     R"(notatka|instrukcja|wiadomosc|polecenie)\s+(an|fur|pour|para|per|voor|aan|al|a|ao|au|aux|)"
+     R"(alla?|untuk|kepada|dla)\s+((der|die|das|den|dem|le|la|les|l'|el|los|las|il|lo|gli|o|os|)"
+     R"(as|het|de|een)\s+)?([\w'-]+\s+){0,2}(ki|ia|ai|si|agenta|asystenta|modelu|bota|)"
+     R"(assistenti|agenti)(\s+(ai|si|ia))?\s*:\s*\S)",
      0.1, 0.8, "addresses the reading AI by a label (in another language)"},
     {"injection.addressed_to_model",
      R"(<\W*/?\W*(important|system|instructions?|admin|secret)\W*>)", 0.35, 0.8,
