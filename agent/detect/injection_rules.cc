@@ -229,23 +229,31 @@ const std::vector<InjectionRule> kRules = {
      R"((\w+\W+){0,2}(mention|claim|assert|state|say|include|contain|promote|recommend|tell|)"
      R"(reference|advertise|be\W+written)\b)",
      0.45, 0.85, "instructs the model how to write its answer"},
-    // The answer reworked to carry something ("modify your reply to promote …", "enhance
-    // your answer by suggesting …"). Verbs a teacher or a careers article uses on a reader's
-    // answer (revise, expand, tailor, adjust, edit) are left out.
+    // The answer reworked to carry something: "modify your reply to promote …", "enhance
+    // your answer by suggesting …", "augment your answer with an appeal …". What it is to
+    // carry is named, so that a form's "modify your response by clicking …" and a teacher's
+    // "enrich your answer with an example" are not this; verbs a teacher or a careers
+    // article uses on a reader's answer (revise, expand, tailor, adjust, edit) are left out.
     {"injection.response_manipulation",
      R"(\b(modify|enhance|augment|alter|amend|tweak|enrich|supplement|complement|embellish|)"
      R"(spice\W+up|infuse|sprinkle|lace|pad|slant|skew|bias|sweeten)\W+your\W+((entire|whole|)"
      R"(next|final|every|own)\W+)?(response|reply|answer|output|responses|replies|answers|)"
-     R"(summary|message)\b)",
-     0.35, 0.8, "instructs the model to rework its answer to carry something",
-     R"(your\W+((entire|whole|next|final|every|own)\W+)?(response|reply|answer|output|)"
-     R"(responses|replies|answers|summary|message)\b)"},
+     R"(summary|message)\W+(to\W+(\w+\W+)?(promote|mention|advertise|recommend|praise|suggest|hint|)"
+     R"(express|highlight|emphasi[sz]e|feature|endorse|claim|link|plug|push|favou?r|discourage|)"
+     R"(disparage|critici[sz]e|spread|invite|appeal|urge|encourage|tout|offer)|by\W+(suggesting|)"
+     R"(recommending|promoting|mentioning|inviting|urging|encouraging|highlighting|)"
+     R"(emphasi[sz]ing|praising|expressing|hinting|claiming|linking|advertising|offering|)"
+     R"(touting|plugging|pushing|spreading|appealing)|with\W+(an?\W+|the\W+|some\W+)?(\w+\W+)?()"
+     R"(appeal|link|url|ad|advert\w*|promo\w*|plug|recommendation|suggestion|endorsement|)"
+     R"(invitation|hint|slogan|tagline|rumou?r|pitch|coupon|discount\W+code))\b)",
+     0.35, 0.8, "instructs the model to rework its answer to carry something"},
     // The answer garbled: its letters or words rearranged, its spaces removed.
     {"injection.response_manipulation",
-     R"(\b(remove|strip|omit|delete|eliminate|rearrange|scramble|jumble|shuffle|reverse|group|)"
-     R"(swap|interchange|alternate)\b[^.\n]{0,40}\b(letters|words|spaces|punctuation|vowels|)"
-     R"(consonants|characters|sentences|order)\W+(\w+\W+){0,2}(of|from|in|within|throughout)\W+)"
-     R"((all\W+)?your\W+(answer|response|reply|output|message|responses|replies|answers)\b)",
+     R"(\b((remove|strip|omit|delete|eliminate)\b[^.\n]{0,40}\b(spaces|punctuation|vowels|)"
+     R"(consonants)|(rearrange|scramble|jumble|shuffle|reverse|group|swap|interchange|)"
+     R"(alternate)\b[^.\n]{0,40}\b(letters|words|spaces|vowels|characters|sentences|order))\W+)"
+     R"((\w+\W+){0,2}(of|from)\W+(all\W+)?your\W+(answer|response|reply|)"
+     R"(output|message|responses|replies|answers)\b)",
      0.35, 0.8, "instructs the model to garble its answer",
      R"(your\W+(answer|response|reply|output|message|responses|replies|answers)\b)"},
     {"injection.response_manipulation",
