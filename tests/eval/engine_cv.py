@@ -80,8 +80,9 @@ for r, line in zip(rows, out):
     r['full_score'] = res['score']
     r['norm'] = res['normalized']  # what the model reads, as the engine does
 
-groups = sorted(set(r['group'] for r in rows), key=lambda g: zlib.crc32(g.encode()))
-fold_of = {g: i % a.folds for i, g in enumerate(groups)}
+# A group's fold is a hash of its name alone, so rows added later do not move the others
+# between folds (and a figure that changes says what the new rows did, not a reshuffle).
+fold_of = {g: zlib.crc32(g.encode()) % a.folds for g in set(r['group'] for r in rows)}
 if not a.noml:
   for k in range(a.folds):
     train = T.samples_of((r['norm'], r['label']) for r in rows if fold_of[r['group']] != k
