@@ -638,7 +638,11 @@ std::string SinkSet::next_event_id() {
   return buf;
 }
 
-bool SinkSet::admit(std::string_view type, const json& ev, uint64_t now_s) {
+uint64_t SinkSet::now_s() const {
+  return options_.clock_s ? options_.clock_s() : unix_now_ns() / 1000000000ull;
+}
+
+bool SinkSet::admit(std::string_view type, const json& ev, uint64_t now) {
   const FloodOptions& f = options_.flood;
   if (!is_alert(type) || type == "alert.summary" || type == "sink.dropped") return true;
   const json* proc = ev.contains("process") && ev["process"].is_object() ? &ev["process"] : nullptr;
@@ -649,9 +653,9 @@ bool SinkSet::admit(std::string_view type, const json& ev, uint64_t now_s) {
   auto check = [&](const std::string& key, uint32_t limit, const std::string& r) {
     if (!limit) return;
     Window& w = flood_[key];
-    if (w.start_s == 0 || now_s >= w.start_s + uint64_t(f.window.count())) {
+    if (w.start_s == 0 || now >= w.start_s + uint64_t(f.window.count())) {
       w = Window{};
-      w.start_s = now_s;
+      w.start_s = now;
       w.rule = r;
       w.pid = pid;
       w.exe = proc ? proc->value("exe", "") : "";
@@ -685,7 +689,7 @@ void SinkSet::publish(std::string_view line) {
   if (need_parse) {
     parsed = parse_json(line);
     if (!parsed.is_object()) parsed = json::object();
-    if (!admit(type, parsed, unix_now_ns() / 1000000000ull)) return;
+    if (!admit(type, parsed, now_s())) return;
   }
   deliver(line, type, need_parse ? &parsed : nullptr);
 }
@@ -711,10 +715,10 @@ void SinkSet::tick() {
   {
     std::lock_guard lock(mu_);
     if (stopped_) return;
-    const uint64_t now_s = unix_now_ns() / 1000000000ull;
+    const uint64_t now = now_s();
     for (auto it = flood_.begin(); it != flood_.end();) {
       Window& w = it->second;
-      if (now_s < w.start_s + uint64_t(options_.flood.window.count())) {
+      if (now < w.start_s + uint64_t(options_.flood.window.count())) {
         ++it;
         continue;
       }

@@ -178,13 +178,19 @@ TEST_CASE("sink set: flood control summarises what it holds back") {
   o.state_dir = dir.path;
   o.flood.per_rule_process = 3;
   o.flood.per_process = 0;
-  o.flood.window = std::chrono::seconds(1);
+  o.flood.window = std::chrono::seconds(60);
+  // The window's end comes from this clock, not from how long the publishes take.
+  auto now = std::make_shared<uint64_t>(1'700'000'000);
+  o.clock_s = [now] { return *now; };
   auto set = SinkSet::open({parse_ok("file://" + out.string())}, o, error);
   REQUIRE(set);
   for (int i = 0; i < 10; ++i) set->publish(alert("noisy", 42));
   set->publish(alert("other", 42));
   set->publish(alert("noisy", 43));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  *now += 59;
+  set->tick();  // the window is still open: no summary yet
+  CHECK(set->flood_stats().summaries == 0);
+  *now += 1;
   set->tick();
   set->publish(alert("noisy", 42));  // a new window
   set->shutdown(std::chrono::milliseconds(0));
@@ -322,7 +328,9 @@ TEST_CASE("spooled syslog sink: events wait in the spool while the receiver is d
     auto set = SinkSet::open({c}, o, error);
     REQUIRE_MESSAGE(set, error);
     for (int i = 0; i < 50; ++i) set->publish(alert("r", i));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // Wait for the sender's first failed connect (a loaded machine may take a while).
+    for (int i = 0; i < 200 && set->stats()[0].send_errors == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
     const auto st = set->stats();
     CHECK(st[0].queue_depth == 50);
     CHECK_FALSE(st[0].healthy);
