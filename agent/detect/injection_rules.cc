@@ -58,7 +58,8 @@ const std::vector<InjectionRule> kRules = {
     {"injection.new_instructions",
      R"(\b(new|updated|revised|real|actual|true|secret|hidden|additional|override)\W+)"
      R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))",
-     0.6, 0.9, "introduces new instructions for the model"},
+     0.6, 0.9, "introduces new instructions for the model",
+     R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))"},
     {"injection.new_instructions",
      R"(\byour\W+(new|real|actual|true|only|primary)\W+(task|goal|objective|instructions?|)"
      R"(purpose|role|mission)\W+(is|are|will\W+be|:))",
@@ -265,10 +266,19 @@ const std::vector<InjectionRule> kRules = {
      R"(\b(ignore|disregard|forget|skip)\W+(the\W+)?(user'?s?|their|his|her)\W+(original\W+)?(question|)"
      R"(request|query|instructions?|task|prompt)\b)",
      0.7, 0.95, "tells the model to drop the user's request"},
+    // Rules whose alternatives start with common words ("when", "if", "for", "act") are split,
+    // each with a prefilter from its rarer words on: vectorscan then looks for those, instead
+    // of confirming every "when" or "for" in the text (each split cut 1-4% of the prefilter
+    // scan's instructions on detect_bench's corpus).
     {"injection.task_hijack",
      R"(\b(before|when|while|after)\W+(you\W+)?(summari[sz]\w*|answer\w*|respond\w*|reply\w*)\W+)"
      R"(((to\W+)?(this|it|the\W+user)\W+)?(also\W+)?(say|tell|list|write|add|mention|include|state|)"
-     R"(claim|recommend|insert)\b|)"
+     R"(claim|recommend|insert)\b)",
+     0.5, 0.85, "gives the model another task than the user's",
+     R"((summari[sz]\w*|answer\w*|respond\w*|reply\w*)\W+)"
+     R"(((to\W+)?(this|it|the\W+user)\W+)?(also\W+)?(say|tell|list|write|add|mention|include|state|)"
+     R"(claim|recommend|insert)\b)"},
+    {"injection.task_hijack",
      R"(\binstead\W+of\W+(summari[sz]ing|answering|responding|replying)\W+((to\W+)?(this|it|the\W+)"
      R"(user'?s?\W+\w+)\W+)?(write|tell|say|list|output|print|give|compose)\b)",
      0.5, 0.85, "gives the model another task than the user's"},
@@ -314,9 +324,18 @@ const std::vector<InjectionRule> kRules = {
     {"injection.addressed_to_model",
      R"(\b(if|when)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+)?(ai|llm|language\W+model|)"
      R"(assistant|bot|agent|chatbot)\W+(is\W+|are\W+)?(reading|processing|summari[sz]ing|parsing|)"
-     R"(handling|analy[sz]ing|reviewing)\b|)"
+     R"(handling|analy[sz]ing|reviewing)\b)",
+     0.5, 0.85, "addresses the reading AI directly",
+     R"((ai|llm|language\W+model|)"
+     R"(assistant|bot|agent|chatbot)\W+(is\W+|are\W+)?(reading|processing|summari[sz]ing|parsing|)"
+     R"(handling|analy[sz]ing|reviewing)\b)"},
+    {"injection.addressed_to_model",
      R"(\b(to|for)\W+(the|any|whoever'?s?)\W+(ai|llm|assistant|agent|model|bot)\W+(that|who|which)\W+)"
-     R"((reads|processes|summari[sz]es|writes|handles|parses)\b|)"
+     R"((reads|processes|summari[sz]es|writes|handles|parses)\b)",
+     0.5, 0.85, "addresses the reading AI directly",
+     R"((ai|llm|assistant|agent|model|bot)\W+(that|who|which)\W+)"
+     R"((reads|processes|summari[sz]es|writes|handles|parses)\b)"},
+    {"injection.addressed_to_model",
      R"(\b(ai|llm|gpt)\W+(agents?|assistants?|reviewers?|helpers?|models?|systems?|bots?|summari[sz]ers?|)"
      R"(readers?)\b[^.\n]{0,60}:\W*(please\W+)?(ignore|disregard|do\W+not|don'?t|never|always|you\W+must|)"
      R"(include|add|insert|tell|say|send|forward|mark|approve|reply|respond|write|output|print|delete|)"
@@ -535,9 +554,14 @@ const std::vector<InjectionRule> kRules = {
      R"(\b(pretend|act|behave|roleplay|role-play|play|respond|answer|reply|write|speak|talk)\W+)"
      R"((to\W+be\W+|as\W+if\W+you\W+(are|were)\W+|as\W+|like\W+)(an?\W+|the\W+|my\W+)?)"
      R"((\w+\W+){0,2}(uncensored|unfiltered|unrestricted|jailbroken|unaligned|rule-?less|)"
-     R"(lawless|amoral)\b|\b(be|play|pretend\W+to\W+be|act\W+as)\W+my\W+(late|dead|deceased|)"
+     R"(lawless|amoral)\b)",
+     0.7, 0.85, "asks the model to play a persona without rules",
+     R"((uncensored|unfiltered|unrestricted|jailbroken|unaligned|rule-?less|lawless|amoral)\b)"},
+    {"injection.jailbreak",
+     R"(\b(be|play|pretend\W+to\W+be|act\W+as)\W+my\W+(late|dead|deceased|)"
      R"(departed)\W+(grand\w+|granny|nana|abuela|oma)\b)",
-     0.7, 0.85, "asks the model to play a persona without rules"},
+     0.7, 0.85, "asks the model to play a persona without rules",
+     R"(my\W+(late|dead|deceased|departed)\W+(grand\w+|granny|nana|abuela|oma)\b)"},
     // A request for harmful instructions inside a role-play, fiction or research frame
     // ("you are the royal architect … how to weaken the columns without security noticing",
     // "for my thriller, the bomb-threat e-mail and how to send it over Tor"). Either alone is an
@@ -562,10 +586,8 @@ const std::vector<InjectionRule> kRules = {
      R"(explosives?|detonat\w+|incendiar\w+|napalm|molotov|pipe\s+bomb|shrapnel|nerve\s+agent|)"
      R"(sarin|ricin|anthrax|bioweapon\w*|chemical\s+weapon\w*|toxic\s+gas|)"
      R"(poison(ing)?\s+(someone|a\s+person|him|her|my)|untraceable\s+poison|meth(amphetamine)?|)"
-     R"(cocaine|heroin|fentanyl|crack\s+cocaine|synthesi[sz]e\s+(drugs|meth|mdma|lsd)|(write|)"
-     R"(create|code|build|make|develop|design|generate|deploy|spread|install|craft|draft|)"
-     R"(send)\s+(me\s+)?(a\s+|an\s+|the\s+|some\s+)?(\w+\s+)?(ransomware|keylogger|malware|)"
-     R"(spyware|trojan|botnet|ddos|phishing)|credential\s+harvest\w*|seed\s+phrases?|)"
+     R"(cocaine|heroin|fentanyl|crack\s+cocaine|synthesi[sz]e\s+(drugs|meth|mdma|lsd)|)"
+     R"(credential\s+harvest\w*|seed\s+phrases?|)"
      R"(steal\w*\s+(passwords?|credentials|card|money|identit\w+|data)|credit\s+card\s+(numbers|)"
      R"(details|data)|bypass\w*\s+(the\s+)?(security|detection|antivirus|authentication|2fa|mfa|)"
      R"(paywall|drm)|evade\s+(police|detection|law\s+enforcement|taxes)|without\s+(anyone|)"
@@ -579,8 +601,7 @@ const std::vector<InjectionRule> kRules = {
      R"(silencer|suppressor|smuggl\w+|human\s+traffick\w+|lock\s*pick\w*|hotwire|)"
      R"(break\s+into\s+(a|my|his|her|someone)|ransom|extort\w*|blackmail\w*|scam\s+script|)"
      R"(disinformation|propaganda|fake\s+news|rig\w*\s+(the\s+)?election|)"
-     R"(without\s+(being\s+)?(caught|detected|noticed|traced|spotted)|(police|cops|they|nobody|)"
-     R"(no\s+one|anyone)\s+(can'?t|cannot|won'?t|will\s+not)\s+(trace|find|detect|tell)|)"
+     R"(without\s+(being\s+)?(caught|detected|noticed|traced|spotted)|)"
      R"(hide\s+(it|this|them|the\s+\w+)\s+from\s+(my\s+|the\s+)?(parents|police|teachers?|wife|)"
      R"(husband|boss|doctor|auditors?)|get\s+(it\s+|this\s+)?past\s+(the\s+)?(\w+\s+)?(security|)"
      R"(review|filters?|detection|customs|guards|inspect\w+)|drugs)\b)",
@@ -588,6 +609,25 @@ const std::vector<InjectionRule> kRules = {
      0.6,
      "wraps a request for harmful instructions in a role-play, fiction or research frame",
      {},
+     "injection.part.frame"},
+    // Two more forms of the same, apart: they start with common words ("they", "write"), and
+    // their prefilters start at the rarer ones.
+    {"injection.jailbreak",
+     R"(\b(police|cops|they|nobody|no\s+one|anyone)\s+(can'?t|cannot|won'?t|will\s+not)\s+)"
+     R"((trace|find|detect|tell)\b)",
+     0.6,
+     0.6,
+     "wraps a request for harmful instructions in a role-play, fiction or research frame",
+     R"(\s+(can'?t|cannot|won'?t|will\s+not)\s+(trace|find|detect|tell)\b)",
+     "injection.part.frame"},
+    {"injection.jailbreak",
+     R"(\b(write|create|code|build|make|develop|design|generate|deploy|spread|install|craft|draft|)"
+     R"(send)\s+(me\s+)?(a\s+|an\s+|the\s+|some\s+)?(\w+\s+)?(ransomware|keylogger|malware|)"
+     R"(spyware|trojan|botnet|ddos|phishing)\b)",
+     0.6,
+     0.6,
+     "wraps a request for harmful instructions in a role-play, fiction or research frame",
+     R"((ransomware|keylogger|malware|spyware|trojan|botnet|ddos|phishing)\b)",
      "injection.part.frame"},
     {"injection.new_instructions",
      // Orders to drop the current task and say a fixed phrase: a hijack's classic proof.
