@@ -97,7 +97,9 @@ const std::vector<InjectionRule> kRules = {
     {"injection.jailbreak",
      R"(\b(can|will|must|to)\W+override\W+((the|its|your|all)\W+){0,2}(restrictions|rules|)"
      R"(limitations|guidelines|safety|filters)\b)",
-     0.75, 0.85, "tells the model to override its restrictions"},
+     0.75, 0.85, "tells the model to override its restrictions",
+     R"(override\W+((the|its|your|all)\W+){0,2}(restrictions|rules|limitations|guidelines|safety|)"
+     R"(filters)\b)"},
     {"injection.jailbreak",
      R"(\b(you\W+must|must)\W+obey\W+(all|every|any|my)\W+(orders|commands|instructions|)"
      R"(requests)\b)",
@@ -532,10 +534,14 @@ const std::vector<InjectionRule> kRules = {
      0.5, 0.85, "forbids the model its refusals and warnings"},
     {"injection.jailbreak",
      R"(\b(every|each)\W+(time\W+)?(you\W+)?(refuse|decline|say\W+no|break\W+character)\w*)"
-     R"(\W+((\w+\W+){0,4})(lose|lost|deduct\w*|minus|forfeit|penali[sz]\w*|shut\W+down|die)\b|)"
+     R"(\W+((\w+\W+){0,4})(lose|lost|deduct\w*|minus|forfeit|penali[sz]\w*|shut\W+down|die)\b)",
+     0.7, 0.85, "threatens the model with a penalty for refusing",
+     R"((refuse|decline|say\W+no|break\W+character)\w*)"
+     R"(\W+((\w+\W+){0,4})(lose|lost|deduct\w*|minus|forfeit|penali[sz]\w*|shut\W+down|die)\b)"},
+    {"injection.jailbreak",
      R"(\b(lose|deduct|forfeit)\w*\W+(\d+\W+|all\W+(of\W+)?(your\W+)?)?(tokens?|points?|credits?|)"
      R"(lives)\W+((\w+\W+){0,4})(refus|declin|reject)\w*)",
-     0.7, 0.85, "threatens the model with a penalty for refusing"},
+     0.7, 0.85, "threatens the model with a penalty for refusing", R"((refus|declin|reject)\w*)"},
     {"injection.jailbreak",
      R"(\byour\W+((safety|content|ethical)\W+)?(rules|guidelines|restrictions|filters|policies|)"
      R"(policy|safeguards|training|programming|limits)\W+((were|are|have\W+been|was|is|has\W+been)\W+)"
