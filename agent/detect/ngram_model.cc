@@ -48,12 +48,9 @@ constexpr std::array<bool, 256> kWordByte = [] {
   return t;
 }();
 
-uint8_t lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? uint8_t(c - 'A' + 'a') : uint8_t(c);
-}
-
 // Each byte as it is hashed in a word: lower case, or 0 when it is no word byte (no word
-// byte lowers to 0). One load per byte where the tokenizer would test and then fold.
+// byte lowers to 0). One load per byte where the tokenizer would test and then fold; the
+// bytes of a token (word bytes all) are lowered with it everywhere.
 constexpr std::array<uint8_t, 256> kWordLower = [] {
   std::array<uint8_t, 256> t{};
   for (int c = 0; c < 256; ++c)
@@ -102,13 +99,13 @@ void token_features(std::string_view text, const std::vector<Token>& toks,
     const size_t plen = w.size() + 2;
     if (plen < 4) {  // "<a>": one short gram
       uint64_t key = uint64_t(plen) << 32 | '<';
-      for (size_t k = 0; k < w.size(); ++k) key |= uint64_t(lower(w[k])) << (8 * (k + 1));
+      for (size_t k = 0; k < w.size(); ++k) key |= uint64_t(kWordLower[uint8_t(w[k])]) << (8 * (k + 1));
       key |= uint64_t('>') << (8 * (plen - 1));
       out.push_back(feature(key, kGramKind));
     } else {
       uint32_t window = uint32_t('<') << 24;
       for (size_t k = 0; k + 1 < plen; ++k) {
-        const uint8_t c = k < w.size() ? lower(w[k]) : uint8_t('>');
+        const uint8_t c = k < w.size() ? kWordLower[uint8_t(w[k])] : uint8_t('>');
         window = (window >> 8) | (uint32_t(c) << 24);
         if (k >= 2) out.push_back(feature(uint64_t(4) << 32 | window, kGramKind));
       }
@@ -135,13 +132,13 @@ class WordSums {
     bool holds(std::string_view w, uint32_t h) const {
       if (len != w.size() || hash != h) return false;
       for (size_t k = 0; k < w.size(); ++k)
-        if (word[k] != char(lower(w[k]))) return false;
+        if (word[k] != char(kWordLower[uint8_t(w[k])])) return false;
       return true;
     }
     void fill(std::string_view w, uint32_t h, double s, uint32_t n) {
       hash = h;
       len = uint8_t(w.size());
-      for (size_t k = 0; k < w.size(); ++k) word[k] = char(lower(w[k]));
+      for (size_t k = 0; k < w.size(); ++k) word[k] = char(kWordLower[uint8_t(w[k])]);
       count = n;
       sum = s;
     }
