@@ -1,5 +1,7 @@
 #include "agent/detect/hidden.h"
 
+#include <array>
+
 #include "agent/common/ascii.h"
 
 namespace agentwall::detect {
@@ -45,6 +47,16 @@ Kind kind_of(uint32_t cp) {
   return Kind::kNone;
 }
 
+// The lead bytes of every invisible character kind_of knows: U+061C (D8), U+180E (E1),
+// U+200B..U+2069 (E2), U+FEFF (EF) and the tags U+E0000.. (F3). Any other character, such
+// as most of a Chinese or Russian text, is passed over without being decoded; its
+// continuation bytes are skipped one by one, as after an invalid byte.
+constexpr std::array<bool, 256> kMaybeInvisible = [] {
+  std::array<bool, 256> t{};
+  t[0xD8] = t[0xE1] = t[0xE2] = t[0xEF] = t[0xF3] = true;
+  return t;
+}();
+
 // Calls f(kind, begin, end, code point) for every invisible character. Only multi-byte
 // sequences can be invisible: ASCII text is skipped sixteen bytes a step.
 template <typename F>
@@ -54,7 +66,7 @@ void each_invisible(std::string_view t, F&& f) {
       i += ascii::ascii_prefix(t.data() + i, t.size() - i);
       continue;
     }
-    if (uint8_t(t[i]) < 0xC0) {
+    if (!kMaybeInvisible[uint8_t(t[i])]) {
       ++i;
       continue;
     }
