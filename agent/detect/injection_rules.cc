@@ -621,18 +621,14 @@ const std::vector<InjectionRule> kRules = {
     {"injection.jailbreak",
      R"(\b(police|cops|they|nobody|no\s+one|anyone)\s+(can'?t|cannot|won'?t|will\s+not)\s+)"
      R"((trace|find|detect|tell)\b)",
-     0.6,
-     0.6,
-     "wraps a request for harmful instructions in a role-play, fiction or research frame",
+     0.6, 0.6, "wraps a request for harmful instructions in a role-play, fiction or research frame",
      R"(\s+(can'?t|cannot|won'?t|will\s+not)\s+(trace|find|detect|tell)\b)",
      "injection.part.frame"},
     {"injection.jailbreak",
      R"(\b(write|create|code|build|make|develop|design|generate|deploy|spread|install|craft|draft|)"
      R"(send)\s+(me\s+)?(a\s+|an\s+|the\s+|some\s+)?(\w+\s+)?(ransomware|keylogger|malware|)"
      R"(spyware|trojan|botnet|ddos|phishing)\b)",
-     0.6,
-     0.6,
-     "wraps a request for harmful instructions in a role-play, fiction or research frame",
+     0.6, 0.6, "wraps a request for harmful instructions in a role-play, fiction or research frame",
      R"((ransomware|keylogger|malware|spyware|trojan|botnet|ddos|phishing)\b)",
      "injection.part.frame"},
     {"injection.new_instructions",

@@ -99,7 +99,8 @@ void token_features(std::string_view text, const std::vector<Token>& toks,
     const size_t plen = w.size() + 2;
     if (plen < 4) {  // "<a>": one short gram
       uint64_t key = uint64_t(plen) << 32 | '<';
-      for (size_t k = 0; k < w.size(); ++k) key |= uint64_t(kWordLower[uint8_t(w[k])]) << (8 * (k + 1));
+      for (size_t k = 0; k < w.size(); ++k)
+        key |= uint64_t(kWordLower[uint8_t(w[k])]) << (8 * (k + 1));
       key |= uint64_t('>') << (8 * (plen - 1));
       out.push_back(feature(key, kGramKind));
     } else {
