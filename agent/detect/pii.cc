@@ -441,7 +441,8 @@ void PiiDetector::scan(std::string_view t, Source, std::vector<Finding>& out) co
   size_t i = 0;
   while (i < n) {
     // Most bytes are letters, spaces and punctuation: sixteen (SSE2) or eight at a time
-    // while none of them can start a candidate, one branch for all of them.
+    // while none of them can start a candidate, one branch for all of them. With SSE2 the
+    // scan then lands on the first byte that can.
 #if defined(__SSE2__)
     if (i + 16 <= n) {
       const unsigned m = anchor_mask16(t.data() + i);
@@ -451,7 +452,7 @@ void PiiDetector::scan(std::string_view t, Source, std::vector<Finding>& out) co
       }
       i += size_t(std::countr_zero(m));
     }
-#endif
+#else
     if (i + 8 <= n) {
       bool anchor = false;
       for (size_t k = 0; k < 8; ++k) anchor |= kAnchor[uint8_t(t[i + k])];
@@ -460,6 +461,7 @@ void PiiDetector::scan(std::string_view t, Source, std::vector<Finding>& out) co
         continue;
       }
     }
+#endif
     if (!kAnchor[uint8_t(t[i])]) {
       ++i;
       continue;
