@@ -2,6 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "agent/detect/engine.h"
 #include "agent/detect/hidden.h"
@@ -62,6 +65,44 @@ TEST_CASE("detect: zero-width and bidi characters are reported; plain text is no
       Source::kUser);
   CHECK(plain.findings.empty());
   CHECK(plain.score == 0);
+}
+
+TEST_CASE("detect: every invisible character is found, among Chinese, Russian and Arabic text") {
+  // The scan decodes only characters whose lead byte an invisible character can have; this
+  // lists every one it knows, between characters it passes over undecoded.
+  auto utf8 = [](uint32_t cp) {
+    std::string out;
+    if (cp < 0x800) {
+      out += char(0xC0 | (cp >> 6));
+    } else if (cp < 0x10000) {
+      out += char(0xE0 | (cp >> 12));
+      out += char(0x80 | ((cp >> 6) & 0x3F));
+    } else {
+      out += char(0xF0 | (cp >> 18));
+      out += char(0x80 | ((cp >> 12) & 0x3F));
+      out += char(0x80 | ((cp >> 6) & 0x3F));
+    }
+    out += char(0x80 | (cp & 0x3F));
+    return out;
+  };
+  const Engine engine;
+  const std::vector<std::pair<uint32_t, std::string_view>> cases = {
+      {0x200B, "hidden.zero_width"},   {0x200C, "hidden.zero_width"},
+      {0x200D, "hidden.zero_width"},   {0x2060, "hidden.zero_width"},
+      {0xFEFF, "hidden.zero_width"},   {0x180E, "hidden.zero_width"},
+      {0x2061, "hidden.zero_width"},   {0x2064, "hidden.zero_width"},
+      {0x200E, "hidden.bidi_control"}, {0x200F, "hidden.bidi_control"},
+      {0x202A, "hidden.bidi_control"}, {0x202E, "hidden.bidi_control"},
+      {0x2066, "hidden.bidi_control"}, {0x2069, "hidden.bidi_control"},
+      {0x061C, "hidden.bidi_control"}, {0xE0041, "hidden.tag_characters"}};
+  for (const auto& [cp, detector] : cases) {
+    CAPTURE(cp);
+    const std::string text = "东京 Москва " + utf8(cp) + "مرحبا 東京";
+    const ScanResult r = engine.scan(text, Source::kUser);
+    const Finding* f = find(r, detector);
+    REQUIRE(f);
+    CHECK(f->spans[0].begin == text.find(utf8(cp)));
+  }
 }
 
 TEST_CASE("detect: a secret split by zero-width characters is still found, at its real place") {
