@@ -95,7 +95,9 @@ TEST_CASE("detect: every invisible character is found, among Chinese, Russian an
       {0x202A, "hidden.bidi_control"}, {0x202E, "hidden.bidi_control"},
       {0x2066, "hidden.bidi_control"}, {0x2069, "hidden.bidi_control"},
       {0x061C, "hidden.bidi_control"}, {0xE0041, "hidden.tag_characters"}};
-  for (const auto& [cp, detector] : cases) {
+  for (const auto& c : cases) {
+    const uint32_t cp = c.first;
+    const std::string_view detector = c.second;
     CAPTURE(cp);
     const std::string text = "东京 Москва " + utf8(cp) + "مرحبا 東京";
     const ScanResult r = engine.scan(text, Source::kUser);
