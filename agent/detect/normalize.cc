@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <iterator>
 #include <limits>
@@ -178,14 +179,15 @@ constexpr auto kCompose = static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8
 enum class Fold : uint8_t { kKeep, kInvisible, kMark, kCompatibility, kConfusable };
 
 // What the code point `cp` (not ASCII) becomes; the replacement, for the two folds, in
-// `out` (which may stay empty: "¨" is a space and a diaeresis, the space is kept).
-Fold fold(uint32_t cp, std::string& out) {
+// `out` (which may stay empty: "¨" is a space and a diaeresis, the space is kept). Without
+// `lookalikes`, letters drawn like ASCII ones are kept as the letters they are.
+Fold fold(uint32_t cp, std::string& out, bool lookalikes = true) {
   // CJK ideographs and Hangul syllables: NFKC leaves them as they are, and there are
   // 30 000 of them to skip when the table below is built.
   if ((cp >= 0x3400 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3)) return Fold::kKeep;
   if (is_invisible(cp)) return Fold::kInvisible;
   if (is_diacritic(cp)) return Fold::kMark;
-  if (const char c = confusable(cp)) {
+  if (const char c = lookalikes ? confusable(cp) : 0) {
     out.push_back(c);
     return Fold::kConfusable;
   }
@@ -205,7 +207,7 @@ Fold fold(uint32_t cp, std::string& out) {
   for (utf8proc_ssize_t k = 0; k < n; ++k) {
     const auto c = static_cast<uint32_t>(d[k]);
     if (is_invisible(c) || is_diacritic(c)) continue;
-    if (const char a = c >= 0x80 ? confusable(c) : 0) {
+    if (const char a = lookalikes && c >= 0x80 ? confusable(c) : 0) {
       d[kept++] = static_cast<unsigned char>(a);
       lookalike = true;
       continue;
@@ -253,6 +255,112 @@ const uint8_t* fold_table() {
   return table.get();
 }
 
+// Cyrillic, Greek and Armenian are written by millions: their letters that look like Latin
+// ones are folded only inside a word that is not theirs alone (a Latin letter in it, or
+// letters of two of these scripts), or whose letters all look Latin, the two ways to spell
+// an English word with them ("іgnоrе", "ехес"). A Russian word stays Russian, so rules
+// and the model read it as written; "инструкции" no longer reads "инcтpykции".
+enum Script : uint8_t { kNoScript = 0, kLatin = 1, kCyrillic = 2, kGreek = 4, kArmenian = 8 };
+
+uint8_t script_of(uint32_t cp) {
+  if (cp < 0x80) return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ? kLatin : kNoScript;
+  if ((cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7) || (cp >= 0x1E00 && cp <= 0x1EFF))
+    return kLatin;
+  if ((cp >= 0x370 && cp <= 0x3FF) || (cp >= 0x1F00 && cp <= 0x1FFF)) return kGreek;
+  if (cp >= 0x400 && cp <= 0x52F) return kCyrillic;
+  if (cp >= 0x531 && cp <= 0x58F) return kArmenian;
+  return kNoScript;
+}
+
+bool lookalike_script(uint32_t cp) {
+  const uint8_t s = script_of(cp);
+  return s == kCyrillic || s == kGreek || s == kArmenian;
+}
+
+// Whether `cp` is part of a word: letters, digits and marks of any script, and the
+// invisible characters that may be slipped between them.
+bool word_char(uint32_t cp, const uint8_t* table) {
+  if (cp < 0x80)
+    return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= '0' && cp <= '9');
+  if (cp >= 0x400 && cp <= 0x52F) return cp != 0x482;  // Cyrillic: all letters and marks but ҂
+  if (cp < kTabled && (table[cp] == kTInvisible || table[cp] == kTMark)) return true;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+      return true;
+    default:
+      return is_invisible(cp);
+  }
+}
+
+// Whether `cp` (not ASCII) folds to a Latin lookalike.
+bool folds_to_lookalike(uint32_t cp, const uint8_t* table) {
+  if (cp >= kTabled) return false;
+  const uint8_t v = table[cp];
+  if (v == kTOther) {
+    std::string out;
+    return fold(cp, out) == Fold::kConfusable;
+  }
+  return v > kTOther && (v & 0x80);
+}
+
+// Whether a Cyrillic, Greek or Armenian lookalike stays as it is when its word keeps its
+// letters (no diacritic to drop), for each code point of those blocks: most letters of
+// Russian text ask, and fold() would look each up again.
+bool kept_in_own_word(uint32_t cp) {
+  constexpr uint32_t kFirst = 0x370, kLast = 0x58F;
+  static const std::array<bool, kLast - kFirst + 1> kept = [] {
+    std::array<bool, kLast - kFirst + 1> k{};
+    std::string out;
+    for (uint32_t c = kFirst; c <= kLast; ++c) {
+      out.clear();
+      k[c - kFirst] = fold(c, out, /*lookalikes=*/false) == Fold::kKeep;
+    }
+    return k;
+  }();
+  return cp >= kFirst && cp <= kLast && kept[cp - kFirst];
+}
+
+// The word around the code point at `at` in `in`: where it ends, and whether its
+// Cyrillic, Greek and Armenian lookalikes are folded (see Script).
+struct WordFold {
+  size_t end = 0;
+  bool fold = true;
+};
+
+WordFold word_fold(std::string_view in, size_t at, const uint8_t* table) {
+  size_t b = at;
+  while (b > 0) {  // back over the word's earlier code points
+    size_t s = b - 1;
+    while (s > 0 && b - s < 4 && (static_cast<unsigned char>(in[s]) & 0xC0) == 0x80) --s;
+    size_t len = 0;
+    const uint32_t cp = decode_utf8(in, s, len);
+    if (len == 0 || s + len != b || !word_char(cp, table)) break;
+    b = s;
+  }
+  uint8_t scripts = 0;
+  bool all_lookalike = true;
+  size_t e = b;
+  while (e < in.size()) {
+    size_t len = 0;
+    const uint32_t cp = decode_utf8(in, e, len);
+    if (len == 0 || !word_char(cp, table)) break;
+    const uint8_t sc = script_of(cp);
+    scripts |= sc;
+    if (sc != kNoScript && sc != kLatin && !folds_to_lookalike(cp, table)) all_lookalike = false;
+    e += len;
+  }
+  const bool mixed = (scripts & kLatin) || std::popcount(unsigned(scripts & ~kLatin)) > 1;
+  return {e, mixed || all_lookalike};
+}
+
 }  // namespace
 
 Normalized normalize(std::string_view in) {
@@ -289,6 +397,7 @@ Normalized normalize(std::string_view in) {
                                    : n.folded_confusables);
   };
   std::string other;
+  WordFold word;  // of the last word with a lookalike of a script of its own
   while (i < size) {
     if (static_cast<unsigned char>(in[i]) < 0x80) {
       i += ascii::ascii_prefix(in.data() + i, size - i);
@@ -318,11 +427,30 @@ Normalized normalize(std::string_view in) {
         f = fold(cp, other);
         out = other;
       }
+      if (f == Fold::kConfusable && lookalike_script(cp)) {
+        if (i >= word.end) word = word_fold(in, i, table);
+        if (!word.fold) {  // a letter of its own script: only its diacritics go
+          if (kept_in_own_word(cp)) {
+            i += len;
+            continue;
+          }
+          other.clear();
+          f = fold(cp, other, /*lookalikes=*/false) == Fold::kKeep ? Fold::kKeep : Fold::kMark;
+          out = other;
+        }
+      }
       // A Latin letter with accents, folded to its letter, is counted with the diacritics:
       // how French or German is written, where fullwidth or mathematical letters are not.
+      // So is a Cyrillic, Greek or Armenian letter folded to a letter of its own script
+      // ("й" read as "и", "ό" as "ο").
       if (f == Fold::kCompatibility && out.size() == 1 &&
           ((cp >= 0xC0 && cp <= 0x24F) || (cp >= 0x1E00 && cp <= 0x1EFF)))
         f = Fold::kMark;
+      if (f == Fold::kCompatibility && !out.empty() && lookalike_script(cp)) {
+        size_t olen = 0;
+        const uint32_t o = decode_utf8(out, 0, olen);
+        if (olen == out.size() && script_of(o) == script_of(cp)) f = Fold::kMark;
+      }
       if (f != Fold::kKeep) replace(i, len, out, f);
     }
     i += len;
