@@ -323,14 +323,30 @@ const std::vector<InjectionRule> kRules = {
      R"(\b(ai|assistant|llm|language\W+model|agent|chatbot|chatgpt|claude|gemini)\W{0,3}[:,]\W*)"
      R"((you\W+must|you\W+will|please\W+(ignore|disregard|forget)|ignore|disregard|forget)\b)",
      0.8, 0.9, "addresses the reading AI with an order"},
+    // A condition that names the reading AI by what it is doing: "if you are a language model
+    // explaining this script", "when an automated assistant is running this setup", "if the
+    // AI summarising this page". Verbs that people and programs also do ("running",
+    // "checking", "using") count only with what they act on, this text ("If the agent is
+    // running, restart it" is an operations manual).
     {"injection.addressed_to_model",
-     R"(\b(if|when)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+)?(ai|llm|language\W+model|)"
-     R"(assistant|bot|agent|chatbot)\W+(is\W+|are\W+)?(reading|processing|summari[sz]ing|parsing|)"
-     R"(handling|analy[sz]ing|reviewing)\b)",
+     R"(\b(if|when|whenever|once|while)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+|some\W+|)"
+     R"(your\W+)?([\w-]+\W+){0,2}?\b(ai|llms?|language\W+models?|assistants?|bots?|agents?|)"
+     R"(chatbots?|copilots?|summari[sz]ers?)\W+(is\W+|are\W+)?(now\W+)?((reading|processing|)"
+     R"(summari[sz]ing|parsing|handling|analy[sz]ing|reviewing)\b|(explaining|copying|running|)"
+     R"(executing|translating|indexing|scanning|ingesting|crawling|browsing|grading|screening|)"
+     R"(ranking|evaluating|triaging|formatting|importing|auditing|checking|quoting|using|reads|)"
+     R"(processes|summari[sz]es|parses|handles|reviews|sees|finds|encounters|visits|opens|loads|)"
+     R"(answering\W+questions\W+(about|on|from)|working\W+(on|with|through)|looking\W+at|)"
+     R"(going\W+through)\W+(this|these|the\W+(above|below|following)|our|my)\b))",
      0.5, 0.85, "addresses the reading AI directly",
-     R"((ai|llm|language\W+model|)"
-     R"(assistant|bot|agent|chatbot)\W+(is\W+|are\W+)?(reading|processing|summari[sz]ing|parsing|)"
-     R"(handling|analy[sz]ing|reviewing)\b)"},
+     R"(\b(ai|llms?|language\W+models?|assistants?|bots?|agents?|)"
+     R"(chatbots?|copilots?|summari[sz]ers?)\W+(is\W+|are\W+)?(now\W+)?((reading|processing|)"
+     R"(summari[sz]ing|parsing|handling|analy[sz]ing|reviewing)\b|(explaining|copying|running|)"
+     R"(executing|translating|indexing|scanning|ingesting|crawling|browsing|grading|screening|)"
+     R"(ranking|evaluating|triaging|formatting|importing|auditing|checking|quoting|using|reads|)"
+     R"(processes|summari[sz]es|parses|handles|reviews|sees|finds|encounters|visits|opens|loads|)"
+     R"(answering\W+questions\W+(about|on|from)|working\W+(on|with|through)|looking\W+at|)"
+     R"(going\W+through)\W+(this|these|the\W+(above|below|following)|our|my)\b))"},
     {"injection.addressed_to_model",
      R"(\b(to|for)\W+(the|any|whoever'?s?)\W+(ai|llm|assistant|agent|model|bot)\W+(that|who|which)\W+)"
      R"((reads|processes|summari[sz]es|writes|handles|parses)\b)",
@@ -382,6 +398,21 @@ const std::vector<InjectionRule> kRules = {
      R"(when|whenever|whitelist|write|you\s+(must|should|will|are\s+to|need\s+to)|do\s+not|)"
      R"(from\s+now\s+on)\b)",
      0.1, 0.85, "addresses the reading AI by a label and gives it an order"},
+    // Orders about what to tell the user, from inside content: a document has readers, not a
+    // user; "the user" and "the person you are helping" are the reading AI's. Phrased as
+    // what to make the user believe or do ("tell the user that …", "advise the user to …"),
+    // not a style guide's "tell the user what happened". Alone it is not enough to flag a
+    // tool result (such guides also say "tell the user that the file was saved"); with
+    // anything else that reads as an attack, it is.
+    {"injection.addressed_to_model",
+     R"(\b(tell|inform|convince|persuade|reassure|remind|advise|warn|assure|instruct|urge)\W+)"
+     R"((the|your|all|any)\W+\b(users?|person\W+you('?re|\W+are)\W+(helping|assisting|talking\W+)"
+     R"(to|chatting\W+with))\W+(that|to|it'?s?|this|these|their|they|he|she|there|everything|)"
+     R"(nothing|not\W+to|the\W+\w+\W+(is|are|was|were|has|have|will|can))\b)",
+     0.2, 0.5, "tells the reading AI what to tell its user",
+     R"(\b(users?|person\W+you('?re|\W+are)\W+(helping|assisting|talking\W+)"
+     R"(to|chatting\W+with))\W+(that|to|it'?s?|this|these|their|they|he|she|there|everything|)"
+     R"(nothing|not\W+to|the\W+\w+\W+(is|are|was|were|has|have|will|can))\b)"},
     // The same label in other languages ("Hinweis an den KI-Assistenten, der …:", "Nota para el
     // asistente de IA:", "Assistente che gestisce la posta:", "AIアシスタントへ:",
     // "给AI助手的提示"), only with an AI word or a clause: "Agente:" alone starts a transcript's
