@@ -665,10 +665,15 @@ int cmd_scan(int argc, char** argv) {
   bool timing = false;
   bool normalized = false;
   int threshold = 50;
+  std::string role;
   po::options_description desc("agentwall scan [options] < input");
   desc.add_options()("help,h", "show this help")(
       "lines", po::bool_switch(&lines),
       "read plain text, one message per line, instead of JSON lines")(
+      "role", po::value(&role),
+      "where the text comes from, for lines that do not say (all lines with --lines): user, "
+      "system, tool (a tool's result sent back to the model), tool_description, assistant, "
+      "tool_arguments. The same words weigh more in a tool result than in a user's prompt")(
       "threshold", po::value(&threshold)->default_value(threshold),
       "score (0-100) from which a result is flagged")(
       "timing", po::bool_switch(&timing),
@@ -693,6 +698,15 @@ int cmd_scan(int argc, char** argv) {
     std::fprintf(stderr, "agentwall: --threshold %d: must be from 0 to 100\n", threshold);
     return 2;
   }
+  const detect::Source default_source =
+      role.empty() ? detect::Source::kUnknown : detect::source_from_role(role);
+  if (!role.empty() && default_source == detect::Source::kUnknown) {
+    std::fprintf(stderr,
+                 "agentwall: --role %s: unknown; use user, system, tool, tool_description, "
+                 "assistant or tool_arguments\n",
+                 role.c_str());
+    return 2;
+  }
   const detect::Engine engine;
   // With --timing, one scan first, so that one-time set-up (lazily built tables, first
   // touches of the detectors' data) is not charged to the first line.
@@ -707,7 +721,7 @@ int cmd_scan(int argc, char** argv) {
   while (std::getline(std::cin, line)) {
     ++n;
     std::string text = line;
-    detect::Source source = detect::Source::kUnknown;
+    detect::Source source = default_source;
     if (!lines) {
       const auto j = nlohmann::json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object() || !j.contains("text") || !j["text"].is_string()) {
