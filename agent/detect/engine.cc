@@ -135,16 +135,30 @@ ScanResult Engine::scan(std::string_view text, Source source) const {
 
 void score_findings(ScanResult& r) {
   r.reasons.clear();
-  // Independent evidence adds up: score = 1 - product of (1 - weight).
+  // Independent evidence adds up: score = 1 - product of (1 - weight), over detectors. More
+  // findings of one detector are more of the same evidence, not independent of it: a
+  // commit's author and committer e-mail are one piece of personal data found, not two
+  // that make an alarm. A detector counts with its strongest finding; the reason says how
+  // many it made.
   std::stable_sort(r.findings.begin(), r.findings.end(), [](const Finding& a, const Finding& b) {
     return finding_weight(a) > finding_weight(b);
   });
   double clean = 1.0;
-  for (const Finding& f : r.findings) {
+  for (size_t i = 0; i < r.findings.size(); ++i) {
+    const Finding& f = r.findings[i];
+    const auto same = [&](size_t j) { return r.findings[j].detector == f.detector; };
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; ++j) seen = same(j);
+    if (seen) continue;
+    size_t n = 1;
+    for (size_t j = i + 1; j < r.findings.size(); ++j) n += same(j);
     const double w = finding_weight(f);
     clean *= 1.0 - w;
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), " (weight %.2f)", w);
+    char buf[96];
+    if (n == 1)
+      std::snprintf(buf, sizeof(buf), " (weight %.2f)", w);
+    else
+      std::snprintf(buf, sizeof(buf), " (weight %.2f; %zu findings, counted once)", w, n);
     r.reasons.push_back(f.detector + buf);
   }
   r.score = static_cast<int>(std::lround(100.0 * (1.0 - clean)));

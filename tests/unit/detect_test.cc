@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
+
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -118,6 +120,30 @@ TEST_CASE("detect: a secret split by zero-width characters is still found, at it
   CHECK(f->spans[0].end == 10 + key.size() + kZwsp.size());
   CHECK(f->explanation.find("invisible") != std::string::npos);
   CHECK(r.score >= 50);
+}
+
+TEST_CASE("detect: a detector counts once in the score, however many findings it makes") {
+  const Engine engine;
+  // A commit's author and reviewer: two e-mail findings, one piece of evidence.
+  const ScanResult commit = engine.scan(
+      "commit 8f3c2a1\nAuthor: Rosa Lind <rosa@example.dev>\nReviewed-by: Tom Berg "
+      "<tom@example.org>\n\n    Fix the date parser for leap years",
+      Source::kToolResult);
+  size_t emails = 0;
+  for (const Finding& f : commit.findings) emails += f.detector == "pii.email";
+  CHECK(emails == 2);
+  const double w = finding_weight(*find(commit, "pii.email"));
+  CHECK(std::abs(commit.score - 100.0 * w) <= 1.0);  // one weight, as rounded
+  CHECK(commit.score < 50);
+  REQUIRE(commit.reasons.size() == 1);
+  CHECK(commit.reasons[0].find("2 findings, counted once") != std::string::npos);
+  // Different detectors are independent evidence and still add up.
+  const ScanResult both =
+      engine.scan("Mail rosa@example.dev, card 4242 4242 4242 4242", Source::kUser);
+  REQUIRE(find(both, "pii.email"));
+  REQUIRE(find(both, "pii.payment_card"));
+  CHECK(both.reasons.size() == 2);
+  CHECK(both.score > int(std::lround(100.0 * finding_weight(*find(both, "pii.payment_card")))));
 }
 
 TEST_CASE("detect: the result line has score, flagged, findings and reasons") {
