@@ -12,6 +12,17 @@
 namespace agentwall::detect {
 namespace {
 
+// What the reading AI is doing, in a condition that names it ("if you are a language model
+// explaining this script"): the end of two rules and of their prefilters, written once.
+#define READER_DOING \
+  R"((now\W+)?((reading|processing|summari[sz]ing|parsing|handling|analy[sz]ing|reviewing)\b|)" \
+  R"((explaining|copying|running|executing|translating|indexing|scanning|ingesting|crawling|)" \
+  R"(browsing|grading|screening|ranking|evaluating|triaging|formatting|importing|auditing|)" \
+  R"(checking|quoting|using|reads|processes|summari[sz]es|parses|handles|reviews|sees|finds|)" \
+  R"(encounters|visits|opens|loads|answering\W+questions\W+(about|on|from)|working\W+(on|with|)" \
+  R"(through)|looking\W+at|going\W+through)\W+(this|these|the\W+(above|below|following)|our|)" \
+  R"(my)\b))"
+
 // Patterns are written for the normalised text and matched caselessly. `\W+` between words
 // lets "ignore -- all  previous" through; words are whole (\b) so "signore" is not "ignore".
 // Each rule names one thing an attacker does. A rule whose words are ordinary in a user's
@@ -327,26 +338,27 @@ const std::vector<InjectionRule> kRules = {
     // explaining this script", "when an automated assistant is running this setup", "if the
     // AI summarising this page". Verbs that people and programs also do ("running",
     // "checking", "using") count only with what they act on, this text ("If the agent is
-    // running, restart it" is an operations manual).
+    // running, restart it" is an operations manual). An AI noun may have any two words
+    // before it ("the billing-page AI"); an assistant, agent or bot only words that make it
+    // a program ("automated assistant"), since "a human agent" and "a support agent" are
+    // people.
     {"injection.addressed_to_model",
      R"(\b(if|when|whenever|once|while)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+|some\W+|)"
-     R"(your\W+)?([\w-]+\W+){0,2}?\b(ai|llms?|language\W+models?|assistants?|bots?|agents?|)"
-     R"(chatbots?|copilots?|summari[sz]ers?)\W+(is\W+|are\W+)?(now\W+)?((reading|processing|)"
-     R"(summari[sz]ing|parsing|handling|analy[sz]ing|reviewing)\b|(explaining|copying|running|)"
-     R"(executing|translating|indexing|scanning|ingesting|crawling|browsing|grading|screening|)"
-     R"(ranking|evaluating|triaging|formatting|importing|auditing|checking|quoting|using|reads|)"
-     R"(processes|summari[sz]es|parses|handles|reviews|sees|finds|encounters|visits|opens|loads|)"
-     R"(answering\W+questions\W+(about|on|from)|working\W+(on|with|through)|looking\W+at|)"
-     R"(going\W+through)\W+(this|these|the\W+(above|below|following)|our|my)\b))",
+     R"(your\W+)?([\w-]+\W+){0,2}?\b(ai|llms?|language\W+models?|chatbots?|copilots?|)"
+     R"(summari[sz]ers?)\W+(is\W+|are\W+)?)"
+     READER_DOING,
      0.5, 0.85, "addresses the reading AI directly",
-     R"(\b(ai|llms?|language\W+models?|assistants?|bots?|agents?|)"
-     R"(chatbots?|copilots?|summari[sz]ers?)\W+(is\W+|are\W+)?(now\W+)?((reading|processing|)"
-     R"(summari[sz]ing|parsing|handling|analy[sz]ing|reviewing)\b|(explaining|copying|running|)"
-     R"(executing|translating|indexing|scanning|ingesting|crawling|browsing|grading|screening|)"
-     R"(ranking|evaluating|triaging|formatting|importing|auditing|checking|quoting|using|reads|)"
-     R"(processes|summari[sz]es|parses|handles|reviews|sees|finds|encounters|visits|opens|loads|)"
-     R"(answering\W+questions\W+(about|on|from)|working\W+(on|with|through)|looking\W+at|)"
-     R"(going\W+through)\W+(this|these|the\W+(above|below|following)|our|my)\b))"},
+     R"(\b(ai|llms?|language\W+models?|chatbots?|copilots?|summari[sz]ers?)\W+(is\W+|are\W+)?)"
+     READER_DOING},
+    {"injection.addressed_to_model",
+     R"(\b(if|when|whenever|once|while)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+|some\W+|)"
+     R"(your\W+)?((ai|a\.i\.|llm|gpt|automated|automatic|autonomous|virtual|digital|ai-powered|)"
+     R"(ai-driven|ai-based|llm-powered|llm-based|browsing|browser|coding|e?-?mail|inbox|)"
+     R"(shopping|research|writing)\W+){0,2}\b(assistants?|bots?|agents?)\W+(is\W+|are\W+)?)"
+     READER_DOING,
+     0.5, 0.85, "addresses the reading AI directly",
+     R"(\b(assistants?|bots?|agents?)\W+(is\W+|are\W+)?)"
+     READER_DOING},
     {"injection.addressed_to_model",
      R"(\b(to|for)\W+(the|any|whoever'?s?)\W+(ai|llm|assistant|agent|model|bot)\W+(that|who|which)\W+)"
      R"((reads|processes|summari[sz]es|writes|handles|parses)\b)",
@@ -711,6 +723,8 @@ const std::vector<InjectionRule> kRules = {
      R"(:?\s*["“‘«])",
      0.45, 0.85, "drops the task for a fixed phrase"},
 };
+
+#undef READER_DOING
 
 constexpr unsigned kFlags = HS_FLAG_CASELESS | HS_FLAG_MULTILINE | HS_FLAG_SINGLEMATCH;
 constexpr std::string_view kMagic = "AWHS1\n";
