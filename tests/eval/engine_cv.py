@@ -7,7 +7,7 @@ model may be trained on (never a *-test.jsonl set).
 For each row: the rules' findings come from `agentwall scan` (the shipped model's finding
 dropped), the model's probability from a model trained by scripts/train_injection_model.py's
 own code on the other folds; they are combined as the engine does (weight = confidence x
-severity, score = 1 - product of (1 - weight), threshold 50; the model counts from p 0.65
+severity, a detector counted once, score = 1 - product of (1 - weight), threshold 50; the model counts from p 0.65
 with severity 0.625). Folds hold out groups, not rows: every PIGuard valid.json attack subset
 and every BIPIA attack type (alone and inside e-mails) is held out whole, so a figure says how
 the engine does on a kind of attack it was not trained on. Rows from a file whose name has
@@ -73,7 +73,8 @@ for r, line in zip(rows, out):
     res = json.loads(line)
     clean = 1.0; dets = []
     for reason in res['reasons']:
-        m = re.match(r'(\S+) \(weight ([0-9.]+)\)', reason)
+        # "pii.email (weight 0.32)", or "(weight 0.32; 2 findings, counted once)"
+        m = re.match(r'(\S+) \(weight ([0-9.]+)[;)]', reason)
         if m.group(1) == 'injection.model': continue
         clean *= 1 - float(m.group(2)); dets.append(m.group(1))
     r['rule_clean'] = clean; r['dets'] = dets
