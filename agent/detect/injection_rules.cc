@@ -76,9 +76,13 @@ const std::vector<InjectionRule> kRules = {
      R"(purpose|role|mission)\W+(is|are|will\W+be|:))",
      0.65, 0.9, "gives the model a new task"},
     // As ordinary in a user's role-play set-up ("from now on you are my Spanish tutor") as in a
-    // jailbreak: alone, not enough in a user's prompt.
-    {"injection.new_instructions", R"(\bfrom\W+now\W+on\W*,?\W*(you|your|u)\b)", 0.45, 0.85,
-     "redefines how the model behaves from now on"},
+    // jailbreak: alone, not enough in a user's prompt. "Your" only with what a model has: a
+    // supplier's "from now on, your account manager is …" is a change of contact.
+    {"injection.new_instructions",
+     R"(\bfrom\W+now\W+on\W*,?\W*(you|u|your\W+(responses?|replies|reply|answers?|output|role|)"
+     R"(task|job|name|new|only|sole|goal|purpose|primary|main|instructions|rules|persona|)"
+     R"(personality|identity|guidelines|programming|creator|master|owner|behaviou?r))\b)",
+     0.45, 0.85, "redefines how the model behaves from now on"},
     // Jailbreaks: personas and modes without rules.
     {"injection.jailbreak",
      R"(\b(dan|stan|dude|aim|apophis|jailbreak|jailbroken|unrestricted|)"
