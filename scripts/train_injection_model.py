@@ -11,13 +11,18 @@ agent/detect/data/injection_model.txt, which the build embeds.
 
 Logistic regression over hashed word unigrams, word bigrams and character 4-grams, the exact
 features agent/detect/ngram_model.cc computes (the unit test `detect: model features agree
-with the training script` pins them), on the text as the engine reads it: every row is first
-normalised by `agentwall scan --normalized` (NFKC, look-alike letters folded, diacritics
+with the training script` pins them), each counted twice: once in a table shared by all
+text and once in the table of the text's view, a prompt (a user's or system message) or
+content handed to the model (a tool's result or description). So "write a poem about the
+sea" can weigh towards an attack inside a fetched web page, where BIPIA plants such
+requests, and not in a user's own prompt, while what both views share is learned once.
+The text is taken as the engine reads it: every row is first normalised by `agentwall scan --normalized` (NFKC, look-alike letters folded, diacritics
 dropped), so "précédentes" is learned as the "precedentes" the engine will see. The binary
 is `--agentwall`, else $AGENTWALL_BIN, else build/agentwall: build it first. Standard library
 only; deterministic: the same data gives the same weights byte for byte.
 
-Data: JSON lines {"text", "label": 0|1, ...}. Only files for training: the evaluation's
+Data: JSON lines {"text", "label": 0|1, "role", ...}; "role" "tool" (or "tool_result",
+"tool_description") is content, any other or none a prompt. Only files for training: the evaluation's
 *-test.jsonl files are refused, so no figure measured on them comes from data that shaped
 the model. Rows that are a benign e-mail with an attack pasted in are left out: the attack
 alone is in the set too, and a 64-token window of the e-mail part is not an attack.
@@ -32,11 +37,15 @@ import subprocess
 import sys
 
 DIM_BITS = 18
+# The weight tables, each 1 << DIM_BITS long: shared, then one per view.
+SHARED, PROMPT, CONTENT = 0, 1, 2
+TABLES = 3
 WINDOW = 64
 STRIDE = 32
 MAX_TOKEN_FOR_GRAMS = 20
-# Windows with fewer distinct features are scaled as if they had this many: a two-word
-# text carries little evidence either way, and must not score like a whole paragraph.
+# Windows with fewer features are scaled as if they had this many (a feature counted once
+# in each of its two tables, so 12 features): a two-word text carries little evidence
+# either way, and must not score like a whole paragraph.
 MIN_NORM = 24
 
 
@@ -93,14 +102,24 @@ def window_features(toks):
     return out
 
 
-def windows(text: str):
+def view_of(role: str) -> int:
+    """The view a row's role puts it in, as the engine's Source does: a tool's result or
+    description is content; anything else (user, system, unnamed) a prompt."""
+    return CONTENT if role in ("tool", "tool_result", "tool_description") else PROMPT
+
+
+def windows(text: str, view: int):
+    """Each window's features: the shared index of every feature, then its index in the
+    view's table (so a window holds its features twice)."""
     toks = tokenize(text.encode("utf-8", "surrogatepass"))
     if not toks:
         return []
     out, start = [], 0
+    offset = view << DIM_BITS
     while True:
         end = min(len(toks), start + WINDOW)
-        out.append(window_features(toks[start:end]))
+        f = window_features(toks[start:end])
+        out.append(f + [x + offset for x in f])
         if end == len(toks):
             return out
         start += STRIDE
@@ -120,7 +139,7 @@ def load(paths):
                     sys.exit(f"{path}:{n}: expected {{\"text\": ..., \"label\": 0|1}}: {e}")
                 if "email_train + attack_train" in r.get("source", ""):
                     continue
-                rows.append((text, label))
+                rows.append((text, label, view_of(r.get("role", "user"))))
     return rows
 
 
@@ -144,14 +163,19 @@ def default_agentwall(root):
     return os.environ.get("AGENTWALL_BIN") or os.path.join(root, "build", "agentwall")
 
 
+def scale(feats):
+    """1 / sqrt of a window's feature count, a feature counted in each of its two tables."""
+    return 1.0 / math.sqrt(max(len(feats), MIN_NORM))
+
+
 def logit(w, bias, feats):
-    return bias + sum(w[x] for x in feats) / math.sqrt(max(len(feats), MIN_NORM))
+    return bias + sum(w[x] for x in feats) * scale(feats)
 
 
-def probability(w, bias, text):
-    """The model's probability for `text`: its most suspicious window's, as the agent scores
-    (0 for a text without words)."""
-    best = max((logit(w, bias, f) for f in windows(text) if f), default=None)
+def probability(w, bias, text, view):
+    """The model's probability for `text` in `view`: its most suspicious window's, as the
+    agent scores (0 for a text without words)."""
+    best = max((logit(w, bias, f) for f in windows(text, view) if f), default=None)
     return 0.0 if best is None else 1.0 / (1.0 + math.exp(-max(min(best, 30.0), -30.0)))
 
 
@@ -163,8 +187,8 @@ def train(samples, epochs, l2, rate):
     attack of several windows trains only its most suspicious one (multiple-instance
     learning); training every window as an attack taught the model that ordinary documents
     are attacks."""
-    w = [0.0] * (1 << DIM_BITS)
-    g2 = [1e-8] * (1 << DIM_BITS)
+    w = [0.0] * (TABLES << DIM_BITS)
+    g2 = [1e-8] * (TABLES << DIM_BITS)
     bias, bias_g2 = 0.0, 1e-8
     pos = sum(1 for _, y in samples if y)
     neg = sum(len(ws) for ws, y in samples if not y)
@@ -179,7 +203,7 @@ def train(samples, epochs, l2, rate):
             if y and epoch > 0 and len(wins) > 1:
                 wins = [max(wins, key=lambda f: logit(w, bias, f))]
             for feats in wins:
-                v = 1.0 / math.sqrt(max(len(feats), MIN_NORM))
+                v = scale(feats)
                 z = logit(w, bias, feats)
                 p = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
                 g = (p - y) * cw[y]
@@ -193,8 +217,8 @@ def train(samples, epochs, l2, rate):
 
 
 def samples_of(rows):
-    """(windows' features, label) per row with any words."""
-    out = [([f for f in windows(text) if f], y) for text, y in rows]
+    """(windows' features, label) per (text, label, view) row with any words."""
+    out = [([f for f in windows(text, view) if f], y) for text, y, view in rows]
     return [(wins, y) for wins, y in out if wins]
 
 
@@ -210,9 +234,9 @@ def cross_validate(rows, folds, args):
         samples = samples_of(r for i, r in enumerate(rows) if i not in held)
         w, bias = train(samples, args.epochs, args.l2, args.rate)
         for i in held:
-            probs[i] = probability(w, bias, rows[i][0])
-    pos = [p for p, (_, y) in zip(probs, rows) if y]
-    neg = [p for p, (_, y) in zip(probs, rows) if not y]
+            probs[i] = probability(w, bias, rows[i][0], rows[i][2])
+    pos = [p for p, (_, y, _) in zip(probs, rows) if y]
+    neg = [p for p, (_, y, _) in zip(probs, rows) if not y]
     for th in (0.5, 0.6, 0.7, 0.8, 0.9):
         print(f"threshold {th:.1f}: recall {sum(p >= th for p in pos) / len(pos):.3f} "
               f"false positives {sum(p >= th for p in neg) / len(neg):.3f} "
@@ -242,7 +266,7 @@ def main():
         print(" ".join(map(str, sorted(set(window_features(tokenize(args.features.encode())))))))
         return
     rows = load(args.data)
-    rows = list(zip(normalize([t for t, _ in rows], args.agentwall), [y for _, y in rows]))
+    rows = [(t, y, v) for t, (_, y, v) in zip(normalize([r[0] for r in rows], args.agentwall), rows)]
     if args.cv:
         cross_validate(rows, args.cv, args)
         return
@@ -255,7 +279,9 @@ def main():
         f.write(f"# trained on: {', '.join(os.path.basename(p) for p in args.data)}; "
                 f"{len(rows)} rows, {n_windows} windows; epochs={args.epochs} "
                 f"l2={args.l2} rate={args.rate}\n")
-        f.write(f"agentwall-ngram-model 1 {DIM_BITS} {WINDOW} {STRIDE}\n")
+        f.write(f"agentwall-ngram-model 2 {DIM_BITS} {WINDOW} {STRIDE}\n")
+        f.write(f"# feature i of the shared table is index i, of the prompt table {1 << DIM_BITS} + i, "
+                f"of the content table {2 << DIM_BITS} + i\n")
         f.write(f"bias {bias:.6g}\n")
         for i, x in nonzero:
             f.write(f"{i} {x:.5g}\n")

@@ -266,7 +266,8 @@ class InjectionDetector final : public Detector {
     // The model learned from prompts and from content handed to a model; on the model's own
     // output and tool-call arguments (code, JSON) its word means nothing.
     if (model_ && source != Source::kModelOutput && source != Source::kToolArguments) {
-      const NgramModel::Result m = model_->score(text);
+      const NgramModel::Result m =
+          model_->score(text, tool ? NgramModel::View::kContent : NgramModel::View::kPrompt);
       if (m.probability >= NgramModel::kReportFrom) {
         char why[128];
         std::snprintf(why, sizeof(why),

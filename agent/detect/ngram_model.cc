@@ -13,10 +13,10 @@
 namespace agentwall::detect {
 namespace {
 
-constexpr uint32_t kMask = (1u << NgramModel::kDimBits) - 1;
 constexpr size_t kMaxTokenForGrams = 20;  // longer "words" are ids and blobs, not language
-// Windows with fewer distinct features are scaled as if they had this many: a two-word text
-// carries little evidence either way and must not score like a whole paragraph.
+// Windows with fewer features are scaled as if they had this many (a feature counted once in
+// each of its two tables, so 12 features): a two-word text carries little evidence either
+// way and must not score like a whole paragraph.
 constexpr size_t kMinNorm = 24;
 
 // Hashing, simple enough to reproduce in the training script: a word is FNV-1a (32 bits) of
@@ -182,20 +182,22 @@ std::vector<uint32_t> NgramModel::features(std::string_view text) {
   return out;
 }
 
-NgramModel::Result NgramModel::score(std::string_view text) const {
+NgramModel::Result NgramModel::score(std::string_view text, View view) const {
   Result best;
+  const std::vector<float>& weights = weights_[size_t(view)];
   // Per thread and kept from call to call, like the buffers below: no allocation per text.
   thread_local std::vector<Token> toks;
   thread_local std::vector<uint32_t> hashes;
   tokenize(text, toks, hashes);
-  if (toks.empty() || weights_.empty()) return best;
+  if (toks.empty() || weights.empty()) return best;
   // Features count with repeats, so a window's score is a sum over its tokens: each token's
   // features are hashed and weighed once, and windows are differences of prefix sums.
   // The bigram a token makes with the next one counts only when both are in the window.
   thread_local std::vector<uint32_t> feats;
   thread_local std::vector<double> own_sum, pair_sum;  // prefix sums over tokens
   thread_local std::vector<uint32_t> own_count;
-  thread_local WordSums seen;
+  thread_local std::array<WordSums, 2> seen_in;  // per view: its sums differ
+  WordSums& seen = seen_in[size_t(view)];
   own_sum.assign(1, 0.0);
   pair_sum.assign(1, 0.0);
   own_count.assign(1, 0);
@@ -210,21 +212,22 @@ NgramModel::Result NgramModel::score(std::string_view text) const {
     } else {
       feats.clear();
       token_features(text, toks, hashes, t, /*bigram=*/false, feats);
-      for (uint32_t f : feats) sum += weights_[f];
+      for (uint32_t f : feats) sum += weights[f];
       own = uint32_t(feats.size());
       if (kept) kept->fill(w, hashes[t], sum, own);
     }
     own_sum.push_back(own_sum.back() + sum);
     own_count.push_back(own_count.back() + own);
     const bool bigram = t + 1 < toks.size();
-    pair_sum.push_back(pair_sum.back() + (bigram ? weights_[pair_feature(hashes, t)] : 0.0));
+    pair_sum.push_back(pair_sum.back() + (bigram ? weights[pair_feature(hashes, t)] : 0.0));
   }
   double best_logit = -1e300;
   for (size_t from = 0;; from += kStrideTokens) {
     const size_t to = std::min(toks.size(), from + kWindowTokens);
     const double sum =
         own_sum[to] - own_sum[from] + pair_sum[to - 1] - pair_sum[from];  // pairs from..to-2
-    const size_t count = own_count[to] - own_count[from] + (to - 1 - from);
+    // Every feature is counted twice, as the training script counts it: once per table.
+    const size_t count = 2 * (own_count[to] - own_count[from] + (to - 1 - from));
     const double logit = bias_ + sum / std::sqrt(double(std::max(count, kMinNorm)));
     if (logit > best_logit) {
       best_logit = logit;
@@ -237,17 +240,21 @@ NgramModel::Result NgramModel::score(std::string_view text) const {
 }
 
 size_t NgramModel::nonzero_weights() const {
-  return size_t(std::count_if(weights_.begin(), weights_.end(), [](float w) { return w != 0; }));
+  return nonzero_;
 }
 
-// Format: "agentwall-ngram-model 1 <dim_bits> <window> <stride>", "bias <float>", then one
-// "<index> <weight>" per line for every non-zero weight. '#' lines are comments.
+// Format: "agentwall-ngram-model 2 <dim_bits> <window> <stride>", "bias <float>", then one
+// "<index> <weight>" per line for every non-zero weight, where feature i of the shared table
+// is index i, of the prompt table (1 << dim_bits) + i and of the content table
+// (2 << dim_bits) + i. '#' lines are comments. (Version 1 had the shared table only.)
 NgramModel NgramModel::parse(std::string_view data) {
   static std::atomic<uint64_t> parsed{0};
   NgramModel m;
   m.id_ = ++parsed;
   size_t line_no = 0;
   bool header = false, have_bias = false;
+  constexpr size_t kTable = size_t(1) << kDimBits;
+  std::vector<float> tables(3 * kTable, 0.0f);  // shared, prompt, content
   while (!data.empty()) {
     const size_t nl = data.find('\n');
     std::string_view line = data.substr(0, nl);
@@ -255,11 +262,10 @@ NgramModel NgramModel::parse(std::string_view data) {
     ++line_no;
     if (line.empty() || line[0] == '#') continue;
     if (!header) {
-      const std::string want = "agentwall-ngram-model 1 " + std::to_string(kDimBits) + " " +
+      const std::string want = "agentwall-ngram-model 2 " + std::to_string(kDimBits) + " " +
                                std::to_string(kWindowTokens) + " " + std::to_string(kStrideTokens);
       if (line != want) bad(line_no, "expected \"" + want + "\"");
       header = true;
-      m.weights_.assign(size_t(1) << kDimBits, 0.0f);
       continue;
     }
     const size_t sp = line.find(' ');
@@ -277,11 +283,17 @@ NgramModel NgramModel::parse(std::string_view data) {
     }
     uint32_t idx = 0;
     const auto [p, ec] = std::from_chars(key.data(), key.data() + key.size(), idx);
-    if (ec != std::errc() || p != key.data() + key.size() || idx > kMask)
+    if (ec != std::errc() || p != key.data() + key.size() || idx >= 3 * kTable)
       bad(line_no, "bad feature index");
-    m.weights_[idx] = w;
+    tables[idx] = w;
+    m.nonzero_ += w != 0;
   }
   if (!header || !have_bias) bad(line_no, "missing header or bias");
+  for (size_t v = 0; v < 2; ++v) {
+    m.weights_[v].resize(kTable);
+    const float* own = tables.data() + (v + 1) * kTable;
+    for (size_t i = 0; i < kTable; ++i) m.weights_[v][i] = tables[i] + own[i];
+  }
   return m;
 }
 

@@ -1,10 +1,15 @@
 // A small learned text classifier that runs in-process: logistic regression over hashed
 // word unigrams, word bigrams and character 4-grams, scored over windows of the text so that
-// a short injection inside a long document still stands out. The weights are data
+// a short injection inside a long document still stands out. Each feature weighs what a
+// table shared by all text gives it plus what the table of the text's view gives it: a
+// prompt (a user's or system message) or content handed to the model (a tool's result or
+// description), since "write a poem about the sea" is a user's request in a prompt and a
+// planted one in a fetched page. The weights are data
 // (agent/detect/data/injection_model.txt), trained by scripts/train_injection_model.py,
 // which computes exactly the same features; tests pin that the two agree.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -21,6 +26,9 @@ class NgramModel {
   // Below this probability the model's word is noise (out-of-fold false positives 5%+): no finding.
   static constexpr double kReportFrom = 0.65;
 
+  // Which view's weights score a text.
+  enum class View : uint8_t { kPrompt, kContent };
+
   struct Result {
     double probability = 0;  // of the most suspicious window
     Span window;             // where that window is in the text
@@ -30,7 +38,7 @@ class NgramModel {
   // the line that is wrong.
   static NgramModel parse(std::string_view data);
 
-  Result score(std::string_view text) const;
+  Result score(std::string_view text, View view) const;
   size_t nonzero_weights() const;
 
   // The features of `text` taken as one window: sorted, unique hash indices. For tests and
@@ -38,7 +46,10 @@ class NgramModel {
   static std::vector<uint32_t> features(std::string_view text);
 
  private:
-  std::vector<float> weights_;
+  // Per view: each feature's shared weight plus the view's own, added up once at parse
+  // time, so scoring looks up one table as a model without views would.
+  std::array<std::vector<float>, 2> weights_;
+  size_t nonzero_ = 0;  // weights in the data, all tables
   float bias_ = 0;
   // Which parse() made these weights (0: none): what score() keeps per thread between
   // calls is only reused under the same weights.

@@ -86,13 +86,14 @@ for r, line in zip(rows, out):
 fold_of = {g: zlib.crc32(g.encode()) % a.folds for g in set(r['group'] for r in rows)}
 if not a.noml:
   for k in range(a.folds):
-    train = T.samples_of((r['norm'], r['label']) for r in rows if fold_of[r['group']] != k
+    train = T.samples_of((r['norm'], r['label'], T.view_of(r.get('role', 'user')))
+                         for r in rows if fold_of[r['group']] != k
                          and 'email_train + attack_train' not in r.get('source', '')
                          and not r.get('notrain'))
     w, b = T.train(train, a.epochs, a.l2, a.rate)
     for r in rows:
         if fold_of[r['group']] != k: continue
-        r['p'] = T.probability(w, b, r['norm'])
+        r['p'] = T.probability(w, b, r['norm'], T.view_of(r.get('role', 'user')))
 for r in rows:
     clean = r['rule_clean']
     p = r.get('p', 0)
