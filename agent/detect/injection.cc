@@ -269,9 +269,11 @@ class InjectionDetector final : public Detector {
       const NgramModel::Result m =
           model_->score(text, tool ? NgramModel::View::kContent : NgramModel::View::kPrompt);
       if (m.probability >= NgramModel::kReportFrom) {
+        // Which view scored it: the same words weigh differently in a prompt and in content.
         char why[128];
         std::snprintf(why, sizeof(why),
-                      "reads like a prompt injection to the learned model (p=%.2f)", m.probability);
+                      "reads like a prompt injection to the learned model (p=%.2f, read as %s)",
+                      m.probability, tool ? "tool content" : "a prompt");
         out.push_back({"injection.model",
                        Category::kInjection,
                        m.probability,
