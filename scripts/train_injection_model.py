@@ -16,16 +16,18 @@ text and once in the table of the text's view, a prompt (a user's or system mess
 content handed to the model (a tool's result or description). So "write a poem about the
 sea" can weigh towards an attack inside a fetched web page, where BIPIA plants such
 requests, and not in a user's own prompt, while what both views share is learned once.
-The text is taken as the engine reads it: every row is first normalised by `agentwall scan --normalized` (NFKC, look-alike letters folded, diacritics
-dropped), so "précédentes" is learned as the "precedentes" the engine will see. The binary
-is `--agentwall`, else $AGENTWALL_BIN, else build/agentwall: build it first. Standard library
-only; deterministic: the same data gives the same weights byte for byte.
+The text is taken as the engine reads it: every row is first normalised by `agentwall scan
+--normalized` (NFKC, look-alike letters folded, diacritics dropped), so "précédentes" is
+learned as the "precedentes" the engine will see. The binary is `--agentwall`, else
+$AGENTWALL_BIN, else build/agentwall: build it first. Standard library only; deterministic:
+the same data gives the same weights byte for byte.
 
 Data: JSON lines {"text", "label": 0|1, "role", ...}; "role" "tool" (or "tool_result",
-"tool_description") is content, any other or none a prompt. Only files for training: the evaluation's
-*-test.jsonl files are refused, so no figure measured on them comes from data that shaped
-the model. Rows that are a benign e-mail with an attack pasted in are left out: the attack
-alone is in the set too, and a 64-token window of the e-mail part is not an attack.
+"tool_description") is content, any other or none a prompt. Only files for training: the
+evaluation's *-test.jsonl files are refused, so no figure measured on them comes from data
+that shaped the model. Rows that are a benign e-mail with an attack pasted in are left out:
+the attack alone is in the set too, and a 64-token window of the e-mail part is not an
+attack.
 """
 
 import argparse
@@ -37,8 +39,8 @@ import subprocess
 import sys
 
 DIM_BITS = 18
-# The weight tables, each 1 << DIM_BITS long: shared, then one per view.
-SHARED, PROMPT, CONTENT = 0, 1, 2
+# The weight tables, each 1 << DIM_BITS long: shared (0), then one per view.
+PROMPT, CONTENT = 1, 2
 TABLES = 3
 WINDOW = 64
 STRIDE = 32
@@ -266,7 +268,8 @@ def main():
         print(" ".join(map(str, sorted(set(window_features(tokenize(args.features.encode())))))))
         return
     rows = load(args.data)
-    rows = [(t, y, v) for t, (_, y, v) in zip(normalize([r[0] for r in rows], args.agentwall), rows)]
+    texts = normalize([r[0] for r in rows], args.agentwall)
+    rows = [(t, y, v) for t, (_, y, v) in zip(texts, rows)]
     if args.cv:
         cross_validate(rows, args.cv, args)
         return
@@ -280,8 +283,8 @@ def main():
                 f"{len(rows)} rows, {n_windows} windows; epochs={args.epochs} "
                 f"l2={args.l2} rate={args.rate}\n")
         f.write(f"agentwall-ngram-model 2 {DIM_BITS} {WINDOW} {STRIDE}\n")
-        f.write(f"# feature i of the shared table is index i, of the prompt table {1 << DIM_BITS} + i, "
-                f"of the content table {2 << DIM_BITS} + i\n")
+        f.write(f"# feature i of the shared table is index i, of the prompt table "
+                f"{PROMPT << DIM_BITS} + i, of the content table {CONTENT << DIM_BITS} + i\n")
         f.write(f"bias {bias:.6g}\n")
         for i, x in nonzero:
             f.write(f"{i} {x:.5g}\n")

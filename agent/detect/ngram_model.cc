@@ -253,8 +253,10 @@ NgramModel NgramModel::parse(std::string_view data) {
   m.id_ = ++parsed;
   size_t line_no = 0;
   bool header = false, have_bias = false;
+  // A shared weight goes into both views' tables, a view's own into its table: each entry
+  // ends as shared + own (the file lists the shared table first).
   constexpr size_t kTable = size_t(1) << kDimBits;
-  std::vector<float> tables(3 * kTable, 0.0f);  // shared, prompt, content
+  for (auto& t : m.weights_) t.assign(kTable, 0.0f);
   while (!data.empty()) {
     const size_t nl = data.find('\n');
     std::string_view line = data.substr(0, nl);
@@ -285,15 +287,14 @@ NgramModel NgramModel::parse(std::string_view data) {
     const auto [p, ec] = std::from_chars(key.data(), key.data() + key.size(), idx);
     if (ec != std::errc() || p != key.data() + key.size() || idx >= 3 * kTable)
       bad(line_no, "bad feature index");
-    tables[idx] = w;
+    if (idx < kTable) {
+      for (auto& t : m.weights_) t[idx] += w;
+    } else {
+      m.weights_[idx / kTable - 1][idx % kTable] += w;
+    }
     m.nonzero_ += w != 0;
   }
   if (!header || !have_bias) bad(line_no, "missing header or bias");
-  for (size_t v = 0; v < 2; ++v) {
-    m.weights_[v].resize(kTable);
-    const float* own = tables.data() + (v + 1) * kTable;
-    for (size_t i = 0; i < kTable; ++i) m.weights_[v][i] = tables[i] + own[i];
-  }
   return m;
 }
 
