@@ -183,9 +183,14 @@ const std::vector<InjectionRule> kRules = {
      R"(<\W*/\W*(user|document|context|data|input|email|human)\W*>\W*<\W*(system|assistant|admin|)"
      R"(developer)\W*>)",
      0.65, 0.9, "fakes the end of the input or a system message"},
+    // A line that starts "Assistant:" is a fake turn in a web page and an ordinary line in an
+    // exported support chat or a kiosk transcript: in a tool result it is evidence to add to
+    // other evidence (0.45), not an alarm alone (it was 0.8 until 22 benign logs and spec
+    // sheets of the training and hold-out data were flagged by it alone; every attack it
+    // fired on was also flagged by the model).
     {"injection.fake_delimiter",
      R"(^\W{0,6}(system|assistant|developer)\W{0,3}(prompt|message|instructions?)?\W{0,3}:)", 0.3,
-     0.8, "starts a line as if it were a system or assistant message"},
+     0.45, "starts a line as if it were a system or assistant message"},
     // Orders about the model's own answer, the indirect injection's favourite form.
     {"injection.response_manipulation",
      R"(\b(in|into|within|to|throughout|inside|as\W+part\W+of|at\W+the\W+(end|start|)"
