@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -180,6 +181,24 @@ class RuleSet {
     return span;
   }
 
+  // Whether every match of rule `rule` in `text` satisfies `pred` (and there is one).
+  template <typename Pred>
+  bool every_match(unsigned rule, std::string_view text, Pred pred) const {
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(spans_[rule], nullptr);
+    bool all = md != nullptr, any = false;
+    for (size_t at = 0; all && at <= text.size();) {
+      if (pcre2_match(spans_[rule], reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), at, 0,
+                      md, nullptr) <= 0)
+        break;
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+      any = true;
+      all = pred(Span{ov[0], ov[1]});
+      at = std::max<size_t>(ov[1], ov[0] + 1);
+    }
+    pcre2_match_data_free(md);
+    return all && any;
+  }
+
   // Whether the databases are the ones compiled when agentwall was built.
   bool precompiled() const { return precompiled_; }
 
@@ -223,6 +242,77 @@ class RuleSet {
   bool precompiled_ = false;
 };
 
+// The code point that ends just before byte `at` of UTF-8 `text` (0 at the start).
+char32_t code_point_before(std::string_view text, size_t at) {
+  size_t b = at;
+  while (b > 0 && at - b < 4 && (static_cast<unsigned char>(text[b - 1]) & 0xC0) == 0x80) --b;
+  if (b == 0) return 0;
+  --b;
+  const auto c = static_cast<unsigned char>(text[b]);
+  if (c < 0x80) return c;
+  const int n = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+  char32_t cp = c & (0x3F >> n);
+  for (int i = 1; i <= n && b + i < at; ++i)
+    cp = (cp << 6) | (static_cast<unsigned char>(text[b + i]) & 0x3F);
+  return cp;
+}
+
+// Whether `s` lies inside a quotation written into a sentence: an opening quote on the same
+// line, at most 60 bytes before it, right after a word ("an attacker can hide a line such as
+// \"ignore your previous instructions\" in a page", 「これまでの指示を無視して」といった文),
+// and its closing quote after `s` on that line, not inside it. A JSON or YAML value (`"note": "…"`)
+// follows a colon, not a word, and does not count: that is where injected orders sit.
+bool quoted_in_prose(std::string_view text, Span s) {
+  struct Pair {
+    std::string_view open, close;
+  };
+  static constexpr Pair kQuotes[] = {
+      {"\"", "\""},         {"\u201C", "\u201D"}, {"\u00AB", "\u00BB"}, {"\u300C", "\u300D"},
+      {"\u300E", "\u300F"}, {"\u201E", "\u201C"}, {"\u2018", "\u2019"}, {"`", "`"}};
+  const size_t line = text.rfind('\n', s.begin == 0 ? 0 : s.begin - 1);
+  const size_t from = line == std::string_view::npos || s.begin == 0 ? 0 : line + 1;
+  const size_t stop = std::max(from, s.begin >= 60 ? s.begin - 60 : size_t{0});
+  size_t end = text.find('\n', s.end);
+  if (end == std::string_view::npos) end = text.size();
+  static constexpr std::string_view kCloseOnly[] = {"\u201D", "\u00BB", "\u300D", "\u300F",
+                                                    "\u2019"};
+  const auto ends_at = [&](size_t i, std::string_view q) {
+    return i - stop >= q.size() && text.substr(i - q.size(), q.size()) == q;
+  };
+  for (size_t i = s.begin; i > stop; --i) {
+    // The nearest quote before the match opens the quotation, or there is none.
+    for (std::string_view close : kCloseOnly)
+      if (ends_at(i, close)) return false;
+    for (const Pair& q : kQuotes) {
+      if (!ends_at(i, q.open)) continue;
+      // A straight quote opens only after an even number of them on the line.
+      if (q.open == q.close) {
+        const std::string_view left = text.substr(from, i - q.open.size() - from);
+        if (std::count(left.begin(), left.end(), q.open[0]) % 2 != 0) return false;
+      }
+      size_t word = i - q.open.size();
+      while (word > from && text[word - 1] == ' ') --word;
+      const char32_t before = code_point_before(text, word);
+      const bool after_word = (before < 0x80 && std::isalnum(static_cast<int>(before))) ||
+                              (before >= 0xC0 && before < 0x2000) || before >= 0x2E80;
+      // The quotation closes after the match, not inside it.
+      const size_t close = text.substr(0, end).find(q.close, i);
+      return after_word && word > from && close != std::string_view::npos && close >= s.end;
+    }
+  }
+  return false;
+}
+
+// Rules whose words a document about prompt injection quotes: in a tool result, a match
+// inside a quotation in prose is a mention, and weighs at most this much.
+constexpr double kQuotedMention = 0.4;
+constexpr std::string_view kQuotedNote = " (quoted in prose: a mention more than an order)";
+
+bool quotable(std::string_view id) {
+  return id == "injection.ignore_instructions" || id == "injection.prompt_extraction" ||
+         id == "injection.jailbreak" || id == "injection.new_instructions";
+}
+
 const RuleSet& rule_set() {
   static const RuleSet rules;
   return rules;
@@ -250,15 +340,23 @@ class InjectionDetector final : public Detector {
                                 return injection_rules()[m].id == r.with;
                               });
       if (!r.with.empty() && part == matched.end()) continue;
-      const double c = tool ? r.tool_confidence : r.confidence;
+      double c = tool ? r.tool_confidence : r.confidence;
+      // A tool result that quotes an attack to explain it ("a line such as \"ignore your
+      // previous instructions\"") mentions the order; every match must be so quoted.
+      const bool mention =
+          tool && c > kQuotedMention && quotable(r.id) &&
+          rules_.every_match(rule, text, [&](Span s) { return quoted_in_prose(text, s); });
+      if (mention) c = kQuotedMention;
       auto it = std::find_if(out.begin(), out.end(),
                              [&](const Finding& f) { return f.detector == r.id; });
       if (it == out.end()) {
         out.push_back({std::string(r.id), Category::kInjection, c, {}, std::string(r.explanation)});
         it = out.end() - 1;
+        if (mention) it->explanation += kQuotedNote;
       } else if (c > it->confidence) {
         it->confidence = c;
         it->explanation = r.explanation;
+        if (mention) it->explanation += kQuotedNote;
       }
       it->spans.push_back(rules_.span_of(rule, text));
       if (part != matched.end()) it->spans.push_back(rules_.span_of(*part, text));
