@@ -257,11 +257,26 @@ char32_t code_point_before(std::string_view text, size_t at) {
   return cp;
 }
 
+// Whether `head`, a line up to a colon, is prose ("a common example is the phrase:") rather
+// than a key or a label (`note:`, `- input:`, `"review":`, "Sentence:"): a clause of three
+// words or more, not ending in a quote.
+bool prose_before_colon(std::string_view head) {
+  // The clause that ends at the colon: three words at least.
+  if (const size_t stop = head.find_last_of(".!?;"); stop != std::string_view::npos)
+    head.remove_prefix(stop + 1);
+  while (!head.empty() && (head.front() == ' ' || head.front() == '-' || head.front() == '\t'))
+    head.remove_prefix(1);
+  while (!head.empty() && head.back() == ' ') head.remove_suffix(1);
+  return std::count(head.begin(), head.end(), ' ') >= 2 && head.back() != '"' &&
+         head.back() != '\'';
+}
+
 // Whether `s` lies inside a quotation written into a sentence: an opening quote on the same
 // line, at most 60 bytes before it, right after a word ("an attacker can hide a line such as
 // \"ignore your previous instructions\" in a page", 「これまでの指示を無視して」といった文),
-// and its closing quote after `s` on that line, not inside it. A JSON or YAML value (`"note": "…"`)
-// follows a colon, not a word, and does not count: that is where injected orders sit.
+// and its closing quote after `s` on that line, not inside it, or right after a colon that
+// ends prose ("the phrase: \"…\""). A JSON or YAML value (`"note": "…"`, `note: "…"`) follows
+// a key's colon and does not count: that is where injected orders sit.
 bool quoted_in_prose(std::string_view text, Span s) {
   struct Pair {
     std::string_view open, close;
@@ -293,8 +308,10 @@ bool quoted_in_prose(std::string_view text, Span s) {
       size_t word = i - q.open.size();
       while (word > from && text[word - 1] == ' ') --word;
       const char32_t before = code_point_before(text, word);
-      const bool after_word = (before < 0x80 && std::isalnum(static_cast<int>(before))) ||
-                              (before >= 0xC0 && before < 0x2000) || before >= 0x2E80;
+      const bool after_word =
+          (before < 0x80 && std::isalnum(static_cast<int>(before))) ||
+          (before >= 0xC0 && before < 0x2000) || before >= 0x2E80 ||
+          (before == ':' && prose_before_colon(text.substr(from, word - 1 - from)));
       // The quotation closes after the match, not inside it.
       const size_t close = text.substr(0, end).find(q.close, i);
       return after_word && word > from && close != std::string_view::npos && close >= s.end;
