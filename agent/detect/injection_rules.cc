@@ -23,6 +23,51 @@ namespace {
   R"(through)|looking\W+at|going\W+through)\W+(this|these|the\W+(above|below|following)|our|)" \
   R"(my)\b))"
 
+// Orders to drop the model's instructions in nine more languages (the rules below say how
+// they are read): the verb and a short article, then what makes them the model's.
+#define ML_IGNORE \
+  R"(\b(ignorera|glom|bortse\W+fran|strunta\W+i|hoppa\W+over|sluta\W+folja|ignorer|glem|)" \
+  R"(se\W+bort\W+fra|tilsides(ae|æ)t|overse|slutte\W+a\W+folge|)" \
+  R"(hold\W+op\W+med\W+at\W+folge|unohda|unohtakaa|ohita|ohittakaa|sivuuta|)" \
+  R"(ala\W+(enaa\W+)?noudata|lopeta\W+noudattamasta|jata\W+huomiotta|ignoruj(te)?|)" \
+  R"(zapomen(te)?(\W+na)?|zabudni(te)?(\W+na)?|nedbej(te)?(\W+na)?|)" \
+  R"(prestan(te)?\W+(se\W+ridit|sa\W+riadit|dodrz\w*)|(uz\W+)?neriad(te)?\W+sa|)" \
+  R"(ignora(ti)?|uita(ti)?|nu\W+mai\W+(respecta(ti)?|(tine|tii|tineti)\W+cont\W+de)|hagy(d|)" \
+  R"(ja)\W+figyelmen\W+kivul|felejts(d|e)\W+el|ignorald|ne\W+kovesd(\W+tovabb)?|abaikan|)" \
+  R"(lupakan|acuhkan|hiraukan|jangan\W+(ikuti|hiraukan|patuhi)|berhenti\W+mengikuti|)" \
+  R"(bo\W+qua|phot\W+lo|quen\W+(di|đi|het)|quen|(d|đ)ung\W+(tuan\W+theo|lam\W+theo)|)" \
+  R"(khong\W+tuan\W+theo)\W+(((az|a|de|den|det|na|cac|nhung|yang|moi|se|sa|ze)\W+){0,2}))"
+#define ML_EARLIER \
+  R"((alla|samtliga|dina|era|tidigare|foregaende|ovanstaende|ursprungliga|alle|dine|)" \
+  R"(forrige|ovenstaende|oprindelige|opprinnelige|kaikki|aiemmat|aiempia|aikaisemmat|)" \
+  R"(edelliset|edellisia|alkuperaiset|vsechny|vsetky|vsech|svoje|sve|sva|tve|tvoje|)" \
+  R"(predchozi|predchadzajuce|predosle|puvodni|povodne|dosavadni|toate|tale|anterioare|)" \
+  R"(precedente|initiale|osszes|minden|korabbi|elozo|eddigi|eredeti|fenti|semua|seluruh|)" \
+  R"(segala|tat\W+ca|het|toan\W+bo|wszystkie|poprzednie|wczesniejsze|dotychczasowe|swoje|)" \
+  R"(twoje|oryginalne)\W+((\w+|đ\w*)\W+){0,2})"
+#define ML_ORDERS \
+  R"((instruktion\w*|anvisning\w*|regler\w*|direktiv\w*|riktlinje\w*|systemprompt\w*|)" \
+  R"(instruks\w*|retningslinje\w*|ohjeet|ohjeesi|ohjeita|ohjeitasi|ohjeistus|)" \
+  R"(ohjeistukset|ohjeistuksesi|saannot|saantoja|saantojasi|kaskyt|kaskyja|pokyn\w*|)" \
+  R"(instrukc\w*|pravidl\w*|prikaz\w*|smernic\w*|instructiun\w*|regul(ile|ilor|i|a)|indicatii\w*|)" \
+  R"(ghidur\w*|utasitas(t|ok|okat|aidat|ait)?|szabaly(t|ok|okat|aidat|ait)?|iranyelv(et|)" \
+  R"(ek|eket)?|instruksi|petunjuk|perintah|aturan|arahan|pedoman|huong\W+dan|chi\W+dan|)" \
+  R"(chi\W+thi|quy\W+tac|lenh|loi\W+nhac|polecen\w*|zasad\w*|wytyczn\w*)\b)"
+#define ML_OWN_ORDERS \
+  R"((system(regl|instru|medd|meld|besk)\w*|jarjestelmaohje\w*|jarjestelmakehot\w*|)" \
+  R"(ohjeitasi|ohjeesi|saantojasi|systemov\w*\W+(instrukc|pravid|pokyn)\w*|)" \
+  R"(systemow\w*\W+(instrukcj|zasad|polecen)\w*|(instrukcj\w*|zasad\w*|)" \
+  R"(polecen\w*)\W+systemow\w*|(instructiunile|regulile)\W+(de\W+)?sistem\w*|)" \
+  R"(rendszer(szabaly|utasitas|uzenet|prompt)\w*|szabalyaidat|utasitasaidat|)" \
+  R"(iranyelveidet|(aturan|instruksi|pedoman|perintah)(mu|\W+sistem\w*)|aturanmu|)" \
+  R"((quy\W+tac|huong\W+dan|chi\W+dan)\W+he\W+thong)\b)"
+#define ML_AFTER \
+  R"((sebelumnya|sebelum\W+ini|awal|tadi|anterioare|precedente|initiale|)" \
+  R"(truoc(\W+(đo|đay|do|day))?|ban\W+(đau|dau)|cua\W+ban)\b)"
+#define ML_DEVELOPERS \
+  R"((utvecklar\w*|utvikler\w*|udvikler\w*|kehittaj\w*|vyvojar\w*|programist\w*|tworc\w*|)" \
+  R"(dezvoltator\w*|fejleszto\w*|pengembang|nha\W+phat\W+trien)\b)"
+
 // Patterns are written for the normalised text and matched caselessly. `\W+` between words
 // lets "ignore -- all  previous" through; words are whole (\b) so "signore" is not "ignore".
 // Each rule names one thing an attacker does. A rule whose words are ordinary in a user's
@@ -551,6 +596,52 @@ const std::vector<InjectionRule> kRules = {
      0.7, 0.85, "tells the model its safety filters are off (in another language)"},
     {"injection.jailbreak", R"((安全过滤|安全フィルター|过滤器).{0,15}(关闭|已关闭|無効))", 0.7,
      0.85, "tells the model its safety filters are off (in another language)"},
+    // Nordic, Finnish, Czech, Slovak, Polish, Romanian, Hungarian, Indonesian and Vietnamese, as
+    // normalised (no diacritics; Vietnamese keeps "đ"). These rules want a word that makes
+    // the instructions the model's own or earlier ("all", "your", "previous", "original",
+    // "system", "the developers'") from a closed list, so "glöm mina tidigare instruktioner"
+    // (my own) and "ignorera instruktionerna på förpackningen" (on the package) stay
+    // ordinary: before the noun, in it (a compound or suffix: "systemregler", "ohjeitasi",
+    // "aturanmu"), after it ("abaikan instruksi sebelumnya"), or as who gave them.
+    {"injection.ignore_instructions", ML_IGNORE ML_EARLIER ML_ORDERS,
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
+     ML_ORDERS},
+    {"injection.ignore_instructions", ML_IGNORE ML_OWN_ORDERS,
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
+     ML_OWN_ORDERS},
+    {"injection.ignore_instructions",
+     ML_IGNORE R"((instruksi|petunjuk|perintah|aturan|arahan|pedoman|instructiun\w*|indicatii\w*|)"
+     R"(regulile|ghidurile|huong\W+dan|chi\W+dan|chi\W+thi|quy\W+tac|lenh)\W+(tale\W+)?)" ML_AFTER,
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
+     ML_AFTER},
+    {"injection.ignore_instructions", ML_IGNORE ML_ORDERS R"(\W+(\w+\W+){0,4})" ML_DEVELOPERS,
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
+     ML_DEVELOPERS},
+    // Greek, Hebrew, Arabic, Ukrainian and Thai, as normalised (Greek without accents,
+    // Ukrainian "й" as "и", Thai "ำ" as "ํา"). Case is not folded outside ASCII: Greek verbs
+    // are stems from their second letter. Each wants an "earlier", "all", "original",
+    // "your" or "system" word on either side of the noun, for the reason given above (Thai:
+    // "all", "your" or "system" after it, as "previous" is said of one's own orders too).
+    {"injection.ignore_instructions",
+     R"((γνοησ|γνοηστ|εχασε|εχαστε|εχνα|παραβλεψ|ην\s+ακολουθεις|ταματα\s+να\s+ακολουθεις)\S*)"
+     R"(\s+(\S+\s+){0,3}(οδηγι|εντολ|κανον|κατευθυντηρι)\S*\s+(\S+\s+)?(σου|συστηματος|)"
+     R"(προηγουμεν|αρχικ|προγραμματιστ)|)"
+     R"((γνοησ|γνοηστ|εχασε|εχαστε|εχνα|παραβλεψ)\S*\s+(\S+\s+){0,2}(προηγουμεν|ολες|ολους|ολα|)"
+     R"(αρχικ)\S*\s+(\S+\s+){0,2}(οδηγι|εντολ|κανον)|)"
+     R"((התעלם|התעלמי|התעלמו|תתעלם|שכח|שכחי|שכחו|תשכח|הפסק\s+לציית|אל\s+תציית|)"
+     R"(תפסיק\s+לפעול\s+לפי|הפסק\s+לפעול\s+לפי)\s+(\S+\s+){0,2}\S*(הוראות|הנחיות|כללים|)"
+     R"(ההוראה|ההנחיה)\S*\s+(\S+\s+)?(הקודמ|המקורי|שלך|המערכת|שקיבלת|מהמפתח)|)"
+     R"((התעלם|התעלמי|התעלמו|תתעלם|שכח|שכחי|שכחו|תשכח)\s+\S*כל\s+(\S+\s+)?\S*(הוראות|הנחיות|כללים)|)"
+     R"((تجاهل|انس|أنس|إنس|انسى|انسي|اهمل|أهمل|إهمل|لا\s+تتبع|توقف\s+عن\s+اتباع|لا\s+تلتزم)\s+)"
+     R"((\S+\s+){0,2}\S*(تعليمات|ارشادات|إرشادات|قواعد|اوامر|أوامر|توجيهات)((ك|كم)?\s+(\S+\s+)?)"
+     R"(\S*(سابق|اصلي|أصلي|نظام|خاصة\s+بك|المطور)|(ك|كم)(\s|[.,،]|$))|)"
+     R"((гноруи|абудь|е\s+зважаи\s+на|ехтуи|ерестань\s+(виконувати|дотримуватис))(те)?\s+)"
+     R"(((yci|ycі|усі|всі|вci|ці|ui|жодн\S*)\s+)?(попередн|yci|ycі|усі|всі|вci|свої|своі|твої|твоі|)"
+     R"(початков|системн)\S*\s+(\S+\s+)?)"
+     R"((інструкці|вказівк|правил|настанов|промпт|директив|обмежен)|)"
+     R"((ละเว้น|เพิกเฉย|ไม่ต้องสนใจ|ไม่ต้องทําตาม|อย่าทําตาม|เลิกทําตาม|ลืม).{0,45})"
+     R"((คําสั่ง|ข้อกําหนด|กฎ|คําแนะนํา|แนวทาง).{0,45}(ทั้งหมด|ของคุณ|ระบบ|นักพัฒนา))",
+     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
     // Russian, as normalised: a word of Cyrillic letters stays Cyrillic, without diacritics
     // ("й" is "и", "ё" is "е"), but a word whose letters all look Latin is folded ("Не" reads
     // "He", a lone "с" "c"). Case is not folded outside ASCII, so capitals are spelled out;
@@ -736,6 +827,12 @@ const std::vector<InjectionRule> kRules = {
 };
 
 #undef READER_DOING
+#undef ML_IGNORE
+#undef ML_EARLIER
+#undef ML_ORDERS
+#undef ML_OWN_ORDERS
+#undef ML_AFTER
+#undef ML_DEVELOPERS
 
 constexpr unsigned kFlags = HS_FLAG_CASELESS | HS_FLAG_MULTILINE | HS_FLAG_SINGLEMATCH;
 constexpr std::string_view kMagic = "AWHS1\n";
