@@ -23,56 +23,112 @@ namespace {
   R"(through)|looking\W+at|going\W+through)\W+(this|these|the\W+(above|below|following)|our|)" \
   R"(my)\b))"
 
-// Orders to drop the model's instructions in nine more languages (the rules below say how
-// they are read): the verb and a short article, then what makes them the model's.
-#define ML_IGNORE \
+// Orders to drop the model's instructions in eleven more languages (the rules below say how
+// they are read), by language group: the verb (and a short article), what makes the
+// instructions the model's (earlier, own, after the noun, the developers'), and the nouns.
+// One pattern for all of them took vectorscan 20 s to compile (the product of long
+// alternations); one per group takes milliseconds.
+#define ML_NORDIC_IGNORE \
   R"(\b(ignorera|glom|bortse\W+fran|strunta\W+i|hoppa\W+over|sluta\W+folja|ignorer|glem|)" \
   R"(se\W+bort\W+fra|tilsides(ae|æ)t|overse|slutte\W+a\W+folge|)" \
-  R"(hold\W+op\W+med\W+at\W+folge|unohda|unohtakaa|ohita|ohittakaa|sivuuta|)" \
-  R"(ala\W+(enaa\W+)?noudata|lopeta\W+noudattamasta|jata\W+huomiotta|ignoruj(te)?|)" \
-  R"(zapomen(te)?(\W+na)?|zabudni(te)?(\W+na)?|nedbej(te)?(\W+na)?|)" \
-  R"(prestan(te)?\W+(se\W+ridit|sa\W+riadit|dodrz\w*)|(uz\W+)?neriad(te)?\W+sa|)" \
-  R"(ignora(ti)?|uita(ti)?|nu\W+mai\W+(respecta(ti)?|(tine|tii|tineti)\W+cont\W+de)|hagy(d|)" \
-  R"(ja)\W+figyelmen\W+kivul|felejts(d|e)\W+el|ignorald|ne\W+kovesd(\W+tovabb)?|abaikan|)" \
-  R"(lupakan|acuhkan|hiraukan|jangan\W+(ikuti|hiraukan|patuhi)|berhenti\W+mengikuti|)" \
-  R"(bo\W+qua|phot\W+lo|quen\W+(di|đi|het)|quen|(d|đ)ung\W+(tuan\W+theo|lam\W+theo)|)" \
-  R"(khong\W+tuan\W+theo)\W+(((az|a|de|den|det|na|cac|nhung|yang|moi|se|sa|ze)\W+){0,2}))"
-#define ML_EARLIER \
+  R"(hold\W+op\W+med\W+at\W+folge)\W+((de|den|det)\W+)?)"
+#define ML_NORDIC_EARLIER \
   R"((alla|samtliga|dina|era|tidigare|foregaende|ovanstaende|ursprungliga|alle|dine|)" \
-  R"(forrige|ovenstaende|oprindelige|opprinnelige|kaikki|aiemmat|aiempia|aikaisemmat|)" \
-  R"(edelliset|edellisia|alkuperaiset|vsechny|vsetky|vsech|svoje|sve|sva|tve|tvoje|)" \
-  R"(predchozi|predchadzajuce|predosle|puvodni|povodne|dosavadni|toate|tale|anterioare|)" \
-  R"(precedente|initiale|osszes|minden|korabbi|elozo|eddigi|eredeti|fenti|semua|seluruh|)" \
-  R"(segala|tat\W+ca|het|toan\W+bo|wszystkie|poprzednie|wczesniejsze|dotychczasowe|swoje|)" \
-  R"(twoje|oryginalne)\W+((\w+|đ\w*)\W+){0,2})"
-#define ML_ORDERS \
+  R"(forrige|ovenstaende|oprindelige|opprinnelige)\W+(\w+\W+)?)"
+#define ML_NORDIC_ORDERS \
   R"((instruktion\w*|anvisning\w*|regler\w*|direktiv\w*|riktlinje\w*|systemprompt\w*|)" \
-  R"(instruks\w*|retningslinje\w*|ohjeet|ohjeesi|ohjeita|ohjeitasi|ohjeistus|)" \
-  R"(ohjeistukset|ohjeistuksesi|saannot|saantoja|saantojasi|kaskyt|kaskyja|pokyn\w*|)" \
-  R"(instrukc\w*|pravidl\w*|prikaz\w*|smernic\w*|instructiun\w*|regul(ile|ilor|i|a)|indicatii\w*|)" \
-  R"(ghidur\w*|utasitas(t|ok|okat|aidat|ait)?|szabaly(t|ok|okat|aidat|ait)?|iranyelv(et|)" \
-  R"(ek|eket)?|instruksi|petunjuk|perintah|aturan|arahan|pedoman|huong\W+dan|chi\W+dan|)" \
-  R"(chi\W+thi|quy\W+tac|lenh|loi\W+nhac|polecen\w*|zasad\w*|wytyczn\w*)\b)"
-#define ML_OWN_ORDERS \
-  R"((system(regl|instru|medd|meld|besk)\w*|jarjestelmaohje\w*|jarjestelmakehot\w*|)" \
-  R"(ohjeitasi|ohjeesi|saantojasi|systemov\w*\W+(instrukc|pravid|pokyn)\w*|)" \
-  R"(systemow\w*\W+(instrukcj|zasad|polecen)\w*|(instrukcj\w*|zasad\w*|)" \
-  R"(polecen\w*)\W+systemow\w*|(instructiunile|regulile)\W+(de\W+)?sistem\w*|)" \
-  R"(rendszer(szabaly|utasitas|uzenet|prompt)\w*|szabalyaidat|utasitasaidat|)" \
-  R"(iranyelveidet|(aturan|instruksi|pedoman|perintah)(mu|\W+sistem\w*)|aturanmu|)" \
-  R"((quy\W+tac|huong\W+dan|chi\W+dan)\W+he\W+thong)\b)"
-#define ML_AFTER \
-  R"((sebelumnya|sebelum\W+ini|awal|tadi|anterioare|precedente|initiale|)" \
-  R"(truoc(\W+(đo|đay|do|day))?|ban\W+(đau|dau)|cua\W+ban)\b)"
-#define ML_DEVELOPERS \
-  R"((utvecklar\w*|utvikler\w*|udvikler\w*|kehittaj\w*|vyvojar\w*|programist\w*|tworc\w*|)" \
-  R"(dezvoltator\w*|fejleszto\w*|pengembang|nha\W+phat\W+trien)\b)"
+  R"(instruks\w*|retningslinje\w*)\b)"
+#define ML_NORDIC_OWN \
+  R"((system(regl|instru|medd|meld|besk|prompt)\w*)\b)"
+#define ML_NORDIC_DEV \
+  R"((utvecklar\w*|utvikler\w*|udvikler\w*)\b)"
+#define ML_FINNISH_IGNORE \
+  R"(\b(unohda|unohtakaa|ohita|ohittakaa|sivuuta|ala\W+(enaa\W+)?noudata|)" \
+  R"(lopeta\W+noudattamasta|jata\W+huomiotta)\W+)"
+#define ML_FINNISH_EARLIER \
+  R"((kaikki|aiemmat|aiempia|aikaisemmat|edelliset|edellisia|alkuperaiset)\W+(\w+\W+)?)"
+#define ML_FINNISH_ORDERS \
+  R"((ohjeet|ohjeesi|ohjeita|ohjeitasi|ohjeistus|ohjeistukset|ohjeistuksesi|saannot|)" \
+  R"(saantoja|saantojasi|kaskyt|kaskyja)\b)"
+#define ML_FINNISH_OWN \
+  R"((jarjestelmaohje\w*|jarjestelmakehot\w*|ohjeitasi|ohjeesi|saantojasi)\b)"
+#define ML_FINNISH_DEV \
+  R"((kehittaj\w*)\b)"
+#define ML_WSLAVIC_IGNORE \
+  R"(\b(ignoruj(te)?|zapomen(te)?(\W+na)?|zabudni(te)?(\W+na)?|nedbej(te)?(\W+na)?|)" \
+  R"(prestan(te)?\W+(se\W+ridit|sa\W+riadit|dodrz\w*)|(uz\W+)?neriad(te)?\W+sa)\W+((na|se|)" \
+  R"(sa|ze)\W+)?)"
+#define ML_WSLAVIC_EARLIER \
+  R"((vsechny|vsetky|vsech|svoje|sve|sva|tve|tvoje|predchozi|predchadzajuce|predosle|)" \
+  R"(puvodni|povodne|dosavadni|wszystkie|poprzednie|wczesniejsze|dotychczasowe|swoje|twoje|)" \
+  R"(oryginalne)\W+(\w+\W+)?)"
+#define ML_WSLAVIC_ORDERS \
+  R"((pokyn\w*|instrukc\w*|pravidl\w*|prikaz\w*|smernic\w*|polecen\w*|zasad\w*|)" \
+  R"(wytyczn\w*)\b)"
+#define ML_WSLAVIC_OWN \
+  R"((systemov\w*\W+(instrukc|pravid|pokyn)\w*|systemow\w*\W+(instrukcj|zasad|polecen)\w*|)" \
+  R"((instrukcj\w*|zasad\w*|polecen\w*)\W+systemow\w*)\b)"
+#define ML_WSLAVIC_DEV \
+  R"((vyvojar\w*|programist\w*|tworc\w*)\b)"
+#define ML_ROMANIAN_IGNORE \
+  R"(\b(ignora(ti)?|uita(ti)?|nu\W+mai\W+(respecta(ti)?|(tine|tii|tineti)\W+cont\W+de))\W+)"
+#define ML_ROMANIAN_EARLIER \
+  R"((toate)\W+(\w+\W+)?)"
+#define ML_ROMANIAN_ORDERS \
+  R"((instructiun\w*|regul(ile|ilor|i|a)|indicatii\w*|ghidur\w*)\b)"
+#define ML_ROMANIAN_OWN \
+  R"(((instructiunile|regulile)\W+(de\W+)?sistem\w*)\b)"
+#define ML_ROMANIAN_AFTER \
+  R"(((tale\W+)?(anterioare|precedente|initiale))\b)"
+#define ML_ROMANIAN_DEV \
+  R"((dezvoltator\w*)\b)"
+#define ML_HUNGARIAN_IGNORE \
+  R"(\b(hagy(d|ja)\W+figyelmen\W+kivul|felejts(d|e)\W+el|ignorald|)" \
+  R"(ne\W+kovesd(\W+tovabb)?)\W+((az|a)\W+)?)"
+#define ML_HUNGARIAN_EARLIER \
+  R"((osszes|minden|korabbi|elozo|eddigi|eredeti|fenti)\W+(\w+\W+)?)"
+#define ML_HUNGARIAN_ORDERS \
+  R"((utasitas(t|ok|okat|aidat|ait)?|szabaly(t|ok|okat|aidat|ait)?|iranyelv(et|ek|eket)?)\b)"
+#define ML_HUNGARIAN_OWN \
+  R"((rendszer(szabaly|utasitas|uzenet|prompt)\w*|szabalyaidat|utasitasaidat|)" \
+  R"(iranyelveidet)\b)"
+#define ML_HUNGARIAN_DEV \
+  R"((fejleszto\w*)\b)"
+#define ML_INDONESIAN_IGNORE \
+  R"(\b(abaikan|lupakan|acuhkan|hiraukan|jangan\W+(ikuti|hiraukan|patuhi)|)" \
+  R"(berhenti\W+mengikuti)\W+)"
+#define ML_INDONESIAN_EARLIER \
+  R"((semua|seluruh|segala)\W+(\w+\W+)?)"
+#define ML_INDONESIAN_ORDERS \
+  R"((instruksi|petunjuk|perintah|aturan|arahan|pedoman)\b)"
+#define ML_INDONESIAN_OWN \
+  R"(((aturan|instruksi|pedoman|perintah)(mu|\W+sistem\w*))\b)"
+#define ML_INDONESIAN_AFTER \
+  R"((sebelumnya|sebelum\W+ini|awal|tadi)\b)"
+#define ML_INDONESIAN_DEV \
+  R"((pengembang)\b)"
+#define ML_VIETNAMESE_IGNORE \
+  R"(\b(bo\W+qua|phot\W+lo|quen(\W+(di|đi|het))?|(d|đ)ung\W+(tuan\W+theo|lam\W+theo)|)" \
+  R"(khong\W+tuan\W+theo)\W+((cac|nhung|moi)\W+)?)"
+#define ML_VIETNAMESE_EARLIER \
+  R"((tat\W+ca|het|toan\W+bo)\W+(\w+\W+)?)"
+#define ML_VIETNAMESE_ORDERS \
+  R"((huong\W+dan|chi\W+dan|chi\W+thi|quy\W+tac|lenh|loi\W+nhac)\b)"
+#define ML_VIETNAMESE_OWN \
+  R"(((quy\W+tac|huong\W+dan|chi\W+dan)\W+he\W+thong)\b)"
+#define ML_VIETNAMESE_AFTER \
+  R"((truoc(\W+(đo|đay|do|day))?|ban\W+(đau|dau)|cua\W+ban)\b)"
+#define ML_VIETNAMESE_DEV \
+  R"((nha\W+phat\W+trien)\b)"
 
 // Patterns are written for the normalised text and matched caselessly. `\W+` between words
 // lets "ignore -- all  previous" through; words are whole (\b) so "signore" is not "ignore".
 // Each rule names one thing an attacker does. A rule whose words are ordinary in a user's
 // own prompt ("in your response, …") is weak there and strong inside a tool result, where
 // nobody should be giving the model orders.
+constexpr std::string_view kOtherLanguage =
+    "tells the model to ignore the instructions it was given (in another language)";
+
 const std::vector<InjectionRule> kRules = {
     // Overriding what the model was told.
     {"injection.ignore_instructions",
@@ -401,20 +457,16 @@ const std::vector<InjectionRule> kRules = {
     {"injection.addressed_to_model",
      R"(\b(if|when|whenever|once|while)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+|some\W+|)"
      R"(your\W+)?([\w-]+\W+){0,2}?\b(ai|llms?|language\W+models?|chatbots?|copilots?|)"
-     R"(summari[sz]ers?)\W+(is\W+|are\W+)?)"
-     READER_DOING,
+     R"(summari[sz]ers?)\W+(is\W+|are\W+)?)" READER_DOING,
      0.5, 0.85, "addresses the reading AI directly",
-     R"(\b(ai|llms?|language\W+models?|chatbots?|copilots?|summari[sz]ers?)\W+(is\W+|are\W+)?)"
-     READER_DOING},
+     R"(\b(ai|llms?|language\W+models?|chatbots?|copilots?|summari[sz]ers?)\W+(is\W+|are\W+)?)" READER_DOING},
     {"injection.addressed_to_model",
      R"(\b(if|when|whenever|once|while)\W+(you\W+are\W+|you'?re\W+)?(an?\W+|the\W+|any\W+|some\W+|)"
      R"(your\W+)?((ai|a\.i\.|llm|gpt|automated|automatic|autonomous|virtual|digital|ai-powered|)"
      R"(ai-driven|ai-based|llm-powered|llm-based|browsing|browser|coding|e?-?mail|inbox|)"
-     R"(shopping|research|writing)\W+){0,2}\b(assistants?|bots?|agents?)\W+(is\W+|are\W+)?)"
-     READER_DOING,
+     R"(shopping|research|writing)\W+){0,2}\b(assistants?|bots?|agents?)\W+(is\W+|are\W+)?)" READER_DOING,
      0.5, 0.85, "addresses the reading AI directly",
-     R"(\b(assistants?|bots?|agents?)\W+(is\W+|are\W+)?)"
-     READER_DOING},
+     R"(\b(assistants?|bots?|agents?)\W+(is\W+|are\W+)?)" READER_DOING},
     {"injection.addressed_to_model",
      R"(\b(to|for)\W+(the|any|whoever'?s?)\W+(ai|llm|assistant|agent|model|bot)\W+(that|who|which)\W+)"
      R"((reads|processes|summari[sz]es|writes|handles|parses)\b)",
@@ -603,20 +655,73 @@ const std::vector<InjectionRule> kRules = {
     // (my own) and "ignorera instruktionerna på förpackningen" (on the package) stay
     // ordinary: before the noun, in it (a compound or suffix: "systemregler", "ohjeitasi",
     // "aturanmu"), after it ("abaikan instruksi sebelumnya"), or as who gave them.
-    {"injection.ignore_instructions", ML_IGNORE ML_EARLIER ML_ORDERS,
-     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
-     ML_ORDERS},
-    {"injection.ignore_instructions", ML_IGNORE ML_OWN_ORDERS,
-     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
-     ML_OWN_ORDERS},
+    // Swedish, Danish, Norwegian.
+    {"injection.ignore_instructions", ML_NORDIC_IGNORE ML_NORDIC_EARLIER ML_NORDIC_ORDERS, 0.8,
+     0.95, kOtherLanguage, ML_NORDIC_ORDERS},
+    {"injection.ignore_instructions", ML_NORDIC_IGNORE ML_NORDIC_OWN, 0.8, 0.95, kOtherLanguage,
+     ML_NORDIC_OWN},
     {"injection.ignore_instructions",
-     ML_IGNORE R"((instruksi|petunjuk|perintah|aturan|arahan|pedoman|instructiun\w*|indicatii\w*|)"
-     R"(regulile|ghidurile|huong\W+dan|chi\W+dan|chi\W+thi|quy\W+tac|lenh)\W+(tale\W+)?)" ML_AFTER,
-     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
-     ML_AFTER},
-    {"injection.ignore_instructions", ML_IGNORE ML_ORDERS R"(\W+(\w+\W+){0,4})" ML_DEVELOPERS,
-     0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)",
-     ML_DEVELOPERS},
+     ML_NORDIC_IGNORE ML_NORDIC_ORDERS R"(\W+(\w+\W+){0,4})" ML_NORDIC_DEV, 0.8, 0.95,
+     kOtherLanguage, ML_NORDIC_DEV},
+    // Finnish.
+    {"injection.ignore_instructions", ML_FINNISH_IGNORE ML_FINNISH_EARLIER ML_FINNISH_ORDERS, 0.8,
+     0.95, kOtherLanguage, ML_FINNISH_ORDERS},
+    {"injection.ignore_instructions", ML_FINNISH_IGNORE ML_FINNISH_OWN, 0.8, 0.95, kOtherLanguage,
+     ML_FINNISH_OWN},
+    {"injection.ignore_instructions",
+     ML_FINNISH_IGNORE ML_FINNISH_ORDERS R"(\W+(\w+\W+){0,4})" ML_FINNISH_DEV, 0.8, 0.95,
+     kOtherLanguage, ML_FINNISH_DEV},
+    // Czech, Slovak, Polish.
+    {"injection.ignore_instructions", ML_WSLAVIC_IGNORE ML_WSLAVIC_EARLIER ML_WSLAVIC_ORDERS, 0.8,
+     0.95, kOtherLanguage, ML_WSLAVIC_ORDERS},
+    {"injection.ignore_instructions", ML_WSLAVIC_IGNORE ML_WSLAVIC_OWN, 0.8, 0.95, kOtherLanguage,
+     ML_WSLAVIC_OWN},
+    {"injection.ignore_instructions",
+     ML_WSLAVIC_IGNORE ML_WSLAVIC_ORDERS R"(\W+(\w+\W+){0,4})" ML_WSLAVIC_DEV, 0.8, 0.95,
+     kOtherLanguage, ML_WSLAVIC_DEV},
+    // Romanian.
+    {"injection.ignore_instructions", ML_ROMANIAN_IGNORE ML_ROMANIAN_EARLIER ML_ROMANIAN_ORDERS,
+     0.8, 0.95, kOtherLanguage, ML_ROMANIAN_ORDERS},
+    {"injection.ignore_instructions", ML_ROMANIAN_IGNORE ML_ROMANIAN_OWN, 0.8, 0.95, kOtherLanguage,
+     ML_ROMANIAN_OWN},
+    {"injection.ignore_instructions",
+     ML_ROMANIAN_IGNORE ML_ROMANIAN_ORDERS R"(\W+)" ML_ROMANIAN_AFTER, 0.8, 0.95, kOtherLanguage,
+     ML_ROMANIAN_AFTER},
+    {"injection.ignore_instructions",
+     ML_ROMANIAN_IGNORE ML_ROMANIAN_ORDERS R"(\W+(\w+\W+){0,4})" ML_ROMANIAN_DEV, 0.8, 0.95,
+     kOtherLanguage, ML_ROMANIAN_DEV},
+    // Hungarian.
+    {"injection.ignore_instructions", ML_HUNGARIAN_IGNORE ML_HUNGARIAN_EARLIER ML_HUNGARIAN_ORDERS,
+     0.8, 0.95, kOtherLanguage, ML_HUNGARIAN_ORDERS},
+    {"injection.ignore_instructions", ML_HUNGARIAN_IGNORE ML_HUNGARIAN_OWN, 0.8, 0.95,
+     kOtherLanguage, ML_HUNGARIAN_OWN},
+    {"injection.ignore_instructions",
+     ML_HUNGARIAN_IGNORE ML_HUNGARIAN_ORDERS R"(\W+(\w+\W+){0,4})" ML_HUNGARIAN_DEV, 0.8, 0.95,
+     kOtherLanguage, ML_HUNGARIAN_DEV},
+    // Indonesian.
+    {"injection.ignore_instructions",
+     ML_INDONESIAN_IGNORE ML_INDONESIAN_EARLIER ML_INDONESIAN_ORDERS, 0.8, 0.95, kOtherLanguage,
+     ML_INDONESIAN_ORDERS},
+    {"injection.ignore_instructions", ML_INDONESIAN_IGNORE ML_INDONESIAN_OWN, 0.8, 0.95,
+     kOtherLanguage, ML_INDONESIAN_OWN},
+    {"injection.ignore_instructions",
+     ML_INDONESIAN_IGNORE ML_INDONESIAN_ORDERS R"(\W+)" ML_INDONESIAN_AFTER, 0.8, 0.95,
+     kOtherLanguage, ML_INDONESIAN_AFTER},
+    {"injection.ignore_instructions",
+     ML_INDONESIAN_IGNORE ML_INDONESIAN_ORDERS R"(\W+(\w+\W+){0,4})" ML_INDONESIAN_DEV, 0.8, 0.95,
+     kOtherLanguage, ML_INDONESIAN_DEV},
+    // Vietnamese.
+    {"injection.ignore_instructions",
+     ML_VIETNAMESE_IGNORE ML_VIETNAMESE_EARLIER ML_VIETNAMESE_ORDERS, 0.8, 0.95, kOtherLanguage,
+     ML_VIETNAMESE_ORDERS},
+    {"injection.ignore_instructions", ML_VIETNAMESE_IGNORE ML_VIETNAMESE_OWN, 0.8, 0.95,
+     kOtherLanguage, ML_VIETNAMESE_OWN},
+    {"injection.ignore_instructions",
+     ML_VIETNAMESE_IGNORE ML_VIETNAMESE_ORDERS R"(\W+)" ML_VIETNAMESE_AFTER, 0.8, 0.95,
+     kOtherLanguage, ML_VIETNAMESE_AFTER},
+    {"injection.ignore_instructions",
+     ML_VIETNAMESE_IGNORE ML_VIETNAMESE_ORDERS R"(\W+(\w+\W+){0,4})" ML_VIETNAMESE_DEV, 0.8, 0.95,
+     kOtherLanguage, ML_VIETNAMESE_DEV},
     // Greek, Hebrew, Arabic, Ukrainian and Thai, as normalised (Greek without accents,
     // Ukrainian "й" as "и", Thai "ำ" as "ํา"). Case is not folded outside ASCII: Greek verbs
     // are stems from their second letter. Each wants an "earlier", "all", "original",
@@ -827,12 +932,44 @@ const std::vector<InjectionRule> kRules = {
 };
 
 #undef READER_DOING
-#undef ML_IGNORE
-#undef ML_EARLIER
-#undef ML_ORDERS
-#undef ML_OWN_ORDERS
-#undef ML_AFTER
-#undef ML_DEVELOPERS
+#undef ML_NORDIC_IGNORE
+#undef ML_NORDIC_EARLIER
+#undef ML_NORDIC_ORDERS
+#undef ML_NORDIC_OWN
+#undef ML_NORDIC_DEV
+#undef ML_FINNISH_IGNORE
+#undef ML_FINNISH_EARLIER
+#undef ML_FINNISH_ORDERS
+#undef ML_FINNISH_OWN
+#undef ML_FINNISH_DEV
+#undef ML_WSLAVIC_IGNORE
+#undef ML_WSLAVIC_EARLIER
+#undef ML_WSLAVIC_ORDERS
+#undef ML_WSLAVIC_OWN
+#undef ML_WSLAVIC_DEV
+#undef ML_ROMANIAN_IGNORE
+#undef ML_ROMANIAN_EARLIER
+#undef ML_ROMANIAN_ORDERS
+#undef ML_ROMANIAN_OWN
+#undef ML_ROMANIAN_AFTER
+#undef ML_ROMANIAN_DEV
+#undef ML_HUNGARIAN_IGNORE
+#undef ML_HUNGARIAN_EARLIER
+#undef ML_HUNGARIAN_ORDERS
+#undef ML_HUNGARIAN_OWN
+#undef ML_HUNGARIAN_DEV
+#undef ML_INDONESIAN_IGNORE
+#undef ML_INDONESIAN_EARLIER
+#undef ML_INDONESIAN_ORDERS
+#undef ML_INDONESIAN_OWN
+#undef ML_INDONESIAN_AFTER
+#undef ML_INDONESIAN_DEV
+#undef ML_VIETNAMESE_IGNORE
+#undef ML_VIETNAMESE_EARLIER
+#undef ML_VIETNAMESE_ORDERS
+#undef ML_VIETNAMESE_OWN
+#undef ML_VIETNAMESE_AFTER
+#undef ML_VIETNAMESE_DEV
 
 constexpr unsigned kFlags = HS_FLAG_CASELESS | HS_FLAG_MULTILINE | HS_FLAG_SINGLEMATCH;
 constexpr std::string_view kMagic = "AWHS1\n";
