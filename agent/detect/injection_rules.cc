@@ -121,6 +121,20 @@ namespace {
 #define ML_VIETNAMESE_DEV \
   R"((nha\W+phat\W+trien)\b)"
 
+// A group's rules: the instructions made the model's before the noun, inside it, or by who
+// gave them; and, where the language says so after the noun, there.
+#define ML_RULES(G)                                                                   \
+  {"injection.ignore_instructions", ML_##G##_IGNORE ML_##G##_EARLIER ML_##G##_ORDERS, \
+   0.8, 0.95, kOtherLanguage, ML_##G##_ORDERS},                                       \
+      {"injection.ignore_instructions", ML_##G##_IGNORE ML_##G##_OWN, 0.8, 0.95,      \
+       kOtherLanguage, ML_##G##_OWN},                                                 \
+      {"injection.ignore_instructions",                                               \
+       ML_##G##_IGNORE ML_##G##_ORDERS R"(\W+(\w+\W+){0,4})" ML_##G##_DEV, 0.8, 0.95,  \
+       kOtherLanguage, ML_##G##_DEV}
+#define ML_RULES_AFTER(G)                                                                    \
+  {"injection.ignore_instructions", ML_##G##_IGNORE ML_##G##_ORDERS R"(\W+)" ML_##G##_AFTER, \
+   0.8, 0.95, kOtherLanguage, ML_##G##_AFTER}
+
 // Patterns are written for the normalised text and matched caselessly. `\W+` between words
 // lets "ignore -- all  previous" through; words are whole (\b) so "signore" is not "ignore".
 // Each rule names one thing an attacker does. A rule whose words are ordinary in a user's
@@ -655,73 +669,16 @@ const std::vector<InjectionRule> kRules = {
     // (my own) and "ignorera instruktionerna på förpackningen" (on the package) stay
     // ordinary: before the noun, in it (a compound or suffix: "systemregler", "ohjeitasi",
     // "aturanmu"), after it ("abaikan instruksi sebelumnya"), or as who gave them.
-    // Swedish, Danish, Norwegian.
-    {"injection.ignore_instructions", ML_NORDIC_IGNORE ML_NORDIC_EARLIER ML_NORDIC_ORDERS, 0.8,
-     0.95, kOtherLanguage, ML_NORDIC_ORDERS},
-    {"injection.ignore_instructions", ML_NORDIC_IGNORE ML_NORDIC_OWN, 0.8, 0.95, kOtherLanguage,
-     ML_NORDIC_OWN},
-    {"injection.ignore_instructions",
-     ML_NORDIC_IGNORE ML_NORDIC_ORDERS R"(\W+(\w+\W+){0,4})" ML_NORDIC_DEV, 0.8, 0.95,
-     kOtherLanguage, ML_NORDIC_DEV},
-    // Finnish.
-    {"injection.ignore_instructions", ML_FINNISH_IGNORE ML_FINNISH_EARLIER ML_FINNISH_ORDERS, 0.8,
-     0.95, kOtherLanguage, ML_FINNISH_ORDERS},
-    {"injection.ignore_instructions", ML_FINNISH_IGNORE ML_FINNISH_OWN, 0.8, 0.95, kOtherLanguage,
-     ML_FINNISH_OWN},
-    {"injection.ignore_instructions",
-     ML_FINNISH_IGNORE ML_FINNISH_ORDERS R"(\W+(\w+\W+){0,4})" ML_FINNISH_DEV, 0.8, 0.95,
-     kOtherLanguage, ML_FINNISH_DEV},
-    // Czech, Slovak, Polish.
-    {"injection.ignore_instructions", ML_WSLAVIC_IGNORE ML_WSLAVIC_EARLIER ML_WSLAVIC_ORDERS, 0.8,
-     0.95, kOtherLanguage, ML_WSLAVIC_ORDERS},
-    {"injection.ignore_instructions", ML_WSLAVIC_IGNORE ML_WSLAVIC_OWN, 0.8, 0.95, kOtherLanguage,
-     ML_WSLAVIC_OWN},
-    {"injection.ignore_instructions",
-     ML_WSLAVIC_IGNORE ML_WSLAVIC_ORDERS R"(\W+(\w+\W+){0,4})" ML_WSLAVIC_DEV, 0.8, 0.95,
-     kOtherLanguage, ML_WSLAVIC_DEV},
-    // Romanian.
-    {"injection.ignore_instructions", ML_ROMANIAN_IGNORE ML_ROMANIAN_EARLIER ML_ROMANIAN_ORDERS,
-     0.8, 0.95, kOtherLanguage, ML_ROMANIAN_ORDERS},
-    {"injection.ignore_instructions", ML_ROMANIAN_IGNORE ML_ROMANIAN_OWN, 0.8, 0.95, kOtherLanguage,
-     ML_ROMANIAN_OWN},
-    {"injection.ignore_instructions",
-     ML_ROMANIAN_IGNORE ML_ROMANIAN_ORDERS R"(\W+)" ML_ROMANIAN_AFTER, 0.8, 0.95, kOtherLanguage,
-     ML_ROMANIAN_AFTER},
-    {"injection.ignore_instructions",
-     ML_ROMANIAN_IGNORE ML_ROMANIAN_ORDERS R"(\W+(\w+\W+){0,4})" ML_ROMANIAN_DEV, 0.8, 0.95,
-     kOtherLanguage, ML_ROMANIAN_DEV},
-    // Hungarian.
-    {"injection.ignore_instructions", ML_HUNGARIAN_IGNORE ML_HUNGARIAN_EARLIER ML_HUNGARIAN_ORDERS,
-     0.8, 0.95, kOtherLanguage, ML_HUNGARIAN_ORDERS},
-    {"injection.ignore_instructions", ML_HUNGARIAN_IGNORE ML_HUNGARIAN_OWN, 0.8, 0.95,
-     kOtherLanguage, ML_HUNGARIAN_OWN},
-    {"injection.ignore_instructions",
-     ML_HUNGARIAN_IGNORE ML_HUNGARIAN_ORDERS R"(\W+(\w+\W+){0,4})" ML_HUNGARIAN_DEV, 0.8, 0.95,
-     kOtherLanguage, ML_HUNGARIAN_DEV},
-    // Indonesian.
-    {"injection.ignore_instructions",
-     ML_INDONESIAN_IGNORE ML_INDONESIAN_EARLIER ML_INDONESIAN_ORDERS, 0.8, 0.95, kOtherLanguage,
-     ML_INDONESIAN_ORDERS},
-    {"injection.ignore_instructions", ML_INDONESIAN_IGNORE ML_INDONESIAN_OWN, 0.8, 0.95,
-     kOtherLanguage, ML_INDONESIAN_OWN},
-    {"injection.ignore_instructions",
-     ML_INDONESIAN_IGNORE ML_INDONESIAN_ORDERS R"(\W+)" ML_INDONESIAN_AFTER, 0.8, 0.95,
-     kOtherLanguage, ML_INDONESIAN_AFTER},
-    {"injection.ignore_instructions",
-     ML_INDONESIAN_IGNORE ML_INDONESIAN_ORDERS R"(\W+(\w+\W+){0,4})" ML_INDONESIAN_DEV, 0.8, 0.95,
-     kOtherLanguage, ML_INDONESIAN_DEV},
-    // Vietnamese.
-    {"injection.ignore_instructions",
-     ML_VIETNAMESE_IGNORE ML_VIETNAMESE_EARLIER ML_VIETNAMESE_ORDERS, 0.8, 0.95, kOtherLanguage,
-     ML_VIETNAMESE_ORDERS},
-    {"injection.ignore_instructions", ML_VIETNAMESE_IGNORE ML_VIETNAMESE_OWN, 0.8, 0.95,
-     kOtherLanguage, ML_VIETNAMESE_OWN},
-    {"injection.ignore_instructions",
-     ML_VIETNAMESE_IGNORE ML_VIETNAMESE_ORDERS R"(\W+)" ML_VIETNAMESE_AFTER, 0.8, 0.95,
-     kOtherLanguage, ML_VIETNAMESE_AFTER},
-    {"injection.ignore_instructions",
-     ML_VIETNAMESE_IGNORE ML_VIETNAMESE_ORDERS R"(\W+(\w+\W+){0,4})" ML_VIETNAMESE_DEV, 0.8, 0.95,
-     kOtherLanguage, ML_VIETNAMESE_DEV},
+    ML_RULES(NORDIC),      // Swedish, Danish, Norwegian
+    ML_RULES(FINNISH),     //
+    ML_RULES(WSLAVIC),     // Czech, Slovak, Polish
+    ML_RULES(ROMANIAN),    //
+    ML_RULES(HUNGARIAN),   //
+    ML_RULES(INDONESIAN),  //
+    ML_RULES(VIETNAMESE),  //
+    ML_RULES_AFTER(ROMANIAN),
+    ML_RULES_AFTER(INDONESIAN),
+    ML_RULES_AFTER(VIETNAMESE),
     // Greek, Hebrew, Arabic, Ukrainian and Thai, as normalised (Greek without accents,
     // Ukrainian "й" as "и", Thai "ำ" as "ํา"). Case is not folded outside ASCII: Greek verbs
     // are stems from their second letter. Each wants an "earlier", "all", "original",
@@ -932,6 +889,8 @@ const std::vector<InjectionRule> kRules = {
 };
 
 #undef READER_DOING
+#undef ML_RULES
+#undef ML_RULES_AFTER
 #undef ML_NORDIC_IGNORE
 #undef ML_NORDIC_EARLIER
 #undef ML_NORDIC_ORDERS
