@@ -69,6 +69,11 @@ def is_word(c: int) -> bool:
     return (97 <= c <= 122) or (65 <= c <= 90) or (48 <= c <= 57) or c >= 0x80
 
 
+# Words the model does not see (as ngram_model.cc): "example" is in the reserved host names
+# the training attacks send data to far more often than the benign rows name them.
+UNSEEN = {b"example", b"examples"}
+
+
 def tokenize(b: bytes):
     out, i, n = [], 0, len(b)
     while i < n:
@@ -77,7 +82,7 @@ def tokenize(b: bytes):
         s = i
         while i < n and is_word(b[i]):
             i += 1
-        if i > s:
+        if i > s and lower(b[s:i]) not in UNSEEN:
             out.append(b[s:i])
     return out
 

@@ -685,6 +685,10 @@ TEST_CASE("injection: the model's features are the training script's") {
         std::vector<uint32_t>{3424,   25117,  29684,  30204,  39719,  48651,  70204,  70239,
                               121292, 121699, 122359, 144916, 150661, 153113, 154652, 162152,
                               163504, 177927, 188407, 202417, 242486, 253129, 253255, 257206});
+  // "example" (the reserved host name the training attacks send data to) is not seen.
+  CHECK(NgramModel::features("send it to collector.example now") ==
+        NgramModel::features("send it to collector. now"));
+  CHECK(NgramModel::features("For EXAMPLES, see") == NgramModel::features("For, see"));
 }
 
 TEST_CASE("injection: the shipped model loads, and a bad model file says which line") {
