@@ -14,13 +14,13 @@ namespace {
 
 // What the reading AI is doing, in a condition that names it ("if you are a language model
 // explaining this script"): the end of two rules and of their prefilters, written once.
-#define READER_DOING \
-  R"((now\W+)?((reading|processing|summari[sz]ing|parsing|handling|analy[sz]ing|reviewing)\b|)" \
-  R"((explaining|copying|running|executing|translating|indexing|scanning|ingesting|crawling|)" \
-  R"(browsing|grading|screening|ranking|evaluating|triaging|formatting|importing|auditing|)" \
-  R"(checking|quoting|using|reads|processes|summari[sz]es|parses|handles|reviews|sees|finds|)" \
+#define READER_DOING                                                                             \
+  R"((now\W+)?((reading|processing|summari[sz]ing|parsing|handling|analy[sz]ing|reviewing)\b|)"  \
+  R"((explaining|copying|running|executing|translating|indexing|scanning|ingesting|crawling|)"   \
+  R"(browsing|grading|screening|ranking|evaluating|triaging|formatting|importing|auditing|)"     \
+  R"(checking|quoting|using|reads|processes|summari[sz]es|parses|handles|reviews|sees|finds|)"   \
   R"(encounters|visits|opens|loads|answering\W+questions\W+(about|on|from)|working\W+(on|with|)" \
-  R"(through)|looking\W+at|going\W+through)\W+(this|these|the\W+(above|below|following)|our|)" \
+  R"(through)|looking\W+at|going\W+through)\W+(this|these|the\W+(above|below|following)|our|)"   \
   R"(my)\b))"
 
 // Orders to drop the model's instructions in eleven more languages (the rules below say how
@@ -28,121 +28,111 @@ namespace {
 // instructions the model's (earlier, own, after the noun, the developers'), and the nouns.
 // One pattern for all of them took vectorscan 20 s to compile (the product of long
 // alternations); one per group takes milliseconds.
-#define ML_NORDIC_IGNORE \
+#define ML_NORDIC_IGNORE                                                                   \
   R"(\b(ignorera|glom|bortse\W+fran|strunta\W+i|hoppa\W+over|sluta\W+folja|ignorer|glem|)" \
-  R"(se\W+bort\W+fra|tilsides(ae|æ)t|overse|slutte\W+a\W+folge|)" \
+  R"(se\W+bort\W+fra|tilsides(ae|æ)t|overse|slutte\W+a\W+folge|)"                         \
   R"(hold\W+op\W+med\W+at\W+folge)\W+((de|den|det)\W+)?)"
-#define ML_NORDIC_EARLIER \
+#define ML_NORDIC_EARLIER                                                              \
   R"((alla|samtliga|dina|era|tidigare|foregaende|ovanstaende|ursprungliga|alle|dine|)" \
   R"(forrige|ovenstaende|oprindelige|opprinnelige)\W+(\w+\W+)?)"
-#define ML_NORDIC_ORDERS \
+#define ML_NORDIC_ORDERS                                                                \
   R"((instruktion\w*|anvisning\w*|regler\w*|direktiv\w*|riktlinje\w*|systemprompt\w*|)" \
   R"(instruks\w*|retningslinje\w*)\b)"
-#define ML_NORDIC_OWN \
-  R"((system(regl|instru|medd|meld|besk|prompt)\w*)\b)"
-#define ML_NORDIC_DEV \
-  R"((utvecklar\w*|utvikler\w*|udvikler\w*)\b)"
-#define ML_FINNISH_IGNORE \
+#define ML_NORDIC_OWN R"((system(regl|instru|medd|meld|besk|prompt)\w*)\b)"
+#define ML_NORDIC_DEV R"((utvecklar\w*|utvikler\w*|udvikler\w*)\b)"
+#define ML_FINNISH_IGNORE                                                   \
   R"(\b(unohda|unohtakaa|ohita|ohittakaa|sivuuta|ala\W+(enaa\W+)?noudata|)" \
   R"(lopeta\W+noudattamasta|jata\W+huomiotta)\W+)"
 #define ML_FINNISH_EARLIER \
   R"((kaikki|aiemmat|aiempia|aikaisemmat|edelliset|edellisia|alkuperaiset)\W+(\w+\W+)?)"
-#define ML_FINNISH_ORDERS \
+#define ML_FINNISH_ORDERS                                                              \
   R"((ohjeet|ohjeesi|ohjeita|ohjeitasi|ohjeistus|ohjeistukset|ohjeistuksesi|saannot|)" \
   R"(saantoja|saantojasi|kaskyt|kaskyja)\b)"
-#define ML_FINNISH_OWN \
-  R"((jarjestelmaohje\w*|jarjestelmakehot\w*|ohjeitasi|ohjeesi|saantojasi)\b)"
-#define ML_FINNISH_DEV \
-  R"((kehittaj\w*)\b)"
-#define ML_WSLAVIC_IGNORE \
-  R"(\b(ignoruj(te)?|zapomen(te)?(\W+na)?|zabudni(te)?(\W+na)?|nedbej(te)?(\W+na)?|)" \
+#define ML_FINNISH_OWN R"((jarjestelmaohje\w*|jarjestelmakehot\w*|ohjeitasi|ohjeesi|saantojasi)\b)"
+#define ML_FINNISH_DEV R"((kehittaj\w*)\b)"
+#define ML_WSLAVIC_IGNORE                                                                    \
+  R"(\b(ignoruj(te)?|zapomen(te)?(\W+na)?|zabudni(te)?(\W+na)?|nedbej(te)?(\W+na)?|)"        \
   R"(prestan(te)?\W+(se\W+ridit|sa\W+riadit|dodrz\w*)|(uz\W+)?neriad(te)?\W+sa)\W+((na|se|)" \
   R"(sa|ze)\W+)?)"
-#define ML_WSLAVIC_EARLIER \
-  R"((vsechny|vsetky|vsech|svoje|sve|sva|tve|tvoje|predchozi|predchadzajuce|predosle|)" \
+#define ML_WSLAVIC_EARLIER                                                                    \
+  R"((vsechny|vsetky|vsech|svoje|sve|sva|tve|tvoje|predchozi|predchadzajuce|predosle|)"       \
   R"(puvodni|povodne|dosavadni|wszystkie|poprzednie|wczesniejsze|dotychczasowe|swoje|twoje|)" \
   R"(oryginalne)\W+(\w+\W+)?)"
-#define ML_WSLAVIC_ORDERS \
+#define ML_WSLAVIC_ORDERS                                                         \
   R"((pokyn\w*|instrukc\w*|pravidl\w*|prikaz\w*|smernic\w*|polecen\w*|zasad\w*|)" \
   R"(wytyczn\w*)\b)"
-#define ML_WSLAVIC_OWN \
+#define ML_WSLAVIC_OWN                                                                       \
   R"((systemov\w*\W+(instrukc|pravid|pokyn)\w*|systemow\w*\W+(instrukcj|zasad|polecen)\w*|)" \
   R"((instrukcj\w*|zasad\w*|polecen\w*)\W+systemow\w*)\b)"
-#define ML_WSLAVIC_DEV \
-  R"((vyvojar\w*|programist\w*|tworc\w*)\b)"
+#define ML_WSLAVIC_DEV R"((vyvojar\w*|programist\w*|tworc\w*)\b)"
 #define ML_ROMANIAN_IGNORE \
   R"(\b(ignora(ti)?|uita(ti)?|nu\W+mai\W+(respecta(ti)?|(tine|tii|tineti)\W+cont\W+de))\W+)"
-#define ML_ROMANIAN_EARLIER \
-  R"((toate)\W+(\w+\W+)?)"
-#define ML_ROMANIAN_ORDERS \
-  R"((instructiun\w*|regul(ile|ilor|i|a)|indicatii\w*|ghidur\w*)\b)"
-#define ML_ROMANIAN_OWN \
-  R"(((instructiunile|regulile)\W+(de\W+)?sistem\w*)\b)"
-#define ML_ROMANIAN_AFTER \
-  R"(((tale\W+)?(anterioare|precedente|initiale))\b)"
-#define ML_ROMANIAN_DEV \
-  R"((dezvoltator\w*)\b)"
-#define ML_HUNGARIAN_IGNORE \
+#define ML_ROMANIAN_EARLIER R"((toate)\W+(\w+\W+)?)"
+#define ML_ROMANIAN_ORDERS R"((instructiun\w*|regul(ile|ilor|i|a)|indicatii\w*|ghidur\w*)\b)"
+#define ML_ROMANIAN_OWN R"(((instructiunile|regulile)\W+(de\W+)?sistem\w*)\b)"
+#define ML_ROMANIAN_AFTER R"(((tale\W+)?(anterioare|precedente|initiale))\b)"
+#define ML_ROMANIAN_DEV R"((dezvoltator\w*)\b)"
+#define ML_HUNGARIAN_IGNORE                                          \
   R"(\b(hagy(d|ja)\W+figyelmen\W+kivul|felejts(d|e)\W+el|ignorald|)" \
   R"(ne\W+kovesd(\W+tovabb)?)\W+((az|a)\W+)?)"
-#define ML_HUNGARIAN_EARLIER \
-  R"((osszes|minden|korabbi|elozo|eddigi|eredeti|fenti)\W+(\w+\W+)?)"
+#define ML_HUNGARIAN_EARLIER R"((osszes|minden|korabbi|elozo|eddigi|eredeti|fenti)\W+(\w+\W+)?)"
 #define ML_HUNGARIAN_ORDERS \
   R"((utasitas(t|ok|okat|aidat|ait)?|szabaly(t|ok|okat|aidat|ait)?|iranyelv(et|ek|eket)?)\b)"
-#define ML_HUNGARIAN_OWN \
+#define ML_HUNGARIAN_OWN                                                        \
   R"((rendszer(szabaly|utasitas|uzenet|prompt)\w*|szabalyaidat|utasitasaidat|)" \
   R"(iranyelveidet)\b)"
-#define ML_HUNGARIAN_DEV \
-  R"((fejleszto\w*)\b)"
-#define ML_INDONESIAN_IGNORE \
+#define ML_HUNGARIAN_DEV R"((fejleszto\w*)\b)"
+#define ML_INDONESIAN_IGNORE                                                 \
   R"(\b(abaikan|lupakan|acuhkan|hiraukan|jangan\W+(ikuti|hiraukan|patuhi)|)" \
   R"(berhenti\W+mengikuti)\W+)"
-#define ML_INDONESIAN_EARLIER \
-  R"((semua|seluruh|segala)\W+(\w+\W+)?)"
-#define ML_INDONESIAN_ORDERS \
-  R"((instruksi|petunjuk|perintah|aturan|arahan|pedoman)\b)"
-#define ML_INDONESIAN_OWN \
-  R"(((aturan|instruksi|pedoman|perintah)(mu|\W+sistem\w*))\b)"
-#define ML_INDONESIAN_AFTER \
-  R"((sebelumnya|sebelum\W+ini|awal|tadi)\b)"
-#define ML_INDONESIAN_DEV \
-  R"((pengembang)\b)"
-#define ML_VIETNAMESE_IGNORE \
+#define ML_INDONESIAN_EARLIER R"((semua|seluruh|segala)\W+(\w+\W+)?)"
+#define ML_INDONESIAN_ORDERS R"((instruksi|petunjuk|perintah|aturan|arahan|pedoman)\b)"
+#define ML_INDONESIAN_OWN R"(((aturan|instruksi|pedoman|perintah)(mu|\W+sistem\w*))\b)"
+#define ML_INDONESIAN_AFTER R"((sebelumnya|sebelum\W+ini|awal|tadi)\b)"
+#define ML_INDONESIAN_DEV R"((pengembang)\b)"
+#define ML_VIETNAMESE_IGNORE                                                              \
   R"(\b(bo\W+qua|phot\W+lo|quen(\W+(di|đi|het))?|(d|đ)ung\W+(tuan\W+theo|lam\W+theo)|)" \
   R"(khong\W+tuan\W+theo)\W+((cac|nhung|moi)\W+)?)"
-#define ML_VIETNAMESE_EARLIER \
-  R"((tat\W+ca|het|toan\W+bo)\W+(\w+\W+)?)"
-#define ML_VIETNAMESE_ORDERS \
-  R"((huong\W+dan|chi\W+dan|chi\W+thi|quy\W+tac|lenh|loi\W+nhac)\b)"
-#define ML_VIETNAMESE_OWN \
-  R"(((quy\W+tac|huong\W+dan|chi\W+dan)\W+he\W+thong)\b)"
-#define ML_VIETNAMESE_AFTER \
-  R"((truoc(\W+(đo|đay|do|day))?|ban\W+(đau|dau)|cua\W+ban)\b)"
-#define ML_VIETNAMESE_DEV \
-  R"((nha\W+phat\W+trien)\b)"
+#define ML_VIETNAMESE_EARLIER R"((tat\W+ca|het|toan\W+bo)\W+(\w+\W+)?)"
+#define ML_VIETNAMESE_ORDERS R"((huong\W+dan|chi\W+dan|chi\W+thi|quy\W+tac|lenh|loi\W+nhac)\b)"
+#define ML_VIETNAMESE_OWN R"(((quy\W+tac|huong\W+dan|chi\W+dan)\W+he\W+thong)\b)"
+#define ML_VIETNAMESE_AFTER R"((truoc(\W+(đo|đay|do|day))?|ban\W+(đau|dau)|cua\W+ban)\b)"
+#define ML_VIETNAMESE_DEV R"((nha\W+phat\W+trien)\b)"
+
+constexpr std::string_view kOtherLanguage =
+    "tells the model to ignore the instructions it was given (in another language)";
 
 // A group's rules: the instructions made the model's before the noun, inside it, or by who
 // gave them; and, where the language says so after the noun, there.
-#define ML_RULES(G)                                                                   \
-  {"injection.ignore_instructions", ML_##G##_IGNORE ML_##G##_EARLIER ML_##G##_ORDERS, \
-   0.8, 0.95, kOtherLanguage, ML_##G##_ORDERS},                                       \
-      {"injection.ignore_instructions", ML_##G##_IGNORE ML_##G##_OWN, 0.8, 0.95,      \
-       kOtherLanguage, ML_##G##_OWN},                                                 \
-      {"injection.ignore_instructions",                                               \
-       ML_##G##_IGNORE ML_##G##_ORDERS R"(\W+(\w+\W+){0,4})" ML_##G##_DEV, 0.8, 0.95,  \
-       kOtherLanguage, ML_##G##_DEV}
-#define ML_RULES_AFTER(G)                                                                    \
-  {"injection.ignore_instructions", ML_##G##_IGNORE ML_##G##_ORDERS R"(\W+)" ML_##G##_AFTER, \
-   0.8, 0.95, kOtherLanguage, ML_##G##_AFTER}
+#define ML_RULES(G)                                                                    \
+  {"injection.ignore_instructions",                                                    \
+   ML_##G##_IGNORE ML_##G##_EARLIER ML_##G##_ORDERS,                                   \
+   0.8,                                                                                \
+   0.95,                                                                               \
+   kOtherLanguage,                                                                     \
+   ML_##G##_ORDERS},                                                                   \
+      {"injection.ignore_instructions",                                                \
+       ML_##G##_IGNORE ML_##G##_OWN,                                                   \
+       0.8,                                                                            \
+       0.95,                                                                           \
+       kOtherLanguage,                                                                 \
+       ML_##G##_OWN},                                                                  \
+  {                                                                                    \
+    "injection.ignore_instructions",                                                   \
+        ML_##G##_IGNORE ML_##G##_ORDERS R"(\W+(\w+\W+){0,4})" ML_##G##_DEV, 0.8, 0.95, \
+        kOtherLanguage, ML_##G##_DEV                                                   \
+  }
+#define ML_RULES_AFTER(G)                                                                          \
+  {                                                                                                \
+    "injection.ignore_instructions", ML_##G##_IGNORE ML_##G##_ORDERS R"(\W+)" ML_##G##_AFTER, 0.8, \
+        0.95, kOtherLanguage, ML_##G##_AFTER                                                       \
+  }
 
 // Patterns are written for the normalised text and matched caselessly. `\W+` between words
 // lets "ignore -- all  previous" through; words are whole (\b) so "signore" is not "ignore".
 // Each rule names one thing an attacker does. A rule whose words are ordinary in a user's
 // own prompt ("in your response, …") is weak there and strong inside a tool result, where
 // nobody should be giving the model orders.
-constexpr std::string_view kOtherLanguage =
-    "tells the model to ignore the instructions it was given (in another language)";
-
 const std::vector<InjectionRule> kRules = {
     // Overriding what the model was told.
     {"injection.ignore_instructions",
@@ -669,13 +659,13 @@ const std::vector<InjectionRule> kRules = {
     // (my own) and "ignorera instruktionerna på förpackningen" (on the package) stay
     // ordinary: before the noun, in it (a compound or suffix: "systemregler", "ohjeitasi",
     // "aturanmu"), after it ("abaikan instruksi sebelumnya"), or as who gave them.
-    ML_RULES(NORDIC),      // Swedish, Danish, Norwegian
-    ML_RULES(FINNISH),     //
-    ML_RULES(WSLAVIC),     // Czech, Slovak, Polish
-    ML_RULES(ROMANIAN),    //
-    ML_RULES(HUNGARIAN),   //
-    ML_RULES(INDONESIAN),  //
-    ML_RULES(VIETNAMESE),  //
+    ML_RULES(NORDIC),  // Swedish, Danish, Norwegian
+    ML_RULES(FINNISH),
+    ML_RULES(WSLAVIC),  // Czech, Slovak, Polish
+    ML_RULES(ROMANIAN),
+    ML_RULES(HUNGARIAN),
+    ML_RULES(INDONESIAN),
+    ML_RULES(VIETNAMESE),
     ML_RULES_AFTER(ROMANIAN),
     ML_RULES_AFTER(INDONESIAN),
     ML_RULES_AFTER(VIETNAMESE),
