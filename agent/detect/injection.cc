@@ -364,16 +364,19 @@ class InjectionDetector final : public Detector {
           tool && c > kQuotedMention && quotable(r.id) &&
           rules_.every_match(rule, text, [&](Span s) { return quoted_in_prose(text, s); });
       if (mention) c = kQuotedMention;
+      const auto explanation = [&] {
+        std::string why(r.explanation);
+        if (mention) why += kQuotedNote;
+        return why;
+      };
       auto it = std::find_if(out.begin(), out.end(),
                              [&](const Finding& f) { return f.detector == r.id; });
       if (it == out.end()) {
-        out.push_back({std::string(r.id), Category::kInjection, c, {}, std::string(r.explanation)});
+        out.push_back({std::string(r.id), Category::kInjection, c, {}, explanation()});
         it = out.end() - 1;
-        if (mention) it->explanation += kQuotedNote;
       } else if (c > it->confidence) {
         it->confidence = c;
-        it->explanation = r.explanation;
-        if (mention) it->explanation += kQuotedNote;
+        it->explanation = explanation();
       }
       it->spans.push_back(rules_.span_of(rule, text));
       if (part != matched.end()) it->spans.push_back(rules_.span_of(*part, text));

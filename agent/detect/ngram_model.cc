@@ -58,7 +58,8 @@ constexpr std::array<uint8_t, 256> kWordLower = [] {
   return t;
 }();
 
-constexpr uint32_t fnv_lower(std::string_view w) {
+// FNV-1a of `w`, as tokenize() hashes a word (whose bytes it has lowered).
+constexpr uint32_t fnv1a(std::string_view w) {
   uint32_t h = kFnvBasis;
   for (char c : w) h = (h ^ uint8_t(c)) * kFnvPrime;
   return h;
@@ -69,7 +70,7 @@ constexpr uint32_t fnv_lower(std::string_view w) {
 // rows name them, so the model learned the word as attack evidence, which says nothing about
 // real traffic and flags documentation. Matched by hash and length (the hash is the word's).
 bool unseen_word(uint32_t h, size_t len) {
-  static constexpr uint32_t kExample = fnv_lower("example"), kExamples = fnv_lower("examples");
+  static constexpr uint32_t kExample = fnv1a("example"), kExamples = fnv1a("examples");
   return (len == 7 && h == kExample) || (len == 8 && h == kExamples);
 }
 
