@@ -17,6 +17,7 @@
 #include <string>
 
 #include "agent/common/fd_io.h"
+#include "agent/detect/harmful_code.h"
 #include "agent/detect/injection_rules.h"
 #include "agent/detect/ngram_model.h"
 
@@ -380,6 +381,17 @@ class InjectionDetector final : public Detector {
       }
       it->spans.push_back(rules_.span_of(rule, text));
       if (part != matched.end()) it->spans.push_back(rules_.span_of(*part, text));
+    }
+    // An order to put given code into the answer is also how a developer hands over their own
+    // snippet; code that does what malware does makes it an attack in a prompt too.
+    const auto insertion = std::find_if(out.begin(), out.end(), [](const Finding& f) {
+      return f.detector == "injection.code_insertion";
+    });
+    if (insertion != out.end()) {
+      if (const auto harm = harmful_code(text)) {
+        insertion->confidence = std::max(insertion->confidence, tool ? 0.95 : 0.75);
+        insertion->explanation += ", code that " + *harm;
+      }
     }
     // The model learned from prompts and from content handed to a model; on the model's own
     // output and tool-call arguments (code, JSON) its word means nothing.
