@@ -49,6 +49,10 @@ MAX_TOKEN_FOR_GRAMS = 20
 # in each of its two tables, so 12 features): a two-word text carries little evidence
 # either way, and must not score like a whole paragraph.
 MIN_NORM = 24
+# Texts of fewer words, and of fewer word bytes in all, get probability 0, as the agent
+# scores them (too little to judge).
+MIN_TOKENS = 4
+MIN_WORD_BYTES = 24
 
 
 def fnv(data: bytes) -> int:
@@ -181,7 +185,10 @@ def logit(w, bias, feats):
 
 def probability(w, bias, text, view):
     """The model's probability for `text` in `view`: its most suspicious window's, as the
-    agent scores (0 for a text without words)."""
+    agent scores (0 for a text of fewer than MIN_TOKENS words and MIN_WORD_BYTES bytes)."""
+    toks = tokenize(text.encode("utf-8", "surrogatepass"))
+    if len(toks) < MIN_TOKENS and sum(map(len, toks)) < MIN_WORD_BYTES:
+        return 0.0
     best = max((logit(w, bias, f) for f in windows(text, view) if f), default=None)
     return 0.0 if best is None else 1.0 / (1.0 + math.exp(-max(min(best, 30.0), -30.0)))
 

@@ -18,6 +18,13 @@ constexpr size_t kMaxTokenForGrams = 20;  // longer "words" are ids and blobs, n
 // each of its two tables, so 12 features): a two-word text carries little evidence either
 // way and must not score like a whole paragraph.
 constexpr size_t kMinNorm = 24;
+// Texts of fewer words, and shorter than kMinWordBytes in all, are not scored at all:
+// "continue", "tell me more", "pay" carry too little for the model to judge (it had flagged
+// those three), and the rules still read them. Out of fold, no such text was flagged by the
+// model alone. The length keeps the scripts written without spaces, where a clause is one
+// "word" (8 Chinese characters are 24 bytes).
+constexpr size_t kMinTokens = 4;
+constexpr size_t kMinWordBytes = 24;
 
 // Hashing, simple enough to reproduce in the training script: a word is FNV-1a (32 bits) of
 // its lowercase bytes; a feature is the top bits of (key ^ kind) times a 64-bit odd constant,
@@ -205,7 +212,12 @@ NgramModel::Result NgramModel::score(std::string_view text, View view) const {
   thread_local std::vector<Token> toks;
   thread_local std::vector<uint32_t> hashes;
   tokenize(text, toks, hashes);
-  if (toks.empty() || weights.empty()) return best;
+  if (weights.empty() || toks.empty()) return best;
+  if (toks.size() < kMinTokens) {
+    size_t bytes = 0;
+    for (const Token& t : toks) bytes += t.end - t.begin;
+    if (bytes < kMinWordBytes) return best;
+  }
   // Features count with repeats, so a window's score is a sum over its tokens: each token's
   // features are hashed and weighed once, and windows are differences of prefix sums.
   // The bigram a token makes with the next one counts only when both are in the window.
