@@ -439,15 +439,20 @@ const std::vector<InjectionRule> kRules = {
   R"(\b(following|subsequent|below|ensuing|accompanying)\W+(code\W+)?)"                       \
   R"((snippet|excerpt)|\b(following|subsequent|below|ensuing|accompanying)\W+code\W+(block|)" \
   R"(section|segment|fragment)\b)"
-#define YOUR_CODE                                                                                 \
-  R"(\b(your\W+(code|solution|implementation|program|codebase|script|algorithm|function)|the\W+)" \
-  R"(code\W+you\W+(develop|write|build|produce))\b)"
+// "The code you develop" is a rule of its own, its prefilter from "code" on: an alternative
+// that starts with "the" had vectorscan confirm every "the" (5% of detect_bench's speed).
+#define YOUR_CODE \
+  R"(\b(your\W+(code|solution|implementation|program|codebase|script|algorithm|function))\b)"
+#define CODE_YOU_WRITE R"(code\W+you\W+(develop|write|build|produce)\b)"
     {"injection.code_insertion", YOUR_CODE R"([^.\n]{0,80}()" CODE_GIVEN ")", 0.5, 0.85,
      "asks the model to put given code into its answer", "(" CODE_GIVEN ")"},
     {"injection.code_insertion", "(" CODE_GIVEN R"()[^.\n]{0,80})" YOUR_CODE, 0.5, 0.85,
      "asks the model to put given code into its answer", YOUR_CODE},
+    {"injection.code_insertion", "(" CODE_GIVEN R"()[^.\n]{0,80}\bthe\W+)" CODE_YOU_WRITE, 0.5,
+     0.85, "asks the model to put given code into its answer", CODE_YOU_WRITE},
 #undef CODE_GIVEN
 #undef YOUR_CODE
+#undef CODE_YOU_WRITE
     // Data sent where it should not go.
     {"injection.exfiltration",
      R"(\b(send|forward|email|e-mail|post|upload|transmit|exfiltrate|leak)\W+((all|the|this|)"
