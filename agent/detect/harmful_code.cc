@@ -105,7 +105,7 @@ std::string lower(std::string_view text) {
 
 }  // namespace
 
-std::optional<std::string> harmful_code(std::string_view text) {
+std::optional<HarmfulCode> harmful_code(std::string_view text) {
   const std::string low = lower(text);
   const auto has = [&](std::string_view needle) { return low.find(needle) != std::string::npos; };
   for (const Harm& h : kHarms) {
@@ -113,15 +113,12 @@ std::optional<std::string> harmful_code(std::string_view text) {
     if (hit == h.needles.end()) continue;
     const auto also = h.also ? std::find_if(h.also->begin(), h.also->end(), has) : nullptr;
     if (h.also && also == h.also->end()) continue;
-    std::string why(h.what);
-    why += " (";
-    why += *hit;
-    if (also) {
-      why += ", ";
-      why += *also;
-    }
-    why += ')';
-    return why;
+    HarmfulCode out{std::string(h.what) + " (" + std::string(*hit), {}};
+    if (also) out.what += ", " + std::string(*also);
+    out.what += ')';
+    const size_t at = low.find(*hit);
+    out.at = {at, at + hit->size()};
+    return out;
   }
   return std::nullopt;
 }

@@ -390,7 +390,8 @@ class InjectionDetector final : public Detector {
     if (insertion != out.end()) {
       if (const auto harm = harmful_code(text)) {
         insertion->confidence = std::max(insertion->confidence, tool ? 0.95 : 0.75);
-        insertion->explanation += ", code that " + *harm;
+        insertion->explanation += ", code that " + harm->what;
+        insertion->spans.push_back(harm->at);
       }
     }
     // The model learned from prompts and from content handed to a model; on the model's own
