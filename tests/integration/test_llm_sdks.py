@@ -67,6 +67,10 @@ class LlmSdkTest(aw.AgentTestCase):
             self.assertTrue(client["tool_calls"], f"the stand-in made no tool call: {client}")
         event = self._exchange_for(res, client)
         llm.check_exchange(self, event, client, entry, exe=llm.node_bin())
+        # An ordinary call (a greeting, a weather question with its tool result and the
+        # answer) is not an attack: the engine once flagged this very prompt as injection.
+        det = event["detection"]
+        self.assertFalse(det["flagged"], f"ordinary traffic flagged: {det}")
         return event, client, entry
 
     # -- OpenAI Chat Completions ------------------------------------------------------------
