@@ -424,7 +424,7 @@ const std::vector<InjectionRule> kRules = {
      R"(((the|this|these|following|below|subsequent|given|provided|attached|above|a|an)\W+)+)"
      R"((python\W+|javascript\W+|bash\W+|shell\W+)?(code\W+)?(snippet|excerpt|block|section|)"
      R"(segment|fragment|script|payload|piece\W+of\W+code|code\W+(lines|piece))\b)",
-     0.5, 0.85, "asks the model to put given code into its answer"},
+     0.5, 0.5, "asks the model to put given code into its answer"},
     {"injection.code_insertion",
      R"(\b(snippet|excerpt|block|section|fragment|segment|helper)\W+((\w+\W+){0,3})(in|into|within|)"
      R"(to|throughout|(as\W+)?(a\W+)?part\W+of|to\W+(enhance|complement|improve|strengthen|augment|)"
