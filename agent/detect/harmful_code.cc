@@ -1,9 +1,9 @@
 #include "agent/detect/harmful_code.h"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <initializer_list>
+#include <utility>
 
 namespace agentwall::detect {
 namespace {
@@ -54,7 +54,7 @@ struct Harm {
 
 // Kept in an order that puts the harms that need nothing else first: "logs keystrokes" says
 // more than "sends host details" when both are there.
-const std::array<Harm, 13> kHarms{{
+const Harm kHarms[] = {
     {"logs keystrokes",
      {"pynput", "keyboard.on_press", "keyboard.hook", "keyboard.read_key", "getasynckeystate",
       "setwindowshookex", "keylog", "addeventlistener('keydown'", "addeventlistener(\"keydown\""}},
@@ -94,7 +94,7 @@ const std::array<Harm, 13> kHarms{{
       "socket.gethostname", "getpass.getuser", "uuid.getnode", "whoami", "systeminfo", "wmi.",
       "psutil.process_iter", "/etc/passwd", "getmac"},
      &kSinks},
-}};
+};
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -103,21 +103,26 @@ std::string lower(std::string_view text) {
   return out;
 }
 
+// The first of `needles` found in `low`, and where; {nullptr, npos} when none is.
+std::pair<const std::string_view*, size_t> first_of(const Needles& needles,
+                                                    const std::string& low) {
+  for (const std::string_view& n : needles)
+    if (const size_t at = low.find(n); at != std::string::npos) return {&n, at};
+  return {nullptr, std::string::npos};
+}
+
 }  // namespace
 
 std::optional<HarmfulCode> harmful_code(std::string_view text) {
   const std::string low = lower(text);
-  const auto has = [&](std::string_view needle) { return low.find(needle) != std::string::npos; };
   for (const Harm& h : kHarms) {
-    const auto hit = std::find_if(h.needles.begin(), h.needles.end(), has);
-    if (hit == h.needles.end()) continue;
-    const auto also = h.also ? std::find_if(h.also->begin(), h.also->end(), has) : nullptr;
-    if (h.also && also == h.also->end()) continue;
-    HarmfulCode out{std::string(h.what) + " (" + std::string(*hit), {}};
+    const auto [hit, at] = first_of(h.needles, low);
+    if (!hit) continue;
+    const std::string_view* also = h.also ? first_of(*h.also, low).first : nullptr;
+    if (h.also && !also) continue;
+    HarmfulCode out{std::string(h.what) + " (" + std::string(*hit), {at, at + hit->size()}};
     if (also) out.what += ", " + std::string(*also);
     out.what += ')';
-    const size_t at = low.find(*hit);
-    out.at = {at, at + hit->size()};
     return out;
   }
   return std::nullopt;

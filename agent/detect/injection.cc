@@ -325,6 +325,10 @@ bool quoted_in_prose(std::string_view text, Span s) {
 // inside a quotation in prose is a mention, and weighs at most this much.
 constexpr double kQuotedMention = 0.4;
 constexpr std::string_view kQuotedNote = " (quoted in prose: a mention more than an order)";
+// An order to insert code that does what malware does (harmful_code.h): in a prompt, over the
+// threshold alone; in content, nearly certain.
+constexpr double kHarmfulInsertion = 0.75;
+constexpr double kHarmfulInsertionInContent = 0.95;
 
 bool quotable(std::string_view id) {
   return id == "injection.ignore_instructions" || id == "injection.prompt_extraction" ||
@@ -389,7 +393,8 @@ class InjectionDetector final : public Detector {
     });
     if (insertion != out.end()) {
       if (const auto harm = harmful_code(text)) {
-        insertion->confidence = std::max(insertion->confidence, tool ? 0.95 : 0.75);
+        insertion->confidence =
+            std::max(insertion->confidence, tool ? kHarmfulInsertionInContent : kHarmfulInsertion);
         insertion->explanation += ", code that " + harm->what;
         insertion->spans.push_back(harm->at);
       }

@@ -212,8 +212,8 @@ NgramModel::Result NgramModel::score(std::string_view text, View view) const {
   thread_local std::vector<Token> toks;
   thread_local std::vector<uint32_t> hashes;
   tokenize(text, toks, hashes);
-  if (weights.empty() || toks.empty()) return best;
-  if (toks.size() < kMinTokens) {
+  if (weights.empty()) return best;
+  if (toks.size() < kMinTokens) {  // an empty text too
     size_t bytes = 0;
     for (const Token& t : toks) bytes += t.end - t.begin;
     if (bytes < kMinWordBytes) return best;
