@@ -17,6 +17,7 @@
 #include <string>
 
 #include "agent/common/fd_io.h"
+#include "agent/detect/disguise.h"
 #include "agent/detect/harmful_code.h"
 #include "agent/detect/injection_rules.h"
 #include "agent/detect/ngram_model.h"
@@ -348,6 +349,56 @@ class InjectionDetector final : public Detector {
   std::string_view name() const override { return "injection"; }
 
   void scan(std::string_view text, Source source, std::vector<Finding>& out) const override {
+    // The model learned from prompts and from content handed to a model; on the model's own
+    // output and tool-call arguments (code, JSON) its word means nothing, and there a
+    // disguise is not looked for either: code and JSON are dense with ids and odd words.
+    if (source == Source::kModelOutput || source == Source::kToolArguments) {
+      read(text, source, nullptr, out);
+      return;
+    }
+    // The text's words are read once, for the model and for the signs of a disguise.
+    thread_local TextWords words;
+    read_words(text, words);
+    read(text, source, &words, out);
+    const DisguiseSigns signs = disguise_signs(text, words);
+    if (!signs.any()) return;
+    const bool tool = is_tool_content(source);
+    // The strongest orders with their words disguised (leetspeak, spaced out, split by '*',
+    // run together, backwards), where the rules did not read them in plain words.
+    for (const DisguisedOrder& d : find_disguised(text, signs, out)) {
+      out.push_back({std::string(d.id),
+                     Category::kInjection,
+                     tool ? d.tool_confidence : d.confidence,
+                     {d.span},
+                     std::string(d.explanation) + " (disguised: " + std::string(d.how) + ")"});
+    }
+    // And the whole text read again with the disguise undone, by the rules and the model: what
+    // it finds there is kept where it is stronger than what the text as written gave.
+    for (const Undisguised& u : undisguise(text, words, signs)) {
+      thread_local TextWords undone;
+      read_words(u.text, undone);
+      std::vector<Finding> again;
+      read(u.text, source, &undone, again);
+      // Letters spaced out are single-letter words to the model, which it never learned: its
+      // reading of the text joined up replaces that of the text as written.
+      if (u.how == kSpacedOut)
+        std::erase_if(out, [](const Finding& f) { return f.detector == "injection.model"; });
+      for (Finding& f : again) {
+        const bool weaker = std::any_of(out.begin(), out.end(), [&](const Finding& g) {
+          return g.detector == f.detector && g.confidence >= f.confidence;
+        });
+        if (weaker) continue;
+        f.spans.assign(1, u.at);
+        f.explanation += " (disguised: " + std::string(u.how) + ")";
+        out.push_back(std::move(f));
+      }
+    }
+  }
+
+ private:
+  // The rules and, where `words` are given (the text's, read_words), the model.
+  void read(std::string_view text, Source source, const TextWords* words,
+            std::vector<Finding>& out) const {
     const bool tool = is_tool_content(source);
     // One finding per rule id, with a span per matching pattern and the strongest confidence.
     // Parts are never findings; a rule that names one counts only where it matched too, and
@@ -399,11 +450,9 @@ class InjectionDetector final : public Detector {
         insertion->spans.push_back(harm->at);
       }
     }
-    // The model learned from prompts and from content handed to a model; on the model's own
-    // output and tool-call arguments (code, JSON) its word means nothing.
-    if (model_ && source != Source::kModelOutput && source != Source::kToolArguments) {
-      const NgramModel::Result m =
-          model_->score(text, tool ? NgramModel::View::kContent : NgramModel::View::kPrompt);
+    if (model_ && words) {
+      const NgramModel::Result m = model_->score(
+          text, *words, tool ? NgramModel::View::kContent : NgramModel::View::kPrompt);
       if (m.probability >= NgramModel::kReportFrom) {
         // Which view scored it: the same words weigh differently in a prompt and in content.
         char why[128];

@@ -30,7 +30,7 @@ constexpr size_t kMinWordBytes = 24;
 // its lowercase bytes; a feature is the top bits of (key ^ kind) times a 64-bit odd constant,
 // where the key is the word's hash, a pair of them, or up to 4 bytes of a character n-gram
 // with its length. Independent multiplies rather than one long chain per feature. Words are
-// hashed by tokenize(), as it finds them.
+// hashed by read_words(), as it finds them.
 constexpr uint32_t kFnvBasis = 2166136261u;
 constexpr uint32_t kFnvPrime = 16777619u;
 
@@ -42,9 +42,7 @@ uint32_t feature(uint64_t key, uint64_t kind) {
   return uint32_t(((key ^ kind) * 0x9E3779B97F4A7C15ull) >> (64 - NgramModel::kDimBits));
 }
 
-struct Token {
-  size_t begin, end;
-};
+using Token = TextWords::Word;
 
 // Tokens are runs of ASCII letters and digits or of non-ASCII bytes (so other scripts make
 // words too); everything else separates. Case is folded when hashing.
@@ -65,7 +63,7 @@ constexpr std::array<uint8_t, 256> kWordLower = [] {
   return t;
 }();
 
-// FNV-1a of `w`, as tokenize() hashes a word (whose bytes it has lowered).
+// FNV-1a of `w`, as read_words() hashes a word (whose bytes it has lowered).
 constexpr uint32_t fnv1a(std::string_view w) {
   uint32_t h = kFnvBasis;
   for (char c : w) h = (h ^ uint8_t(c)) * kFnvPrime;
@@ -81,14 +79,30 @@ bool unseen_word(uint32_t h, size_t len) {
   return (len == 7 && h == kExample) || (len == 8 && h == kExamples);
 }
 
-// The tokens of `text` into `toks`, and the hash of each (FNV-1a of its lowercase bytes)
-// into `hashes`, in one pass over the text. Both are cleared first: score() reuses them
-// from call to call.
-void tokenize(std::string_view text, std::vector<Token>& toks, std::vector<uint32_t>& hashes) {
+// Which kinds of byte (TextWords::Kind) each byte of a word is.
+constexpr std::array<uint8_t, 256> kByteKind = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) t[c] = TextWords::kLetters;
+    if (c >= '0' && c <= '9')
+      t[c] = (c == '2' || c == '6' || c == '9') ? TextWords::kOtherDigits : TextWords::kLeetDigits;
+    if (c >= 0x80) t[c] = TextWords::kNonAscii;
+  }
+  return t;
+}();
+
+}  // namespace
+
+// The words of `text`, the hash of each (FNV-1a of its lowercase bytes) and the kinds of byte
+// it holds, in one pass over the text. score() reuses the buffers from call to call.
+void read_words(std::string_view text, TextWords& out) {
+  std::vector<Token>& toks = out.words;
   toks.clear();
-  hashes.clear();
+  out.hashes.clear();
+  out.kinds.clear();
   toks.reserve(text.size() / 5);
-  hashes.reserve(text.size() / 5);
+  out.hashes.reserve(text.size() / 5);
+  out.kinds.reserve(text.size() / 5);
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
   const size_t n = text.size();
   size_t i = 0;
@@ -96,13 +110,20 @@ void tokenize(std::string_view text, std::vector<Token>& toks, std::vector<uint3
     while (i < n && !kWordByte[p[i]]) ++i;
     const size_t b = i;
     uint32_t h = kFnvBasis;
-    for (uint8_t c; i < n && (c = kWordLower[p[i]]) != 0; ++i) h = (h ^ c) * kFnvPrime;
+    uint8_t kinds = 0;
+    for (uint8_t c; i < n && (c = kWordLower[p[i]]) != 0; ++i) {
+      h = (h ^ c) * kFnvPrime;
+      kinds |= kByteKind[c];
+    }
     if (i > b && !unseen_word(h, i - b)) {
       toks.push_back({b, i});
-      hashes.push_back(h);
+      out.hashes.push_back(h);
+      out.kinds.push_back(kinds);
     }
   }
 }
+
+namespace {
 
 // The bigram token t makes with token t+1.
 uint32_t pair_feature(const std::vector<uint32_t>& hashes, size_t t) {
@@ -196,9 +217,11 @@ void sort_unique(std::vector<uint32_t>& v) {
 }  // namespace
 
 std::vector<uint32_t> NgramModel::features(std::string_view text) {
-  std::vector<Token> toks;
-  std::vector<uint32_t> hashes, out;
-  tokenize(text, toks, hashes);
+  TextWords words;
+  read_words(text, words);
+  const std::vector<Token>& toks = words.words;
+  const std::vector<uint32_t>& hashes = words.hashes;
+  std::vector<uint32_t> out;
   for (size_t t = 0; t < toks.size(); ++t)
     token_features(text, toks, hashes, t, t + 1 < toks.size(), out);
   sort_unique(out);
@@ -206,12 +229,18 @@ std::vector<uint32_t> NgramModel::features(std::string_view text) {
 }
 
 NgramModel::Result NgramModel::score(std::string_view text, View view) const {
+  // Per thread and kept from call to call, like the buffers below: no allocation per text.
+  thread_local TextWords words;
+  read_words(text, words);
+  return score(text, words, view);
+}
+
+NgramModel::Result NgramModel::score(std::string_view text, const TextWords& words,
+                                     View view) const {
   Result best;
   const std::vector<float>& weights = weights_[size_t(view)];
-  // Per thread and kept from call to call, like the buffers below: no allocation per text.
-  thread_local std::vector<Token> toks;
-  thread_local std::vector<uint32_t> hashes;
-  tokenize(text, toks, hashes);
+  const std::vector<Token>& toks = words.words;
+  const std::vector<uint32_t>& hashes = words.hashes;
   if (weights.empty()) return best;
   if (toks.size() < kMinTokens) {  // an empty text too
     size_t bytes = 0;

@@ -18,6 +18,22 @@
 
 namespace agentwall::detect {
 
+// The words of a text as the model reads them: runs of ASCII letters and digits, or of bytes
+// outside ASCII (other scripts make words too), "example" left out; with the hash of each
+// (FNV-1a of its lowercase bytes) and which kinds of byte it holds. Read once per text: the
+// disguise check (disguise.h) looks at the same words.
+struct TextWords {
+  struct Word {
+    size_t begin, end;
+  };
+  enum Kind : uint8_t { kLetters = 1, kLeetDigits = 2, kOtherDigits = 4, kNonAscii = 8 };
+  std::vector<Word> words;
+  std::vector<uint32_t> hashes;
+  std::vector<uint8_t> kinds;  // Kind bits
+};
+// `text`'s words into `out` (cleared first; its buffers are reused).
+void read_words(std::string_view text, TextWords& out);
+
 class NgramModel {
  public:
   static constexpr uint32_t kDimBits = 18;  // 262,144 hashed features
@@ -39,6 +55,8 @@ class NgramModel {
   static NgramModel parse(std::string_view data);
 
   Result score(std::string_view text, View view) const;
+  // The same, with the words of `text` already read (read_words).
+  Result score(std::string_view text, const TextWords& words, View view) const;
   size_t nonzero_weights() const;
 
   // The features of `text` taken as one window: sorted, unique hash indices. For tests and
