@@ -220,21 +220,25 @@ constexpr uint32_t word_hash(std::string_view w) {
   for (char c : w) h = (h ^ uint8_t(c)) * 16777619u;
   return h;
 }
-constexpr uint32_t kBackwards[] = {word_hash("eht"),  word_hash("uoy"),  word_hash("ruoy"),
-                                   word_hash("siht"), word_hash("taht"), word_hash("htiw"),
-                                   word_hash("lla"),  word_hash("dna")};
+// The commonest short English words, backwards (bits 0-7) and forwards (bits 8-15).
+constexpr uint32_t kFunctionWords[] = {
+    word_hash("eht"),  word_hash("uoy"),  word_hash("ruoy"), word_hash("siht"),
+    word_hash("taht"), word_hash("htiw"), word_hash("lla"),  word_hash("dna"),
+    word_hash("the"),  word_hash("you"),  word_hash("your"), word_hash("this"),
+    word_hash("that"), word_hash("with"), word_hash("all"),  word_hash("and")};
+constexpr unsigned kBackwardsMask = 0xFF;
 // One bit per low six bits of those hashes: most words are ruled out by one test.
-constexpr uint64_t kBackwardsBits = [] {
+constexpr uint64_t kFunctionBits = [] {
   uint64_t bits = 0;
-  for (uint32_t h : kBackwards) bits |= uint64_t(1) << (h & 63);
+  for (uint32_t h : kFunctionWords) bits |= uint64_t(1) << (h & 63);
   return bits;
 }();
-// Which of the short words that mark English written backwards the word with `hash` is (a
-// bit), or 0.
-unsigned backwards_word(uint32_t hash) {
-  if (!((kBackwardsBits >> (hash & 63)) & 1)) return 0;
-  for (unsigned k = 0; k < std::size(kBackwards); ++k)
-    if (hash == kBackwards[k]) return 1u << k;
+// Which of those words the word with `hash` (read_words: of its lowercase bytes) is, as a
+// bit, or 0.
+unsigned function_word(uint32_t hash) {
+  if (!((kFunctionBits >> (hash & 63)) & 1)) return 0;
+  for (unsigned k = 0; k < std::size(kFunctionWords); ++k)
+    if (hash == kFunctionWords[k]) return 1u << k;
   return 0;
 }
 
@@ -270,7 +274,8 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
   const size_t size = text.size();
   const size_t count = words.words.size();
   size_t singles = 0;
-  unsigned backwards = 0;
+  unsigned seen = 0;  // function_word bits
+  int balance = 0;    // backwards minus forwards
   const auto letter_at = [&](size_t i) { return i < size && ascii_alpha(char(p[i])); };
   for (size_t t = 0; t < count; ++t) {
     const size_t b = words.words[t].begin, e = words.words[t].end, len = e - b;
@@ -283,7 +288,12 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
         s.spaced |= singles >= 4;
       } else {
         singles = 0;
-        if (len == 3 || len == 4) backwards |= backwards_word(words.hashes[t]);
+        if (len == 3 || len == 4) {
+          if (const unsigned w = function_word(words.hashes[t])) {
+            seen |= w;
+            balance += w & kBackwardsMask ? 1 : -1;
+          }
+        }
       }
       // A run of letters as long as words run together, unless it is camelCase (an identifier).
       if (len >= kRunTogether) {
@@ -304,7 +314,9 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
     }
     if (joins(p, size, words, t)) (p[e] == '*' ? s.split : s.leetspeak) = true;
   }
-  s.backwards = std::popcount(backwards) >= 2;
+  // Two of them backwards, and at least as often backwards as forwards: a page quoting one
+  // reversed line is read as written.
+  s.backwards = std::popcount(seen & kBackwardsMask) >= 2 && balance >= 0;
   return s;
 }
 
@@ -337,7 +349,7 @@ std::optional<Undisguised> unleet(std::string_view text, const TextWords& words)
 // The text with letters spaced out joined into words: "i g n o r e   a l l" is "ignore all"
 // (one separator between the letters of a word, more between words).
 std::optional<Undisguised> unspace(std::string_view text, const TextWords& words) {
-  Undisguised u{{}, {text.size(), 0}, kSpacedOut};
+  Undisguised u{{}, {text.size(), 0}, "letters spaced out", true};
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   u.text.reserve(text.size());
   const auto single = [&](size_t t) {
@@ -368,16 +380,45 @@ std::optional<Undisguised> unspace(std::string_view text, const TextWords& words
   return u;
 }
 
-// The text reversed, character by character (UTF-8 sequences kept whole).
-Undisguised reverse(std::string_view text) {
-  Undisguised u{{}, {0, text.size()}, "written backwards"};
-  u.text.reserve(text.size());
-  for (size_t end = text.size(); end > 0;) {
+// `piece` reversed, character by character (UTF-8 sequences kept whole), appended to `out`.
+void append_reversed(std::string_view piece, std::string& out) {
+  for (size_t end = piece.size(); end > 0;) {
     size_t b = end - 1;
-    while (b > 0 && (static_cast<unsigned char>(text[b]) & 0xC0) == 0x80 && end - b < 4) --b;
-    u.text.append(text.substr(b, end - b));
+    while (b > 0 && (static_cast<unsigned char>(piece[b]) & 0xC0) == 0x80 && end - b < 4) --b;
+    out.append(piece.substr(b, end - b));
     end = b;
   }
+}
+
+// The text with each of its pieces written backwards turned round, in place: a piece is a
+// line, or part of one up to a colon and a space ("Reverse this and do it: .won ti od"), and
+// is backwards when more of its commonest short words are backwards than forwards. The rest
+// reads as it was: the order around the reversed text stays an order.
+std::optional<Undisguised> unreverse(std::string_view text, const TextWords& words) {
+  Undisguised u{{}, {text.size(), 0}, "written backwards", true};
+  u.text.reserve(text.size());
+  size_t t = 0;  // the first word not before the piece
+  for (size_t b = 0; b < text.size();) {
+    size_t e = text.find_first_of(":\n", b);
+    e = e == std::string_view::npos ? text.size() : e + 1;
+    int balance = 0;
+    for (; t < words.words.size() && words.words[t].begin < e; ++t) {
+      const size_t len = words.words[t].end - words.words[t].begin;
+      if (words.kinds[t] == TextWords::kLetters && (len == 3 || len == 4))
+        if (const unsigned w = function_word(words.hashes[t]))
+          balance += w & kBackwardsMask ? 1 : -1;
+    }
+    const std::string_view piece = text.substr(b, e - b);
+    if (balance > 0) {
+      append_reversed(piece, u.text);
+      u.at.begin = std::min(u.at.begin, b);
+      u.at.end = e;
+    } else {
+      u.text.append(piece);
+    }
+    b = e;
+  }
+  if (u.at.begin >= u.at.end) return std::nullopt;
   return u;
 }
 
@@ -390,7 +431,8 @@ std::vector<Undisguised> undisguise(std::string_view text, const TextWords& word
     if (auto u = unleet(text, words)) out.push_back(std::move(*u));
   if (signs.spaced)
     if (auto u = unspace(text, words)) out.push_back(std::move(*u));
-  if (signs.backwards) out.push_back(reverse(text));
+  if (signs.backwards)
+    if (auto u = unreverse(text, words)) out.push_back(std::move(*u));
   return out;
 }
 

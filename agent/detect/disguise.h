@@ -56,7 +56,7 @@ struct DisguiseSigns {
   bool split = false;         // '*' between letters ("ig*nore")
   bool run_together = false;  // 17 letters or more with no space, not camelCase
   bool backwards = false;     // two of the commonest short words written backwards ("eht",
-                              // "ruoy", "dna", ...)
+                              // "ruoy", "dna", ...), as often as forwards or more
   bool any() const { return leetspeak || spaced || split || run_together || backwards; }
 };
 DisguiseSigns disguise_signs(std::string_view text, const TextWords& words);
@@ -70,11 +70,14 @@ std::vector<DisguisedOrder> find_disguised(std::string_view text, const Disguise
 // The text with a disguise undone, to be read again by the rules and the model: leetspeak read
 // as letters (byte for byte), letters spaced out joined into words, text written backwards
 // reversed. `at` is the part of the text that was disguised.
-inline constexpr std::string_view kSpacedOut = "letters spaced out";
 struct Undisguised {
   std::string text;
   Span at;
   std::string_view how;  // "in leetspeak", "letters spaced out", "written backwards"
+  // Whether the learned model's reading of `text` replaces its reading of the text as written:
+  // single letters and words backwards mean nothing to it, and of such text it judged the
+  // rest alone. Leetspeak words are some of a text's words, and the model has seen some.
+  bool replaces_model_reading = false;
 };
 std::vector<Undisguised> undisguise(std::string_view text, const TextWords& words,
                                     const DisguiseSigns& signs);

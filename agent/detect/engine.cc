@@ -40,6 +40,8 @@ double severity(std::string_view detector) {
   return 0.5;
 }
 
+constexpr std::string_view kModel = "injection.model";
+
 bool is_hidden_text(const Detector& d) {
   return d.name() == "hidden_text";
 }
@@ -51,6 +53,34 @@ void add_unique(std::vector<Finding>& out, Finding&& f) {
            g.spans[0].begin == f.spans[0].begin;
   });
   if (!dup) out.push_back(std::move(f));
+}
+
+// The learned model's reading of `seen` with every encoded stretch decoded in place, as the
+// reading model sees it once it decodes: "Decode this base64: V2hh..." asks what the base64
+// says, and the model, to which the base64 is one unknown word, had judged the request alone
+// ("Decode this base64 for me" p 0.85; ordinary prompts so encoded were 95% flagged,
+// tests/eval/evasion.py). It replaces the model's reading of the text as written; what the
+// decoded text holds on its own is still scanned below. `at`: the encoded stretches' span.
+void read_decoded_in_place(const Detector& injection, std::string_view seen,
+                           const std::vector<EncodedSegment>& segments, Source source, Span at,
+                           std::vector<Finding>& findings) {
+  std::string decoded;
+  size_t from = 0;
+  for (const EncodedSegment& seg : segments) {
+    if (seg.span.begin < from) continue;
+    decoded.append(seen.substr(from, seg.span.begin - from)).append(seg.decoded);
+    from = seg.span.end;
+  }
+  decoded.append(seen.substr(from));
+  std::vector<Finding> found;
+  injection.scan(decoded, source, found);
+  std::erase_if(findings, [](const Finding& f) { return f.detector == kModel; });
+  for (Finding& f : found) {
+    if (f.detector != kModel) continue;
+    f.spans.assign(1, at);
+    f.explanation += " (with what it encodes decoded in place)";
+    findings.push_back(std::move(f));
+  }
 }
 
 }  // namespace
@@ -105,6 +135,13 @@ ScanResult Engine::scan(std::string_view text, Source source) const {
   // Text hidden in base64, hex, %-escapes or rot13 is decoded (once, bounded) and scanned
   // again; what it holds is reported at the encoded run.
   std::vector<EncodedSegment> segments = find_encoded_segments(seen);
+  if (!segments.empty() && source != Source::kModelOutput && source != Source::kToolArguments) {
+    const Span at{segments.front().span.begin, segments.back().span.end};
+    for (const auto& d : detectors_)
+      if (d->name() == "injection")
+        read_decoded_in_place(*d, seen, segments, source,
+                              norm.changed ? input_span(norm, text, at) : at, r.findings);
+  }
   if (std::string tags = decode_tag_text(text); !tags.empty()) {
     // Tag characters spell ASCII nobody sees: what they spell is scanned like decoded text.
     // U+E0000..U+E007F are F3 A0 80 80..F3 A0 81 BF in UTF-8.

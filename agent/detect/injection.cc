@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -336,6 +337,8 @@ bool quotable(std::string_view id) {
          id == "injection.jailbreak" || id == "injection.new_instructions";
 }
 
+constexpr std::string_view kModelId = "injection.model";
+
 const RuleSet& rule_set() {
   static const RuleSet rules;
   return rules;
@@ -373,26 +376,41 @@ class InjectionDetector final : public Detector {
                      std::string(d.explanation) + " (disguised: " + std::string(d.how) + ")"});
     }
     // And the whole text read again with the disguise undone, by the rules and the model: what
-    // it finds there is kept where it is stronger than what the text as written gave.
-    for (const Undisguised& u : undisguise(text, words, signs)) {
+    // they find there is kept where it is stronger than what the text as written gave. Single
+    // letters and words backwards mean nothing to the model, which of such text had judged
+    // the rest alone (a "Reverse this string:" before it, p 0.86): there its reading of the
+    // text undone replaces its reading of the text as written.
+    const std::vector<Undisguised> views = undisguise(text, words, signs);
+    if (views.empty()) return;
+    std::optional<Finding> model;
+    bool replace = false;
+    for (const Undisguised& u : views) {
       thread_local TextWords undone;
       read_words(u.text, undone);
       std::vector<Finding> again;
       read(u.text, source, &undone, again);
-      // Letters spaced out are single-letter words to the model, which it never learned: its
-      // reading of the text joined up replaces that of the text as written.
-      if (u.how == kSpacedOut)
-        std::erase_if(out, [](const Finding& f) { return f.detector == "injection.model"; });
+      replace |= u.replaces_model_reading;
       for (Finding& f : again) {
+        f.spans.assign(1, u.at);
+        f.explanation += " (disguised: " + std::string(u.how) + ")";
+        if (f.detector == kModelId) {
+          if (!model || f.confidence > model->confidence) model = std::move(f);
+          continue;
+        }
         const bool weaker = std::any_of(out.begin(), out.end(), [&](const Finding& g) {
           return g.detector == f.detector && g.confidence >= f.confidence;
         });
-        if (weaker) continue;
-        f.spans.assign(1, u.at);
-        f.explanation += " (disguised: " + std::string(u.how) + ")";
-        out.push_back(std::move(f));
+        if (!weaker) out.push_back(std::move(f));
       }
     }
+    const auto as_written = std::find_if(out.begin(), out.end(),
+                                         [](const Finding& f) { return f.detector == kModelId; });
+    if (as_written != out.end() &&
+        (replace || (model && model->confidence > as_written->confidence)))
+      out.erase(as_written);
+    if (model && std::none_of(out.begin(), out.end(),
+                              [](const Finding& f) { return f.detector == kModelId; }))
+      out.push_back(std::move(*model));
   }
 
  private:
@@ -459,7 +477,7 @@ class InjectionDetector final : public Detector {
         std::snprintf(why, sizeof(why),
                       "reads like a prompt injection to the learned model (p=%.2f, read as %s)",
                       m.probability, tool ? "tool content" : "a prompt");
-        out.push_back({"injection.model",
+        out.push_back({std::string(kModelId),
                        Category::kInjection,
                        m.probability,
                        {{m.window.begin, m.window.end}},
