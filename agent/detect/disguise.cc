@@ -199,7 +199,7 @@ constexpr bool hex_letter(unsigned char c) {
 // The characters that join two words into one in leetspeak or a split word.
 constexpr std::array<bool, 256> kJoiner = [] {
   std::array<bool, 256> t{};
-  for (unsigned char c : std::string_view("$!|*@")) t[c] = true;
+  for (unsigned char c : std::string_view("$!|*@-")) t[c] = true;
   return t;
 }();
 
@@ -258,7 +258,7 @@ bool leet_word(const unsigned char* w, size_t n, uint8_t kinds) {
 }
 
 // Whether byte `e`, between word t and word t+1, joins them as a leetspeak symbol ("p@ss",
-// "pa$$word"; '@' only after one letter, not in an e-mail address) or as '*'.
+// "pa$$word"; '@' only after one letter, not in an e-mail address) or as '*' or '-'.
 bool joins(const unsigned char* p, size_t size, const TextWords& words, size_t t) {
   const size_t b = words.words[t].begin, e = words.words[t].end;
   return e + 1 < size && kJoiner[p[e]] && (p[e] != '@' || e - b == 1) &&
@@ -273,7 +273,7 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t size = text.size();
   const size_t count = words.words.size();
-  size_t singles = 0;
+  size_t singles = 0, hyphens = 0, letter_words = 0;
   unsigned seen = 0;  // function_word bits
   int balance = 0;    // backwards minus forwards
   const auto letter_at = [&](size_t i) { return i < size && ascii_alpha(char(p[i])); };
@@ -312,8 +312,19 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
                          (!hex_letter(p[j - 1]) || !hex_letter(p[j + 1]));
       }
     }
-    if (joins(p, size, words, t)) (p[e] == '*' ? s.split : s.leetspeak) = true;
+    if (joins(p, size, words, t)) {
+      if (p[e] == '*')
+        s.split = true;
+      else if (p[e] == '-')
+        ++hyphens;
+      else
+        s.leetspeak = true;
+    }
+    letter_words += kinds == TextWords::kLetters;
   }
+  // Words split by hyphens: a quarter of the words at least ("ig-nore all pre-vious"), not the
+  // odd "well-known".
+  s.split |= hyphens >= 3 && 4 * hyphens >= letter_words;
   // Two of them backwards, and at least as often backwards as forwards: a page quoting one
   // reversed line is read as written.
   s.backwards = std::popcount(seen & kBackwardsMask) >= 2 && balance >= 0;
@@ -337,7 +348,7 @@ std::optional<Undisguised> unleet(std::string_view text, const TextWords& words)
         if (const char l = leet(char(p[j]))) u.text[j] = l;
       mark(b, e);
     }
-    if (joins(p, text.size(), words, t) && p[e] != '*') {
+    if (joins(p, text.size(), words, t) && leet(char(p[e]))) {
       u.text[e] = leet(char(p[e]));
       mark(words.words[t].begin, words.words[t + 1].end);
     }
@@ -374,6 +385,26 @@ std::optional<Undisguised> unspace(std::string_view text, const TextWords& words
     u.at.begin = std::min(u.at.begin, words.words[t].begin);
     u.at.end = std::max(u.at.end, copied);
     t = last;
+  }
+  if (u.at.begin >= u.at.end) return std::nullopt;
+  u.text.append(text.substr(copied));
+  return u;
+}
+
+// The text with words split by '*' or '-' joined again: "ig*nore all pre-vious" is "ignore all
+// previous".
+std::optional<Undisguised> unsplit(std::string_view text, const TextWords& words) {
+  Undisguised u{{}, {text.size(), 0}, "words split"};
+  u.text.reserve(text.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  size_t copied = 0;
+  for (size_t t = 0; t < words.words.size(); ++t) {
+    const size_t e = words.words[t].end;
+    if (!joins(p, text.size(), words, t) || (p[e] != '*' && p[e] != '-')) continue;
+    u.text.append(text.substr(copied, e - copied));
+    copied = e + 1;
+    u.at.begin = std::min(u.at.begin, words.words[t].begin);
+    u.at.end = std::max(u.at.end, words.words[t + 1].end);
   }
   if (u.at.begin >= u.at.end) return std::nullopt;
   u.text.append(text.substr(copied));
@@ -431,6 +462,8 @@ std::vector<Undisguised> undisguise(std::string_view text, const TextWords& word
     if (auto u = unleet(text, words)) out.push_back(std::move(*u));
   if (signs.spaced)
     if (auto u = unspace(text, words)) out.push_back(std::move(*u));
+  if (signs.split)
+    if (auto u = unsplit(text, words)) out.push_back(std::move(*u));
   if (signs.backwards)
     if (auto u = unreverse(text, words)) out.push_back(std::move(*u));
   return out;

@@ -53,7 +53,7 @@ struct DisguiseSigns {
                               // ("1gn0r3", not "3f2a9b" or "x3G8"); a symbol joining letters
                               // ("p@ss", "pa$$")
   bool spaced = false;        // four single letters in a row, one character apart
-  bool split = false;         // '*' between letters ("ig*nore")
+  bool split = false;         // '*' between letters ("ig*nore"); '-' in a quarter of the words
   bool run_together = false;  // 17 letters or more with no space, not camelCase
   bool backwards = false;     // two of the commonest short words written backwards ("eht",
                               // "ruoy", "dna", ...), as often as forwards or more
@@ -68,8 +68,9 @@ std::vector<DisguisedOrder> find_disguised(std::string_view text, const Disguise
                                            const std::vector<Finding>& already);
 
 // The text with a disguise undone, to be read again by the rules and the model: leetspeak read
-// as letters (byte for byte), letters spaced out joined into words, text written backwards
-// reversed. `at` is the part of the text that was disguised.
+// as letters (byte for byte), letters spaced out joined into words, words split by '*' or '-'
+// joined, text written backwards turned round. `at` is the part of the text that was
+// disguised.
 struct Undisguised {
   std::string text;
   Span at;
