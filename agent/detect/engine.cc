@@ -46,13 +46,16 @@ bool is_hidden_text(const Detector& d) {
   return d.name() == "hidden_text";
 }
 
-// Keeps `f` unless the same detector already reported the same place.
+// Keeps `f` unless the same detector already reported the same place, then the stronger.
 void add_unique(std::vector<Finding>& out, Finding&& f) {
-  const bool dup = std::any_of(out.begin(), out.end(), [&](const Finding& g) {
+  const auto dup = std::find_if(out.begin(), out.end(), [&](const Finding& g) {
     return g.detector == f.detector && !g.spans.empty() && !f.spans.empty() &&
            g.spans[0].begin == f.spans[0].begin;
   });
-  if (!dup) out.push_back(std::move(f));
+  if (dup == out.end())
+    out.push_back(std::move(f));
+  else if (f.confidence > dup->confidence)
+    *dup = std::move(f);
 }
 
 // The learned model's reading of `seen` with every encoded stretch decoded in place, as the
@@ -135,7 +138,11 @@ ScanResult Engine::scan(std::string_view text, Source source) const {
   // Text hidden in base64, hex, %-escapes or rot13 is decoded (once, bounded) and scanned
   // again; what it holds is reported at the encoded run.
   std::vector<EncodedSegment> segments = find_encoded_segments(seen);
-  if (!segments.empty() && source != Source::kModelOutput && source != Source::kToolArguments) {
+  // Only where the model flagged the text as written: its reading decoded in place is there
+  // to correct that; what the decoded text says alone is scanned below anyway.
+  const bool model_read = std::any_of(r.findings.begin(), r.findings.end(),
+                                      [](const Finding& f) { return f.detector == kModel; });
+  if (!segments.empty() && model_read) {
     const Span at{segments.front().span.begin, segments.back().span.end};
     for (const auto& d : detectors_)
       if (d->name() == "injection")
