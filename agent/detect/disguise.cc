@@ -543,7 +543,7 @@ std::string_view disguise_of(std::string_view text, Span s) {
   }
   singles += run == 1;
   if (leetspeak) return "in leetspeak";
-  if (singles >= 3) return "spelled out letter by letter";
+  if (singles >= 3) return "letters spaced out";
   if (split) return "words split";
   if (!spaced && !other && !hump && letters >= kRunTogether) return "words run together";
   return {};

@@ -365,25 +365,14 @@ class InjectionDetector final : public Detector {
     read(text, source, &words, out);
     const DisguiseSigns signs = disguise_signs(text, words);
     if (!signs.any()) return;
-    const bool tool = is_tool_content(source);
-    // The strongest orders with their words disguised (leetspeak, spaced out, split by '*',
-    // run together, backwards), where the rules did not read them in plain words.
-    for (const DisguisedOrder& d : find_disguised(text, signs, out)) {
-      out.push_back({std::string(d.id),
-                     Category::kInjection,
-                     tool ? d.tool_confidence : d.confidence,
-                     {d.span},
-                     std::string(d.explanation) + " (disguised: " + std::string(d.how) + ")"});
-    }
-    // And the whole text read again with the disguise undone, by the rules and the model: what
-    // they find there is kept where it is stronger than what the text as written gave. Single
-    // letters and words backwards mean nothing to the model, which of such text had judged
-    // the rest alone (a "Reverse this string:" before it, p 0.86): there its reading of the
-    // text undone replaces its reading of the text as written.
-    const std::vector<Undisguised> views = undisguise(text, words, signs);
-    if (views.empty()) return;
+    // The text read again with the disguise undone, by the rules and the model: what they find
+    // there is kept where it is stronger than what the text as written gave. Single letters
+    // and words backwards mean nothing to the model, which of such text had judged the rest
+    // alone (a "Reverse this string:" before it, p 0.86): there its reading of the text undone
+    // replaces its reading of the text as written.
     std::optional<Finding> model;
     bool replace = false;
+    const std::vector<Undisguised> views = undisguise(text, words, signs);
     for (const Undisguised& u : views) {
       thread_local TextWords undone;
       read_words(u.text, undone);
@@ -403,14 +392,26 @@ class InjectionDetector final : public Detector {
         if (!weaker) out.push_back(std::move(f));
       }
     }
-    const auto as_written = std::find_if(out.begin(), out.end(),
-                                         [](const Finding& f) { return f.detector == kModelId; });
-    if (as_written != out.end() &&
-        (replace || (model && model->confidence > as_written->confidence)))
-      out.erase(as_written);
-    if (model && std::none_of(out.begin(), out.end(),
-                              [](const Finding& f) { return f.detector == kModelId; }))
-      out.push_back(std::move(*model));
+    if (!views.empty()) {
+      const auto as_written = std::find_if(out.begin(), out.end(),
+                                           [](const Finding& f) { return f.detector == kModelId; });
+      if (as_written != out.end() &&
+          (replace || (model && model->confidence > as_written->confidence)))
+        out.erase(as_written);
+      if (model && std::none_of(out.begin(), out.end(),
+                                [](const Finding& f) { return f.detector == kModelId; }))
+        out.push_back(std::move(*model));
+    }
+    // And the strongest orders with their words disguised in ways no view undoes (run
+    // together, or a mix), where neither reading found their rule.
+    const bool tool = is_tool_content(source);
+    for (const DisguisedOrder& d : find_disguised(text, signs, out)) {
+      out.push_back({std::string(d.id),
+                     Category::kInjection,
+                     tool ? d.tool_confidence : d.confidence,
+                     {d.span},
+                     std::string(d.explanation) + " (disguised: " + std::string(d.how) + ")"});
+    }
   }
 
  private:
