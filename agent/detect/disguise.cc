@@ -464,8 +464,15 @@ std::vector<Undisguised> undisguise(std::string_view text, const TextWords& word
     if (auto u = unspace(text, words)) out.push_back(std::move(*u));
   if (signs.split)
     if (auto u = unsplit(text, words)) out.push_back(std::move(*u));
-  if (signs.backwards)
+  if (signs.backwards) {
+    // Two readings, the stronger counts: turned round piece by piece, the order around the
+    // reversed text stays an order; turned round whole, text reversed line by line in
+    // pieces too short to show it is read as well.
     if (auto u = unreverse(text, words)) out.push_back(std::move(*u));
+    Undisguised whole{{}, {0, text.size()}, "written backwards", true};
+    append_reversed(text, whole.text);
+    out.push_back(std::move(whole));
+  }
   return out;
 }
 
