@@ -217,7 +217,11 @@ class ClaudeCodeTest(aw.AgentTestCase):
         actions = [r for r in recs if r.get("type") == "enforce.action"
                    and r["process"]["pid"] == pid]
         for a in actions[1:]:
-            self.assertEqual((a["action"], a["ok"]), ("block", True), actions)
+            self.assertEqual(a["action"], "block", actions)
+            # A retry is blocked, or claude had exited by the time the verdict reached it (it
+            # gives up on the refused call at once): a process that is gone sends nothing.
+            gone = "No such process" in a.get("error", "")
+            self.assertTrue(a["ok"] or gone, actions)
             self.assertIn("blocked again", a.get("note", ""), actions)
             self.assertEqual(a["connection"], actions[0]["connection"], actions)
         if len(actions) > 1:
