@@ -170,10 +170,6 @@ constexpr size_t kRunTogether = 17;
 // Longer words with digits are ids and keys, not leetspeak.
 constexpr size_t kLeetWord = 16;
 
-}  // namespace
-
-namespace {
-
 // What squeeze() makes of each byte.
 enum : uint8_t { kOther, kLetter, kLeet, kSpace, kStop, kBreak };
 struct ByteClasses {
@@ -214,18 +210,14 @@ bool one_case(const unsigned char* w, size_t n) {
   return upper == 0 || lower == 0 || (upper == 1 && w[0] >= 'A' && w[0] <= 'Z');
 }
 
-// By the word's hash (read_words): FNV-1a of its lowercase bytes.
-constexpr uint32_t word_hash(std::string_view w) {
-  uint32_t h = 2166136261u;
-  for (char c : w) h = (h ^ uint8_t(c)) * 16777619u;
-  return h;
-}
 // The commonest short English words, backwards (bits 0-7) and forwards (bits 8-15).
 constexpr uint32_t kFunctionWords[] = {
-    word_hash("eht"),  word_hash("uoy"),  word_hash("ruoy"), word_hash("siht"),
-    word_hash("taht"), word_hash("htiw"), word_hash("lla"),  word_hash("dna"),
-    word_hash("the"),  word_hash("you"),  word_hash("your"), word_hash("this"),
-    word_hash("that"), word_hash("with"), word_hash("all"),  word_hash("and")};
+    TextWords::hash("eht"),  TextWords::hash("uoy"),  TextWords::hash("ruoy"),
+    TextWords::hash("siht"), TextWords::hash("taht"), TextWords::hash("htiw"),
+    TextWords::hash("lla"),  TextWords::hash("dna"),  TextWords::hash("the"),
+    TextWords::hash("you"),  TextWords::hash("your"), TextWords::hash("this"),
+    TextWords::hash("that"), TextWords::hash("with"), TextWords::hash("all"),
+    TextWords::hash("and")};
 constexpr unsigned kBackwardsMask = 0xFF;
 // One bit per low six bits of those hashes: most words are ruled out by one test.
 constexpr uint64_t kFunctionBits = [] {
@@ -559,15 +551,15 @@ std::string_view disguise_of(std::string_view text, Span s) {
 std::vector<DisguisedOrder> find_disguised(std::string_view text, const DisguiseSigns& signs,
                                            const std::vector<Finding>& already) {
   std::vector<DisguisedOrder> found;
-  if (text.size() < kMinLetters || !signs.any()) return found;
-  const bool ahead = signs.leetspeak || signs.spaced || signs.split || signs.run_together;
+  // Text backwards is read turned round whole by the rules and the model (undisguise()).
+  if (text.size() < kMinLetters ||
+      !(signs.leetspeak || signs.spaced || signs.split || signs.run_together))
+    return found;
   thread_local Squeezed forward;
-  thread_local std::string backward;
   squeeze(text, forward);
   const std::string_view letters = forward.view();
   if (letters.size() < kMinLetters) return found;
   const PhraseSet& set = phrase_set();
-  const size_t n = letters.size();
   // Whether phrase `i` stands for a rule already found, in plain words or disguised.
   const auto known = [&](unsigned i) {
     const std::string_view id = kPhrases[i].id;
@@ -580,24 +572,14 @@ std::vector<DisguisedOrder> find_disguised(std::string_view text, const Disguise
     const Phrase& p = kPhrases[i];
     found.push_back({p.id, p.confidence, p.tool_confidence, p.explanation, span, how});
   };
-  // Forwards: the phrase counts where its words as written are disguised.
-  for (unsigned i = 0; ahead && i < std::size(kPhrases); ++i) {
+  // A phrase counts where its words as written are disguised.
+  for (unsigned i = 0; i < std::size(kPhrases); ++i) {
     if (known(i)) continue;
     set.each_match(i, letters, [&](size_t b, size_t e) {
       const Span span{forward.at[b], forward.at[e - 1] + 1};
       const std::string_view how = disguise_of(text, span);
       if (!how.empty()) add(i, span, how);
       return !how.empty();
-    });
-  }
-  if (!signs.backwards) return found;
-  // Backwards: any match is a disguise.
-  backward.assign(letters.rbegin(), letters.rend());
-  for (unsigned i = 0; i < std::size(kPhrases); ++i) {
-    if (known(i)) continue;
-    set.each_match(i, backward, [&](size_t b, size_t e) {
-      add(i, Span{forward.at[n - e], forward.at[n - 1 - b] + 1}, "written backwards");
-      return true;
     });
   }
   return found;

@@ -2,12 +2,13 @@
 // spaced out ("i g n o r e", "i.g.n.o.r.e"), words split ("ig-nore"), run together
 // ("ignoreallpreviousinstructions"), in leetspeak ("1gn0r3 4ll pr3v10u5") or backwards. The
 // normaliser folds look-alike and invisible characters; these are plain ASCII, and the rules,
-// which read words, do not see them. The text is read a second way: its letters alone, in
-// lower case, with leetspeak digits and symbols read as letters and 'l' read as 'i' (the two
-// are one stroke in leetspeak: "a11"), forwards and backwards, and a short set of phrases
-// written the same way (the core of the override, prompt-leak and jailbreak rules) is looked
-// for in it. A phrase found there counts only where the words as written are disguised: the
-// rules have already read plain words.
+// which read words, do not see them. The words the model reads (read_words) show whether a
+// text may be disguised (disguise_signs); where they do, the text with the disguise undone
+// (undisguise) is read again by the rules and the model. What no view undoes (words run
+// together, mixed disguises) a short set of phrases looks for in the text's letters alone
+// (find_disguised): lower case, leetspeak digits and symbols read as letters and 'l' read as
+// 'i' (one stroke in leetspeak: "a11"). A phrase counts only where the words as written are
+// disguised: the rules have already read plain words.
 #pragma once
 
 #include <cstdint>

@@ -31,8 +31,8 @@ constexpr size_t kMinWordBytes = 24;
 // where the key is the word's hash, a pair of them, or up to 4 bytes of a character n-gram
 // with its length. Independent multiplies rather than one long chain per feature. Words are
 // hashed by read_words(), as it finds them.
-constexpr uint32_t kFnvBasis = 2166136261u;
-constexpr uint32_t kFnvPrime = 16777619u;
+constexpr uint32_t kFnvBasis = TextWords::kHashBasis;
+constexpr uint32_t kFnvPrime = TextWords::kHashPrime;
 
 constexpr uint64_t kWordKind = 0x1111111111111111ull;
 constexpr uint64_t kPairKind = 0x2222222222222222ull;
@@ -63,19 +63,13 @@ constexpr std::array<uint8_t, 256> kWordLower = [] {
   return t;
 }();
 
-// FNV-1a of `w`, as read_words() hashes a word (whose bytes it has lowered).
-constexpr uint32_t fnv1a(std::string_view w) {
-  uint32_t h = kFnvBasis;
-  for (char c : w) h = (h ^ uint8_t(c)) * kFnvPrime;
-  return h;
-}
-
 // Words the model does not see: "example" is in the reserved host names (RFC 2606) that the
 // training data's attacks send data to ("collector.example") far more often than its benign
 // rows name them, so the model learned the word as attack evidence, which says nothing about
 // real traffic and flags documentation. Matched by hash and length (the hash is the word's).
 bool unseen_word(uint32_t h, size_t len) {
-  static constexpr uint32_t kExample = fnv1a("example"), kExamples = fnv1a("examples");
+  static constexpr uint32_t kExample = TextWords::hash("example"),
+                            kExamples = TextWords::hash("examples");
   return (len == 7 && h == kExample) || (len == 8 && h == kExamples);
 }
 

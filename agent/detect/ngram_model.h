@@ -30,6 +30,15 @@ struct TextWords {
   std::vector<Word> words;
   std::vector<uint32_t> hashes;
   std::vector<uint8_t> kinds;  // Kind bits
+
+  static constexpr uint32_t kHashBasis = 2166136261u;
+  static constexpr uint32_t kHashPrime = 16777619u;
+  // A word's entry in `hashes`, from its lowercase bytes: FNV-1a, 32 bits.
+  static constexpr uint32_t hash(std::string_view lowercase) {
+    uint32_t h = kHashBasis;
+    for (char c : lowercase) h = (h ^ uint8_t(c)) * kHashPrime;
+    return h;
+  }
 };
 // `text`'s words into `out` (cleared first; its buffers are reused).
 void read_words(std::string_view text, TextWords& out);
