@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -28,7 +29,14 @@ struct RequestView {
 // Collects a response, streamed or not.
 class ResponseAccumulator {
  public:
+  using TextTap = std::function<void(std::string_view piece)>;
+
   virtual ~ResponseAccumulator() = default;
+  // `tap` receives each piece of the answer's text as it is read, in order, past the cap
+  // on what is kept too: the detection engine scans a streamed answer as it arrives.
+  // Pieces a final whole response repeats (the Responses API's `response.completed`) are
+  // not passed again.
+  void tap_output(TextTap tap) { tap_ = std::move(tap); }
   // One streamed piece: an SSE event (`event` is its event name, empty if none) or an
   // NDJSON line / JSON array element (`event` empty). `data` is the parsed JSON.
   virtual void on_event(std::string_view event, const nlohmann::json& data) = 0;
@@ -36,6 +44,9 @@ class ResponseAccumulator {
   virtual void on_body(const nlohmann::json& body) = 0;
   // The response is over (or was cut): move what was collected into `call`.
   virtual void finish(LlmCall& call) = 0;
+
+ protected:
+  TextTap tap_;
 };
 
 class Adapter {

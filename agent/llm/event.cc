@@ -35,6 +35,8 @@ void detection_json(JsonWriter& w, const Inspection& in, int threshold) {
   w.key("reasons").begin_array();
   for (const auto& reason : in.reasons) w.value(reason);
   w.end_array();
+  if (in.answer_streamed_bytes > 0)
+    w.field("answer_streamed_bytes", uint64_t(in.answer_streamed_bytes));
   w.end_object();
 }
 

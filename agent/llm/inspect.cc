@@ -64,7 +64,7 @@ std::string arguments_where(size_t index) {
 
 Inspector::Inspector() : masking_(masking_detectors()) {}
 
-Inspection Inspector::inspect(const LlmCall& c) const {
+Inspection Inspector::inspect(const LlmCall& c, const StreamedAnswer* streamed) const {
   Inspection out;
   out.ran = true;
   detect::ScanResult all;
@@ -100,7 +100,18 @@ Inspection Inspector::inspect(const LlmCall& c) const {
       mask_only(where, m.text);
     }
   }
-  report("output_text", c.output_text, detect::Source::kModelOutput);
+  if (streamed != nullptr && streamed->bytes > 0) {
+    // Scanned as it streamed in. What is masked in the event is looked for in the text the
+    // event carries, so that a mask can never land beside what it should hide.
+    out.answer_streamed_bytes = streamed->bytes;
+    mask_only("output_text", c.output_text);
+    for (const detect::Finding& f : streamed->findings) {
+      all.findings.push_back(f);
+      out.findings.push_back({"output_text", f});
+    }
+  } else {
+    report("output_text", c.output_text, detect::Source::kModelOutput);
+  }
   for (size_t i = 0; i < c.tool_calls.size(); ++i) {
     report(arguments_where(i), c.tool_calls[i].arguments, detect::Source::kToolArguments);
   }

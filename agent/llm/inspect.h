@@ -25,9 +25,20 @@ struct LocatedFinding {
   detect::Finding finding;
 };
 
+// A streamed answer's text, scanned as it arrived (detect::StreamScanner): its findings, so
+// that the answer is not scanned again when the call ends. It covers every byte of the
+// answer, past what the adapter keeps (LlmOptions::collect) too.
+struct StreamedAnswer {
+  std::vector<detect::Finding> findings;  // spans: byte offsets in the answer
+  size_t bytes = 0;                       // answer bytes scanned
+  size_t dropped = 0;                     // findings past kMaxFindings, counted only
+  static constexpr size_t kMaxFindings = 256;
+};
+
 struct Inspection {
   bool ran = false;
-  int score = 0;  // 0..100 over all reported findings
+  size_t answer_streamed_bytes = 0;  // the answer was scanned as it streamed: its length
+  int score = 0;                     // 0..100 over all reported findings
   std::vector<LocatedFinding> findings;
   std::vector<std::string> reasons;
   // Keyed like `where` (plus "system"); sorted, not overlapping.
@@ -37,7 +48,9 @@ struct Inspection {
 class Inspector {
  public:
   Inspector();  // the built-in detectors; compiles the rule set (most of a second, once)
-  Inspection inspect(const LlmCall& call) const;
+  // `streamed`: the answer's findings, gathered as it streamed in; null, or no bytes: the
+  // answer text is scanned here.
+  Inspection inspect(const LlmCall& call, const StreamedAnswer* streamed = nullptr) const;
   // Every built-in detector, for texts that are not LLM calls (MCP tool descriptions).
   const detect::Engine& engine() const { return full_; }
 

@@ -8,6 +8,7 @@
 
 #include "agent/common/fast_json.h"
 #include "agent/common/time.h"
+#include "agent/detect/stream_scan.h"
 #include "agent/llm/adapter.h"
 #include "agent/llm/tokenizer/tokenizer.h"
 #include "agent/protocol/sse/lines.h"
@@ -29,7 +30,30 @@ struct CallState final : protocol::ExchangeState {
   protocol::SseParser sse;
   protocol::LineSplitter lines;
   std::string fingerprint;
+  // A streamed answer's text is scanned as it arrives, in bounded memory.
+  std::unique_ptr<detect::StreamScanner> answer_scan;
+  StreamedAnswer answer;
   CallState() : sse(1 << 20), lines(1 << 20) {}
+
+  void keep(std::vector<detect::Finding> found) {
+    for (detect::Finding& f : found) {
+      if (answer.findings.size() < StreamedAnswer::kMaxFindings) {
+        answer.findings.push_back(std::move(f));
+      } else {
+        ++answer.dropped;
+      }
+    }
+  }
+  void scan_answer(const detect::Engine& engine) {
+    answer_scan = std::make_unique<detect::StreamScanner>(engine, detect::Source::kModelOutput,
+                                                          detect::kAnswerScanOptions);
+    acc->tap_output([this](std::string_view piece) { keep(answer_scan->feed(piece)); });
+  }
+  void finish_answer() {
+    if (!answer_scan) return;
+    keep(answer_scan->finish());
+    answer.bytes = answer_scan->total();
+  }
 };
 
 std::string_view host_of(const protocol::HttpMessage& req, const stream::Connection& conn,
@@ -297,6 +321,7 @@ void LlmStage::on_response_head(const stream::Connection& conn, const ProcessInf
   if (st->framing != Framing::kWhole) {
     st->call.stream = true;
     x.store_response_body = false;
+    if (options_.inspector && !st->answer_scan) st->scan_answer(options_.inspector->engine());
   }
 }
 
@@ -339,6 +364,7 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
       }
     }
   }
+  st->finish_answer();
   st->acc->finish(st->call);
 
   LlmRecord r;
@@ -396,7 +422,7 @@ void LlmStage::on_exchange(const stream::Connection& conn, const ProcessInfo& pr
   r.api_key_fingerprint = std::move(st->fingerprint);
   r.conn = conn;
   r.process = process;
-  if (options_.inspector) r.inspection = options_.inspector->inspect(r.call);
+  if (options_.inspector) r.inspection = options_.inspector->inspect(r.call, &st->answer);
   ++stats_.calls;
   x.state.reset();
   out_.on_llm_call(r);

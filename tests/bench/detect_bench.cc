@@ -28,6 +28,7 @@
 
 #include "agent/detect/engine.h"
 #include "agent/detect/secrets.h"
+#include "agent/detect/stream_scan.h"
 
 using namespace agentwall;
 
@@ -433,6 +434,45 @@ void BM_BaselineCopyLower(benchmark::State& state) {
       benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_BaselineCopyLower)->Unit(benchmark::kMicrosecond);
+
+// A model's answer as it streams: the corpus's model-output messages (prose and code) one
+// after another, 256 KiB, scanned whole once complete (BM_AnswerWhole) and as it arrives in
+// deltas of 64 bytes (BM_AnswerStreamed: detect::StreamScanner with the LLM stage's options):
+// what scanning as it streams costs, per byte of answer.
+const std::string& streamed_answer() {
+  static std::string answer;
+  if (answer.empty()) {
+    for (size_t i = 0; answer.size() < (256u << 10); i = (i + 1) % g_corpus.size())
+      if (g_corpus[i].source == detect::Source::kModelOutput) answer += g_corpus[i].text + "\n";
+  }
+  return answer;
+}
+
+void BM_AnswerWhole(benchmark::State& state) {
+  static const detect::Engine engine;
+  const std::string& answer = streamed_answer();
+  for (auto _ : state) {
+    detect::ScanResult res = engine.scan(answer, detect::Source::kModelOutput);
+    benchmark::DoNotOptimize(res);
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(answer.size()));
+}
+BENCHMARK(BM_AnswerWhole)->Unit(benchmark::kMillisecond);
+
+void BM_AnswerStreamed(benchmark::State& state) {
+  static const detect::Engine engine;
+  const std::string& answer = streamed_answer();
+  size_t findings = 0;
+  for (auto _ : state) {
+    detect::StreamScanner scanner(engine, detect::Source::kModelOutput, detect::kAnswerScanOptions);
+    for (size_t at = 0; at < answer.size(); at += 64)
+      findings += scanner.feed(std::string_view(answer).substr(at, 64)).size();
+    findings += scanner.finish().size();
+    benchmark::DoNotOptimize(findings);
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(answer.size()));
+}
+BENCHMARK(BM_AnswerStreamed)->Unit(benchmark::kMillisecond);
 
 // --dump-corpus=FILE: writes the corpus as `agentwall scan` input (JSON lines with text
 // and role, plus kind and planted) and exits, so what a figure was measured on can be

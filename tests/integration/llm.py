@@ -264,7 +264,8 @@ def _client_json(res: aw.ClientResult) -> dict:
 def run_llm_client(standin: StandIn, sdk: str, *, stream: bool, tools: bool = False,
                    include_usage: bool = False, encoding: str | None = None,
                    tag: str | None = None, history: int = 0,
-                   user: str | None = None) -> tuple[aw.ClientResult, dict]:
+                   user: str | None = None,
+                   answer_bytes: int = 0) -> tuple[aw.ClientResult, dict]:
     """One SDK call through llm_client.mjs; the CA reaches Node via NODE_EXTRA_CA_CERTS."""
     require_sdks()
     argv = [node_bin(), LLM_CLIENT, "--sdk", sdk, "--stream" if stream else "--no-stream",
@@ -279,6 +280,8 @@ def run_llm_client(standin: StandIn, sdk: str, *, stream: bool, tools: bool = Fa
         argv += ["--history", str(history)]
     if user is not None:
         argv += ["--user", user]
+    if answer_bytes:
+        argv += ["--answer-bytes", str(answer_bytes)]
     res = aw.run_client(argv, env=aw.client_env(NODE_EXTRA_CA_CERTS=standin.pki.ca_cert))
     out = _client_json(res)
     if out.get("pid") != res.pid:

