@@ -425,6 +425,17 @@ const std::vector<InjectionRule> kRules = {
      R"((python\W+|javascript\W+|bash\W+|shell\W+)?(code\W+)?(snippet|excerpt|block|section|)"
      R"(segment|fragment|script|payload|piece\W+of\W+code|code\W+(lines|piece))\b)",
      0.5, 0.5, "asks the model to put given code into its answer"},
+    // "Include the code below in your answer": the code named as code, put into the model's
+    // own work.
+    {"injection.code_insertion",
+     R"(\b(embed|insert|integrate|incorporate|inject|weave|fuse|introduce|blend|merge|)"
+     R"(append|include|slip|add|put|place|paste)\W+(the|this|these|following|below|given|)"
+     R"(provided|attached)\W+((following|below|given|provided|attached|python|javascript|)"
+     R"(bash|shell)\W+)?code\W+((below|above|here|that\W+follows|as\W+is|verbatim)\W+)?)"
+     R"((in|into|within|to|inside)\W+(the\W+(logic|structure|body|core|end|top)\W+of\W+)?)"
+     R"(your\W+(code|solution|implementation|program|codebase|script|algorithm|answer|)"
+     R"(response|reply|output|elucidation|function)\b)",
+     0.5, 0.85, "asks the model to put given code into its answer"},
     {"injection.code_insertion",
      R"(\b(snippet|excerpt|block|section|fragment|segment|helper)\W+((\w+\W+){0,3})(in|into|within|)"
      R"(to|throughout|(as\W+)?(a\W+)?part\W+of|to\W+(enhance|complement|improve|strengthen|augment|)"
