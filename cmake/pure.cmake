@@ -75,6 +75,11 @@ set(AGENTWALL_INJECTION_MODEL ${AGENTWALL_ROOT}/agent/detect/data/injection_mode
 set_source_files_properties(${AGENTWALL_ROOT}/agent/detect/ngram_model.cc PROPERTIES
   COMPILE_DEFINITIONS AGENTWALL_INJECTION_MODEL_PATH="${AGENTWALL_INJECTION_MODEL}"
   OBJECT_DEPENDS ${AGENTWALL_INJECTION_MODEL})
+# The words that text run together is read as (scripts/build_segment_words.py), embedded too.
+set(AGENTWALL_SEGMENT_WORDS ${AGENTWALL_ROOT}/agent/detect/data/segment_words.txt)
+set_source_files_properties(${AGENTWALL_ROOT}/agent/detect/disguise.cc PROPERTIES
+  COMPILE_DEFINITIONS AGENTWALL_SEGMENT_WORDS_PATH="${AGENTWALL_SEGMENT_WORDS}"
+  OBJECT_DEPENDS ${AGENTWALL_SEGMENT_WORDS})
 # The injection rule set, compiled by vectorscan when agentwall is built (for any x86-64) and
 # embedded, so that no process spends seconds compiling it at start-up
 # (agent/detect/injection_rules.h). The generator needs only the rule table and libhs.

@@ -6,10 +6,15 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <charconv>
+#include <cmath>
 #include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
+
+#include "agent/common/embed.h"
 
 namespace agentwall::detect {
 namespace {
@@ -167,6 +172,9 @@ constexpr size_t kMinLetters = 7;
 // A run of letters with no space counts as words run together from this long: shorter ones
 // are often words of their own ("responsibilities" has 16 letters).
 constexpr size_t kRunTogether = 17;
+// Letters of runs read apart per text, at most: a hostile text of one long run costs a
+// bounded walk over the word list.
+constexpr size_t kMaxRunLetters = 16384;
 // Longer words with digits are ids and keys, not leetspeak.
 constexpr size_t kLeetWord = 16;
 
@@ -287,12 +295,13 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
           }
         }
       }
-      // A run of letters as long as words run together, unless it is camelCase (an identifier).
-      if (len >= kRunTogether) {
-        bool hump = false;
-        for (size_t j = b + 1; j < e && !hump; ++j)
-          hump = ascii_upper(char(p[j])) && !ascii_upper(char(p[j - 1]));
-        s.run_together |= !hump;
+      // A run of letters as long as words run together between two capitals that start
+      // words ("WhatisthecapitalofBrazil"); camelCase identifiers have short ones.
+      if (len >= kRunTogether && !s.run_together) {
+        size_t stretch = 1;
+        for (size_t j = b + 1; j < e && stretch < kRunTogether; ++j)
+          stretch = ascii_upper(char(p[j])) && !ascii_upper(char(p[j - 1])) ? 1 : stretch + 1;
+        s.run_together = stretch >= kRunTogether;
       }
     } else {
       singles = 0;
@@ -445,6 +454,167 @@ std::optional<Undisguised> unreverse(std::string_view text, const TextWords& wor
   return u;
 }
 
+// ---- Words run together ----------------------------------------------------------------
+
+// What reading each known word costs: -log of its frequency in the training texts
+// (scripts/build_segment_words.py), keyed by the FNV-1a hash of its lower-case letters.
+struct WordCosts {
+  std::unordered_map<uint64_t, float> cost;
+  size_t longest = 0;
+};
+
+uint64_t fnv_step(uint64_t h, char c) {
+  return (h ^ static_cast<unsigned char>(c | 0x20)) * 1099511628211ull;
+}
+constexpr uint64_t kFnvBasis = 14695981039346656037ull;
+
+}  // namespace
+}  // namespace agentwall::detect
+
+// The word list, embedded from the data file at build time (the build passes its path).
+AGENTWALL_EMBED(agentwall_segment_words, AGENTWALL_SEGMENT_WORDS_PATH);
+
+namespace agentwall::detect {
+namespace {
+
+const WordCosts& word_costs() {
+  static const WordCosts costs = [] {
+    WordCosts c;
+    const std::string_view all =
+        embedded_bytes(agentwall_segment_words_begin, agentwall_segment_words_end);
+    std::vector<std::pair<std::string_view, double>> rows;
+    double total = 0;
+    for (size_t b = 0; b < all.size();) {
+      size_t e = all.find('\n', b);
+      if (e == std::string_view::npos) e = all.size();
+      const std::string_view line = all.substr(b, e - b);
+      b = e + 1;
+      const size_t sp = line.find(' ');
+      if (sp == std::string_view::npos) continue;
+      uint64_t n = 0;
+      std::from_chars(line.data() + sp + 1, line.data() + line.size(), n);
+      if (n == 0) continue;
+      rows.emplace_back(line.substr(0, sp), double(n));
+      total += double(n);
+    }
+    c.cost.reserve(rows.size());
+    for (const auto& [w, n] : rows) {
+      uint64_t h = kFnvBasis;
+      for (char ch : w) h = fnv_step(h, ch);
+      c.cost.emplace(h, float(std::log(total / n)));
+      c.longest = std::max(c.longest, w.size());
+    }
+    return c;
+  }();
+  return costs;
+}
+
+// The cheapest reading of `run` (ASCII letters) as words one after the other, known words
+// costing what they cost and each letter of no known word more than the rarest word: where
+// each word ends (letters of no known word one after another make one word). Empty when it is
+// one word, when more than a quarter of its letters belong to no known word (a German
+// compound, a name), when less than half are in known words of three letters or more, or
+// when its words have fewer than three letters on average (a random string or a compound of
+// another language read as "ab cd ef": English run together has longer ones).
+std::vector<size_t> segment(std::string_view run) {
+  const WordCosts& words = word_costs();
+  const size_t n = run.size();
+  constexpr float kUnknownLetter = 14;  // a word seen once in 150,000 costs about 12
+  thread_local std::vector<float> best;
+  thread_local std::vector<uint32_t> from;
+  thread_local std::vector<uint8_t> known;
+  best.assign(n + 1, 1e30f);
+  from.assign(n + 1, 0);
+  known.assign(n + 1, 0);
+  best[0] = 0;
+  for (size_t b = 0; b < n; ++b) {
+    if (const float c = best[b] + kUnknownLetter; c < best[b + 1]) {
+      best[b + 1] = c;
+      from[b + 1] = uint32_t(b);
+      known[b + 1] = 0;
+    }
+    uint64_t h = kFnvBasis;
+    for (size_t e = b + 1; e <= n && e - b <= words.longest; ++e) {
+      h = fnv_step(h, run[e - 1]);
+      const auto it = words.cost.find(h);
+      if (it == words.cost.end()) continue;
+      if (const float c = best[b] + it->second; c < best[e]) {
+        best[e] = c;
+        from[e] = uint32_t(b);
+        known[e] = 1;
+      }
+    }
+  }
+  std::vector<size_t> ends;
+  size_t unknown = 0, in_words = 0;  // letters of no known word; of known words of 3 or more
+  for (size_t e = n; e > 0; e = from[e]) {
+    if (!known[e]) {
+      ++unknown;
+      // Letters of no known word, one after another, are one word.
+      if (!ends.empty() && !known[ends.back()]) continue;
+    } else if (e - from[e] >= 3) {
+      in_words += e - from[e];
+    }
+    ends.push_back(e);
+  }
+  if (ends.size() < 2 || 4 * unknown > n || 2 * in_words < n || n < 3 * ends.size()) return {};
+  std::reverse(ends.begin(), ends.end());
+  return ends;
+}
+
+// The text with its words run together read apart: "ignoreallpreviousinstructions" is
+// "ignore all previous instructions". Once a text has a run of 17 letters or more, every run
+// of eight or more (not camelCase) that reads as known words is read so; one that does not
+// (a German compound, a name, a random string) stays as it is.
+std::optional<Undisguised> unrun(std::string_view text, const TextWords& words) {
+  Undisguised u{{}, {text.size(), 0}, "words run together"};
+  u.text.reserve(text.size() + text.size() / 4);
+  size_t copied = 0, letters = 0, apart = 0, budget = kMaxRunLetters;
+  for (size_t t = 0; t < words.words.size(); ++t) {
+    const size_t b = words.words[t].begin, e = words.words[t].end;
+    if (words.kinds[t] != TextWords::kLetters) continue;
+    letters += e - b;
+    if (e - b < 8 || e - b > budget) continue;
+    budget -= e - b;
+    // A capital after a small letter starts a word ("CanyouuseBase16", "WhatisthecapitalofBrazil"):
+    // the stretches between are read apart each.
+    std::vector<size_t> ends;
+    bool apart_here = false;
+    for (size_t sb = b; sb < e;) {
+      size_t se = sb + 1;
+      while (se < e && !(ascii_upper(text[se]) && !ascii_upper(text[se - 1]))) ++se;
+      const std::vector<size_t> piece =
+          se - sb >= 8 ? segment(text.substr(sb, se - sb)) : std::vector<size_t>{};
+      apart_here |= !piece.empty();
+      if (piece.empty()) {
+        ends.push_back(se - b);
+      } else {
+        for (size_t end : piece) ends.push_back(sb - b + end);
+      }
+      sb = se;
+    }
+    if (!apart_here) continue;
+    u.text.append(text.substr(copied, b - copied));
+    size_t from = b;
+    for (size_t end : ends) {
+      if (from > b) u.text.push_back(' ');
+      u.text.append(text.substr(from, b + end - from));
+      from = b + end;
+    }
+    copied = e;
+    apart += e - b;
+    u.at.begin = std::min(u.at.begin, b);
+    u.at.end = std::max(u.at.end, e);
+  }
+  if (u.at.begin >= u.at.end) return std::nullopt;
+  u.text.append(text.substr(copied));
+  // Where most of the text ran together, the model's reading of it as written was of a few
+  // unknown words: the reading apart replaces it. One run among plain words (a slug, a
+  // hashtag) is some of the text's words: the stronger reading counts.
+  u.replaces_model_reading = 2 * apart >= letters;
+  return u;
+}
+
 }  // namespace
 
 std::vector<Undisguised> undisguise(std::string_view text, const TextWords& words,
@@ -456,6 +626,8 @@ std::vector<Undisguised> undisguise(std::string_view text, const TextWords& word
     if (auto u = unspace(text, words)) out.push_back(std::move(*u));
   if (signs.split)
     if (auto u = unsplit(text, words)) out.push_back(std::move(*u));
+  if (signs.run_together)
+    if (auto u = unrun(text, words)) out.push_back(std::move(*u));
   if (signs.backwards) {
     // Two readings, the stronger counts: turned round piece by piece, the order around the
     // reversed text stays an order; turned round whole, text reversed line by line in

@@ -55,7 +55,8 @@ struct DisguiseSigns {
                               // ("p@ss", "pa$$")
   bool spaced = false;        // four single letters in a row, one character apart
   bool split = false;         // '*' between letters ("ig*nore"); '-' in a quarter of the words
-  bool run_together = false;  // 17 letters or more with no space, not camelCase
+  bool run_together = false;  // 17 letters or more with no space and no capital after a
+                              // small letter (camelCase has short stretches)
   bool backwards = false;     // two of the commonest short words written backwards ("eht",
                               // "ruoy", "dna", ...), as often as forwards or more
   bool any() const { return leetspeak || spaced || split || run_together || backwards; }
