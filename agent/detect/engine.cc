@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "agent/common/json_writer.h"
 #include "agent/detect/hidden.h"
@@ -64,26 +65,41 @@ void add_unique(std::vector<Finding>& out, Finding&& f) {
 // ("Decode this base64 for me" p 0.85; ordinary prompts so encoded were 95% flagged,
 // tests/eval/evasion.py). It replaces the model's reading of the text as written; what the
 // decoded text holds on its own is still scanned below. `at`: the encoded stretches' span.
+//
+// A short decoded text (a Chinese sentence is a few "words" to the model) still leaves the
+// request most of the words: "Decode this base64: <a Chinese question>" read in place was p
+// 0.83-0.90. So the request is also read alone, without the encoded text, and the weaker of
+// the two readings counts: a request of fewer than four words is not scored at all, and a
+// longer one that says more than "decode this" is an order either way.
 void read_decoded_in_place(const Detector& injection, std::string_view seen,
                            const std::vector<EncodedSegment>& segments, Source source, Span at,
                            std::vector<Finding>& findings) {
-  std::string decoded;
+  std::string decoded, request;
   size_t from = 0;
   for (const EncodedSegment& seg : segments) {
     if (seg.span.begin < from) continue;
     decoded.append(seen.substr(from, seg.span.begin - from)).append(seg.decoded);
+    request.append(seen.substr(from, seg.span.begin - from)).push_back(' ');
     from = seg.span.end;
   }
   decoded.append(seen.substr(from));
-  std::vector<Finding> found;
-  injection.scan(decoded, source, found);
+  request.append(seen.substr(from));
+  const auto model_reading = [&](const std::string& text) -> std::optional<Finding> {
+    std::vector<Finding> found;
+    injection.scan(text, source, found);
+    for (Finding& f : found)
+      if (f.detector == kModel) return std::move(f);
+    return std::nullopt;
+  };
   std::erase_if(findings, [](const Finding& f) { return f.detector == kModel; });
-  for (Finding& f : found) {
-    if (f.detector != kModel) continue;
-    f.spans.assign(1, at);
-    f.explanation += " (with what it encodes decoded in place)";
-    findings.push_back(std::move(f));
-  }
+  std::optional<Finding> in_place = model_reading(decoded);
+  if (!in_place) return;
+  std::optional<Finding> alone = model_reading(request);
+  if (!alone) return;
+  Finding& f = alone->confidence < in_place->confidence ? *alone : *in_place;
+  f.spans.assign(1, at);
+  f.explanation += " (with what it encodes decoded in place)";
+  findings.push_back(std::move(f));
 }
 
 }  // namespace
