@@ -227,6 +227,11 @@ constexpr uint32_t kFunctionWords[] = {
     TextWords::hash("that"), TextWords::hash("with"), TextWords::hash("all"),
     TextWords::hash("and")};
 constexpr unsigned kBackwardsMask = 0xFF;
+// Words that ask for text to be turned round ("Un-reverse this for me: nus eht ni ..."): with
+// one of them, one reversed function word is sign enough.
+constexpr uint32_t kReverseWords[] = {TextWords::hash("reverse"), TextWords::hash("reversed"),
+                                      TextWords::hash("unreverse"), TextWords::hash("backwards"),
+                                      TextWords::hash("backward")};
 // One bit per low six bits of those hashes: most words are ruled out by one test.
 constexpr uint64_t kFunctionBits = [] {
   uint64_t bits = 0;
@@ -276,6 +281,7 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
   size_t singles = 0, hyphens = 0, letter_words = 0;
   unsigned seen = 0;  // function_word bits
   int balance = 0;    // backwards minus forwards
+  bool asked_to_reverse = false;
   const auto letter_at = [&](size_t i) { return i < size && ascii_alpha(char(p[i])); };
   for (size_t t = 0; t < count; ++t) {
     const size_t b = words.words[t].begin, e = words.words[t].end, len = e - b;
@@ -293,6 +299,9 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
             seen |= w;
             balance += w & kBackwardsMask ? 1 : -1;
           }
+        } else if (len >= 7 && len <= 9 && !asked_to_reverse) {
+          asked_to_reverse = std::find(std::begin(kReverseWords), std::end(kReverseWords),
+                                       words.hashes[t]) != std::end(kReverseWords);
         }
       }
       // A run of letters as long as words run together between two capitals that start
@@ -326,9 +335,9 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
   // Words split by hyphens: a quarter of the words at least ("ig-nore all pre-vious"), not the
   // odd "well-known".
   s.split |= hyphens >= 3 && 4 * hyphens >= letter_words;
-  // Two of them backwards, and at least as often backwards as forwards: a page quoting one
-  // reversed line is read as written.
-  s.backwards = std::popcount(seen & kBackwardsMask) >= 2 && balance >= 0;
+  // Two of them backwards (one, where a word asks for text to be reversed), and at least as
+  // often backwards as forwards: a page quoting one reversed line is read as written.
+  s.backwards = std::popcount(seen & kBackwardsMask) >= (asked_to_reverse ? 1 : 2) && balance >= 0;
   return s;
 }
 

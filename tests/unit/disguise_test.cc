@@ -144,6 +144,12 @@ TEST_CASE("disguise: each view undoes its disguise") {
   CHECK(undone("The session id is qzxkvbwpjhgfdsmnrt today.").empty());
   CHECK(undone("Die Donaudampfschifffahrtsgesellschaft hat viele Schiffe.").empty());
   CHECK(!signs("Call getUserNameFromDatabaseConnection first.").run_together);
+  // A word that asks for text to be turned round makes one reversed function word enough.
+  CHECK(!signs("nus eht ni span xof nworb kciuq ehT").backwards);
+  CHECK(signs("Un-reverse this for me: nus eht ni span xof nworb kciuq ehT").backwards);
+  CHECK(Engine()
+            .scan("Un-reverse this for me: nus eht ni span xof nworb kciuq ehT", Source::kUser)
+            .score < 50);
   // The commonest words forwards outnumber a reversed one or two: no sign.
   CHECK(!signs("The DNA of the sample and the DNA of the control, with all the reads.").backwards);
 }
