@@ -232,11 +232,14 @@ TEST_CASE("llm inspect: a streamed answer is scanned as it arrives, as the whole
   whole.output_text = answer;
   const auto expected = answer_findings(inspector.inspect(whole));
   REQUIRE(expected.size() == 3);  // the address, the key, the image
-  for (const auto& [delta, piece] : std::vector<std::pair<size_t, size_t>>{
-           {1, 4096}, {7, 1}, {64, 333}, {4096, 100000}, {100000, 5000}}) {
-    CAPTURE(delta);
-    CAPTURE(piece);
-    const LlmRecord r = stream_call(inspector, answer, delta, piece);
+  struct Cut {
+    size_t delta, piece;
+  };
+  for (const Cut& cut :
+       {Cut{1, 4096}, Cut{7, 1}, Cut{64, 333}, Cut{4096, 100000}, Cut{100000, 5000}}) {
+    CAPTURE(cut.delta);
+    CAPTURE(cut.piece);
+    const LlmRecord r = stream_call(inspector, answer, cut.delta, cut.piece);
     CHECK(r.call.output_text == answer);
     CHECK(r.inspection.answer_streamed_bytes == answer.size());
     CHECK(answer_findings(r.inspection) == expected);
