@@ -32,4 +32,11 @@ inline std::string_view embedded_bytes(const char* begin, const char* end) {
   return std::string_view(begin, static_cast<size_t>(end - begin));
 }
 
+// Gives back the memory pages of embedded bytes once they have been read into structures of
+// their own (parsed, deserialized): they are pages of the executable's file, never written,
+// so the kernel drops them and, should they be read again, reads them from the file again.
+// The model's weights and the rule databases are 15 MB that would otherwise stay resident
+// beside their parsed copies. Only whole pages inside `bytes` are given back.
+void release_embedded(std::string_view bytes);
+
 }  // namespace agentwall

@@ -513,6 +513,7 @@ const WordCosts& word_costs() {
       c.cost.emplace(h, float(std::log(total / n)));
       c.longest = std::max(c.longest, w.size());
     }
+    release_embedded(all);
     return c;
   }();
   return costs;

@@ -1,5 +1,7 @@
 #include "agent/detect/injection.h"
 
+#include "agent/common/embed.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <fcntl.h>
 #include <hs/hs.h>
@@ -212,6 +214,10 @@ class RuleSet {
   // Deserializing takes milliseconds where compiling takes seconds.
   bool load_embedded(const RulePatterns& rules) {
     const std::optional<PrecompiledRules> p = decode_precompiled(embedded_rule_databases());
+    // Deserialized into memory of its own (or refused): the 5 MB embedded are not read again.
+    struct Release {
+      ~Release() { release_embedded(embedded_rule_databases()); }
+    } release_after;
     if (!p || p->fingerprint != rule_set_fingerprint(rules)) return false;
     hs_scratch_t* probe = nullptr;
     if (hs_deserialize_database(p->rules.data(), p->rules.size(), &db_) == HS_SUCCESS &&
