@@ -38,7 +38,7 @@ import random
 import subprocess
 import sys
 
-DIM_BITS = 18
+DIM_BITS = 20
 # The weight tables, each 1 << DIM_BITS long: shared (0), then one per view.
 PROMPT, CONTENT = 1, 2
 TABLES = 3

@@ -156,7 +156,7 @@ void token_features(std::string_view text, const std::vector<Token>& toks,
 // What the own features of recently seen words (the word and its 4-grams, everything but
 // the bigrams) add up to under one model, kept per thread from text to text. Text repeats
 // its words, and a word met again then costs a compare instead of about six lookups
-// scattered over the 1 MiB weight table. A sum is the one computed the first time, in the
+// scattered over the 4 MiB weight table. A sum is the one computed the first time, in the
 // same order, so scores do not move. Direct-mapped by the word's hash; words longer than
 // kMaxTokenForGrams have one feature only and are not kept.
 class WordSums {
@@ -357,8 +357,13 @@ AGENTWALL_EMBED(agentwall_injection_model, AGENTWALL_INJECTION_MODEL_PATH);
 namespace agentwall::detect {
 
 const NgramModel& injection_model() {
-  static const NgramModel model = NgramModel::parse(
-      embedded_bytes(agentwall_injection_model_begin, agentwall_injection_model_end));
+  static const NgramModel model = [] {
+    const std::string_view text =
+        embedded_bytes(agentwall_injection_model_begin, agentwall_injection_model_end);
+    NgramModel m = NgramModel::parse(text);
+    release_embedded(text);  // 10 MB of text, now in the tables
+    return m;
+  }();
   return model;
 }
 

@@ -45,7 +45,7 @@ void read_words(std::string_view text, TextWords& out);
 
 class NgramModel {
  public:
-  static constexpr uint32_t kDimBits = 18;  // 262,144 hashed features
+  static constexpr uint32_t kDimBits = 20;  // 1,048,576 hashed features
   static constexpr size_t kWindowTokens = 64;
   static constexpr size_t kStrideTokens = 32;
   // Below this probability the model's word is noise (out-of-fold false positives 5%+): no finding.
