@@ -171,14 +171,21 @@ const std::vector<InjectionRule> kRules = {
      R"((told|said|learned|instructed|given|above|before|previously|so\W+far)\b)",
      0.8, 0.95, "tells the model to forget what it was told"},
     // A new identity or task slipped in.
+    // "New instructions: make the summary shorter" is how a user changes their own request;
+    // "real", "secret" or "hidden" instructions are not. In a tool's content, both are orders.
     {"injection.new_instructions",
-     R"(\b(new|updated|revised|real|actual|true|secret|hidden|additional|override)\W+)"
+     R"(\b(new|updated|revised|additional)\W+)"
+     R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))",
+     0.45, 0.9, "introduces new instructions for the model",
+     R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))"},
+    {"injection.new_instructions",
+     R"(\b(real|actual|true|secret|hidden|override)\W+)"
      R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))",
      0.6, 0.9, "introduces new instructions for the model",
      R"((instructions?|task|directive|orders|system\W+prompt)\W*(:|are\b|is\b|follow\b))"},
     {"injection.new_instructions",
      R"(\byour\W+(new|real|actual|true|only|primary)\W+(task|goal|objective|instructions?|)"
-     R"(purpose|role|mission)\W+(is|are|will\W+be|:))",
+     R"(purpose|role|mission)(\W+(is|are|will\W+be)\b|\W*:))",
      0.65, 0.9, "gives the model a new task"},
     // As ordinary in a user's role-play set-up ("from now on you are my Spanish tutor") as in a
     // jailbreak: alone, not enough in a user's prompt. "Your" only with what a model has: a
