@@ -25,6 +25,11 @@ constexpr bool ascii_alpha(char c) {
 constexpr bool ascii_upper(char c) {
   return c >= 'A' && c <= 'Z';
 }
+// Whether p[j] (j > 0) is a capital after a small letter: a camelCase hump, or where a word
+// starts in words run together ("WhatisthecapitalofBrazil").
+constexpr bool hump_at(const char* p, size_t j) {
+  return ascii_upper(p[j]) && p[j - 1] >= 'a' && p[j - 1] <= 'z';
+}
 constexpr bool space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
@@ -309,7 +314,7 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
       if (len >= kRunTogether && !s.run_together) {
         size_t stretch = 1;
         for (size_t j = b + 1; j < e && stretch < kRunTogether; ++j)
-          stretch = ascii_upper(char(p[j])) && !ascii_upper(char(p[j - 1])) ? 1 : stretch + 1;
+          stretch = hump_at(text.data(), j) ? 1 : stretch + 1;
         s.run_together = stretch >= kRunTogether;
       }
     } else {
@@ -466,7 +471,9 @@ std::optional<Undisguised> unreverse(std::string_view text, const TextWords& wor
 // ---- Words run together ----------------------------------------------------------------
 
 // What reading each known word costs: -log of its frequency in the training texts
-// (scripts/build_segment_words.py), keyed by the FNV-1a hash of its lower-case letters.
+// (scripts/build_segment_words.py), keyed by the FNV-1a hash of its lower-case letters. 64
+// bits, not read_words()'s 32: every stretch of up to `longest` letters of a run is looked
+// up, a hundred thousand in a hostile text, and a 32-bit hash would meet a word by chance.
 struct WordCosts {
   std::unordered_map<uint64_t, float> cost;
   size_t longest = 0;
@@ -592,7 +599,7 @@ std::optional<Undisguised> unrun(std::string_view text, const TextWords& words) 
     bool apart_here = false;
     for (size_t sb = b; sb < e;) {
       size_t se = sb + 1;
-      while (se < e && !(ascii_upper(text[se]) && !ascii_upper(text[se - 1]))) ++se;
+      while (se < e && !hump_at(text.data(), se)) ++se;
       const std::vector<size_t> piece =
           se - sb >= 8 ? segment(text.substr(sb, se - sb)) : std::vector<size_t>{};
       apart_here |= !piece.empty();
@@ -706,7 +713,7 @@ std::string_view disguise_of(std::string_view text, Span s) {
     const bool prev = i > s.begin && ascii_alpha(text[i - 1]);
     const bool next = i + 1 < s.end && ascii_alpha(text[i + 1]);
     if (ascii_alpha(c)) {
-      hump |= ascii_upper(c) && prev && !ascii_upper(text[i - 1]);
+      hump |= i > s.begin && hump_at(text.data(), i);
       ++letters;
       ++run;
       continue;
