@@ -96,9 +96,11 @@ void read_decoded_in_place(const Detector& injection, std::string_view seen,
   if (!in_place) return;
   std::optional<Finding> alone = model_reading(request);
   if (!alone) return;
-  Finding& f = alone->confidence < in_place->confidence ? *alone : *in_place;
+  const bool request_weaker = alone->confidence < in_place->confidence;
+  Finding& f = request_weaker ? *alone : *in_place;
   f.spans.assign(1, at);
-  f.explanation += " (with what it encodes decoded in place)";
+  f.explanation += request_weaker ? " (the request read without what it encodes)"
+                                  : " (with what it encodes decoded in place)";
   findings.push_back(std::move(f));
 }
 
