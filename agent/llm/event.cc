@@ -37,6 +37,8 @@ void detection_json(JsonWriter& w, const Inspection& in, int threshold) {
   w.end_array();
   if (in.answer_streamed_bytes > 0)
     w.field("answer_streamed_bytes", uint64_t(in.answer_streamed_bytes));
+  if (in.answer_findings_dropped > 0)
+    w.field("answer_findings_dropped", uint64_t(in.answer_findings_dropped));
   w.end_object();
 }
 

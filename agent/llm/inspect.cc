@@ -104,6 +104,7 @@ Inspection Inspector::inspect(const LlmCall& c, const StreamedAnswer* streamed) 
     // Scanned as it streamed in. What is masked in the event is looked for in the text the
     // event carries, so that a mask can never land beside what it should hide.
     out.answer_streamed_bytes = streamed->bytes;
+    out.answer_findings_dropped = streamed->dropped;
     mask_only("output_text", c.output_text);
     for (const detect::Finding& f : streamed->findings) {
       all.findings.push_back(f);

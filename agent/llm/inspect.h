@@ -37,8 +37,9 @@ struct StreamedAnswer {
 
 struct Inspection {
   bool ran = false;
-  size_t answer_streamed_bytes = 0;  // the answer was scanned as it streamed: its length
-  int score = 0;                     // 0..100 over all reported findings
+  size_t answer_streamed_bytes = 0;    // the answer was scanned as it streamed: its length
+  size_t answer_findings_dropped = 0;  // findings of it past StreamedAnswer::kMaxFindings
+  int score = 0;                       // 0..100 over all reported findings
   std::vector<LocatedFinding> findings;
   std::vector<std::string> reasons;
   // Keyed like `where` (plus "system"); sorted, not overlapping.

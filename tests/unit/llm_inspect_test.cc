@@ -267,12 +267,30 @@ TEST_CASE("llm inspect: a streamed answer is scanned past the text the adapter k
   CHECK(ev["detection"]["answer_streamed_bytes"] == answer.size());
 }
 
+TEST_CASE("llm inspect: a streamed answer's findings are kept up to a bound, the rest counted") {
+  const Inspector inspector;
+  std::string answer;
+  const size_t n = StreamedAnswer::kMaxFindings + 44;
+  for (size_t i = 0; i < n; ++i)
+    answer += "Row " + std::to_string(i) + ": user" + std::to_string(i) + "@example.org\n";
+  const LlmRecord r = stream_call(inspector, answer, 64, 4096);
+  size_t listed = 0;
+  for (const auto& f : r.inspection.findings) listed += f.where == "output_text";
+  CHECK(listed == StreamedAnswer::kMaxFindings);
+  CHECK(r.inspection.answer_findings_dropped == 44);
+  const auto ev = nlohmann::json::parse(llm_exchange_json(r, LlmOptions{.inspector = &inspector}));
+  CHECK(ev["detection"]["answer_findings_dropped"] == 44);
+  // Every address is still masked in the event's text: masks do not depend on the bound.
+  CHECK(ev["output_text"].get<std::string>().find("@example.org") == std::string::npos);
+}
+
 TEST_CASE("llm inspect: a whole (not streamed) answer is scanned once it is complete") {
   const Inspector inspector;
   LlmCall c;
   c.output_text = "The key is " + kKey;
   const Inspection in = inspector.inspect(c);
   CHECK(in.answer_streamed_bytes == 0);
+  CHECK(in.answer_findings_dropped == 0);
   CHECK(has(in, "output_text", "secret.openai_api_key"));
   const auto ev = nlohmann::json::parse(llm_exchange_json(LlmRecord{.call = c, .inspection = in},
                                                           LlmOptions{.inspector = &inspector}));
