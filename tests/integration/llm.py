@@ -434,7 +434,30 @@ def describe_events(agent: aw.Agent, pid: int) -> str:
     for e in ex[-3:]:
         lines.append("  last exchange: " + json.dumps(
             {k: e.get(k) for k in ("provider", "path", "model", "process", "status")})[:400])
-    return "\n".join(lines) + "\n" + agent.stderr_tail(15)
+    # What the agent said of this very process (a coverage.gap says what it saw of it).
+    for r in recs:
+        if (r.get("process") or {}).get("pid") == pid:
+            lines.append(f"  pid {pid}: " + json.dumps(
+                {k: v for k, v in r.items() if k != "process"})[:400])
+    return "\n".join(lines) + "\n" + agent_losses(agent) + "\n" + agent.stderr_tail(15)
+
+
+def agent_losses(agent: aw.Agent) -> str:
+    """The running agent's capture figures (`agentwall status --json`: probes, drops, stream
+    gaps), for a test that missed something; a line that says why when they cannot be had."""
+    if not os.path.exists(agent.control_socket):
+        return "agent status: no control socket"
+    res = subprocess.run([aw.agent_bin(), "status", "--json", "--socket", agent.control_socket],
+                         capture_output=True, text=True, timeout=30)
+    if res.returncode != 0:
+        return f"agent status: exit {res.returncode}: {res.stderr.strip()[:300]}"
+    try:
+        doc = json.loads(res.stdout)
+    except ValueError:
+        return "agent status: not JSON: " + res.stdout[:300]
+    keep = {k: doc[k] for k in ("counters", "attach", "streams", "http", "coverage")
+            if k in doc}
+    return "agent status: " + json.dumps(keep or doc)[:1500]
 
 
 # --------------------------------------------------------------------------------------------
