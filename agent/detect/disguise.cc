@@ -441,7 +441,7 @@ void append_reversed(std::string_view piece, std::string& out) {
 // is backwards when more of its commonest short words are backwards than forwards. The rest
 // reads as it was: the order around the reversed text stays an order.
 std::optional<Undisguised> unreverse(std::string_view text, const TextWords& words) {
-  Undisguised u{{}, {text.size(), 0}, "written backwards", true};
+  Undisguised u{{}, {text.size(), 0}, "written backwards", true, true};
   u.text.reserve(text.size());
   size_t t = 0;  // the first word not before the piece
   for (size_t b = 0; b < text.size();) {

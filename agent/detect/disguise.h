@@ -81,6 +81,10 @@ struct Undisguised {
   // single letters and words backwards mean nothing to it, and of such text it judged the
   // rest alone. Leetspeak words are some of a text's words, and the model has seen some.
   bool replaces_model_reading = false;
+  // Whether the model's reading of `text` counts no more than its reading of the text outside
+  // `at` alone: text turned round in place behind a request ("Reverse this text: ...") that
+  // the model, on its own, takes for an order to disguise the answer.
+  bool capped_by_request = false;
 };
 std::vector<Undisguised> undisguise(std::string_view text, const TextWords& words,
                                     const DisguiseSigns& signs);

@@ -384,6 +384,7 @@ class InjectionDetector final : public Detector {
       read_words(u.text, undone);
       std::vector<Finding> again;
       read(u.text, source, &undone, again);
+      if (u.capped_by_request) cap_by_request(text, u.at, source, again);
       replace |= u.replaces_model_reading;
       for (Finding& f : again) {
         f.spans.assign(1, u.at);
@@ -421,6 +422,36 @@ class InjectionDetector final : public Detector {
   }
 
  private:
+  // A view's model finding in `found` weighs no more than the model's reading of the request
+  // around it, `text` without `at`: "Reverse this text: <a benign line backwards>" is the
+  // request the model learned from "reply backwards" attacks, and the line turned round adds
+  // little to it, where a reversed order makes the view stronger than the request alone.
+  // A request too short to be read at all (fewer than the model's minimum of words) leaves
+  // the view no model finding: the view turned round whole still reads the line alone.
+  void cap_by_request(std::string_view text, Span at, Source source,
+                      std::vector<Finding>& found) const {
+    const auto f = std::find_if(found.begin(), found.end(),
+                                [](const Finding& g) { return g.detector == kModelId; });
+    if (f == found.end() || !model_) return;
+    thread_local std::string request;
+    request.assign(text.substr(0, at.begin)).push_back(' ');
+    request.append(text.substr(std::min(at.end, text.size())));
+    thread_local TextWords words;
+    read_words(request, words);
+    const NgramModel::Result m = model_->score(
+        request, words,
+        is_tool_content(source) ? NgramModel::View::kContent : NgramModel::View::kPrompt);
+    if (m.probability >= f->confidence) return;
+    if (m.probability < NgramModel::kReportFrom) {
+      found.erase(f);
+      return;
+    }
+    char why[96];
+    std::snprintf(why, sizeof(why), " (p=%.2f for the request alone)", m.probability);
+    f->confidence = m.probability;
+    f->explanation += why;
+  }
+
   // The rules and, where `words` are given (the text's, read_words), the model.
   void read(std::string_view text, Source source, const TextWords* words,
             std::vector<Finding>& out) const {
