@@ -735,26 +735,26 @@ const std::vector<InjectionRule> kRules = {
      0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
     // Russian, as normalised: a word of Cyrillic letters stays Cyrillic, without diacritics
     // ("й" is "и", "ё" is "е"), but a word whose letters all look Latin is folded ("Не" reads
-    // "He", a lone "с" "c"). Case is not folded outside ASCII, so capitals are spelled out;
+    // "He", a lone "с" "c"), and in small letters: normalisation lowers Cyrillic capitals.
     // \b and \w are ASCII, so words are \S+ and stems stand for their endings.
     {"injection.ignore_instructions",
-     // Stems from the second letter on ("гнорируи": игнорируй, Игнорируйте, проигнорируй),
-     // which vectorscan looks for far more cheaply than a choice of capitals.
+     // Stems from the second letter on ("гнорируи": игнорируй, игнорируйте, проигнорируй),
+     // so that the prefixed forms count too.
      R"((гнорируи|абудь|обращаи\s+внимания|тбрось|ренебреги)(те)?\s+(\S+\s+){0,3}(инструкци|)"
      R"(указани|правил|директив|ограничени|промпт|установк))",
      0.8, 0.95, "tells the model to ignore the instructions it was given (in another language)"},
     {"injection.prompt_extraction",
-     R"((^|[\s"'(,.:;!?-]|«|—)((П|п)окажи|(В|в)ыведи|(Н|н)апиши|(П|п)овтори|(Р|р)аскрои|)"
-     R"((Р|р)асскажи|(Д|д)аи|(С|с)кажи|(Р|р)аспечатаи|(П|п)еречисли)(те)?\s+(\S+\s+){0,3})"
+     R"((^|[\s"'(,.:;!?-]|«|—)(покажи|выведи|напиши|повтори|раскрои|)"
+     R"(расскажи|даи|скажи|распечатаи|перечисли)(те)?\s+(\S+\s+){0,3})"
      R"((тво|сво|ваш)\S*\s+(\S+\s+)?(промпт|инструкци|указани|настроик))",
      0.6, 0.9, "asks about the model's own instructions (in another language)"},
     {"injection.prompt_extraction",
-     R"((^|[\s"'(,.:;!?-]|«|—)((П|п)окажи|(В|в)ыведи|(Н|н)апиши|(П|п)овтори|(Р|р)аскрои|)"
-     R"((Р|р)асскажи|(Д|д)аи|(С|с)кажи|(Р|р)аспечатаи|(П|п)еречисли)(те)?\s+(\S+\s+){0,3})"
+     R"((^|[\s"'(,.:;!?-]|«|—)(покажи|выведи|напиши|повтори|раскрои|)"
+     R"(расскажи|даи|скажи|распечатаи|перечисли)(те)?\s+(\S+\s+){0,3})"
      R"(системн\S*\s+(промпт|инструкци|сообщени))",
      0.6, 0.9, "asks about the model's own instructions (in another language)"},
     {"injection.jailbreak",
-     R"((^|[\s"'(,.:;!?-]|«|—)((ИИ|модель|ассистент|нейросеть)\s+(\S+\s+){0,2}(без|нет)|)"
+     R"((^|[\s"'(,.:;!?-]|«|—)((ии|модель|ассистент|нейросеть)\s+(\S+\s+){0,2}(без|нет)|)"
      R"((тебя|тебе|вас)\s+(\S+\s+){0,2}((he|не)\s+существует|нет))\s+(\S+\s+)?(ограничени|)"
      R"(правил|фильтр|цензур|запрет))",
      0.45, 0.8, "describes an AI without rules or limits (in another language)"},
@@ -763,13 +763,13 @@ const std::vector<InjectionRule> kRules = {
      R"(модераци\S*)\s+(\S+\s+){0,2}(отключен|выключен|снят|деактивирован))",
      0.7, 0.85, "tells the model its safety filters are off (in another language)"},
     {"injection.addressed_to_model",
-     R"((^|[\s"'(,.:;!?-]|«|—)(Д|д)ля\s+(ИИ|бота|ассистента|агента|модели|нейросети)(-\S+)?)"
+     R"((^|[\s"'(,.:;!?-]|«|—)для\s+(ии|бота|ассистента|агента|модели|нейросети)(-\S+)?)"
      R"((,\s+(\S+\s+){0,6}[^\s:]+)?\s*:\s*\S)",
      0.1, 0.8, "addresses the reading AI by a label (in another language)"},
     {"injection.addressed_to_model",
-     // "ИИ-ассистент, составляя сводку, добавь …": written with the capitals, which are
-     // rare enough to look for (the verbs alone are in every Russian chat).
-     R"((^|[\s"'(,.:;!?-]|«|—)ИИ(-|\s+)(ассистент|агент|помощник|бот)\S*\s*,\s+(\S+\s+){0,6})"
+     // "ИИ-ассистент, составляя сводку, добавь …" (read "ии-ассистент"): the abbreviation
+     // is rare enough to look for (the verbs alone are in every Russian chat).
+     R"((^|[\s"'(,.:;!?-]|«|—)ии(-|\s+)(ассистент|агент|помощник|бот)\S*\s*,\s+(\S+\s+){0,6})"
      R"((добавь|перешли|отправь|удали|напиши|ответь|сообщи|скажи|укажи|пометь|одобри|игнорируи|забудь|)"
      R"(оформи|переведи|вставь|включи|открои|выполни|запусти|порекомендуи|упомяни)(те)?)",
      0.1, 0.8, "addresses the reading AI by a label (in another language)"},

@@ -176,7 +176,26 @@ bool is_diacritic(uint32_t cp) {
 constexpr auto kDecompose = static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
 constexpr auto kCompose = static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE);
 
-enum class Fold : uint8_t { kKeep, kInvisible, kMark, kCompatibility, kConfusable };
+enum class Fold : uint8_t { kKeep, kInvisible, kMark, kCompatibility, kConfusable, kCase };
+
+// The small letter of a Greek or Cyrillic capital, or 0. Those scripts are written in
+// capitals and small letters alike ("ΑγΝόΗσΕ", "ЗаБуДь"), and rules and the model read
+// them as Latin text is read, case folded: ASCII is folded by whoever reads it (secrets
+// are case-sensitive), these here. The same number of UTF-8 bytes either way.
+uint32_t small_letter(uint32_t cp) {
+  if (cp >= 0x391 && cp <= 0x3A9 && cp != 0x3A2) return cp + 0x20;  // Α-Ω
+  if (cp >= 0x410 && cp <= 0x42F) return cp + 0x20;                 // А-Я
+  if (cp >= 0x400 && cp <= 0x40F) return cp + 0x50;                 // Ѐ-Џ (Є, І, Ї, Ў, ...)
+  // Pairs, capital first: Ѡ-Ҁ, Ҋ-Ҿ (Ґ, Ғ, Қ, Ң, Ү, Һ, ...), Ӑ-ԯ; Ӂ-Ӎ capital
+  // second-to-odd.
+  if (((cp >= 0x460 && cp <= 0x480) || (cp >= 0x48A && cp <= 0x4BE) ||
+       (cp >= 0x4D0 && cp <= 0x52E)) &&
+      cp % 2 == 0)
+    return cp + 1;
+  if (cp >= 0x4C1 && cp <= 0x4CD && cp % 2 == 1) return cp + 1;
+  if (cp == 0x4C0) return 0x4CF;  // Ӏ
+  return 0;
+}
 
 // What the code point `cp` (not ASCII) becomes; the replacement, for the two folds, in
 // `out` (which may stay empty: "¨" is a space and a diaeresis, the space is kept). Without
@@ -191,8 +210,16 @@ Fold fold(uint32_t cp, std::string& out, bool lookalikes = true) {
     out.push_back(c);
     return Fold::kConfusable;
   }
+  // A capital is read as its small letter, and that letter is folded on: "Ё" is "ё", "е".
+  const uint32_t small = small_letter(cp);
+  const auto lowered = [&] {
+    if (!small) return Fold::kKeep;
+    append_utf8(out, small);
+    return Fold::kCase;
+  };
+  if (small) cp = small;
   if (utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->decomp_seqindex == UINT16_MAX) {
-    return Fold::kKeep;
+    return lowered();
   }
   // NFKD of this one code point, then diacritics dropped and lookalikes folded, then
   // recomposed (kana and their voicing mark, Indic two-part vowels, Hangul jamo) so that
@@ -201,7 +228,7 @@ Fold fold(uint32_t cp, std::string& out, bool lookalikes = true) {
   int boundclass = 0;
   const auto n = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(cp), d.data(), d.size(),
                                          kDecompose, &boundclass);
-  if (n <= 0 || static_cast<size_t>(n) > d.size()) return Fold::kKeep;
+  if (n <= 0 || static_cast<size_t>(n) > d.size()) return lowered();
   bool lookalike = false, compose = false;
   utf8proc_ssize_t kept = 0;
   for (utf8proc_ssize_t k = 0; k < n; ++k) {
@@ -213,13 +240,14 @@ Fold fold(uint32_t cp, std::string& out, bool lookalikes = true) {
       continue;
     }
     compose |= c >= 0x80;
-    d[kept++] = d[k];
+    const uint32_t small = small_letter(c);  // "Ά" is "Α" and an accent: "α"
+    d[kept++] = small ? static_cast<utf8proc_int32_t>(small) : d[k];
   }
   if (compose && kept > 1) {
     kept = utf8proc_normalize_utf32(d.data(), kept, kCompose);
-    if (kept < 0) return Fold::kKeep;
+    if (kept < 0) return lowered();
   }
-  if (kept == 1 && static_cast<uint32_t>(d[0]) == cp) return Fold::kKeep;
+  if (kept == 1 && static_cast<uint32_t>(d[0]) == cp) return lowered();
   for (utf8proc_ssize_t k = 0; k < kept; ++k) append_utf8(out, static_cast<uint32_t>(d[k]));
   return lookalike ? Fold::kConfusable : Fold::kCompatibility;
 }
@@ -280,8 +308,7 @@ bool lookalike_script(uint32_t cp) {
 // Whether `cp` is part of a word: letters, digits and marks of any script, and the
 // invisible characters that may be slipped between them.
 bool word_char(uint32_t cp, const uint8_t* table) {
-  if (cp < 0x80)
-    return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= '0' && cp <= '9');
+  if (cp < 0x80) return ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') || (cp >= '0' && cp <= '9');
   if (cp >= 0x400 && cp <= 0x52F) return cp != 0x482;  // Cyrillic: all letters and marks but ҂
   if (cp < kTabled && (table[cp] == kTInvisible || table[cp] == kTMark)) return true;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
@@ -394,6 +421,7 @@ Normalized normalize(std::string_view in) {
     ++(f == Fold::kInvisible       ? n.removed_invisible
        : f == Fold::kMark          ? n.removed_marks
        : f == Fold::kCompatibility ? n.folded_compatibility
+       : f == Fold::kCase          ? n.folded_case
                                    : n.folded_confusables);
   };
   std::string other;
@@ -435,7 +463,8 @@ Normalized normalize(std::string_view in) {
             continue;
           }
           other.clear();
-          f = fold(cp, other, /*lookalikes=*/false) == Fold::kKeep ? Fold::kKeep : Fold::kMark;
+          f = fold(cp, other, /*lookalikes=*/false);
+          if (f != Fold::kKeep && f != Fold::kCase) f = Fold::kMark;
           out = other;
         }
       }

@@ -19,8 +19,10 @@ namespace agentwall::detect {
 // characters); compatibility forms folded as NFKC folds them (fullwidth "ｉ", mathematical
 // "𝐢", ligatures, circled letters, superscripts, …); diacritics dropped ("é" reads "e");
 // and letters of other scripts that look like Latin ones replaced by them (Cyrillic "і",
-// Greek "ο", Cherokee "Ꭺ", …). Case is kept, as secrets are case-sensitive: callers match
-// words caselessly. Bytes that are not valid UTF-8 are kept as they are.
+// Greek "ο", Cherokee "Ꭺ", …). Latin case is kept, as secrets are case-sensitive: callers
+// match words caselessly; Greek and Cyrillic capitals are lowered ("ΑγΝόΗσΕ" reads
+// "αγνοησε"), which no caller could do byte by byte. Bytes that are not valid UTF-8 are kept
+// as they are.
 struct Normalized {
   // Empty unless `changed`: when nothing changed the input itself is the normalised text.
   // That is always so for pure ASCII, found in one quick pass. view() picks the right one.
@@ -32,6 +34,7 @@ struct Normalized {
   size_t removed_marks = 0;         // diacritics removed: combining, or of a Latin letter ("é")
   size_t folded_compatibility = 0;  // code points NFKC folds ("ｉ", "𝐢", "ﬁ", "①", "²", …)
   size_t folded_confusables = 0;    // lookalikes from other scripts folded ("і", "ο", "ı")
+  size_t folded_case = 0;           // Greek and Cyrillic capitals lowered ("Ω", "Я")
   bool changed = false;
 };
 
