@@ -660,6 +660,10 @@ int cmd_replay(int argc, char** argv) {
   return 0;
 }
 
+// The roles `scan` takes (detect::source_from_role also knows some aliases: human,
+// developer, tool_result, function, model, tool_call).
+constexpr const char* kRoles = "user, system, tool, tool_description, assistant or tool_arguments";
+
 int cmd_scan(int argc, char** argv) {
   bool lines = false;
   bool timing = false;
@@ -701,10 +705,7 @@ int cmd_scan(int argc, char** argv) {
   const detect::Source default_source =
       role.empty() ? detect::Source::kUnknown : detect::source_from_role(role);
   if (!role.empty() && default_source == detect::Source::kUnknown) {
-    std::fprintf(stderr,
-                 "agentwall: --role %s: unknown; use user, system, tool, tool_description, "
-                 "assistant or tool_arguments\n",
-                 role.c_str());
+    std::fprintf(stderr, "agentwall: --role %s: unknown; use %s\n", role.c_str(), kRoles);
     return 2;
   }
   const detect::Engine engine;
@@ -734,8 +735,23 @@ int cmd_scan(int argc, char** argv) {
         continue;
       }
       text = j["text"].get<std::string>();
-      if (j.contains("role") && j["role"].is_string())
-        source = detect::source_from_role(j["role"].get<std::string>());
+      // A role the engine does not know would be scanned as no role at all, and weigh
+      // orders as a user's own prompt: refused, as --role refuses it. null means none given.
+      if (const auto r = j.find("role"); r != j.end() && !r->is_null()) {
+        source = r->is_string() ? detect::source_from_role(r->get<std::string>())
+                                : detect::Source::kUnknown;
+        if (source == detect::Source::kUnknown) {
+          ++bad;
+          std::printf(
+              "{\"error\":%s}\n",
+              nlohmann::json("line " + std::to_string(n) + ": role " +
+                             r->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                             " is unknown; use " + std::string(kRoles))
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  .c_str());
+          continue;
+        }
+      }
     }
     const auto t0 = std::chrono::steady_clock::now();
     const detect::ScanResult result = engine.scan(text, source);
@@ -758,7 +774,9 @@ int cmd_scan(int argc, char** argv) {
   }
   std::fflush(stdout);
   if (bad) {
-    std::fprintf(stderr, "agentwall: %llu of %llu lines were not JSON objects with \"text\"\n",
+    std::fprintf(stderr,
+                 "agentwall: %llu of %llu lines were not scanned: not JSON objects with "
+                 "\"text\", or of an unknown role (each has an \"error\" line)\n",
                  static_cast<unsigned long long>(bad), static_cast<unsigned long long>(n));
     return 1;
   }
