@@ -260,6 +260,22 @@ bool spelled_apart(const unsigned char* p, const TextWords& words, size_t t) {
          (p[gap] == ' ' || p[gap] == '.' || p[gap] == '-' || p[gap] == '*');
 }
 
+// Whether the word at [b, e) is a piece of a blob: a run of more than kBlob letters, digits
+// and the other characters of base64 and of keys ("+/=_-"), whose pieces between them are
+// random tokens, some of them one-case letters and digits by chance. Code written in
+// leetspeak has its brackets, dots and quotes. Looked at no further than the blob's size.
+constexpr size_t kBlob = 48;
+bool in_blob(const unsigned char* p, size_t size, size_t b, size_t e) {
+  const auto blob_byte = [](unsigned char c) {
+    return ascii_alpha(char(c)) || (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=' ||
+           c == '_' || c == '-';
+  };
+  size_t run = e - b;
+  for (size_t j = b; j > 0 && run <= kBlob && blob_byte(p[j - 1]); --j) ++run;
+  for (size_t j = e; j < size && run <= kBlob && blob_byte(p[j]); ++j) ++run;
+  return run > kBlob;
+}
+
 // A word that reads as leetspeak: letters and leetspeak digits, one case, not too long.
 bool leet_word(const unsigned char* w, size_t n, uint8_t kinds) {
   return (kinds & TextWords::kLetters) && (kinds & TextWords::kLeetDigits) &&
@@ -321,7 +337,7 @@ DisguiseSigns disguise_signs(std::string_view text, const TextWords& words) {
       singles = 0;
       // A leetspeak digit between letters ("1gn0r3", "PR3V10US"), not in a hexadecimal id
       // ("3f2a9b") or a random token ("x3G8", "eyJhbGciOiJIUzI1NiIs").
-      if (!s.leetspeak && leet_word(p + b, len, kinds)) {
+      if (!s.leetspeak && leet_word(p + b, len, kinds) && !in_blob(p, size, b, e)) {
         for (size_t j = b + 1; j + 1 < e; ++j)
           s.leetspeak |= leet(char(p[j])) && letter_at(j - 1) && letter_at(j + 1) &&
                          (!hex_letter(p[j - 1]) || !hex_letter(p[j + 1]));
@@ -358,7 +374,7 @@ std::optional<Undisguised> unleet(std::string_view text, const TextWords& words)
   };
   for (size_t t = 0; t < words.words.size(); ++t) {
     const size_t b = words.words[t].begin, e = words.words[t].end;
-    if (leet_word(p + b, e - b, words.kinds[t])) {
+    if (leet_word(p + b, e - b, words.kinds[t]) && !in_blob(p, text.size(), b, e)) {
       for (size_t j = b; j < e; ++j)
         if (const char l = leet(char(p[j]))) u.text[j] = l;
       mark(b, e);
