@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/time.h"
+#include "agent/detect/engine.h"
 #include "agent/policy/subject_llm.h"
 
 namespace agentwall::decide {
@@ -124,15 +125,18 @@ void Decider::emit_alert(const policy::Subject& s, const policy::Decision& d,
   j["process"] = process_json(s);
   j[what] = std::move(call);
   json findings = json::array();
+  detect::ListedFindings listed;
   for (size_t i : d.findings) {
     if (i >= s.findings.size()) continue;
     const auto& f = s.findings[i];
+    if (!listed.take(f.where, f.detector)) continue;
     findings.push_back({{"detector", f.detector},
                         {"category", f.category},
                         {"confidence", f.confidence},
                         {"where", f.where}});
   }
   if (!findings.empty()) j["findings"] = findings;
+  if (listed.dropped() > 0) j["findings_unlisted"] = listed.dropped();
   if (s.score) j["score"] = s.score;
   emit_(dump(j));
 }

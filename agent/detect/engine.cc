@@ -195,6 +195,21 @@ ScanResult Engine::scan(std::string_view text, Source source) const {
   return r;
 }
 
+bool ListedFindings::take(std::string_view where, std::string_view detector) {
+  // A text has a handful of detectors with findings: a linear search is the quickest.
+  auto it = std::find_if(counts_.begin(), counts_.end(), [&](const Count& c) {
+    return c.detector == detector && c.where == where;
+  });
+  if (it == counts_.end())
+    it = counts_.insert(counts_.end(), {std::string(where), std::string(detector)});
+  if (it->n >= kListed) {
+    ++dropped_;
+    return false;
+  }
+  ++it->n;
+  return true;
+}
+
 void score_findings(ScanResult& r) {
   r.reasons.clear();
   // Independent evidence adds up: score = 1 - product of (1 - weight), over detectors. More

@@ -21,8 +21,10 @@ void detection_json(JsonWriter& w, const Inspection& in, int threshold) {
   w.key("detection").begin_object();
   w.field("score", int64_t(in.score)).field("flagged", in.score >= threshold);
   w.key("findings").begin_array();
+  detect::ListedFindings listed;
   for (const LocatedFinding& lf : in.findings) {
     const detect::Finding& f = lf.finding;
+    if (!listed.take(lf.where, f.detector)) continue;
     w.begin_object().field("where", lf.where).field("detector", f.detector);
     w.field("category", detect::to_string(f.category)).field("confidence", f.confidence);
     w.key("spans").begin_array();
@@ -39,6 +41,7 @@ void detection_json(JsonWriter& w, const Inspection& in, int threshold) {
     w.field("answer_streamed_bytes", uint64_t(in.answer_streamed_bytes));
   if (in.answer_findings_dropped > 0)
     w.field("answer_findings_dropped", uint64_t(in.answer_findings_dropped));
+  if (listed.dropped() > 0) w.field("findings_unlisted", uint64_t(listed.dropped()));
   w.end_object();
 }
 

@@ -10,6 +10,12 @@ namespace {
 
 using nlohmann::json;
 
+// An alert's scan fields (scan_fields) with the text it quotes under `key`.
+json with_text(json fields, const char* key, std::string text) {
+  fields[key] = std::move(text);
+  return fields;
+}
+
 // Words of a tool name: read_file, readFile, read-file → read, file.
 std::vector<std::string> words(const std::string& name) {
   std::vector<std::string> out;
@@ -87,14 +93,11 @@ std::vector<std::string> CallChecker::on_call(uint32_t client_pid, const ServerI
         return f.category == detect::Category::kUnsafeOutput;
       });
       if (unsafe && r.score >= opt_.threshold)
-        out.push_back(
-            mcp_alert_json("mcp.dangerous_tool_call", "high", server, tool,
-                           "a call of tool " + tool + " of " + server.name + " is dangerous: " +
-                               (r.reasons.empty() ? std::string("flagged") : r.reasons.front()),
-                           ctx,
-                           {{"score", r.score},
-                            {"findings", findings_json(r)},
-                            {"arguments", capped(args, opt_.content_cap)}}));
+        out.push_back(mcp_alert_json(
+            "mcp.dangerous_tool_call", "high", server, tool,
+            "a call of tool " + tool + " of " + server.name + " is dangerous: " +
+                (r.reasons.empty() ? std::string("flagged") : r.reasons.front()),
+            ctx, with_text(scan_fields(r), "arguments", capped(args, opt_.content_cap))));
     }
     if (!result_text.empty() && !is_error) {
       const detect::ScanResult r = opt_.engine->scan(result_text, detect::Source::kToolResult);
@@ -106,15 +109,12 @@ std::vector<std::string> CallChecker::on_call(uint32_t client_pid, const ServerI
                          f.category == detect::Category::kPii;
       }
       if (injection && carries_instructions(r, opt_.threshold, false))
-        out.push_back(
-            mcp_alert_json("mcp.tool_result_injection", "high", server, tool,
-                           "the result of tool " + tool + " of " + server.name +
-                               " carries instructions for the model: " +
-                               (r.reasons.empty() ? std::string("flagged") : r.reasons.front()),
-                           ctx,
-                           {{"score", r.score},
-                            {"findings", findings_json(r)},
-                            {"result_text", capped(result_text, opt_.content_cap)}}));
+        out.push_back(mcp_alert_json(
+            "mcp.tool_result_injection", "high", server, tool,
+            "the result of tool " + tool + " of " + server.name +
+                " carries instructions for the model: " +
+                (r.reasons.empty() ? std::string("flagged") : r.reasons.front()),
+            ctx, with_text(scan_fields(r), "result_text", capped(result_text, opt_.content_cap))));
     }
   }
   // Toxic flows: a private read, then a send, by the same client process.

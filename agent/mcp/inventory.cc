@@ -93,14 +93,19 @@ std::string mcp_alert_json(const char* rule, const char* severity, const ServerI
   return w.take();
 }
 
-json findings_json(const detect::ScanResult& r) {
+json scan_fields(const detect::ScanResult& r) {
   json findings = json::array();
-  for (const detect::Finding& f : r.findings)
+  detect::ListedFindings listed;
+  for (const detect::Finding& f : r.findings) {
+    if (!listed.take({}, f.detector)) continue;
     findings.push_back({{"detector", f.detector},
                         {"category", std::string(detect::to_string(f.category))},
                         {"confidence", f.confidence},
                         {"explanation", f.explanation}});
-  return findings;
+  }
+  json out = {{"score", r.score}, {"findings", std::move(findings)}};
+  if (listed.dropped() > 0) out["findings_unlisted"] = listed.dropped();
+  return out;
 }
 
 bool carries_instructions(const detect::ScanResult& r, int threshold, bool written_for_model) {
@@ -138,13 +143,13 @@ void Inventory::scan(const Server& s, const std::string& tool, const std::string
   if (!opt_.engine) return;
   const detect::ScanResult r = opt_.engine->scan(text, detect::Source::kToolDescription);
   if (!carries_instructions(r, opt_.threshold, true)) return;
-  const json findings = findings_json(r);
   std::string why = r.reasons.empty() ? "flagged by detection" : r.reasons.front();
-  out.push_back(alert(
-      rule, "high", s, tool,
-      (tool.empty() ? std::string("the instructions") : "tool " + tool) + " of " + s.id.name +
-          " carry instructions for the model: " + why,
-      ctx, {{"score", r.score}, {"findings", findings}, {"text", capped(text, opt_.content_cap)}}));
+  json fields = scan_fields(r);
+  fields["text"] = capped(text, opt_.content_cap);
+  out.push_back(alert(rule, "high", s, tool,
+                      (tool.empty() ? std::string("the instructions") : "tool " + tool) + " of " +
+                          s.id.name + " carry instructions for the model: " + why,
+                      ctx, fields));
 }
 
 std::vector<std::string> Inventory::on_tools(const ServerId& id, const json& tools,

@@ -38,8 +38,10 @@ std::string mcp_alert_json(const char* rule, const char* severity, const ServerI
                            const std::string& tool, const std::string& message,
                            const AlertContext& ctx, const nlohmann::json& extra);
 
-// The findings of a scan as they go into alerts: detector, category, confidence, explanation.
-nlohmann::json findings_json(const detect::ScanResult& r);
+// A scan as it goes into alerts: "score", and "findings" (detector, category, confidence,
+// explanation), at most detect::ListedFindings::kListed of each detector, with
+// "findings_unlisted" counting the rest when there are more.
+nlohmann::json scan_fields(const detect::ScanResult& r);
 
 // Whether a scan of text the model reads (a tool description, instructions, a tool result)
 // says it carries instructions an attacker planted: scored again from the rule-based

@@ -284,6 +284,38 @@ TEST_CASE("llm inspect: a streamed answer's findings are kept up to a bound, the
   CHECK(ev["output_text"].get<std::string>().find("@example.org") == std::string::npos);
 }
 
+TEST_CASE("llm inspect: the event lists a bounded number of one detector's findings per text") {
+  // A customer list in a prompt: every address is a finding, every one is masked, and the
+  // event lists the first ListedFindings::kListed of them in that text and counts the rest.
+  const Inspector inspector;
+  LlmRecord r;
+  std::string list = "Summarise these customers:\n";
+  for (int i = 0; i < 100; ++i) list += "customer" + std::to_string(i) + "@example.org\n";
+  r.call.messages = {{"user", list}, {"assistant", "ok"}, {"user", list}};
+  r.has_request = true;
+  r.inspection = inspector.inspect(r.call);
+  size_t found = 0;
+  for (const auto& f : r.inspection.findings) found += f.finding.detector == "pii.email";
+  CHECK(found == 100);  // the new turn only: messages[2]
+  const auto ev = nlohmann::json::parse(llm_exchange_json(r, LlmOptions{.inspector = &inspector}));
+  size_t listed = 0;
+  for (const auto& f : ev["detection"]["findings"]) {
+    CHECK(f["where"] == "messages[2]");
+    listed += f["detector"] == "pii.email";
+  }
+  CHECK(listed == detect::ListedFindings::kListed);
+  CHECK(ev["detection"]["findings_unlisted"] == 100 - detect::ListedFindings::kListed);
+  for (const auto& m : ev["messages"])
+    CHECK(m["text"].get<std::string>().find("@example.org") == std::string::npos);
+  // Bounded per text and per detector: another text, or another detector, has its own.
+  detect::ListedFindings bound;
+  for (size_t i = 0; i < detect::ListedFindings::kListed; ++i) CHECK(bound.take("a", "pii.email"));
+  CHECK_FALSE(bound.take("a", "pii.email"));
+  CHECK(bound.take("b", "pii.email"));
+  CHECK(bound.take("a", "pii.phone"));
+  CHECK(bound.dropped() == 1);
+}
+
 TEST_CASE("llm inspect: a whole (not streamed) answer is scanned once it is complete") {
   const Inspector inspector;
   LlmCall c;
@@ -295,4 +327,5 @@ TEST_CASE("llm inspect: a whole (not streamed) answer is scanned once it is comp
   const auto ev = nlohmann::json::parse(llm_exchange_json(LlmRecord{.call = c, .inspection = in},
                                                           LlmOptions{.inspector = &inspector}));
   CHECK_FALSE(ev["detection"].contains("answer_streamed_bytes"));
+  CHECK_FALSE(ev["detection"].contains("findings_unlisted"));
 }

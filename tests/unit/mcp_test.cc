@@ -329,3 +329,18 @@ TEST_CASE("calls: injection in a tool result and dangerous arguments, with the e
   REQUIRE_FALSE(shell.empty());
   CHECK(json::parse(shell[0])["rule"] == "mcp.dangerous_tool_call");
 }
+
+TEST_CASE("alerts: a scan's findings are listed up to a bound per detector, the rest counted") {
+  detect::ScanResult r;
+  r.score = 80;
+  for (int i = 0; i < 40; ++i)
+    r.findings.push_back({"pii.email", detect::Category::kPii, 0.9, {}, "an e-mail address"});
+  r.findings.push_back({"injection.jailbreak", detect::Category::kInjection, 0.7, {}, "why"});
+  const nlohmann::json j = mcp::scan_fields(r);
+  CHECK(j["score"] == 80);
+  REQUIRE(j["findings"].size() == detect::ListedFindings::kListed + 1);
+  CHECK(j["findings"].back()["detector"] == "injection.jailbreak");
+  CHECK(j["findings_unlisted"] == 40 - detect::ListedFindings::kListed);
+  r.findings.resize(3);
+  CHECK_FALSE(mcp::scan_fields(r).contains("findings_unlisted"));
+}
