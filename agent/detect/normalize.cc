@@ -258,6 +258,7 @@ Fold fold(uint32_t cp, std::string& out, bool lookalikes = true) {
 // one of these.
 constexpr uint32_t kTabled = 0x20000;
 constexpr uint8_t kTKeep = 0, kTInvisible = 1, kTMark = 2, kTOther = 3;
+constexpr uint8_t kTCase = 4;  // lowered to small_letter(), nothing more (most capitals)
 
 const uint8_t* fold_table() {
   static const std::unique_ptr<uint8_t[]> table = [] {
@@ -272,6 +273,8 @@ const uint8_t* fold_table() {
         t[cp] = kTInvisible;
       } else if (f == Fold::kMark) {
         t[cp] = kTMark;
+      } else if (f == Fold::kCase) {
+        t[cp] = kTCase;
       } else if (out.size() == 1 && out[0] >= 0x20 && out[0] < 0x7F) {
         t[cp] = static_cast<uint8_t>(out[0] | (f == Fold::kConfusable ? 0x80 : 0));
       } else {
@@ -446,6 +449,11 @@ Normalized normalize(std::string_view in) {
         f = Fold::kInvisible;
       } else if (v == kTMark) {
         f = Fold::kMark;
+      } else if (v == kTCase) {
+        other.clear();
+        append_utf8(other, small_letter(cp));
+        f = Fold::kCase;
+        out = other;
       } else if (v != kTOther) {
         c = static_cast<char>(v & 0x7F);
         out = {&c, 1};
