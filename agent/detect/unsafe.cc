@@ -1801,7 +1801,16 @@ class Scanner {
     for (const Pending& p : found)
       if (p.weak) ++weak_per_host[p.host];
     const double f = exfil_factor(source_);
+    // In text the model reads (a tool's result, the user's prompt), data already in a URL is
+    // the author's own, known to them: nothing of the user's leaks through it (a README's
+    // badges, "img.shields.io/...?style=flat"). What leaks is what the model is led to put
+    // in: a placeholder for it. Such text is judged by that alone; the model's answer and
+    // tool-call arguments, where the data is the model's, by everything above.
+    const bool read_by_model = source_ == Source::kToolResult ||
+                               source_ == Source::kToolDescription || source_ == Source::kUser ||
+                               source_ == Source::kSystem;
     for (const Pending& p : found) {
+      if (read_by_model && !p.templ) continue;
       double conf = p.conf;
       if (p.weak && weak_per_host[p.host] >= 3) conf = 0.8;
       conf *= p.templ ? std::max(f, 0.9) : f;
