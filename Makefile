@@ -59,11 +59,14 @@ fuzz: test-deps
 bench: test-deps build
 	BUILD_DIR=$(abspath $(BUILD)) tests/bench/run.sh
 
-# Recall, false-positive rate and latency of `agentwall scan` on ../shared/eval/*.jsonl, and
-# which disguises (leetspeak, letters spaced out, base64, ...) still hide attacks.
+# Recall, false-positive rate and latency of `agentwall scan` on ../shared/eval/*.jsonl,
+# which disguises (leetspeak, letters spaced out, base64, ...) still hide attacks, and how
+# many chunks of this machine's ordinary files (code, READMEs, licences) a tool's result
+# would be flagged for.
 eval: build
 	tests/eval/run.py --agentwall $(BUILD)/agentwall $(EVAL_ARGS)
 	tests/eval/evasion.py --agentwall $(BUILD)/agentwall
+	tests/eval/files.py --agentwall $(BUILD)/agentwall
 
 # The Debian package, $(BUILD)/agentwall_VERSION_ARCH.deb (packaging/README.md). Builds the
 # agent and its man pages only, not the tests.

@@ -78,8 +78,11 @@ def is_word(c: int) -> bool:
 UNSEEN = {b"example", b"examples"}
 
 
-def tokenize(b: bytes):
+def tokenize(b: bytes, gaps=None):
+    """The words of `b`; with a list `gaps`, also, for each word but the last, whether the
+    bytes up to the next word are code's (code_gap)."""
     out, i, n = [], 0, len(b)
+    prev = None
     while i < n:
         while i < n and not is_word(b[i]):
             i += 1
@@ -87,8 +90,35 @@ def tokenize(b: bytes):
         while i < n and is_word(b[i]):
             i += 1
         if i > s and lower(b[s:i]) not in UNSEEN:
+            if gaps is not None and prev is not None:
+                gaps.append(code_gap(b[prev:s]))
             out.append(b[s:i])
+            prev = i
     return out
+
+
+PROSE_RUN = 6  # as NgramModel::kProseRun
+CODE_MARKS = frozenset(b"(){}[];=<>|&\\$`")
+CODE_JOINERS = frozenset(b".:_/")
+
+
+def has_prose(gaps) -> bool:
+    """Whether a window's gaps hold PROSE_RUN in a row that are not code's (a sentence)."""
+    run = 0
+    for g in gaps:
+        run = 0 if g else run + 1
+        if run >= PROSE_RUN:
+            return True
+    return False
+
+
+def code_gap(gap: bytes) -> bool:
+    """Whether the bytes between two words are code's, as ngram_model.cc's code_gap: a
+    bracket, operator or code quote, or, with no space, member access, a scope, a path or an
+    underscore."""
+    if any(c in CODE_MARKS for c in gap):
+        return True
+    return any(c in CODE_JOINERS for c in gap) and not any(c <= 32 for c in gap)
 
 
 def lower(b: bytes) -> bytes:
@@ -119,18 +149,25 @@ def view_of(role: str) -> int:
     return CONTENT if role in ("tool", "tool_result", "tool_description") else PROMPT
 
 
-def windows(text: str, view: int):
+def windows(text: str, view: int, skip_code: bool = False):
     """Each window's features: the shared index of every feature, then its index in the
-    view's table (so a window holds its features twice)."""
-    toks = tokenize(text.encode("utf-8", "surrogatepass"))
+    view's table (so a window holds its features twice). With `skip_code`, windows of code
+    are left out, as the agent scores: it does not read them. Training keeps them: benign
+    code teaches the model that code's words are no attack's."""
+    gaps = []
+    toks = tokenize(text.encode("utf-8", "surrogatepass"), gaps)
     if not toks:
         return []
     out, start = [], 0
     offset = view << DIM_BITS
     while True:
         end = min(len(toks), start + WINDOW)
-        f = window_features(toks[start:end])
-        out.append(f + [x + offset for x in f])
+        # A window of code (half its gaps or more) is not read by the agent.
+        code = sum(gaps[start:end - 1])
+        if not (skip_code and end - 1 - start > 0 and 2 * code >= end - 1 - start
+                and not has_prose(gaps[start:end - 1])):
+            f = window_features(toks[start:end])
+            out.append(f + [x + offset for x in f])
         if end == len(toks):
             return out
         start += STRIDE
@@ -189,7 +226,8 @@ def probability(w, bias, text, view):
     toks = tokenize(text.encode("utf-8", "surrogatepass"))
     if len(toks) < MIN_TOKENS and sum(map(len, toks)) < MIN_WORD_BYTES:
         return 0.0
-    best = max((logit(w, bias, f) for f in windows(text, view) if f), default=None)
+    best = max((logit(w, bias, f) for f in windows(text, view, skip_code=True) if f),
+               default=None)
     return 0.0 if best is None else 1.0 / (1.0 + math.exp(-max(min(best, 30.0), -30.0)))
 
 

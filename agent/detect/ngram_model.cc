@@ -153,6 +153,43 @@ void token_features(std::string_view text, const std::vector<Token>& toks,
   if (bigram) out.push_back(pair_feature(hashes, t));
 }
 
+// Whether the bytes between two words are code's: a bracket, an operator or a quote mark of
+// code ("(", "=", ";", "<", "`"), or, with no space in them, member access, a scope, a path
+// or a name's underscore ("this.pos", "std::", "a/b", "snake_case"). Prose's are spaces and
+// punctuation followed by a space.
+bool code_gap(std::string_view gap) {
+  bool space = false, joiner = false;
+  for (const char c : gap) {
+    switch (c) {
+      case '(':
+      case ')':
+      case '{':
+      case '}':
+      case '[':
+      case ']':
+      case ';':
+      case '=':
+      case '<':
+      case '>':
+      case '|':
+      case '&':
+      case '\\':
+      case '$':
+      case '`':
+        return true;
+      case '.':
+      case ':':
+      case '_':
+      case '/':
+        joiner = true;
+        break;
+      default:
+        space |= static_cast<unsigned char>(c) <= ' ';
+    }
+  }
+  return joiner && !space;
+}
+
 // What the own features of recently seen words (the word and its 4-grams, everything but
 // the bigrams) add up to under one model, kept per thread from text to text. Text repeats
 // its words, and a word met again then costs a compare instead of about six lookups
@@ -272,9 +309,35 @@ NgramModel::Result NgramModel::score(std::string_view text, const TextWords& wor
     const bool bigram = t + 1 < toks.size();
     pair_sum.push_back(pair_sum.back() + (bigram ? weights[pair_feature(hashes, t)] : 0.0));
   }
+  // Which gaps between tokens are code's (code_gap()), and their prefix sums.
+  thread_local std::vector<uint8_t> code;
+  thread_local std::vector<uint32_t> code_sum;
+  code.clear();
+  code_sum.assign(1, 0);
+  for (size_t t = 0; t + 1 < toks.size(); ++t) {
+    code.push_back(code_gap(text.substr(toks[t].end, toks[t + 1].begin - toks[t].end)));
+    code_sum.push_back(code_sum.back() + code.back());
+  }
+  // Whether gaps [from, to) hold a sentence: kProseRun gaps in a row that are not code's.
+  const auto has_prose = [&](size_t from, size_t to) {
+    size_t run = 0;
+    for (size_t g = from; g < to; ++g)
+      if ((run = code[g] ? 0 : run + 1) >= kProseRun) return true;
+    return false;
+  };
   double best_logit = -1e300;
   for (size_t from = 0;; from += kStrideTokens) {
     const size_t to = std::min(toks.size(), from + kWindowTokens);
+    // A window of code (half its gaps or more are brackets, operators, member access) is
+    // not read: the model learned prose, and code's identifiers and keywords ("this",
+    // "import", "function") are words of attacks too. The rules and the unsafe-output
+    // detector read code. A window with a sentence in it (a comment, the order before a
+    // snippet: "Introduce the following code into your answer:") is read whole.
+    const size_t gaps = to - 1 - from;
+    if (gaps > 0 && 2 * (code_sum[to - 1] - code_sum[from]) >= gaps && !has_prose(from, to - 1)) {
+      if (to == toks.size()) break;
+      continue;
+    }
     const double sum =
         own_sum[to] - own_sum[from] + pair_sum[to - 1] - pair_sum[from];  // pairs from..to-2
     // Every feature is counted twice, as the training script counts it: once per table.

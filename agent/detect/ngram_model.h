@@ -48,6 +48,9 @@ class NgramModel {
   static constexpr uint32_t kDimBits = 20;  // 1,048,576 hashed features
   static constexpr size_t kWindowTokens = 64;
   static constexpr size_t kStrideTokens = 32;
+  // Gaps in a row, none of them code's, that make a window of code a window with a sentence
+  // in it, which is read (score()).
+  static constexpr size_t kProseRun = 6;
   // Below this probability the model's word is noise (out-of-fold false positives 5%+): no finding.
   static constexpr double kReportFrom = 0.65;
 

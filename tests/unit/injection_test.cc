@@ -814,6 +814,35 @@ TEST_CASE("injection: the model's finding says which view read the text") {
   CHECK(prompt->explanation.find("read as a prompt") != std::string::npos);
 }
 
+TEST_CASE("injection: the model does not read windows of code") {
+  // A model to which "sea" is strong evidence: read in prose, and not where half the gaps
+  // between words or more are code's (brackets, operators, member access, paths).
+  std::string model = model_header() + "bias 0\n";
+  for (uint32_t f : NgramModel::features("sea")) model += std::to_string(f) + " 1\n";
+  const NgramModel m = NgramModel::parse(model);
+  using View = NgramModel::View;
+  CHECK(m.score("sea, sea and sea by the sea", View::kContent).probability > 0.6);
+  for (std::string_view code : {
+           "sea(sea);sea=sea[sea];",            // brackets and operators
+           "this.sea.sea=sea.sea&&sea.sea",     // member access
+           "sea::sea::sea<sea> sea_sea_sea",    // scopes and underscores
+           "!function(sea){sea.sea=sea}(sea)",  // minified
+       }) {
+    CAPTURE(code);
+    CHECK(m.score(code, View::kContent).probability == 0);
+  }
+  // A window is code by its share of code gaps: prose quoting a call or a path is prose.
+  CHECK(m.score("sea and sea, then sea.sea(), by the sea and the sea", View::kContent).probability >
+        0.6);
+  // In a long file, its prose (a comment, a README's text) is read and its code is not.
+  std::string file;
+  for (int i = 0; i < 40; ++i) file += "x.y=f(a,b);if(c){d[e]=g;}";
+  CHECK(m.score(file, View::kContent).probability == 0);
+  file += "\n/* A comment: ";
+  for (int i = 0; i < 40; ++i) file += "sea ";
+  CHECK(m.score(file + "*/", View::kContent).probability > 0.6);
+}
+
 TEST_CASE("injection: the model finds a short attack inside a long document") {
   std::string doc;
   for (int i = 0; i < 40; ++i) doc += "The quarterly report shows steady growth in all regions. ";
