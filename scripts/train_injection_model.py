@@ -52,6 +52,9 @@ MIN_NORM = 24
 # Texts of fewer words, and of fewer word bytes in all, get probability 0, as the agent
 # scores them (too little to judge).
 MIN_TOKENS = 4
+# A benign row of more windows than this (a page of code, a licence) weighs this many
+# windows in all, its windows sharing it.
+ROW_WINDOWS = 4
 MIN_WORD_BYTES = 24
 
 
@@ -243,7 +246,7 @@ def train(samples, epochs, l2, rate):
     g2 = [1e-8] * (TABLES << DIM_BITS)
     bias, bias_g2 = 0.0, 1e-8
     pos = sum(1 for _, y in samples if y)
-    neg = sum(len(ws) for ws, y in samples if not y)
+    neg = sum(min(len(ws), ROW_WINDOWS) for ws, y in samples if not y)
     total = pos + neg
     cw = {1: total / (2.0 * max(pos, 1)), 0: total / (2.0 * max(neg, 1))}
     order = list(range(len(samples)))
@@ -254,11 +257,14 @@ def train(samples, epochs, l2, rate):
             wins, y = samples[i]
             if y and epoch > 0 and len(wins) > 1:
                 wins = [max(wins, key=lambda f: logit(w, bias, f))]
+            # A long benign document weighs as ROW_WINDOWS windows in all, shared by its
+            # windows: pages of code count as much as a few prompts, not as hundreds.
+            share = 1.0 if y else min(1.0, ROW_WINDOWS / len(wins))
             for feats in wins:
                 v = scale(feats)
                 z = logit(w, bias, feats)
                 p = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
-                g = (p - y) * cw[y]
+                g = (p - y) * cw[y] * share
                 for f in feats:
                     gf = g * v + l2 * w[f]
                     g2[f] += gf * gf
