@@ -130,7 +130,26 @@ class Scanner {
 
  private:
   void add(size_t b, size_t e, double conf, const char* kind, std::string expl) {
+    if (stand_in(kind, t_.substr(b, e - b))) return;
     c_.push_back({b, e, conf, kind, std::move(expl)});
+  }
+
+  // A key written out as a stand-in ("sk_test_xxxxxxxxxxxxxxxxxxxxxxxx", "AKIAXXXXXXXXXXXX
+  // XXXX" in a .env.example or a README): its last 16 characters use two distinct ones or
+  // fewer, which no issued key does. Passwords in URLs, private keys and JWTs have checks
+  // of their own.
+  static bool stand_in(std::string_view kind, std::string_view key) {
+    if (kind == "database_url" || kind == "private_key" || kind == "jwt" || key.size() < 16)
+      return false;
+    const std::string_view tail = key.substr(key.size() - 16);
+    const char a = tail[0];
+    char other = 0;
+    for (const char c : tail) {
+      if (c == a || c == other) continue;
+      if (other != 0) return false;
+      other = c;
+    }
+    return true;
   }
 
   size_t tok_end(size_t i) const {

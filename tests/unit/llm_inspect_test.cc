@@ -18,7 +18,7 @@ namespace {
 
 // A key of the shape OpenAI issues today (the detector checks the marker in the middle).
 const std::string kKey = "sk-proj-" + std::string(40, 'a') + "Qx7" + std::string(17, 'b') +
-                         "T3BlbkFJ" + std::string(30, 'c') + "Zk9" + std::string(27, 'd');
+                         "T3BlbkFJ" + std::string(30, 'c') + "Zk9dR4uW8pL2mN6qS0tV3xY7zB1cE5";
 
 LlmCall conversation() {
   LlmCall c;

@@ -175,6 +175,27 @@ TEST_CASE("secrets: SaaS tokens") {
   CHECK(scan("hf_" + letters(33) + "1").empty());
 }
 
+TEST_CASE("secrets: a key written out as a stand-in is no secret") {
+  // .env.example files and READMEs, read by an agent's tool, show where a key goes with
+  // one character repeated; no issued key ends in 16 characters of two or fewer.
+  for (const std::string text : {
+           "STRIPE_SECRET_KEY=sk_test_xxxxxxxxxxxxxxxxxxxxxxxx",
+           "AWS_ACCESS_KEY_ID=AKIAXXXXXXXXXXXXXXXX",
+           "HF_TOKEN=hf_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+           "ANTHROPIC_API_KEY=sk-ant-api03-XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+           "GITLAB_TOKEN=glpat-xxxxxxxxxxxxxxxxxxxx",
+           "api_token = \"0000000000000000000000000000\"",
+           "stripe: sk_live_x0x0x0x0x0x0x0x0x0x0x0x0",
+       }) {
+    CAPTURE(text);
+    CHECK(scan(text).empty());
+  }
+  // A real-looking key beside it still is one; so is AWS's own documented example.
+  const std::string stripe = "sk_live_" + rnd(24, 21);
+  expect_one("sk_test_xxxxxxxxxxxxxxxxxxxxxxxx then " + stripe, stripe, "secret.stripe_key");
+  expect_one("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "secret.aws_access_key_id");
+}
+
 TEST_CASE("secrets: private keys") {
   std::string body;
   for (int i = 0; i < 5; ++i) body += rnd(64, 30 + i) + "\n";
