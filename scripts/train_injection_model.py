@@ -116,7 +116,7 @@ def has_prose(gaps) -> bool:
 
 
 def code_gap(gap: bytes) -> bool:
-    """Whether the bytes between two words are code's, as ngram_model.cc's code_gap: a
+    """Whether the bytes between two words are code's, as read_words() marks them: a
     bracket, operator or code quote, or, with no space, member access, a scope, a path or an
     underscore."""
     if any(c in CODE_MARKS for c in gap):

@@ -85,23 +85,38 @@ constexpr std::array<uint8_t, 256> kByteKind = [] {
   return t;
 }();
 
+// What a byte between words says of the gap (TextWords::code_gaps): a mark of code, a joiner
+// (code's only where no space is beside it), a space or control character.
+enum : uint8_t { kGapMark = 1, kGapJoiner = 2, kGapSpace = 4 };
+constexpr std::array<uint8_t, 256> kGapByte = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c <= ' '; ++c) t[c] = kGapSpace;
+  for (unsigned char c : std::string_view("(){}[];=<>|&\\$`")) t[c] = kGapMark;
+  for (unsigned char c : std::string_view(".:_/")) t[c] = kGapJoiner;
+  return t;
+}();
+
 }  // namespace
 
-// The words of `text`, the hash of each (FNV-1a of its lowercase bytes) and the kinds of byte
-// it holds, in one pass over the text. score() reuses the buffers from call to call.
+// The words of `text`, the hash of each (FNV-1a of its lowercase bytes), the kinds of byte
+// it holds and whether the gap after it is code's, in one pass over the text. score() reuses
+// the buffers from call to call.
 void read_words(std::string_view text, TextWords& out) {
   std::vector<Token>& toks = out.words;
   toks.clear();
   out.hashes.clear();
   out.kinds.clear();
+  out.code_gaps.clear();
   toks.reserve(text.size() / 5);
   out.hashes.reserve(text.size() / 5);
   out.kinds.reserve(text.size() / 5);
+  out.code_gaps.reserve(text.size() / 5);
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
   const size_t n = text.size();
   size_t i = 0;
+  uint8_t gap = 0;  // kGapByte bits of the bytes since the last word kept
   while (i < n) {
-    while (i < n && !kWordByte[p[i]]) ++i;
+    while (i < n && !kWordByte[p[i]]) gap |= kGapByte[p[i++]];
     const size_t b = i;
     uint32_t h = kFnvBasis;
     uint8_t kinds = 0;
@@ -110,6 +125,9 @@ void read_words(std::string_view text, TextWords& out) {
       kinds |= kByteKind[c];
     }
     if (i > b && !unseen_word(h, i - b)) {
+      if (!toks.empty())
+        out.code_gaps.push_back((gap & kGapMark) || ((gap & kGapJoiner) && !(gap & kGapSpace)));
+      gap = 0;
       toks.push_back({b, i});
       out.hashes.push_back(h);
       out.kinds.push_back(kinds);
@@ -151,43 +169,6 @@ void token_features(std::string_view text, const std::vector<Token>& toks,
     }
   }
   if (bigram) out.push_back(pair_feature(hashes, t));
-}
-
-// Whether the bytes between two words are code's: a bracket, an operator or a quote mark of
-// code ("(", "=", ";", "<", "`"), or, with no space in them, member access, a scope, a path
-// or a name's underscore ("this.pos", "std::", "a/b", "snake_case"). Prose's are spaces and
-// punctuation followed by a space.
-bool code_gap(std::string_view gap) {
-  bool space = false, joiner = false;
-  for (const char c : gap) {
-    switch (c) {
-      case '(':
-      case ')':
-      case '{':
-      case '}':
-      case '[':
-      case ']':
-      case ';':
-      case '=':
-      case '<':
-      case '>':
-      case '|':
-      case '&':
-      case '\\':
-      case '$':
-      case '`':
-        return true;
-      case '.':
-      case ':':
-      case '_':
-      case '/':
-        joiner = true;
-        break;
-      default:
-        space |= static_cast<unsigned char>(c) <= ' ';
-    }
-  }
-  return joiner && !space;
 }
 
 // What the own features of recently seen words (the word and its 4-grams, everything but
@@ -309,15 +290,11 @@ NgramModel::Result NgramModel::score(std::string_view text, const TextWords& wor
     const bool bigram = t + 1 < toks.size();
     pair_sum.push_back(pair_sum.back() + (bigram ? weights[pair_feature(hashes, t)] : 0.0));
   }
-  // Which gaps between tokens are code's (code_gap()), and their prefix sums.
-  thread_local std::vector<uint8_t> code;
+  // Which gaps between tokens are code's (read_words), and their prefix sums.
+  const std::vector<uint8_t>& code = words.code_gaps;
   thread_local std::vector<uint32_t> code_sum;
-  code.clear();
   code_sum.assign(1, 0);
-  for (size_t t = 0; t + 1 < toks.size(); ++t) {
-    code.push_back(code_gap(text.substr(toks[t].end, toks[t + 1].begin - toks[t].end)));
-    code_sum.push_back(code_sum.back() + code.back());
-  }
+  for (const uint8_t c : code) code_sum.push_back(code_sum.back() + c);
   // Whether gaps [from, to) hold a sentence: kProseRun gaps in a row that are not code's.
   const auto has_prose = [&](size_t from, size_t to) {
     size_t run = 0;

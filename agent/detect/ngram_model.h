@@ -30,6 +30,11 @@ struct TextWords {
   std::vector<Word> words;
   std::vector<uint32_t> hashes;
   std::vector<uint8_t> kinds;  // Kind bits
+  // code_gaps[t]: whether the bytes between word t and word t+1 are code's: a bracket, an
+  // operator or a quote mark of code ("(", "=", ";", "<", "`"), or, with no space among
+  // them, member access, a scope, a path or a name's underscore ("this.pos", "std::", "a/b",
+  // "snake_case"). Prose's are spaces, and punctuation followed by a space.
+  std::vector<uint8_t> code_gaps;
 
   static constexpr uint32_t kHashBasis = 2166136261u;
   static constexpr uint32_t kHashPrime = 16777619u;
