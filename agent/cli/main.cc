@@ -742,13 +742,11 @@ int cmd_scan(int argc, char** argv) {
                                 : detect::Source::kUnknown;
         if (source == detect::Source::kUnknown) {
           ++bad;
-          std::printf(
-              "{\"error\":%s}\n",
-              nlohmann::json("line " + std::to_string(n) + ": role " +
-                             r->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-                             " is unknown; use " + std::string(kRoles))
-                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                  .c_str());
+          constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
+          const nlohmann::json error = {{"error", "line " + std::to_string(n) + ": role " +
+                                                      r->dump(-1, ' ', false, kReplace) +
+                                                      " is unknown; use " + kRoles}};
+          std::printf("%s\n", error.dump(-1, ' ', false, kReplace).c_str());
           continue;
         }
       }

@@ -186,8 +186,8 @@ uint32_t small_letter(uint32_t cp) {
   if (cp >= 0x391 && cp <= 0x3A9 && cp != 0x3A2) return cp + 0x20;  // Α-Ω
   if (cp >= 0x410 && cp <= 0x42F) return cp + 0x20;                 // А-Я
   if (cp >= 0x400 && cp <= 0x40F) return cp + 0x50;                 // Ѐ-Џ (Є, І, Ї, Ў, ...)
-  // Pairs, capital first: Ѡ-Ҁ, Ҋ-Ҿ (Ґ, Ғ, Қ, Ң, Ү, Һ, ...), Ӑ-ԯ; Ӂ-Ӎ capital
-  // second-to-odd.
+  // Pairs, the capital at the even code point: Ѡ-Ҁ, Ҋ-Ҿ (Ґ, Ғ, Қ, Ң, Ү, Һ, ...), Ӑ-Ԯ;
+  // from Ӂ to Ӎ at the odd one.
   if (((cp >= 0x460 && cp <= 0x480) || (cp >= 0x48A && cp <= 0x4BE) ||
        (cp >= 0x4D0 && cp <= 0x52E)) &&
       cp % 2 == 0)
@@ -240,7 +240,7 @@ Fold fold(uint32_t cp, std::string& out, bool lookalikes = true) {
       continue;
     }
     compose |= c >= 0x80;
-    const uint32_t small = small_letter(c);  // "Ά" is "Α" and an accent: "α"
+    const uint32_t small = small_letter(c);  // a capital in a compatibility form: small
     d[kept++] = small ? static_cast<utf8proc_int32_t>(small) : d[k];
   }
   if (compose && kept > 1) {
