@@ -406,6 +406,7 @@ class Scanner {
       if (colon == std::string_view::npos || colon + 1 == at) continue;
       const std::string_view pw = auth.substr(colon + 1, at - colon - 1);
       if (placeholder(pw)) continue;
+      if (local_default(auth.substr(0, colon), pw, auth.substr(at + 1, path - at - 1))) continue;
       add(a + colon + 1, a + at, 0.9, "database_url",
           std::string(scheme) + " URL with an embedded password");
     }
@@ -420,6 +421,27 @@ class Scanner {
     std::string l;
     for (char c : pw) l += lower(c);
     return l == "password" || l == "pass" || l == "passwd" || l == "pwd" || l == "secret";
+  }
+
+  // A development default on this machine: "postgres://app:app@localhost",
+  // "amqp://guest:guest@127.0.0.1:5672". The password is the user name or a server's
+  // well-known default, and the host is the loopback, which no one else reaches. The same
+  // password on any other host is reported: reused and default passwords are how databases
+  // get taken.
+  static bool local_default(std::string_view user, std::string_view pw, std::string_view host) {
+    // "localhost:5432", "[::1]:5432": the name without the port.
+    const std::string_view name = !host.empty() && host[0] == '['
+                                      ? host.substr(0, host.find(']') + 1)
+                                      : host.substr(0, host.find(':'));
+    std::string h, p;
+    for (char c : name) h += lower(c);
+    for (char c : pw) p += lower(c);
+    const bool loopback = h == "localhost" || h.starts_with("127.") || h == "[::1]";
+    if (!loopback) return false;
+    std::string u;
+    for (char c : user) u += lower(c);
+    return p == u || p == "postgres" || p == "root" || p == "admin" || p == "guest" ||
+           p == "changeme" || p == "example" || p == "test";
   }
 
   // "-----BEGIN <label>PRIVATE KEY<...>-----" through the matching END line.

@@ -242,6 +242,20 @@ TEST_CASE("secrets: database URLs report the password only") {
   CHECK(scan("postgres://app:@db.internal/prod").empty());       // empty password
   CHECK(scan("postgres://user:password@localhost/db").empty());  // placeholder
   CHECK(scan("postgres://u:${DB_PASSWORD}@h/db").empty());
+  // A development default on the loopback: the user name again, or a server's default.
+  CHECK(scan("postgres://app:app@localhost/app_dev").empty());
+  CHECK(scan("amqp://guest:guest@127.0.0.1:5672/").empty());
+  CHECK(scan("redis://default:changeme@[::1]:6379").empty());
+  // The same passwords anywhere else, and a real one on the loopback, are reported.
+  for (const std::string url :
+       {"postgres://app:app@db.internal/app", "amqp://guest:guest@mq.example.com:5672/"}) {
+    CAPTURE(url);
+    const auto f = scan(url);
+    REQUIRE(f.size() == 1);
+    CHECK(f[0].detector == "secret.database_url");
+    CHECK(f[0].spans[0].begin == url.find(':', url.find("://") + 3) + 1);
+  }
+  expect_one("postgres://app:Vq7-pLm2x@localhost/app", "Vq7-pLm2x", "secret.database_url");
   CHECK(scan("https://user:pw123@example.com/").empty());  // not a database scheme
   CHECK(scan("see postgres://db.internal:5432/prod").empty());
   // A JWT used as the password is reported once, as the more specific JWT.
