@@ -67,6 +67,7 @@ eval: build
 	tests/eval/run.py --agentwall $(BUILD)/agentwall $(EVAL_ARGS)
 	tests/eval/evasion.py --agentwall $(BUILD)/agentwall
 	tests/eval/files.py --agentwall $(BUILD)/agentwall
+	tests/eval/files.py --agentwall $(BUILD)/agentwall --role user
 
 # The Debian package, $(BUILD)/agentwall_VERSION_ARCH.deb (packaging/README.md). Builds the
 # agent and its man pages only, not the tests.

@@ -2,14 +2,15 @@
 """How often do ordinary files, read by an agent's tool, look like an injection?
 
     tests/eval/files.py [--agentwall PATH] [--threshold T] [--chunk BYTES] [--files N]
-                        [--show N] [--json FILE]
+                        [--show N] [--json FILE] [--role tool|user]
 
 A coding agent's commonest tool result is a file it read: source code, a README, a
 licence. None is an attack, and a detector that flags them alerts on every session. This
 scans real files of this machine, never trained on and not in the repository, as tool
-results (`"role": "tool"`), in chunks of `--chunk` bytes (8 KiB: a file-reading tool's
-page), three per file at most (its start, middle and end), and prints per group how many
-chunks were flagged and by which detector first:
+results (`"role": "tool"`; with `--role user` as a user's prompt: a file pasted in), in
+chunks of `--chunk` bytes (8 KiB: a file-reading tool's page), three per file at most (its
+start, middle and end), and prints per group how many chunks were flagged and by which
+detector first:
 
 - python: the Python standard library (/usr/lib/python3*/, .py files)
 - c-header: C headers (/usr/include)
@@ -86,6 +87,9 @@ def main():
     ap.add_argument("--files", type=int, default=40, help="files per group (40)")
     ap.add_argument("--show", type=int, default=0, help="print the first N flagged chunks")
     ap.add_argument("--json", metavar="FILE", help="write each chunk's file, group and result")
+    ap.add_argument("--role", default="tool", choices=("tool", "user"),
+                    help="scan the chunks as a tool's result (default) or as a user's prompt: "
+                    "users paste files into prompts too")
     a = ap.parse_args()
     if not os.access(a.agentwall, os.X_OK):
         sys.exit(f"{a.agentwall}: not found or not executable: build it (make build) or name it "
@@ -103,7 +107,7 @@ def main():
                 rows.append({"group": group, "file": path, "text": c})
     if not rows:
         sys.exit("no files to read")
-    payload = "".join(json.dumps({"text": r["text"], "role": "tool"}) + "\n" for r in rows)
+    payload = "".join(json.dumps({"text": r["text"], "role": a.role}) + "\n" for r in rows)
     run = subprocess.run([a.agentwall, "scan", "--threshold", str(a.threshold)],
                          input=payload.encode(), capture_output=True)
     lines = run.stdout.decode().splitlines()
