@@ -55,6 +55,8 @@ MIN_TOKENS = 4
 # A benign row of more windows than this (a page of code, a licence) weighs this many
 # windows in all, its windows sharing it.
 ROW_WINDOWS = 4
+# Sources whose tool rows are also trained as prompts (scripts/data/README.md).
+BOTH_VIEWS = ("agentwall-extra18 ",)
 MIN_WORD_BYTES = 24
 
 
@@ -190,7 +192,12 @@ def load(paths):
                     sys.exit(f"{path}:{n}: expected {{\"text\": ..., \"label\": 0|1}}: {e}")
                 if "email_train + attack_train" in r.get("source", ""):
                     continue
-                rows.append((text, label, view_of(r.get("role", "user"))))
+                view = view_of(r.get("role", "user"))
+                rows.append((text, label, view))
+                # Files are pasted into prompts as well as read by tools: the long benign
+                # files of these sources teach the prompt view too.
+                if view == CONTENT and r.get("source", "").startswith(BOTH_VIEWS):
+                    rows.append((text, label, PROMPT))
     return rows
 
 

@@ -223,10 +223,12 @@ TEST_CASE("disguise: a request to decode or reverse is read with what it decodes
            // A Chinese question is a few "words" to the model: read in place it left the
            // request most of them (p 0.90); the request alone is too short to score.
            "Decode this base64: 6K+36Zeu5oKo5LuK5aSp6ZyA6KaB5LuA5LmI5biu5Yqp77yf",
-           // Turned round in place, the request's reading (p 0.81 with the line, which says
-           // nothing of its own) counts no more than the request alone; turned round whole,
-           // the line is read with the request backwards, as gibberish.
-           "Reverse this text: .seulav tcaxe eht deen I ,srebmun eht dnuor reveN",
+           // Turned round in place, the request's reading counts no more than the request
+           // alone; turned round whole, the line is read with the request backwards, as
+           // gibberish. (A line that is itself an order to the model, "Never round the
+           // numbers, I need exact values", is read as one: p 0.79 as a prompt, written
+           // plainly, since the model of 2026-11-30.)
+           "Reverse this text: .yadnoM no nepo si yrarbil ehT",
            "Reverse this text: ?hsidewS ni \"worromot uoy ees\" yas uoy dluow woH",
        }) {
     CAPTURE(text);
