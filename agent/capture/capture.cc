@@ -297,6 +297,9 @@ class BpfCapture final : public Capture {
     std::string stdin_channel;  // readlink of /proc/PID/fd/0: "socket:[N]" or "pipe:[N]"
     std::shared_ptr<const ProcessInfo> client;
     bool joined = false;  // running before the agent: found in /proc, not at its exec
+    // The server as /proc showed it at its exec: a server that exits before its first
+    // chunk is announced (a short session, a busy agent) keeps its command line and parent.
+    std::shared_ptr<const ProcessInfo> self;
   };
   std::unordered_map<uint32_t, StdioWatch> stdio_watched_;
   std::unordered_map<uint32_t, StdioWatch> stdio_exited_;  // exited, exit not yet applied
@@ -961,26 +964,28 @@ void BpfCapture::announce_process(const ProcessKey& key, uint64_t cgroup_id,
                                   std::string_view comm) {
   announced_.insert(key);
   ProcessInfo info = proc::read_process(key, comm);
-  info.cgroup_id = cgroup_id;
   {
     std::lock_guard lock(mu_);
-    // Gone (or a zombie, whose exe link no longer reads): the path its exec gave.
-    if (!info.complete || info.exe.empty()) {
-      if (auto it = exec_filenames_.find(key.pid);
-          it != exec_filenames_.end() && it->second.first == key.start_ns)
-        info.exe = it->second.second;
-    }
     const StdioWatch* w = nullptr;
     if (auto it = stdio_watched_.find(key.pid); it != stdio_watched_.end()) {
       w = &it->second;
     } else if (auto gone = stdio_exited_.find(key.pid); gone != stdio_exited_.end()) {
       w = &gone->second;
     }
+    // A watched server gone before this: as /proc showed it at its exec.
+    if (!info.complete && w && w->self && w->self->key.start_ns == key.start_ns) info = *w->self;
+    // Gone (or a zombie, whose exe link no longer reads): the path its exec gave.
+    if (!info.complete || info.exe.empty()) {
+      if (auto it = exec_filenames_.find(key.pid);
+          it != exec_filenames_.end() && it->second.first == key.start_ns)
+        info.exe = it->second.second;
+    }
     if (w) {
       info.stdio_client = w->client;
       info.stdio_joined = w->joined;
     }
   }
+  info.cgroup_id = cgroup_id;
   sink_->on_process(info);
 }
 
@@ -1034,16 +1039,17 @@ void BpfCapture::consider_stdio(const aw_proc_exec& ev) {
   const std::string channel = fd_channel(ev.pid, 0);
   if (!can_carry_stdio(channel)) return;
   StdioWatch w{channel, nullptr};
+  const ProcessInfo info = proc::read_process(
+      {ev.pid, ev.proc_start_ns}, std::string_view(ev.comm, strnlen(ev.comm, sizeof(ev.comm))));
   // A wrapper (npx, uvx, sh -c) that is watched hands its stdin to the real server.
   const auto parent = stdio_watched_.find(ev.ppid);
   if (parent != stdio_watched_.end() && parent->second.stdin_channel == channel) {
     w.client = parent->second.client;
   } else {
-    const ProcessInfo info = proc::read_process(
-        {ev.pid, ev.proc_start_ns}, std::string_view(ev.comm, strnlen(ev.comm, sizeof(ev.comm))));
     if (!info.complete || !opt_.stdio_candidate(info)) return;
     w.client = stdio_client(ev.ppid, channel);
   }
+  if (info.complete) w.self = std::make_shared<const ProcessInfo>(info);
   watch_stdio(ev.pid, ev.ppid,
               std::string_view(ev.filename, strnlen(ev.filename, sizeof(ev.filename))),
               std::move(w));
