@@ -58,6 +58,12 @@ bool iends_with(std::string_view s, std::string_view p) {
   return true;
 }
 
+// Whether s and p are equal, case aside.
+bool iequals(std::string_view s, std::string_view p) {
+  return s.size() == p.size() && std::equal(s.begin(), s.end(), p.begin(),
+                                            [](char a, char b) { return lower(a) == lower(b); });
+}
+
 bool all_of(std::string_view s, bool (*f)(char)) {
   return std::all_of(s.begin(), s.end(), f);
 }
@@ -418,9 +424,9 @@ class Scanner {
     if (std::all_of(pw.begin(), pw.end(), [&](char c) { return c == pw[0]; }) &&
         (pw[0] == '*' || pw[0] == 'x' || pw[0] == 'X'))
       return true;
-    std::string l;
-    for (char c : pw) l += lower(c);
-    return l == "password" || l == "pass" || l == "passwd" || l == "pwd" || l == "secret";
+    for (std::string_view stand_in : {"password", "pass", "passwd", "pwd", "secret"})
+      if (iequals(pw, stand_in)) return true;
+    return false;
   }
 
   // A development default on this machine: "postgres://app:app@localhost",
@@ -433,15 +439,11 @@ class Scanner {
     const std::string_view name = !host.empty() && host[0] == '['
                                       ? host.substr(0, host.find(']') + 1)
                                       : host.substr(0, host.find(':'));
-    std::string h, p;
-    for (char c : name) h += lower(c);
-    for (char c : pw) p += lower(c);
-    const bool loopback = h == "localhost" || h.starts_with("127.") || h == "[::1]";
-    if (!loopback) return false;
-    std::string u;
-    for (char c : user) u += lower(c);
-    return p == u || p == "postgres" || p == "root" || p == "admin" || p == "guest" ||
-           p == "changeme" || p == "example" || p == "test";
+    if (!iequals(name, "localhost") && !name.starts_with("127.") && name != "[::1]") return false;
+    for (std::string_view server_default :
+         {"postgres", "root", "admin", "guest", "changeme", "example", "test"})
+      if (iequals(pw, server_default)) return true;
+    return iequals(pw, user);
   }
 
   // "-----BEGIN <label>PRIVATE KEY<...>-----" through the matching END line.

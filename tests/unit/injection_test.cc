@@ -51,10 +51,14 @@ TEST_CASE("injection: every rule compiles and has an id, explanation and sane co
     }
     CHECK(r.confidence > 0);
     // An order to the model is more out of place in a tool result than in the user's own
-    // prompt, so a rule counts at least as much there; except asking for what the model was
-    // given to keep ("the password you were given"), whose "you" is the model only in a
-    // user's prompt: in an e-mail a tool returns it is the e-mail's human reader.
-    CHECK((r.confidence <= r.tool_confidence || r.id == "injection.prompt_extraction"));
+    // prompt, so a rule counts at least as much there; except the three rules that ask for
+    // what the model was given ("the password you were given"), whose "you" is the model only
+    // in a user's prompt: in an e-mail a tool returns it is the e-mail's human reader.
+    const bool you_is_the_model =
+        r.explanation == "asks for a secret the model was given to keep" ||
+        r.explanation == "asks about the instructions the model was given" ||
+        r.explanation == "probes a secret the model keeps, piece by piece";
+    CHECK((r.confidence <= r.tool_confidence || you_is_the_model));
     CHECK(r.tool_confidence <= 1.0);
     if (!r.with.empty()) {  // names a part that exists
       CHECK(r.with.starts_with("injection.part."));

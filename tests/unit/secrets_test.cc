@@ -254,6 +254,7 @@ TEST_CASE("secrets: database URLs report the password only") {
     REQUIRE(f.size() == 1);
     CHECK(f[0].detector == "secret.database_url");
     CHECK(f[0].spans[0].begin == url.find(':', url.find("://") + 3) + 1);
+    CHECK(f[0].spans[0].end == url.find('@'));
   }
   expect_one("postgres://app:Vq7-pLm2x@localhost/app", "Vq7-pLm2x", "secret.database_url");
   CHECK(scan("https://user:pw123@example.com/").empty());  // not a database scheme
